@@ -1,0 +1,43 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: demo test lab bench lint clean install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the packaging changes: a second run with nothing changed installs nothing.
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(BIN)/selfcare-ops demo
+
+test: $(STAMP_TEST)
+	$(BIN)/ruff check selfcare_ops tests bench
+	$(BIN)/python -m pytest
+
+lab: $(STAMP_RUN)
+	$(BIN)/selfcare-ops demo --quiet
+	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/dashboard.ipynb
+
+bench: $(STAMP_TEST)
+	$(BIN)/python bench/directory.py
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check selfcare_ops tests bench
+
+clean:
+	rm -rf $(VENV) data/selfcare.db* data/outbox runs

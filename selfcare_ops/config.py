@@ -1,0 +1,119 @@
+"""Settings from environment variables, with an embedded default that needs nothing.
+
+The default is a SQLite file and a Maildir outbox under ``data/`` in the current directory, so
+``make demo`` works on a fresh machine. ``SELFCARE_OPS_SETTINGS`` may name a ``KEY=VALUE`` file
+whose values are used where the environment is silent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigurationError
+
+PREFIX = "SELFCARE_OPS_"
+
+
+def _read_settings_file(path: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        message = f"The settings file {path} cannot be read: {exc.strerror}."
+        raise ConfigurationError(message) from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigurationError(
+                f"Line {number} of the settings file {path} is not of the form KEY=VALUE."
+            )
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on", "oui", "vrai"}:
+        return True
+    if lowered in {"0", "false", "no", "off", "non", "faux", ""}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}.")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}.") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the toolkit reads from its environment."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    actor: str | None = None
+    portal_url: str = "https://montableaudebord.fr"
+    invitation_ttl_days: int = 7
+    mail_transport: str = "maildir"
+    maildir: Path = Path("data/outbox")
+    mail_from: str = "Selfcare <no-reply@selfcare.example>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    secret_key: str = field(default="", repr=False)
+    runs_dir: Path = Path("runs")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        file_name = env.get(PREFIX + "SETTINGS")
+        merged = {**(_read_settings_file(file_name) if file_name else {}), **env}
+
+        def get(key: str, default: str | None = None) -> str | None:
+            value = merged.get(PREFIX + key)
+            return default if value is None or value == "" else value
+
+        data_dir = Path(get("DATA_DIR", "data") or "data")
+        database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'selfcare.db'}"
+        transport = (get("MAIL_TRANSPORT", "maildir") or "maildir").lower()
+        if transport not in {"maildir", "smtp"}:
+            raise ConfigurationError(
+                f"SELFCARE_OPS_MAIL_TRANSPORT must be 'maildir' or 'smtp', not {transport!r}."
+            )
+        portal_url = (get("PORTAL_URL", cls.portal_url) or cls.portal_url).rstrip("/")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            actor=get("ACTOR"),
+            portal_url=portal_url,
+            invitation_ttl_days=_int(
+                PREFIX + "INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7") or "7"
+            ),
+            mail_transport=transport,
+            maildir=Path(get("MAILDIR") or str(data_dir / "outbox")),
+            mail_from=get("MAIL_FROM", cls.mail_from) or cls.mail_from,
+            smtp_host=get("SMTP_HOST", "127.0.0.1") or "127.0.0.1",
+            smtp_port=_int(PREFIX + "SMTP_PORT", get("SMTP_PORT", "25") or "25"),
+            smtp_starttls=_bool(PREFIX + "SMTP_STARTTLS", get("SMTP_STARTTLS", "0") or "0"),
+            smtp_ssl=_bool(PREFIX + "SMTP_SSL", get("SMTP_SSL", "0") or "0"),
+            smtp_user=get("SMTP_USER"),
+            smtp_password=get("SMTP_PASSWORD"),
+            secret_key=get("SECRET_KEY", "") or "",
+            runs_dir=Path(get("RUNS_DIR", "runs") or "runs"),
+        )
+
+
+def get_settings() -> Settings:
+    """Settings as the environment says now (read each time: tests and notebooks change it)."""
+    return Settings.from_env()

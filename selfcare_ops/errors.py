@@ -1,0 +1,109 @@
+"""Every error the toolkit raises on purpose.
+
+One base class, :class:`SelfcareError`, so that the CLI, the dashboards and the notebooks can show
+``str(error)`` — a full sentence an analyst can act on — and never a traceback. Subclasses carry
+their context as attributes (row, column, field, limit, actual value) for programs that need it.
+Library errors are translated at the edge with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SelfcareError(Exception):
+    """Base of every error the toolkit raises on purpose; ``str()`` is the user-facing sentence."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(SelfcareError):
+    """A setting is missing or malformed."""
+
+
+class DatabaseError(SelfcareError):
+    """The database cannot be reached or used."""
+
+
+class DatabaseNotInitialisedError(DatabaseError):
+    """The schema is missing or behind the code's migrations."""
+
+
+class NotFoundError(SelfcareError):
+    """A client, user, organisation or other named thing does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"No {kind} is known as {key!r}.", kind=kind, key=key)
+        self.kind = kind
+        self.key = key
+
+
+class AccessDeniedError(SelfcareError):
+    """The actor may not see or change the target."""
+
+
+class ValidationError(SelfcareError):
+    """A value given by a person or a file is not acceptable.
+
+    ``field`` names what was wrong, ``limit`` and ``actual`` say by how much where it applies,
+    ``row`` and ``column`` place it in an input file.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        limit: Any = None,
+        actual: Any = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field, limit=limit, actual=actual, row=row, column=column)
+        self.field = field
+        self.limit = limit
+        self.actual = actual
+        self.row = row
+        self.column = column
+
+
+class ConflictError(SelfcareError):
+    """The change contradicts the current state (duplicate login, wrong account state, ...)."""
+
+
+class InvitationError(SelfcareError):
+    """An invitation cannot be sent, accepted, resent or revoked."""
+
+
+class TokenError(InvitationError):
+    """A token is invalid, expired, revoked or already used (``reason`` says which)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MailError(SelfcareError):
+    """A message could not be rendered or delivered."""
+
+
+class ImportFileError(SelfcareError):
+    """An input file cannot be read at all (empty, binary, no header)."""
+
+
+class ImageError(ValidationError):
+    """An uploaded image breaks a rule (format, size, weight, damaged file)."""
+
+
+class JobError(SelfcareError):
+    """A scheduled job cannot start, or failed."""
+
+
+class ConcurrentRunError(JobError):
+    """Another run of the same job holds its lock."""
