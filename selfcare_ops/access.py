@@ -1,0 +1,208 @@
+"""Who may see and change what: the one place that answers scope questions.
+
+Operator and partner administrators act on their own subtree of the organisation tree (the
+materialised ``path`` makes that a prefix test). A client administrator acts on their client,
+all sub-accounts included. A sub-account manager (seed 002) sees and changes only the users of
+their sub-account, may not grant the administrator role and places people only in their own
+sub-account. The system actor is the operator's named administrator used by the CLI and by
+scheduled jobs: full scope, and audited under its own name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from .errors import AccessDeniedError, NotFoundError
+from .models import Administrator, Organisation, SubAccount, User
+
+ActorKind = Literal["system", "operator_admin", "partner_admin", "client_admin", "manager"]
+SYSTEM_ACTOR_EMAIL = "system@selfcare-ops.local"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting; every service takes one."""
+
+    kind: ActorKind
+    label: str
+    organisation_id: int
+    organisation_path: str
+    administrator_id: int | None = None
+    user_id: int | None = None
+    sub_account_id: int | None = None
+
+    @property
+    def is_client_side(self) -> bool:
+        return self.kind in ("client_admin", "manager")
+
+    def describe(self) -> str:
+        names = {
+            "system": "the system actor",
+            "operator_admin": "operator administrator",
+            "partner_admin": "partner administrator",
+            "client_admin": "client administrator",
+            "manager": "sub-account manager",
+        }
+        return f"{names[self.kind]} {self.label}"
+
+
+def actor_for_administrator(admin: Administrator) -> Actor:
+    org = admin.organisation
+    if admin.kind == "system":
+        kind: ActorKind = "system"
+    elif org.kind == "operator":
+        kind = "operator_admin"
+    elif org.kind == "partner":
+        kind = "partner_admin"
+    else:
+        kind = "client_admin"
+    return Actor(
+        kind=kind,
+        label=admin.email,
+        organisation_id=org.id,
+        organisation_path=org.path,
+        administrator_id=admin.id,
+        user_id=admin.user_id,
+    )
+
+
+def actor_for_user(user: User) -> Actor:
+    """A client-side actor from a user whose role is administrator or manager."""
+    if user.role == "administrator":
+        kind: ActorKind = "client_admin"
+    elif user.role == "manager":
+        if user.sub_account_id is None:
+            raise AccessDeniedError(
+                f"{user.login} is a manager without a sub-account and cannot act on anything."
+            )
+        kind = "manager"
+    else:
+        raise AccessDeniedError(
+            f"{user.login} is neither an administrator nor a manager of their client."
+        )
+    if user.status != "active":
+        raise AccessDeniedError(f"{user.login} cannot act: their account is {user.status}.")
+    return Actor(
+        kind=kind,
+        label=user.email or user.login,
+        organisation_id=user.client_id,
+        organisation_path=user.client.path,
+        user_id=user.id,
+        sub_account_id=user.sub_account_id if kind == "manager" else None,
+    )
+
+
+def system_actor(session: Session) -> Actor:
+    """The operator's named system actor (created with the operator by the demo loader)."""
+    admin = session.scalar(select(Administrator).where(Administrator.kind == "system"))
+    if admin is None:
+        raise NotFoundError("system actor", SYSTEM_ACTOR_EMAIL)
+    return actor_for_administrator(admin)
+
+
+def resolve_actor(session: Session, email: str | None) -> Actor:
+    """The actor named by an email (administrator first, then a client-side user)."""
+    if not email:
+        return system_actor(session)
+    wanted = email.strip().lower()
+    admin = session.scalar(select(Administrator).where(Administrator.email == wanted))
+    if admin is not None:
+        if not admin.active:
+            raise AccessDeniedError(f"The administrator {wanted} is deactivated.")
+        return actor_for_administrator(admin)
+    user = session.scalar(
+        select(User).where(User.email_folded == wanted, User.role.in_(("administrator", "manager")))
+    )
+    if user is None:
+        raise NotFoundError("administrator or manager", wanted)
+    return actor_for_user(user)
+
+
+# --- organisations ---------------------------------------------------------------------------
+
+
+def can_see_organisation(actor: Actor, org: Organisation) -> bool:
+    if actor.is_client_side:
+        return org.id == actor.organisation_id
+    return org.path.startswith(actor.organisation_path)
+
+
+def require_organisation(actor: Actor, org: Organisation, action: str = "change") -> None:
+    """Refuse unless ``org`` is in the actor's subtree (client-side actors: their own client)."""
+    if not can_see_organisation(actor, org):
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): "
+            "it is outside their scope."
+        )
+
+
+def require_organisation_admin(actor: Actor, org: Organisation, action: str) -> None:
+    """Administrators only (not managers), within scope: sub-accounts, branding, API keys."""
+    require_organisation(actor, org, action)
+    if actor.kind == "manager":
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action}: only administrators may (seed 002)."
+        )
+
+
+def organisation_scope(actor: Actor) -> ColumnElement[bool]:
+    """A WHERE clause limiting ``organisations`` to what the actor may see."""
+    if actor.is_client_side:
+        return Organisation.id == actor.organisation_id
+    if actor.organisation_path == "/":
+        return true()
+    return Organisation.path.startswith(actor.organisation_path, autoescape=True)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def can_see_user(actor: Actor, user: User, client: Organisation | None = None) -> bool:
+    client = client or user.client
+    if not can_see_organisation(actor, client):
+        return False
+    if actor.kind == "manager":
+        return user.sub_account_id == actor.sub_account_id
+    return True
+
+
+def require_user(actor: Actor, user: User, action: str = "change") -> None:
+    if not can_see_user(actor, user):
+        where = "outside their sub-account" if actor.kind == "manager" else "outside their scope"
+        raise AccessDeniedError(f"{actor.describe()} may not {action} {user.login}: {where}.")
+
+
+def user_scope(actor: Actor) -> ColumnElement[bool]:
+    """A WHERE clause on ``users`` (joined to its client as ``Organisation``) for this actor."""
+    if actor.kind == "manager":
+        return User.sub_account_id == actor.sub_account_id
+    if actor.kind == "client_admin":
+        return User.client_id == actor.organisation_id
+    return organisation_scope(actor)
+
+
+def require_assignable(
+    actor: Actor, client: Organisation, role: str, sub_account: SubAccount | None
+) -> None:
+    """May the actor put a person with ``role`` into ``sub_account`` of ``client``?"""
+    require_organisation(actor, client, "add users to")
+    if sub_account is not None and sub_account.client_id != client.id:
+        raise AccessDeniedError(
+            f"The sub-account {sub_account.name!r} does not belong to client {client.ref}."
+        )
+    if actor.kind != "manager":
+        return
+    if role == "administrator":
+        raise AccessDeniedError(
+            f"{actor.describe()} may not grant the administrator role: "
+            "a manager adds only managers and users (seed 002)."
+        )
+    if sub_account is None or sub_account.id != actor.sub_account_id:
+        name = sub_account.name if sub_account else "no sub-account"
+        raise AccessDeniedError(
+            f"{actor.describe()} may add people only to their own sub-account, not to {name!r}."
+        )

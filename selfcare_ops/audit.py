@@ -1,0 +1,139 @@
+"""The audit trail: every mutating service writes one event in the same transaction as its change.
+
+Events hold the actor, the action, the target and the fields before and after, as JSON-safe
+dictionaries, so that ``audit list`` can answer "who changed this, when, from what to what".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import insert, or_, select
+from sqlalchemy.orm import Session
+
+from .access import Actor, organisation_scope
+from .models import AuditEvent, Organisation, utcnow
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def snapshot(obj: object, fields: Iterable[str]) -> dict[str, Any]:
+    """The named attributes of ``obj`` as a JSON-safe dictionary."""
+    return {name: _json_safe(getattr(obj, name)) for name in fields}
+
+
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Only the keys whose value differs, for compact before/after records."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
+
+
+def event_row(
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: object | None,
+    *,
+    target_label: str | None = None,
+    organisation_id: int | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One audit event as a row dictionary (for :func:`record_many`)."""
+    return {
+        "occurred_at": occurred_at or utcnow(),
+        "actor_kind": actor.kind,
+        "actor_label": actor.label,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "target_label": target_label,
+        "organisation_id": organisation_id,
+        "before": _json_safe(dict(before)) if before is not None else None,
+        "after": _json_safe(dict(after)) if after is not None else None,
+    }
+
+
+def record(
+    session: Session, actor: Actor, action: str, target_type: str, target_id: object, **details: Any
+) -> None:
+    """Add one audit event to the session's transaction (committed with the change)."""
+    session.execute(
+        insert(AuditEvent), [event_row(actor, action, target_type, target_id, **details)]
+    )
+
+
+def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many events at once (bulk work), rows made by :func:`event_row`."""
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+
+
+AUDIT_COLUMNS = [
+    "occurred_at",
+    "actor_kind",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "organisation_ref",
+    "before",
+    "after",
+]
+
+
+def list_events(
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int = 100,
+    action: str | None = None,
+    target: str | None = None,
+    actor_label: str | None = None,
+) -> pd.DataFrame:
+    """The newest events the actor may see (their subtree), newest first."""
+    query = (
+        select(AuditEvent, Organisation.ref)
+        .outerjoin(Organisation, Organisation.id == AuditEvent.organisation_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    if actor.kind != "system" and actor.organisation_path != "/":
+        query = query.where(or_(organisation_scope(actor), AuditEvent.actor_label == actor.label))
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if target:
+        query = query.where(or_(AuditEvent.target_label == target, AuditEvent.target_id == target))
+    if actor_label:
+        query = query.where(AuditEvent.actor_label == actor_label)
+    rows = [
+        {
+            "occurred_at": event.occurred_at,
+            "actor_kind": event.actor_kind,
+            "actor_label": event.actor_label,
+            "action": event.action,
+            "target_type": event.target_type,
+            "target_id": event.target_id,
+            "target_label": event.target_label,
+            "organisation_ref": ref,
+            "before": event.before,
+            "after": event.after,
+        }
+        for event, ref in session.execute(query)
+    ]
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS)

@@ -1,0 +1,180 @@
+"""Write side of users: creation with a generated login, and the derived search columns.
+
+Every writer of ``users`` (this module, CSV onboarding, the demo loader) fills the derived
+columns through :func:`derived_columns`, so search and ordering behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_assignable, require_user
+from .errors import ConflictError, NotFoundError, ValidationError
+from .logins import make_login
+from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, SubAccount, User
+from .organisations import get_client
+from .textnorm import fold
+
+USER_FIELDS = (
+    "login",
+    "civility",
+    "first_name",
+    "last_name",
+    "function",
+    "language",
+    "email",
+    "phone",
+    "mobile",
+    "services",
+    "role",
+    "sub_account_id",
+    "right_manage_rights",
+    "right_place_orders",
+    "right_view_invoices",
+    "status",
+)
+
+
+def derived_columns(first_name: str, last_name: str, login: str, email: str | None) -> dict:
+    """The folded columns stored beside a user's names for search and ordering."""
+    return {
+        "sort_name": fold(f"{last_name} {first_name}")[:210],
+        "search_text": fold(f"{first_name} {last_name} {login} {email or ''}")[:700],
+        "email_folded": email.strip().lower() if email else None,
+    }
+
+
+def get_user(session: Session, login: str) -> User:
+    user = session.scalar(select(User).where(User.login == login.strip().lower()))
+    if user is None:
+        raise NotFoundError("user", login)
+    return user
+
+
+def get_visible_user(session: Session, actor: Actor, login: str, action: str = "see") -> User:
+    user = get_user(session, login)
+    require_user(actor, user, action)
+    return user
+
+
+def login_taken(session: Session, login: str) -> bool:
+    return bool(session.scalar(select(exists().where(User.login == login))))
+
+
+def find_sub_account(session: Session, client_id: int, name: str) -> SubAccount | None:
+    return session.scalar(
+        select(SubAccount).where(
+            SubAccount.client_id == client_id, SubAccount.name_folded == fold(name)
+        )
+    )
+
+
+@dataclass
+class NewUser:
+    """What is needed to create a user; everything but the names is optional."""
+
+    first_name: str
+    last_name: str
+    email: str | None = None
+    login: str | None = None
+    civility: str | None = None
+    function: str | None = None
+    language: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    services: str | None = None
+    role: str | None = None
+    sub_account: str | None = None
+    rights: dict[str, bool] = field(default_factory=dict)
+
+
+def _check_vocabulary(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise ValidationError(
+            f"The {name} must be one of {', '.join(allowed)}, not {value!r}.",
+            field=name,
+            actual=value,
+        )
+
+
+def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -> User:
+    """Create a user (status ``not_invited``: a draft until invited or activated).
+
+    A client's first user becomes its administrator, the seed's *gestionnaire*, unless a role
+    is given.
+    """
+    first, last = new.first_name.strip(), new.last_name.strip()
+    if not first or not last:
+        raise ValidationError("A user needs a first name and a last name.", field="name")
+    _check_vocabulary("civility", new.civility, CIVILITIES)
+    _check_vocabulary("language", new.language, LANGUAGES)
+    _check_vocabulary("role", new.role, CLIENT_ROLES)
+    client = get_client(session, client_ref)
+    sub_account = None
+    if new.sub_account:
+        sub_account = find_sub_account(session, client.id, new.sub_account)
+        if sub_account is None:
+            raise NotFoundError(f"sub-account of client {client.ref}", new.sub_account)
+    has_users = session.scalar(select(exists().where(User.client_id == client.id)))
+    role = new.role or ("user" if has_users else "administrator")
+    if role == "administrator":
+        sub_account = None
+    require_assignable(actor, client, role, sub_account)
+    email = new.email.strip() if new.email else None
+    if email and session.scalar(select(exists().where(User.email_folded == email.lower()))):
+        raise ConflictError(f"The email {email} is already used by another user.")
+    if new.login:
+        login = new.login.strip().lower()
+        if login_taken(session, login):
+            raise ConflictError(f"The login {login} is already taken.")
+    else:
+        login = make_login(first, last, client.login_domain, lambda c: login_taken(session, c))
+    rights = {f"right_{k}": bool(v) for k, v in new.rights.items()}
+    unknown = set(rights) - {"right_manage_rights", "right_place_orders", "right_view_invoices"}
+    if unknown:
+        raise ValidationError(f"Unknown rights: {', '.join(sorted(unknown))}.", field="rights")
+    user = User(
+        client_id=client.id,
+        sub_account_id=sub_account.id if sub_account else None,
+        login=login,
+        civility=new.civility,
+        first_name=first,
+        last_name=last,
+        function=new.function,
+        language=new.language,
+        email=email,
+        phone=new.phone,
+        mobile=new.mobile,
+        services=new.services,
+        role=role,
+        status="not_invited",
+        **{
+            "right_manage_rights": False,
+            "right_place_orders": False,
+            "right_view_invoices": False,
+            **rights,
+        },
+        **derived_columns(first, last, login, email),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "user.create",
+        "user",
+        user.id,
+        target_label=login,
+        organisation_id=client.id,
+        after=audit.snapshot(user, USER_FIELDS),
+    )
+    return user
+
+
+def user_summary(user: User) -> dict[str, Any]:
+    return audit.snapshot(user, USER_FIELDS)
