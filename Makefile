@@ -34,7 +34,7 @@ lab: $(STAMP_RUN)
 	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/dashboard.ipynb
 
 bench: $(STAMP_TEST)
-	$(BIN)/python bench/directory.py
+	set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench

@@ -1,0 +1,65 @@
+"""The ``selfcare-ops`` command: a thin shell over the services.
+
+Each command reads its input, calls one service, and prints the result or the error. Errors
+the toolkit raises on purpose print as one sentence on stderr with exit status 1 (usage errors:
+2); nothing prints a traceback unless ``SELFCARE_OPS_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from ..errors import SelfcareError
+from .common import CliContext
+
+#: Command modules, each adding its groups and commands to :data:`main`.
+COMMAND_MODULES = ["db", "directory", "audit"]
+
+
+class SelfcareGroup(click.Group):
+    """Turns every toolkit error into one sentence on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except SelfcareError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as error:
+            if os.environ.get("SELFCARE_OPS_DEBUG"):
+                raise
+            click.echo(
+                f"Error: unexpected {type(error).__name__}: {error} "
+                "(set SELFCARE_OPS_DEBUG=1 to see where).",
+                err=True,
+            )
+            sys.exit(1)
+
+
+@click.group(cls=SelfcareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--as",
+    "actor_email",
+    metavar="EMAIL",
+    envvar="SELFCARE_OPS_ACTOR",
+    help="Act as this administrator or manager (default: the system actor).",
+)
+@click.version_option(package_name="selfcare-ops")
+@click.pass_context
+def main(ctx: click.Context, actor_email: str | None) -> None:
+    """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
+    ctx.obj = CliContext(actor_email=actor_email)
+    ctx.call_on_close(ctx.obj.close)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")

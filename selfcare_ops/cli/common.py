@@ -1,0 +1,88 @@
+"""What every command shares: settings, the database, the acting actor, output helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import click
+import pandas as pd
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..access import Actor, resolve_actor
+from ..config import Settings, get_settings
+from ..db import check_ready, make_engine, make_session_factory
+
+
+@dataclass
+class CliContext:
+    actor_email: str | None
+    settings: Settings = field(default_factory=get_settings)
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def sessions(self, *, check: bool = True) -> sessionmaker[Session]:
+        """A session factory on a database that is reachable and migrated."""
+        if check:
+            check_ready(self.engine)
+        return make_session_factory(self.engine)
+
+    def actor(self, session: Session) -> Actor:
+        return resolve_actor(session, self.actor_email)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT or value is None:
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A DataFrame as JSON-ready dictionaries (NaN and NaT become null, datetimes ISO)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def echo_json(data: Any) -> None:
+    if isinstance(data, pd.DataFrame):
+        data = frame_records(data)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_plain))
+
+
+def echo_table(frame: pd.DataFrame, columns: list[str] | None = None) -> None:
+    """A DataFrame as a plain text table, or a note when it is empty."""
+    if frame.empty:
+        click.echo("(nothing)")
+        return
+    shown = frame[columns] if columns else frame
+    click.echo(shown.to_string(index=False, na_rep=""))
+
+
+def confirm_or_abort(question: str, yes: bool) -> None:
+    """Ask for confirmation unless ``--yes``; without a terminal, refuse rather than guess."""
+    if yes:
+        return
+    if not click.get_text_stream("stdin").isatty():
+        raise click.UsageError(f"{question} Pass --yes to confirm without a terminal.")
+    click.confirm(question, abort=True)

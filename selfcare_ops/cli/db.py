@@ -1,0 +1,44 @@
+"""``db upgrade`` and ``demo``."""
+
+from __future__ import annotations
+
+import click
+
+from ..db import describe, upgrade
+from ..demo import load_demo
+from . import main
+from .common import CliContext, pass_cli
+
+
+@main.group()
+def db() -> None:
+    """Create or migrate the database schema."""
+
+
+@db.command("upgrade")
+@pass_cli
+def db_upgrade(cli: CliContext) -> None:
+    """Migrate the database to this version's schema (safe to run again)."""
+    before, after = upgrade(cli.engine)
+    where = describe(cli.engine)
+    if before == after:
+        click.echo(f"The database {where} is already at revision {after}.")
+    else:
+        click.echo(f"Migrated {where} from {before or 'empty'} to revision {after}.")
+
+
+@main.command()
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@pass_cli
+def demo(cli: CliContext, quiet: bool) -> None:
+    """Migrate, load the demo data (idempotently) and print a summary."""
+    upgrade(cli.engine)
+    with cli.sessions().begin() as session:
+        summary = load_demo(session)
+    if not quiet:
+        click.echo(
+            f"Demo data in {describe(cli.engine)}: {summary.organisations} organisations, "
+            f"{summary.users} users (added now: {summary.organisations_added} organisations, "
+            f"{summary.sub_accounts_added} sub-accounts, {summary.users_added} users, "
+            f"{summary.administrators_added} administrators)."
+        )

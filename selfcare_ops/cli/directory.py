@@ -1,0 +1,103 @@
+"""``clients list`` and ``users list``: the directory from a terminal."""
+
+from __future__ import annotations
+
+import click
+
+from .. import directory
+from ..models import ACCOUNT_STATUSES
+from . import main
+from .common import CliContext, echo_json, echo_table, pass_cli
+
+
+@main.group()
+def clients() -> None:
+    """Search and list clients."""
+
+
+@clients.command("list")
+@click.option("--search", metavar="TEXT", help="Part of the name or reference (accents ignored).")
+@click.option("--partner", "partner_ref", metavar="REF", help="Only clients under this partner.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--page-size", type=click.IntRange(1, directory.MAX_PAGE_SIZE), default=20, show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def clients_list(
+    cli: CliContext,
+    search: str | None,
+    partner_ref: str | None,
+    page: int,
+    page_size: int,
+    as_json: bool,
+) -> None:
+    """One page of clients with their users counted by account status."""
+    with cli.sessions()() as session:
+        result = directory.search_clients(
+            session,
+            cli.actor(session),
+            search,
+            page=page,
+            page_size=page_size,
+            partner_ref=partner_ref,
+        )
+    if as_json:
+        echo_json(result.rows)
+        return
+    echo_table(result.rows)
+    click.echo(f"{result.label} ({result.total} clients)")
+
+
+@main.group()
+def users() -> None:
+    """List and manage users."""
+
+
+@users.command("list")
+@click.argument("client_ref")
+@click.option("--status", type=click.Choice(ACCOUNT_STATUSES))
+@click.option("--no-email", is_flag=True, help="Only users without an email address.")
+@click.option("--sub-account", metavar="NAME")
+@click.option("--search", metavar="TEXT", help="Part of a name, login or email (accents ignored).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many users.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def users_list(
+    cli: CliContext,
+    client_ref: str,
+    status: str | None,
+    no_email: bool,
+    sub_account: str | None,
+    search: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The users of CLIENT_REF in name order, deactivated ones included and flagged."""
+    with cli.sessions()() as session:
+        actor = cli.actor(session)
+        filters = {
+            "status": status,
+            "has_email": False if no_email else None,
+            "sub_account": sub_account,
+            "search": search,
+        }
+        if limit:
+            rows = directory.list_users(
+                session, actor, client_ref, page_size=min(limit, 1000), with_total=False, **filters
+            ).rows
+        else:
+            rows = directory.iter_users(session, actor, client_ref, **filters)
+    if as_json:
+        echo_json(rows.drop(columns=["id"]))
+        return
+    shown = rows.assign(
+        status=[
+            f"{s} ({d:%Y-%m-%d})" if s == "invited" and d is not None and d == d else s
+            for s, d in zip(rows["status"], rows["invited_at"], strict=True)
+        ]
+    )
+    echo_table(
+        shown, ["login", "first_name", "last_name", "email", "status", "sub_account", "role"]
+    )
+    click.echo(f"{len(rows)} users")

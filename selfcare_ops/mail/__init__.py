@@ -1,0 +1,1 @@
+"""Outbound mail: templates, rendering, the outbox and its transports."""
