@@ -13,7 +13,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable, require_user
+from .access import Actor, require_assignable, require_organisation, require_user
 from .errors import ConflictError, NotFoundError, ValidationError
 from .logins import make_login
 from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, SubAccount, User
@@ -115,6 +115,7 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     _check_vocabulary("language", new.language, LANGUAGES)
     _check_vocabulary("role", new.role, CLIENT_ROLES)
     client = get_client(session, client_ref)
+    require_organisation(actor, client, "add users to")  # before revealing its sub-accounts
     sub_account = None
     if new.sub_account:
         sub_account = find_sub_account(session, client.id, new.sub_account)
