@@ -1,0 +1,284 @@
+"""Pieces every dashboard shares: sessions, readable errors, progress bars, HTML tables.
+
+A dashboard callback does three things: read the widgets, call one service, show the result.
+:func:`guard` wraps every callback so that a :class:`SelfcareError` shows its sentence and any
+other exception a short message, never a traceback (the traceback goes to the log, where an
+engineer can find it). Content is rendered into ``HTML`` widgets rather than ``Output``
+widgets, so that what a dashboard shows can be read back in tests and in Voila alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import ipywidgets as widgets
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..access import Actor
+from ..errors import SelfcareError
+
+log = logging.getLogger("selfcare_ops.widgets")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATUS_LABELS = {
+    "not_invited": "Non invité",
+    "invited": "Invité",
+    "active": "Actif",
+    "deactivated": "Désactivé",
+}
+STATUS_PLURALS = {
+    "not_invited": "non invités",
+    "invited": "invités",
+    "active": "actifs",
+    "deactivated": "désactivés",
+}
+ROLE_LABELS = {"administrator": "Administrateur", "manager": "Gestionnaire", "user": "Utilisateur"}
+
+
+class Services:
+    """The session factory and the actor a dashboard works with."""
+
+    def __init__(self, session_factory: sessionmaker[Session], actor: Actor) -> None:
+        self.session_factory = session_factory
+        self.actor = actor
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries; nothing is committed."""
+        with self.session_factory() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back on any error."""
+        with self.session_factory.begin() as session:
+            yield session
+
+
+class Feedback(widgets.HTML):
+    """The message line of a dashboard: success, warning or error, always one sentence."""
+
+    STYLES = {
+        "success": "color:#1b5e20;background:#e8f5e9;border-left:4px solid #2e7d32",
+        "info": "color:#0d47a1;background:#e3f2fd;border-left:4px solid #1565c0",
+        "warning": "color:#6d4c00;background:#fff8e1;border-left:4px solid #f9a825",
+        "error": "color:#b71c1c;background:#ffebee;border-left:4px solid #c62828",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = ""
+        self.text = ""
+        self.add_class("selfcare-feedback")
+
+    def show(self, text: str, kind: str = "info") -> None:
+        self.kind, self.text = kind, text
+        style = self.STYLES.get(kind, self.STYLES["info"])
+        self.value = (
+            f'<div class="selfcare-{kind}" style="{style};padding:6px 10px;margin:4px 0">'
+            f"{html.escape(text)}</div>"
+        )
+
+    def success(self, text: str) -> None:
+        self.show(text, "success")
+
+    def error(self, text: str) -> None:
+        self.show(text, "error")
+
+    def warning(self, text: str) -> None:
+        self.show(text, "warning")
+
+    def clear(self) -> None:
+        self.kind, self.text, self.value = "", "", ""
+
+
+def error_message(exc: BaseException) -> str:
+    """What an analyst reads for ``exc``: the sentence of our errors, a short note otherwise."""
+    if isinstance(exc, SelfcareError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    detail = f" ({type(exc).__name__}: {first})" if first else f" ({type(exc).__name__})"
+    return f"Une erreur inattendue est survenue{detail}. Le détail est dans le journal du noyau."
+
+
+def guard(feedback: Feedback) -> Callable[[F], F]:
+    """Decorate a callback so that no exception escapes it as a traceback."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except SelfcareError as exc:
+                feedback.error(str(exc))
+            except Exception as exc:
+                log.exception("dashboard callback %s failed", getattr(func, "__name__", func))
+                feedback.error(error_message(exc))
+            return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class Progress(widgets.HBox):
+    """A progress bar with its "done / total" label; ``callback`` fits the services' progress."""
+
+    def __init__(self, description: str = "") -> None:
+        self.bar = widgets.IntProgress(value=0, min=0, max=1, description=description)
+        self.label = widgets.Label("")
+        super().__init__([self.bar, self.label])
+        self.layout.display = "none"
+
+    def start(self, total: int, description: str | None = None) -> None:
+        if description is not None:
+            self.bar.description = description
+        self.bar.bar_style = ""
+        self.bar.max = max(int(total), 1)
+        self.bar.value = 0
+        self.label.value = f"0 / {total}"
+        self.layout.display = ""
+
+    def callback(self, done: int, total: int) -> None:
+        if total and self.bar.max != total:
+            self.bar.max = max(int(total), 1)
+        self.bar.value = min(int(done), self.bar.max)
+        self.label.value = f"{done} / {total}"
+
+    def finish(self, text: str | None = None, *, failed: bool = False) -> None:
+        self.bar.value = self.bar.max
+        self.bar.bar_style = "danger" if failed else "success"
+        if text is not None:
+            self.label.value = text
+
+    def hide(self) -> None:
+        self.layout.display = "none"
+
+
+class Confirmation(widgets.VBox):
+    """Asks before a consequential action: the question, then Confirmer / Annuler."""
+
+    def __init__(self, feedback: Feedback) -> None:
+        self.question = widgets.HTML("")
+        self.confirm_button = widgets.Button(description="Confirmer", button_style="danger")
+        self.cancel_button = widgets.Button(description="Annuler")
+        self._pending: Callable[[], None] | None = None
+        super().__init__([self.question, widgets.HBox([self.confirm_button, self.cancel_button])])
+        self.layout.display = "none"
+        self.confirm_button.on_click(guard(feedback)(self._confirm))
+        self.cancel_button.on_click(guard(feedback)(self._cancel))
+
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
+
+    def ask(self, question: str, action: Callable[[], None]) -> None:
+        self._pending = action
+        self.question.value = f"<b>{html.escape(question)}</b>"
+        self.layout.display = ""
+
+    def _confirm(self, _button: Any = None) -> None:
+        action, self._pending = self._pending, None
+        self.layout.display = "none"
+        self.question.value = ""
+        if action is not None:
+            action()
+
+    def _cancel(self, _button: Any = None) -> None:
+        self._pending = None
+        self.question.value = ""
+        self.layout.display = "none"
+
+
+def format_date(value: Any) -> str:
+    """A date as the portal shows it (dd/mm/yyyy); empty for missing values."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime | date):
+        return value.strftime("%d/%m/%Y")
+    return str(value)
+
+
+def cell_text(value: Any) -> str:
+    if value is None or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, datetime | pd.Timestamp):
+        return format_date(value)
+    return str(value)
+
+
+def html_table(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    row_classes: Iterable[str] | None = None,
+    raw_columns: Iterable[str] = (),
+    empty: str = "Aucune ligne.",
+    max_rows: int = 200,
+) -> str:
+    """A small escaped HTML table (``raw_columns`` hold HTML the dashboard built itself)."""
+    if frame is None or frame.empty:
+        return f'<p class="selfcare-empty"><i>{html.escape(empty)}</i></p>'
+    columns = list(columns or frame.columns)
+    headers = headers or {}
+    raw = set(raw_columns)
+    classes = list(row_classes) if row_classes is not None else [""] * len(frame)
+    head = "".join(f"<th>{html.escape(headers.get(c, c))}</th>" for c in columns)
+    body = []
+    for (_, row), css in zip(frame.head(max_rows).iterrows(), classes, strict=False):
+        cells = "".join(
+            f"<td>{row[c] if c in raw else html.escape(cell_text(row[c]))}</td>" for c in columns
+        )
+        style = ' style="text-decoration:line-through;color:#888"' if "struck" in css else ""
+        body.append(f'<tr class="{css}"{style}>{cells}</tr>')
+    more = ""
+    if len(frame) > max_rows:
+        more = f"<p><i>… et {len(frame) - max_rows} lignes de plus.</i></p>"
+    return (
+        '<table class="selfcare-table" style="border-collapse:collapse;font-size:13px">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+    )
+
+
+def download_link(content: bytes, filename: str, label: str, mime: str = "text/csv") -> str:
+    """An HTML link that downloads ``content`` from the page itself (no file server needed)."""
+    data = base64.b64encode(content).decode("ascii")
+    return (
+        f'<a class="selfcare-download" download="{html.escape(filename)}" '
+        f'href="data:{mime};base64,{data}">{html.escape(label)}</a>'
+    )
+
+
+def uploaded_files(upload: widgets.FileUpload) -> list[tuple[str, bytes]]:
+    """``(name, content)`` of each file in an ipywidgets 8 FileUpload value."""
+    files = []
+    for entry in upload.value or ():
+        content = entry["content"]
+        data = content.tobytes() if isinstance(content, memoryview) else bytes(content)
+        files.append((str(entry["name"]), data))
+    return files
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count} {singular if count in (0, 1) else (plural_form or singular + 's')}"
+
+
+def section(title: str) -> widgets.HTML:
+    return widgets.HTML(f"<h3 style='margin:8px 0 4px'>{html.escape(title)}</h3>")

@@ -1,0 +1,142 @@
+"""The directory dashboard driven like an analyst would: type, click, pick, read."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from selfcare_ops.access import system_actor
+from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.models import User
+from selfcare_ops.widgets import DirectoryDashboard
+from selfcare_ops.widgets.common import Feedback, error_message, guard
+
+
+def _user(session_factory: sessionmaker[Session], login: str) -> User:
+    with session_factory() as session:
+        return session.scalars(select(User).where(User.login == login)).one()
+
+
+def test_accent_insensitive_search_and_client_users(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    assert "Virginie Télécom" in board.clients_html.value
+    board.search.value = "telecom"  # no accent typed
+    assert "Virginie Télécom" in board.clients_html.value
+    assert "Bêta Client" not in board.clients_html.value
+    assert board.clients_page_label.value == "Page 1 / 1"
+    assert [ref for _, ref in board.client_select.options] == ["CA"]
+
+    board.client_select.value = "CA"
+    assert board.users_box.layout.display == ""
+    shown = board.users_html.value
+    for name in ("Bubu", "Pichon", "Duduche", "Convenant", "Dupont"):
+        assert name in shown
+    # the deactivated user is struck through, the others are not
+    assert "line-through" in shown and '<s class="selfcare-deactivated">' in shown
+    assert "6 utilisateurs" in board.counts_html.value
+    assert "1 désactivé ·" not in board.counts_html.value  # the last part has no separator
+    assert "1 désactivé" in board.counts_html.value
+    assert "2 actifs" in board.counts_html.value
+
+
+def test_filters_and_keyset_paging(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system, user_page_size=2)
+    board.open_client("CA")
+    assert board.users_page_label.value == "Page 1 / 3"
+    seen = list(board.users_page.rows["login"])
+    board.next_users.click()
+    assert board.users_page_label.value == "Page 2 / 3"
+    seen += list(board.users_page.rows["login"])
+    board.next_users.click()
+    seen += list(board.users_page.rows["login"])
+    assert board.next_users.disabled
+    assert sorted(seen) == sorted(tree.client_a_users)
+    board.prev_users.click()
+    assert board.users_page_label.value == "Page 2 / 3"
+
+    board.email_filter.value = "no"
+    assert list(board.users_page.rows["last_name"]) == ["Pichon"]
+    assert board.users_page_label.value == "Page 1 / 1"
+    board.email_filter.value = "__all__"
+    board.status_filter.value = "deactivated"
+    assert list(board.users_page.rows["last_name"]) == ["Convenant"]
+    board.status_filter.value = "__all__"
+    board.user_search.value = "veronique"  # accent-insensitive user search
+    assert list(board.users_page.rows["last_name"]) == ["Duduche"]
+
+
+def test_out_of_scope_client_is_a_readable_error(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.partner_b_admin)
+    assert "Virginie" not in board.clients_html.value  # not in partner B's subtree
+    board.open_client("CA")
+    assert board.feedback.kind == "error"
+    assert "outside their scope" in board.feedback.text
+    assert "Traceback" not in board.feedback.value
+
+
+def test_manager_sees_only_their_sub_account(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.manager_siege)
+    board.open_client("CA")
+    assert set(board.users_page.rows["sub_account"]) == {"Siège"}
+
+
+def test_choosing_a_user_enables_the_right_actions(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    assert board.invite_button.disabled  # nobody chosen yet
+    deactivated = tree.client_a_users[-1]
+    board.user_select.value = deactivated
+    assert board.reactivate_button.disabled is False
+    assert board.invite_button.disabled and board.deactivate_button.disabled
+    board.user_select.value = tree.client_a_users[2]  # Bubu, not invited, has an email
+    assert not board.invite_button.disabled
+    board.copy_button.click()
+    assert board.email.value == "jp.bubu@virginie.example"
+
+
+def test_supervision_needs_a_reason(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    board.user_select.value = tree.client_a_users[0]  # alice, active
+    board.supervise_button.click()
+    assert board.feedback.kind == "error"
+    assert "reason" in board.feedback.text
+    assert not board.confirmation.pending
+
+
+def test_guard_turns_any_exception_into_a_short_message():
+    feedback = Feedback()
+
+    @guard(feedback)
+    def broken() -> None:
+        raise KeyError("colour")
+
+    broken()
+    assert feedback.kind == "error"
+    assert "KeyError" in feedback.text and "Traceback" not in feedback.text
+    assert error_message(ValidationError("Bad value.")) == "Bad value."
+
+
+@pytest.fixture
+def demo_factory(session_factory):
+    with session_factory.begin() as session:
+        load_demo(session)
+    return session_factory
+
+
+def test_demo_data_pages_in_the_database(demo_factory):
+    with demo_factory() as session:
+        actor = system_actor(session)
+        total = session.scalar(select(func.count()).select_from(User))
+    board = DirectoryDashboard(demo_factory, actor)
+    pages = int(board.clients_page_label.value.split("/")[1])
+    assert pages >= 30  # hundreds of clients, 20 per page
+    assert len(board.client_page.rows) == 20
+    board.next_clients.click()
+    assert board.clients_page_label.value.startswith("Page 2 /")
+    board.open_client(DEMO_CLIENT_REF)
+    # one page reaches the browser, never the whole table
+    assert len(board.users_page.rows) <= board.user_page_size < total
+    assert board.users_html.value.count("<tr") <= board.user_page_size + 1
