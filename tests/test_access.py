@@ -33,7 +33,8 @@ def _user(session, login):
 def test_each_actor_sees_its_subtree_only(session_factory, tree, actor_name, visible):
     actor = getattr(tree, actor_name)
     with session_factory() as session:
-        seen = set(session.scalars(select(Organisation.ref).where(access.organisation_scope(actor))))
+        scope = access.organisation_scope(actor)
+        seen = set(session.scalars(select(Organisation.ref).where(scope)))
         assert seen == visible
         for org in session.scalars(select(Organisation)):
             assert access.can_see_organisation(actor, org) == (org.ref in visible)

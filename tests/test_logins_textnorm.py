@@ -1,0 +1,41 @@
+"""Folding and login generation, with property-based tests."""
+
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selfcare_ops.logins import login_stem, make_login
+from selfcare_ops.textnorm import fold, like_pattern
+
+
+def test_fold_examples():
+    assert fold("Virginie  Télécom") == "virginie telecom"
+    assert fold("ŒUVRE Straße") == "oeuvre strasse"
+    assert fold(None) == ""
+
+
+def test_login_examples_from_the_seed():
+    assert make_login("Jean-Pierre", "Bubu", "virginietelecom.sewan.eu", set()) == (
+        "jbubu@virginietelecom.sewan.eu")
+    assert login_stem("Cédric", "D'Artagnan-Écu") == "cdartagnanecu"
+    taken = {"jbubu@x.fr", "jbubu2@x.fr"}
+    assert make_login("Jules", "Bubu", "x.fr", taken) == "jbubu3@x.fr"
+    assert make_login("", "", None, set()) == "user"
+
+
+def test_like_pattern_escapes_wildcards():
+    assert like_pattern("50%_off") == "%50\\%\\_off%"
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_logins_are_always_plain_ascii(first, last):
+    login = make_login(first, last, "client.example", set())
+    local = login.split("@")[0]
+    assert local and set(local) <= set(string.ascii_lowercase + string.digits)
+    assert login.endswith("@client.example")
+
+
+@given(st.text(max_size=60))
+def test_fold_is_idempotent(text):
+    assert fold(fold(text)) == fold(text)
