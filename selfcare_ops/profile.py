@@ -1,0 +1,446 @@
+"""A user's own profile, their company's details, and their notification preferences.
+
+Seed 004 keeps the profile and the company in two sections saved separately: here they are two
+services, :func:`update_profile` and :func:`update_company`, each writing its own audit event,
+so a change to one never carries unsaved edits of the other. Phone numbers are stored in E.164
+(``+33612345678``), read as French when written nationally (``06 12 34 56 78``). Notification
+preferences (seed 003: "le type de notification, le canal") say which notices go on which
+channel; SMS goes to the mobile number, so it is refused while the user has none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_organisation, require_organisation_admin
+from .errors import ConflictError, ValidationError
+from .models import CIVILITIES, LANGUAGES, Organisation
+from .organisations import get_client
+from .textnorm import fold
+from .users import derived_columns, get_visible_user
+
+PHONE_REGION = "FR"
+PROFILE_FIELDS = ("civility", "first_name", "last_name", "function", "language", "phone", "mobile")
+COMPANY_FIELDS = ("name", "address", "postcode", "city")
+_LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "function": 150,
+    "name": 200,
+    "address": 300,
+    "city": 120,
+    "postcode": 16,
+}
+_POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,15}$")
+_MOBILE_TYPES = (
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+#: Notices a user may receive, with the words the dashboards show.
+NOTICES = {
+    "invoice_available": "invoice available",
+    "order_status": "order status",
+    "new_user": "new user in the company",
+    "security_alert": "security alerts",
+}
+CHANNELS = ("email", "sms")
+#: What a user receives until they or an administrator choose otherwise.
+DEFAULT_NOTIFICATION_PREFS: dict[str, list[str]] = {notice: ["email"] for notice in NOTICES}
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """One saved section: what it is about and the fields that changed (before, after)."""
+
+    section: str
+    target: str
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.changed:
+            return f"The {self.section} of {self.target} was already as asked: nothing changed."
+        fields = ", ".join(self.changed)
+        return f"The {self.section} of {self.target} is saved ({fields})."
+
+
+# --- phones ----------------------------------------------------------------------------------
+
+
+def normalise_phone(text: str, *, field_name: str = "phone", mobile: bool = False) -> str:
+    """A phone number in E.164; national numbers are read as French.
+
+    With ``mobile=True`` a fixed line is refused, since SMS notices go to this number.
+    """
+    raw = str(text).strip()
+    try:
+        number = phonenumbers.parse(raw, PHONE_REGION)
+    except phonenumbers.NumberParseException as error:
+        raise ValidationError(
+            f"The {field_name} number {raw!r} is not a phone number ({error}).",
+            field=field_name,
+            actual=raw,
+        ) from error
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            f"The {field_name} number {raw!r} is not a valid number: write it like "
+            "06 12 34 56 78 or +33 6 12 34 56 78.",
+            field=field_name,
+            actual=raw,
+        )
+    if mobile and phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise ValidationError(
+            f"The mobile number {raw!r} is not a mobile number (it cannot receive SMS); "
+            "put it in the phone field instead.",
+            field=field_name,
+            actual=raw,
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# --- text fields -----------------------------------------------------------------------------
+
+
+def _text(name: str, value: str, *, required: bool) -> str | None:
+    text = " ".join(str(value).split())
+    if not text:
+        if required:
+            raise ValidationError(f"The {name.replace('_', ' ')} cannot be empty.", field=name)
+        return None
+    limit = _LIMITS.get(name)
+    if limit is not None and len(text) > limit:
+        raise ValidationError(
+            f"The {name.replace('_', ' ')} has at most {limit} characters; "
+            f"{text[:30]!r}... has {len(text)}.",
+            field=name,
+            limit=limit,
+            actual=len(text),
+        )
+    return text
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    if text not in allowed:
+        raise ValidationError(
+            f"The {name} must be one of {', '.join(allowed)}, not {text!r}.",
+            field=name,
+            actual=text,
+        )
+    return text
+
+
+def _profile_value(name: str, value: str) -> str | None:
+    if name in ("first_name", "last_name"):
+        return _text(name, value, required=True)
+    if name == "function":
+        return _text(name, value, required=False)
+    if name == "civility":
+        return _choice(name, value, CIVILITIES)
+    if name == "language":
+        return _choice(name, value.lower(), LANGUAGES)
+    if not str(value).strip():
+        return None
+    return normalise_phone(value, field_name=name, mobile=name == "mobile")
+
+
+# --- notification preferences ----------------------------------------------------------------
+
+
+def effective_notification_prefs(stored: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """The stored preferences over the defaults, every notice present, channels in order."""
+    prefs = {notice: list(channels) for notice, channels in DEFAULT_NOTIFICATION_PREFS.items()}
+    for notice, channels in (stored or {}).items():
+        if notice in prefs and isinstance(channels, list):
+            prefs[notice] = [c for c in CHANNELS if c in channels]
+    return prefs
+
+
+def validate_notification_prefs(
+    prefs: Mapping[str, Any], *, email: str | None, mobile: str | None, who: str = "this user"
+) -> dict[str, list[str]]:
+    """Check ``{notice: [channels]}``; returns it with channels deduplicated and ordered.
+
+    An empty list switches a notice off. SMS needs a mobile number and email an address.
+    """
+    if not isinstance(prefs, Mapping):
+        raise ValidationError(
+            "Notification preferences map each notice to a list of channels, "
+            f"not {type(prefs).__name__}.",
+            field="notification_prefs",
+        )
+    cleaned: dict[str, list[str]] = {}
+    for notice, channels in prefs.items():
+        if notice not in NOTICES:
+            raise ValidationError(
+                f"{notice!r} is not a notice; choose among {', '.join(NOTICES)}.",
+                field="notification_prefs",
+                actual=notice,
+            )
+        if isinstance(channels, str) or not isinstance(channels, Iterable):
+            raise ValidationError(
+                f"The channels of the {notice} notice are a list (email, sms), not {channels!r}.",
+                field=notice,
+                actual=channels,
+            )
+        channels = list(channels)
+        for channel in channels:
+            if channel not in CHANNELS:
+                raise ValidationError(
+                    f"{channel!r} is not a channel for the {notice} notice; "
+                    f"choose among {', '.join(CHANNELS)}.",
+                    field=notice,
+                    actual=channel,
+                )
+        if "sms" in channels and not mobile:
+            raise ValidationError(
+                f"{who} has no mobile number, so the {NOTICES[notice]} notice cannot go by "
+                "SMS: add a mobile number to the profile first, or choose email.",
+                field=notice,
+                actual="sms",
+            )
+        if "email" in channels and not email:
+            raise ValidationError(
+                f"{who} has no email address, so the {NOTICES[notice]} notice cannot go by "
+                "email: choose SMS or switch the notice off.",
+                field=notice,
+                actual="email",
+            )
+        cleaned[notice] = [c for c in CHANNELS if c in channels]
+    return cleaned
+
+
+def parse_notification_assignment(text: str) -> tuple[str, list[str]]:
+    """``"order_status=email,sms"`` -> ``("order_status", ["email", "sms"])``; ``"x="`` is off."""
+    notice, sep, channels = str(text).partition("=")
+    notice = notice.strip().lower().replace("-", "_")
+    if not sep or not notice:
+        raise ValidationError(
+            f"Write a notification preference as NOTICE=CHANNELS (e.g. order_status=email,sms "
+            f"or new_user= to switch it off), not {text!r}.",
+            field="notification_prefs",
+            actual=text,
+        )
+    values = [c.strip().lower() for c in channels.split(",") if c.strip()]
+    if values in (["off"], ["none"]):
+        values = []
+    return notice, values
+
+
+def get_notification_prefs(session: Session, actor: Actor, login: str) -> dict[str, list[str]]:
+    user = get_visible_user(session, actor, login, "see the notification preferences of")
+    return effective_notification_prefs(user.notification_prefs)
+
+
+def set_notification_prefs(
+    session: Session, actor: Actor, login: str, prefs: Mapping[str, Iterable[str]]
+) -> SaveResult:
+    """Change which notices a user receives on which channel (the notices named only)."""
+    user = get_visible_user(session, actor, login, "change the notification preferences of")
+    if not prefs:
+        raise ValidationError(
+            f"Name at least one notice to change among {', '.join(NOTICES)}.",
+            field="notification_prefs",
+        )
+    cleaned = validate_notification_prefs(
+        prefs, email=user.email, mobile=user.mobile, who=user.login
+    )
+    before = effective_notification_prefs(user.notification_prefs)
+    after = {**before, **cleaned}
+    changed = {k: (before[k], after[k]) for k in NOTICES if before[k] != after[k]}
+    if changed:
+        user.notification_prefs = after
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.notifications",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before={k: old for k, (old, _new) in changed.items()},
+            after={k: new for k, (_old, new) in changed.items()},
+        )
+    return SaveResult("notification preferences", user.login, changed)
+
+
+# --- profile ---------------------------------------------------------------------------------
+
+
+def get_profile(session: Session, actor: Actor, login: str) -> dict[str, Any]:
+    user = get_visible_user(session, actor, login, "see the profile of")
+    return {
+        "login": user.login,
+        "email": user.email,
+        **{name: getattr(user, name) for name in PROFILE_FIELDS},
+        "notification_prefs": effective_notification_prefs(user.notification_prefs),
+    }
+
+
+def update_profile(
+    session: Session,
+    actor: Actor,
+    login: str,
+    *,
+    civility: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    function: str | None = None,
+    language: str | None = None,
+    phone: str | None = None,
+    mobile: str | None = None,
+) -> SaveResult:
+    """Save the user-profile section: ``None`` leaves a field as it is, ``""`` empties it.
+
+    The names cannot be emptied. Removing the mobile number is refused while a notice still
+    goes by SMS, so nobody silently stops receiving their alerts.
+    """
+    given = {
+        "civility": civility,
+        "first_name": first_name,
+        "last_name": last_name,
+        "function": function,
+        "language": language,
+        "phone": phone,
+        "mobile": mobile,
+    }
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given:
+        raise ValidationError(
+            f"Name at least one profile field to change: {', '.join(PROFILE_FIELDS)}.",
+            field="profile",
+        )
+    cleaned = {name: _profile_value(name, value) for name, value in given.items()}
+    user = get_visible_user(session, actor, login, "edit the profile of")
+    changed = {
+        name: (getattr(user, name), value)
+        for name, value in cleaned.items()
+        if getattr(user, name) != value
+    }
+    if "mobile" in changed and changed["mobile"][1] is None:
+        prefs = effective_notification_prefs(user.notification_prefs)
+        by_sms = [notice for notice, channels in prefs.items() if "sms" in channels]
+        if by_sms:
+            raise ConflictError(
+                f"{user.login} receives {', '.join(by_sms)} notices by SMS: switch those to "
+                "email before removing the mobile number."
+            )
+    if changed:
+        for name, (_old, value) in changed.items():
+            setattr(user, name, value)
+        if "first_name" in changed or "last_name" in changed:
+            for column, value in derived_columns(
+                user.first_name, user.last_name, user.login, user.email
+            ).items():
+                setattr(user, column, value)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.profile",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before={k: old for k, (old, _new) in changed.items()},
+            after={k: new for k, (_old, new) in changed.items()},
+        )
+    return SaveResult("profile", user.login, changed)
+
+
+# --- company ---------------------------------------------------------------------------------
+
+
+def get_company(session: Session, actor: Actor, client_ref: str) -> dict[str, Any]:
+    client = get_client(session, client_ref)
+    require_organisation(actor, client, "see the details of")
+    return {"ref": client.ref, **{name: getattr(client, name) for name in COMPANY_FIELDS}}
+
+
+def _company_value(name: str, value: str) -> str | None:
+    text = _text(name, value, required=name == "name")
+    if name == "postcode" and text is not None and not _POSTCODE.match(text):
+        raise ValidationError(
+            f"The postcode {text!r} should be letters, digits, spaces or hyphens "
+            "(2 to 16 characters), like 75010.",
+            field="postcode",
+            actual=text,
+        )
+    return text
+
+
+def update_company(
+    session: Session,
+    actor: Actor,
+    client_ref: str,
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    postcode: str | None = None,
+    city: str | None = None,
+) -> SaveResult:
+    """Save the company section of a client; its administrators (not managers) only.
+
+    ``None`` leaves a field as it is, ``""`` empties it (the name cannot be emptied).
+    """
+    given = {"name": name, "address": address, "postcode": postcode, "city": city}
+    given = {key: value for key, value in given.items() if value is not None}
+    if not given:
+        raise ValidationError(
+            f"Name at least one company detail to change: {', '.join(COMPANY_FIELDS)}.",
+            field="company",
+        )
+    cleaned = {key: _company_value(key, value) for key, value in given.items()}
+    client: Organisation = get_client(session, client_ref)
+    require_organisation_admin(actor, client, f"edit the company details of {client.ref}")
+    changed = {
+        key: (getattr(client, key), value)
+        for key, value in cleaned.items()
+        if getattr(client, key) != value
+    }
+    if changed:
+        for key, (_old, value) in changed.items():
+            setattr(client, key, value)
+        if "name" in changed:
+            client.name_folded = fold(client.name)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "organisation.details",
+            "organisation",
+            client.id,
+            target_label=client.ref,
+            organisation_id=client.id,
+            before={k: old for k, (old, _new) in changed.items()},
+            after={k: new for k, (_old, new) in changed.items()},
+        )
+    return SaveResult("company details", client.ref, changed)
+
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_NOTIFICATION_PREFS",
+    "NOTICES",
+    "SaveResult",
+    "effective_notification_prefs",
+    "get_company",
+    "get_notification_prefs",
+    "get_profile",
+    "normalise_phone",
+    "parse_notification_assignment",
+    "set_notification_prefs",
+    "update_company",
+    "update_profile",
+    "validate_notification_prefs",
+]

@@ -1,0 +1,441 @@
+"""Per-user rights, restrictions and client-side roles (seeds 001, 002 and 004).
+
+Rights are three independent switches (*manage rights*, *place orders*, *view invoices*):
+each change is saved at once, audited with the values before and after, and the user is not
+told (seed 004: "Les utilisateurs ne reçoivent aucun message"). Restrictions narrow a user to
+some contracts, billing accounts or applications (seed 001); no restriction of a kind means
+"all of that kind". Roles follow seed 002: an administrator sees every sub-account (so has
+none), a manager has exactly one and acts only inside it, and may not grant administrator.
+
+Who may change all this: administrators in scope (system, operator, partner, client) and
+managers for the users of their own sub-account. Client-side actors do not change their own
+rights, restrictions or role: another administrator does, so that nobody widens their own
+access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_assignable
+from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from .models import CLIENT_ROLES, RESTRICTION_KINDS, SubAccount, User, UserRestriction
+from .users import find_sub_account, get_visible_user
+
+RIGHTS = ("manage_rights", "place_orders", "view_invoices")
+RIGHT_LABELS = {
+    "manage_rights": "manage rights",
+    "place_orders": "place orders",
+    "view_invoices": "view invoices",
+}
+RESTRICTION_LABELS = {
+    "contract": "contract",
+    "billing_account": "billing account",
+    "application": "application",
+}
+MAX_RESTRICTION_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class RightsResult:
+    """The user's three rights after the change, and what actually changed."""
+
+    login: str
+    rights: dict[str, bool]
+    changed: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.changed:
+            return f"The rights of {self.login} were already as asked: nothing changed."
+        parts = [
+            f"{RIGHT_LABELS[name]} {'on' if after else 'off'}"
+            for name, (_before, after) in self.changed.items()
+        ]
+        return f"Rights of {self.login} saved: {', '.join(parts)} (the user is not notified)."
+
+
+@dataclass(frozen=True)
+class RestrictionsResult:
+    """The user's restrictions after the change (kind -> sorted values)."""
+
+    login: str
+    restrictions: dict[str, list[str]]
+    added: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if not self.added and not self.removed:
+            return f"The restrictions of {self.login} were already as asked: nothing changed."
+        parts = [f"+{RESTRICTION_LABELS[k]} {v}" for k, v in self.added]
+        parts += [f"-{RESTRICTION_LABELS[k]} {v}" for k, v in self.removed]
+        return f"Restrictions of {self.login} saved: {', '.join(parts)}."
+
+
+@dataclass(frozen=True)
+class RoleResult:
+    """The user's role and sub-account after the change."""
+
+    login: str
+    role: str
+    sub_account: str | None
+    previous_role: str
+    previous_sub_account: str | None
+
+    @property
+    def changed(self) -> bool:
+        return (self.role, self.sub_account) != (self.previous_role, self.previous_sub_account)
+
+    def describe(self) -> str:
+        where = f" of sub-account {self.sub_account}" if self.sub_account else ""
+        if not self.changed:
+            return f"{self.login} already is {self.role}{where}: nothing changed."
+        return f"{self.login} is now {self.role}{where} (was {self.previous_role})."
+
+
+# --- who may act -----------------------------------------------------------------------------
+
+
+def _require_rights_actor(actor: Actor, user: User, what: str) -> None:
+    """Scope is checked by the caller; this adds the rule on oneself."""
+    if actor.is_client_side and actor.user_id == user.id:
+        raise AccessDeniedError(
+            f"{actor.describe()} may not change their own {what}: "
+            "another administrator of the client must do it."
+        )
+
+
+def _visible_user(session: Session, actor: Actor, login: str, action: str) -> User:
+    return get_visible_user(session, actor, login, action)
+
+
+# --- rights ----------------------------------------------------------------------------------
+
+
+def rights_of(user: User) -> dict[str, bool]:
+    return {name: bool(getattr(user, f"right_{name}")) for name in RIGHTS}
+
+
+def set_rights(
+    session: Session,
+    actor: Actor,
+    login: str,
+    *,
+    manage_rights: bool | None = None,
+    place_orders: bool | None = None,
+    view_invoices: bool | None = None,
+) -> RightsResult:
+    """Switch any of the three rights of one user; ``None`` leaves a right as it is.
+
+    Saved at once (one audit event with the changed rights before and after); no mail.
+    """
+    wanted = {
+        "manage_rights": manage_rights,
+        "place_orders": place_orders,
+        "view_invoices": view_invoices,
+    }
+    wanted = {name: value for name, value in wanted.items() if value is not None}
+    if not wanted:
+        raise ValidationError(
+            "Name at least one right to change: manage_rights, place_orders or view_invoices.",
+            field="rights",
+        )
+    for name, value in wanted.items():
+        if not isinstance(value, bool):
+            raise ValidationError(
+                f"The right {name} is switched on or off (True or False), not {value!r}.",
+                field=name,
+                actual=value,
+            )
+    user = _visible_user(session, actor, login, "change the rights of")
+    _require_rights_actor(actor, user, "rights")
+    before = rights_of(user)
+    changed = {
+        name: (before[name], value) for name, value in wanted.items() if before[name] != value
+    }
+    for name, (_old, value) in changed.items():
+        setattr(user, f"right_{name}", value)
+    if changed:
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.rights",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before={f"right_{n}": old for n, (old, _new) in changed.items()},
+            after={f"right_{n}": new for n, (_old, new) in changed.items()},
+        )
+    return RightsResult(user.login, rights_of(user), changed)
+
+
+# --- restrictions ----------------------------------------------------------------------------
+
+
+def _check_kind(kind: str) -> str:
+    normalised = kind.strip().lower().replace("-", "_").replace(" ", "_")
+    if normalised not in RESTRICTION_KINDS:
+        raise ValidationError(
+            f"A restriction is on one of {', '.join(RESTRICTION_KINDS)}, not {kind!r}.",
+            field="kind",
+            actual=kind,
+        )
+    return normalised
+
+
+def _clean_value(kind: str, value: str) -> str:
+    text = " ".join(str(value).split())
+    if not text:
+        raise ValidationError(
+            f"A {RESTRICTION_LABELS[kind]} restriction needs a value, not an empty text.",
+            field=kind,
+            actual=value,
+        )
+    if len(text) > MAX_RESTRICTION_LENGTH:
+        raise ValidationError(
+            f"A {RESTRICTION_LABELS[kind]} reference has at most {MAX_RESTRICTION_LENGTH} "
+            f"characters; {text[:30]!r}... has {len(text)}.",
+            field=kind,
+            limit=MAX_RESTRICTION_LENGTH,
+            actual=len(text),
+        )
+    return text
+
+
+def _normalise(items: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for kind, values in (items or {}).items():
+        checked = _check_kind(kind)
+        if isinstance(values, str):
+            values = [values]
+        bucket = result.setdefault(checked, [])
+        for value in values:
+            cleaned = _clean_value(checked, value)
+            if cleaned not in bucket:
+                bucket.append(cleaned)
+    return result
+
+
+def _current_restrictions(session: Session, user_id: int) -> dict[str, list[str]]:
+    rows = session.execute(
+        select(UserRestriction.kind, UserRestriction.value)
+        .where(UserRestriction.user_id == user_id)
+        .order_by(UserRestriction.kind, UserRestriction.value)
+    ).all()
+    current: dict[str, list[str]] = {}
+    for kind, value in rows:
+        current.setdefault(kind, []).append(value)
+    return current
+
+
+def list_restrictions(session: Session, actor: Actor, login: str) -> dict[str, list[str]]:
+    """The user's restrictions by kind (a kind absent means no restriction of that kind)."""
+    user = _visible_user(session, actor, login, "see the restrictions of")
+    return _current_restrictions(session, user.id)
+
+
+def change_restrictions(
+    session: Session,
+    actor: Actor,
+    login: str,
+    *,
+    add: Mapping[str, Iterable[str]] | None = None,
+    remove: Mapping[str, Iterable[str]] | None = None,
+    replace: Mapping[str, Iterable[str]] | None = None,
+) -> RestrictionsResult:
+    """Add, remove, or replace (per kind) the user's restrictions in one audited save.
+
+    Adding a value already there changes nothing; removing one that is not there is an error
+    (it is usually a typo). ``replace={"contract": []}`` lifts every contract restriction.
+    """
+    add_n, remove_n, replace_n = _normalise(add), _normalise(remove), _normalise(replace)
+    if not (add_n or remove_n or replace_n):
+        raise ValidationError(
+            "Name at least one contract, billing account or application to add, remove or replace.",
+            field="restrictions",
+        )
+    if set(replace_n) & (set(add_n) | set(remove_n)):
+        raise ValidationError(
+            "A kind of restriction is either replaced as a whole or edited value by value, "
+            "not both in one change.",
+            field="restrictions",
+        )
+    user = _visible_user(session, actor, login, "change the restrictions of")
+    _require_rights_actor(actor, user, "restrictions")
+    before = _current_restrictions(session, user.id)
+    for kind, values in remove_n.items():
+        missing = [v for v in values if v not in before.get(kind, [])]
+        if missing:
+            present = ", ".join(before.get(kind, [])) or "none"
+            raise NotFoundError(
+                f"{RESTRICTION_LABELS[kind]} restriction of {user.login} (present: {present})",
+                missing[0],
+            )
+    target = {kind: list(values) for kind, values in before.items()}
+    for kind, values in replace_n.items():
+        target[kind] = list(values)
+    for kind, values in add_n.items():
+        bucket = target.setdefault(kind, [])
+        bucket.extend(v for v in values if v not in bucket)
+    for kind, values in remove_n.items():
+        target[kind] = [v for v in target.get(kind, []) if v not in values]
+    old_pairs = {(k, v) for k, vs in before.items() for v in vs}
+    new_pairs = {(k, v) for k, vs in target.items() for v in vs}
+    added = sorted(new_pairs - old_pairs)
+    removed = sorted(old_pairs - new_pairs)
+    for kind, value in removed:
+        session.execute(
+            delete(UserRestriction).where(
+                UserRestriction.user_id == user.id,
+                UserRestriction.kind == kind,
+                UserRestriction.value == value,
+            )
+        )
+    session.add_all(UserRestriction(user_id=user.id, kind=k, value=v) for k, v in added)
+    session.flush()
+    after = _current_restrictions(session, user.id)
+    if added or removed:
+        kinds = sorted({k for k, _v in added} | {k for k, _v in removed})
+        audit.record(
+            session,
+            actor,
+            "user.restrictions",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before={k: before.get(k, []) for k in kinds},
+            after={k: after.get(k, []) for k in kinds},
+        )
+    return RestrictionsResult(user.login, after, added, removed)
+
+
+def add_restrictions(
+    session: Session, actor: Actor, login: str, kind: str, values: Iterable[str]
+) -> RestrictionsResult:
+    return change_restrictions(session, actor, login, add={kind: list(values)})
+
+
+def remove_restrictions(
+    session: Session, actor: Actor, login: str, kind: str, values: Iterable[str]
+) -> RestrictionsResult:
+    return change_restrictions(session, actor, login, remove={kind: list(values)})
+
+
+def replace_restrictions(
+    session: Session, actor: Actor, login: str, kind: str, values: Iterable[str]
+) -> RestrictionsResult:
+    return change_restrictions(session, actor, login, replace={kind: list(values)})
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def _sub_account_name(session: Session, sub_account_id: int | None) -> str | None:
+    if sub_account_id is None:
+        return None
+    return session.scalar(select(SubAccount.name).where(SubAccount.id == sub_account_id))
+
+
+def change_role(
+    session: Session, actor: Actor, login: str, role: str, *, sub_account: str | None = None
+) -> RoleResult:
+    """Make a user administrator, manager or user of their client (seed 002).
+
+    An administrator has no sub-account (they see them all); a manager has exactly one (the
+    one given, else the one they are in); a user keeps their sub-account unless one is given.
+    A manager may not grant administrator and places people only in their own sub-account.
+    The last administrator of a client cannot be demoted: the client would be left unmanaged.
+    """
+    if role not in CLIENT_ROLES:
+        raise ValidationError(
+            f"The role must be one of {', '.join(CLIENT_ROLES)}, not {role!r}.",
+            field="role",
+            actual=role,
+        )
+    user = _visible_user(session, actor, login, "change the role of")
+    _require_rights_actor(actor, user, "role")
+    client = user.client
+    previous_role, previous_sub = user.role, _sub_account_name(session, user.sub_account_id)
+    target: SubAccount | None
+    if role == "administrator":
+        if sub_account:
+            raise ValidationError(
+                f"An administrator sees every sub-account of {client.ref}, so the sub-account "
+                f"{sub_account!r} does not apply; leave it out.",
+                field="sub_account",
+                actual=sub_account,
+            )
+        target = None
+    elif sub_account:
+        target = find_sub_account(session, client.id, sub_account)
+        if target is None:
+            raise NotFoundError(f"sub-account of client {client.ref}", sub_account)
+    else:
+        target = user.sub_account
+        if role == "manager" and target is None:
+            raise ValidationError(
+                f"A manager acts in exactly one sub-account: give --sub-account to make "
+                f"{user.login} a manager of {client.ref}.",
+                field="sub_account",
+            )
+    require_assignable(actor, client, role, target)
+    if previous_role == "administrator" and role != "administrator":
+        others = session.scalar(
+            select(
+                exists().where(
+                    User.client_id == client.id,
+                    User.role == "administrator",
+                    User.status != "deactivated",
+                    User.id != user.id,
+                )
+            )
+        )
+        if not others:
+            raise ConflictError(
+                f"{user.login} is the last administrator of client {client.ref}: make another "
+                "user administrator first, so the client is never left without one."
+            )
+    user.role = role
+    user.sub_account_id = target.id if target else None
+    session.flush()
+    result = RoleResult(
+        user.login, role, target.name if target else None, previous_role, previous_sub
+    )
+    if result.changed:
+        audit.record(
+            session,
+            actor,
+            "user.role",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=client.id,
+            before={"role": previous_role, "sub_account": previous_sub},
+            after={"role": role, "sub_account": result.sub_account},
+        )
+    return result
+
+
+# --- read side -------------------------------------------------------------------------------
+
+
+def describe_access(session: Session, actor: Actor, login: str) -> dict[str, Any]:
+    """Everything that decides what a user may do: role, sub-account, rights, restrictions."""
+    user = _visible_user(session, actor, login, "see the rights of")
+    return {
+        "login": user.login,
+        "client": user.client.ref,
+        "status": user.status,
+        "role": user.role,
+        "sub_account": _sub_account_name(session, user.sub_account_id),
+        "rights": rights_of(user),
+        "restrictions": _current_restrictions(session, user.id),
+    }

@@ -1,0 +1,249 @@
+"""Sub-accounts of a client (seed 002): list, create, rename, and moving users between them.
+
+Only administrators create and rename sub-accounts ("Seuls les administrateurs peuvent ajouter
+et modifier des sous-comptes"). Names are unique per client ignoring case, accents and extra
+spaces (``name_folded``), so "Siège" and "siege" are the same sub-account. A manager sees only
+their own sub-account and moves people only into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_assignable, require_organisation, require_organisation_admin
+from .errors import ConflictError, NotFoundError, ValidationError
+from .models import Organisation, SubAccount, User
+from .organisations import get_client
+from .textnorm import fold
+from .users import find_sub_account, get_visible_user
+
+MAX_NAME_LENGTH = 120
+SUB_ACCOUNT_COLUMNS = ["name", "users", "active", "managers", "created_at"]
+
+
+@dataclass(frozen=True)
+class SubAccountResult:
+    """A sub-account after a create or rename."""
+
+    client_ref: str
+    id: int
+    name: str
+    previous_name: str | None = None
+
+    def describe(self) -> str:
+        if self.previous_name is None:
+            return f"Sub-account {self.name!r} created in client {self.client_ref}."
+        if self.previous_name == self.name:
+            return f"Sub-account {self.name!r} of {self.client_ref} already has that name."
+        return (
+            f"Sub-account {self.previous_name!r} of client {self.client_ref} renamed {self.name!r}."
+        )
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    login: str
+    sub_account: str | None
+    previous_sub_account: str | None
+
+    def describe(self) -> str:
+        where = repr(self.sub_account) if self.sub_account else "no sub-account"
+        if self.sub_account == self.previous_sub_account:
+            return f"{self.login} already is in {where}: nothing changed."
+        was = repr(self.previous_sub_account) if self.previous_sub_account else "none"
+        return f"{self.login} moved to {where} (was {was})."
+
+
+def clean_name(name: str) -> str:
+    """A sub-account name trimmed, inner spaces collapsed, length and characters checked."""
+    text = " ".join(str(name).split())
+    if not text:
+        raise ValidationError("A sub-account needs a name, not an empty text.", field="name")
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"A sub-account name has at most {MAX_NAME_LENGTH} characters; "
+            f"{text[:30]!r}... has {len(text)}.",
+            field="name",
+            limit=MAX_NAME_LENGTH,
+            actual=len(text),
+        )
+    if any(not ch.isprintable() for ch in text):
+        raise ValidationError(
+            f"The sub-account name {text!r} contains control characters.",
+            field="name",
+            actual=text,
+        )
+    return text
+
+
+def _require_sub_account(session: Session, client: Organisation, name: str) -> SubAccount:
+    found = find_sub_account(session, client.id, name)
+    if found is None:
+        names = session.scalars(
+            select(SubAccount.name)
+            .where(SubAccount.client_id == client.id)
+            .order_by(SubAccount.name_folded)
+        ).all()
+        known = ", ".join(repr(n) for n in names) or "none yet"
+        raise NotFoundError(f"sub-account of client {client.ref} (existing: {known})", name)
+    return found
+
+
+def _refuse_duplicate(
+    session: Session, client: Organisation, name: str, own_id: int | None
+) -> None:
+    existing = find_sub_account(session, client.id, name)
+    if existing is not None and existing.id != own_id:
+        raise ConflictError(
+            f"Client {client.ref} already has a sub-account named {existing.name!r}; names are "
+            f"compared ignoring case and accents, so {name!r} would be the same one."
+        )
+
+
+def _flush_unique(session: Session, client: Organisation, name: str) -> None:
+    """Flush, turning a lost race on the unique (client, name_folded) into the same sentence."""
+    try:
+        session.flush()
+    except IntegrityError as error:
+        raise ConflictError(
+            f"Client {client.ref} already has a sub-account named like {name!r} "
+            "(created at the same moment by someone else)."
+        ) from error
+
+
+def list_sub_accounts(session: Session, actor: Actor, client_ref: str) -> pd.DataFrame:
+    """The client's sub-accounts with their users counted (managers see only their own).
+
+    ``frame.attrs["without_sub_account"]`` counts the client's users in no sub-account
+    (administrators, and users not placed yet); it is absent for managers.
+    """
+    client = get_client(session, client_ref)
+    require_organisation(actor, client, "list the sub-accounts of")
+    query = (
+        select(
+            SubAccount.name,
+            func.count(User.id),
+            func.coalesce(func.sum(case((User.status == "active", 1), else_=0)), 0),
+            func.coalesce(func.sum(case((User.role == "manager", 1), else_=0)), 0),
+            SubAccount.created_at,
+        )
+        .outerjoin(User, User.sub_account_id == SubAccount.id)
+        .where(SubAccount.client_id == client.id)
+        .group_by(SubAccount.id, SubAccount.name, SubAccount.name_folded, SubAccount.created_at)
+        .order_by(SubAccount.name_folded)
+    )
+    if actor.kind == "manager":
+        query = query.where(SubAccount.id == actor.sub_account_id)
+    frame = pd.DataFrame(
+        [tuple(row) for row in session.execute(query)], columns=SUB_ACCOUNT_COLUMNS
+    ).astype({"users": "int64", "active": "int64", "managers": "int64"})
+    if actor.kind != "manager":
+        frame.attrs["without_sub_account"] = int(
+            session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.client_id == client.id, User.sub_account_id.is_(None))
+            )
+            or 0
+        )
+    return frame
+
+
+def create_sub_account(
+    session: Session, actor: Actor, client_ref: str, name: str
+) -> SubAccountResult:
+    """A new sub-account of the client; administrators only, name unique in the client."""
+    text = clean_name(name)
+    client = get_client(session, client_ref)
+    require_organisation_admin(actor, client, f"create sub-accounts in client {client.ref}")
+    _refuse_duplicate(session, client, text, None)
+    sub = SubAccount(client_id=client.id, name=text, name_folded=fold(text))
+    session.add(sub)
+    _flush_unique(session, client, text)
+    audit.record(
+        session,
+        actor,
+        "subaccount.create",
+        "sub_account",
+        sub.id,
+        target_label=f"{client.ref}/{text}",
+        organisation_id=client.id,
+        after={"name": text},
+    )
+    return SubAccountResult(client.ref, sub.id, text)
+
+
+def rename_sub_account(
+    session: Session, actor: Actor, client_ref: str, old_name: str, new_name: str
+) -> SubAccountResult:
+    """Rename a sub-account; administrators only. Fixing only case or accents is allowed."""
+    text = clean_name(new_name)
+    client = get_client(session, client_ref)
+    require_organisation_admin(actor, client, f"rename sub-accounts of client {client.ref}")
+    sub = _require_sub_account(session, client, old_name)
+    previous = sub.name
+    if previous == text:
+        return SubAccountResult(client.ref, sub.id, text, previous)
+    _refuse_duplicate(session, client, text, sub.id)
+    sub.name, sub.name_folded = text, fold(text)
+    _flush_unique(session, client, text)
+    audit.record(
+        session,
+        actor,
+        "subaccount.rename",
+        "sub_account",
+        sub.id,
+        target_label=f"{client.ref}/{text}",
+        organisation_id=client.id,
+        before={"name": previous},
+        after={"name": text},
+    )
+    return SubAccountResult(client.ref, sub.id, text, previous)
+
+
+def move_user(session: Session, actor: Actor, login: str, sub_account: str | None) -> MoveResult:
+    """Place a user in a sub-account of their client (``None``: in none).
+
+    Administrators are in no sub-account (change their role instead); a manager must stay in
+    one; a manager-actor moves people only into their own sub-account.
+    """
+    user = get_visible_user(session, actor, login, "move")
+    client = user.client
+    previous = user.sub_account.name if user.sub_account else None
+    target = _require_sub_account(session, client, sub_account) if sub_account else None
+    if user.role == "administrator" and target is not None:
+        raise ValidationError(
+            f"{user.login} is an administrator of {client.ref} and sees every sub-account; "
+            "change their role first to place them in one.",
+            field="sub_account",
+            actual=sub_account,
+        )
+    if user.role == "manager" and target is None:
+        raise ValidationError(
+            f"{user.login} is a manager and must stay in exactly one sub-account; "
+            "name the sub-account to move them to.",
+            field="sub_account",
+        )
+    require_assignable(actor, client, user.role, target)
+    result = MoveResult(user.login, target.name if target else None, previous)
+    if user.sub_account_id != (target.id if target else None):
+        user.sub_account_id = target.id if target else None
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.move",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=client.id,
+            before={"sub_account": previous},
+            after={"sub_account": result.sub_account},
+        )
+    return result
