@@ -1,0 +1,119 @@
+"""``jobs list``, ``jobs run NAME [-p KEY VALUE ...]`` and ``jobs history``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import pandas as pd
+
+from .. import jobs as jobs_service
+from ..errors import SelfcareError
+from . import main
+from .common import CliContext, echo_json, echo_table, pass_cli
+
+
+@main.group()
+def jobs() -> None:
+    """Run the scheduled notebooks and read their history."""
+
+
+@jobs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+def jobs_list(as_json: bool) -> None:
+    """The registered jobs, their notebook and their parameters with defaults."""
+    rows = []
+    for job in jobs_service.JOBS.values():
+        try:
+            parameters: dict | str = job.parameters()
+        except SelfcareError as error:  # one broken notebook must not hide the other jobs
+            parameters = f"unavailable: {error}"
+        rows.append(
+            {
+                "name": job.name,
+                "notebook": str(job.notebook.relative_to(jobs_service.NOTEBOOKS_DIR.parent)),
+                "parameters": parameters,
+                "description": job.description,
+            }
+        )
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  ({row['notebook']})")
+        click.echo(f"    {row['description']}")
+        params = row["parameters"]
+        shown = (
+            ", ".join(f"{k}={v!r}" for k, v in params.items())
+            if isinstance(params, dict)
+            else params
+        )
+        click.echo(f"    parameters: {shown}")
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="Set a notebook parameter (repeatable); the value takes the type of the default.",
+)
+@pass_cli
+def jobs_run(cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...]) -> None:
+    """Run job NAME with papermill; exit status 1 when the notebook fails."""
+    result = jobs_service.run_job(name, dict(parameters), settings=cli.settings)
+    if result.ok:
+        click.echo(result.describe())
+        if result.html_path:
+            click.echo(f"HTML page: {result.html_path}")
+        if result.output_dir:
+            click.echo(f"Files written: {result.output_dir} ({len(result.files)} files)")
+        return
+    click.echo(f"Error: {result.describe()}", err=True)
+    sys.exit(1)
+
+
+@jobs.command("history")
+@click.option("--job", "job_name", metavar="NAME", help="Only the runs of this job.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: bool) -> None:
+    """The last runs, newest first: parameters, status, duration, notebook, failure."""
+    with cli.sessions()() as session:
+        frame = jobs_service.job_history(session, job=job_name, limit=limit)
+    if as_json:
+        echo_json(frame)
+        return
+    if frame.empty:
+        echo_table(frame)
+        return
+    shown = frame.assign(
+        started_at=frame["started_at"].map(lambda t: f"{t:%Y-%m-%d %H:%M:%S}"),
+        duration_s=frame["duration_s"].map(lambda d: "" if pd.isna(d) else f"{d:.1f}"),
+        parameters=frame["parameters"].map(
+            lambda p: " ".join(
+                f"{k}={v}" for k, v in p.items() if k not in ("database_url", "output_dir")
+            )
+        ),
+        failed_cell=frame["failed_cell"].map(lambda c: "" if pd.isna(c) else str(int(c))),
+        error=frame["error"].fillna(""),
+    )
+    echo_table(
+        shown,
+        [
+            "id",
+            "job",
+            "status",
+            "started_at",
+            "duration_s",
+            "parameters",
+            "output_path",
+            "failed_cell",
+            "error",
+        ],
+    )

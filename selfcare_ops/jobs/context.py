@@ -1,0 +1,55 @@
+"""What a job notebook needs from its two common parameters, in one call.
+
+``database_url`` ("" = the configured database) and ``output_dir`` ("" = a folder named after
+the job under the configured runs directory) become settings, a session factory and an existing
+output folder. The notebook then calls the services, acting as ``access.system_actor``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import Settings, get_settings
+from ..db import check_ready, make_engine, make_session_factory
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Settings, database and output folder of one notebook run."""
+
+    job: str
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    output_dir: Path
+
+    def describe(self) -> dict[str, str]:
+        """Which interpreter, package and database this run uses (shown by every notebook)."""
+        import sys
+
+        from .. import __file__ as package_file
+        from ..db import current_revision, describe
+
+        return {
+            "python": sys.executable,
+            "selfcare_ops": str(Path(package_file).resolve().parent),
+            "database": describe(self.engine),
+            "schema_revision": current_revision(self.engine) or "",
+            "output_dir": str(self.output_dir),
+        }
+
+
+def open_job(job: str, *, database_url: str = "", output_dir: str = "") -> JobContext:
+    """Settings from the environment, overridden by the notebook's parameters; schema checked."""
+    settings = get_settings()
+    if database_url:
+        settings = replace(settings, database_url=database_url)
+    folder = Path(output_dir) if output_dir else settings.runs_dir / job / "output"
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    check_ready(engine)
+    return JobContext(job, settings, engine, make_session_factory(engine), folder)

@@ -1,0 +1,276 @@
+"""Run a registered job: lock, record, execute the notebook with papermill, record the end.
+
+The executed notebook is kept as ``<runs_dir>/<job>/<timestamp>.ipynb`` whatever happens, and
+the files the notebook writes go to ``<runs_dir>/<job>/<timestamp>/`` unless the caller names
+another ``output_dir``. The kernel is always this interpreter's ipykernel (not whatever
+``python3`` kernelspec the machine has), so the notebook imports the same ``selfcare_ops``.
+Papermill, nbformat, nbconvert and jupyter_client are imported here only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from sqlalchemy import update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from ..config import Settings, get_settings
+from ..db import check_ready, make_engine
+from ..errors import JobError
+from ..models import JobRun, utcnow
+from . import locks
+from .registry import Job, get_job, resolve_parameters
+
+KERNEL_NAME = "python3"
+
+
+class VenvKernelManager(AsyncKernelManager):
+    """Starts ``sys.executable -m ipykernel_launcher``: the kernel of this very environment."""
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        if self._kernel_spec is None:
+            self._kernel_spec = KernelSpec(
+                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                display_name="Python 3 (selfcare-ops)",
+                language="python",
+                name=KERNEL_NAME,
+            )
+        return self._kernel_spec
+
+
+@dataclass(frozen=True)
+class JobRunResult:
+    """How one run ended and where its record is."""
+
+    run_id: int
+    job: str
+    status: str
+    parameters: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
+    output_path: Path
+    output_dir: Path | None
+    html_path: Path | None = None
+    failed_cell: int | None = None
+    error: str | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def describe(self) -> str:
+        if self.ok:
+            return (
+                f"Job {self.job!r} succeeded in {self.duration_s:.1f} s (run {self.run_id}); "
+                f"executed notebook: {self.output_path}."
+            )
+        where = f" at cell {self.failed_cell}" if self.failed_cell is not None else ""
+        return (
+            f"Job {self.job!r} failed{where} after {self.duration_s:.1f} s (run {self.run_id}): "
+            f"{self.error}. The executed notebook is kept at {self.output_path}."
+        )
+
+    def raise_for_status(self) -> JobRunResult:
+        """Raise :class:`JobError` with :meth:`describe` unless the run succeeded."""
+        if not self.ok:
+            raise JobError(self.describe(), run_id=self.run_id, failed_cell=self.failed_cell)
+        return self
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def _output_path(runs_dir: Path, job: Job, started: datetime) -> Path:
+    folder = runs_dir / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    base = _stamp(started)
+    candidate, n = folder / f"{base}.ipynb", 1
+    while candidate.exists() or candidate.with_suffix("").exists():
+        candidate, n = folder / f"{base}-{n}.ipynb", n + 1
+    return candidate
+
+
+def _recordable(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as stored in ``job_runs`` (a database password is never stored)."""
+    shown = dict(parameters)
+    if shown.get("database_url"):
+        try:
+            url = make_url(shown["database_url"])
+            shown["database_url"] = url.render_as_string(hide_password=True)
+        except Exception:  # a malformed URL fails later, in the notebook
+            shown["database_url"] = "<unparsable>"
+    return shown
+
+
+def _failed_cell_from_output(path: Path) -> int | None:
+    """The cell papermill marked as running or failed when execution stopped abnormally."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception:  # the notebook may not have been written at all
+        return None
+    for index, cell in enumerate(notebook.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status in ("running", "failed"):
+            return index
+    return None
+
+
+def _export_html(notebook_path: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    target = notebook_path.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def _execute(job: Job, output: Path, parameters: dict[str, Any]) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(job.notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        kernel_manager_class=VenvKernelManager,
+        progress_bar=False,
+        log_output=False,
+        request_save_on_cell_execute=True,
+    )
+
+
+def run_job(
+    name: str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+) -> JobRunResult:
+    """Run job ``name`` once; a failing notebook is a recorded ``failed`` run, not an exception.
+
+    Raises :class:`~selfcare_ops.errors.ValidationError` for unknown or ill-typed parameters,
+    :class:`~selfcare_ops.errors.ConcurrentRunError` when the job is already running, and
+    :class:`JobError` when the notebook cannot be started at all.
+    """
+    job = get_job(name)
+    given = dict(parameters or {})
+    resolved = resolve_parameters(job, given)
+    explicit_settings = settings is not None
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        check_ready(engine)
+        lock = locks.acquire(engine, job.name)
+        try:
+            return _run_locked(job, resolved, given, settings, explicit_settings, engine, lock)
+        finally:
+            lock.release()
+    finally:
+        engine.dispose()
+
+
+def _run_locked(
+    job: Job,
+    resolved: dict[str, Any],
+    given: Mapping[str, Any],
+    settings: Settings,
+    explicit_settings: bool,
+    engine: Any,
+    lock: locks.JobLockHandle,
+) -> JobRunResult:
+    started = utcnow()
+    output = _output_path(settings.runs_dir, job, started)
+    output_dir: Path | None = None
+    if "output_dir" in resolved and not resolved["output_dir"]:
+        output_dir = output.with_suffix("")
+        resolved["output_dir"] = str(output_dir)
+    elif resolved.get("output_dir"):
+        output_dir = Path(resolved["output_dir"])
+    if explicit_settings and "database_url" in resolved and not given.get("database_url"):
+        resolved["database_url"] = settings.database_url
+
+    with Session(engine) as session, session.begin():
+        run = JobRun(
+            job_name=job.name,
+            parameters=_recordable(resolved),
+            status="running",
+            started_at=started,
+            output_path=str(output),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    lock.attach_run(run_id)
+
+    status, failed_cell, error = "succeeded", None, None
+    try:
+        _execute(job, output, resolved)
+    except KeyboardInterrupt:
+        _finish(engine, run_id, "failed", _failed_cell_from_output(output), "Interrupted.")
+        raise
+    except Exception as exc:  # every failure is recorded, then reported
+        from papermill.exceptions import PapermillExecutionError
+
+        status = "failed"
+        if isinstance(exc, PapermillExecutionError):
+            failed_cell, error = exc.cell_index, f"{exc.ename}: {exc.evalue}"
+        else:
+            failed_cell = _failed_cell_from_output(output)
+            error = f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
+    html_path = None
+    if status == "succeeded" and job.export_html:
+        try:
+            html_path = _export_html(output)
+        except Exception as exc:  # the run did its work; the page is a bonus
+            status, error = "failed", f"HTML export failed: {type(exc).__name__}: {exc}"
+    finished = _finish(engine, run_id, status, failed_cell, error)
+    files = sorted(p for p in output_dir.rglob("*") if p.is_file()) if output_dir else []
+    return JobRunResult(
+        run_id=run_id,
+        job=job.name,
+        status=status,
+        parameters=_recordable(resolved),
+        started_at=started,
+        finished_at=finished,
+        output_path=output,
+        output_dir=output_dir if output_dir and output_dir.exists() else None,
+        html_path=html_path,
+        failed_cell=failed_cell,
+        error=error,
+        files=files,
+    )
+
+
+def _finish(
+    engine: Any, run_id: int, status: str, failed_cell: int | None, error: str | None
+) -> datetime:
+    finished = utcnow()
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(status=status, finished_at=finished, failed_cell=failed_cell, error=error)
+        )
+    return finished
