@@ -18,6 +18,7 @@ from .common import CliContext
 
 #: Command modules, each adding its groups and commands to :data:`main`.
 COMMAND_MODULES = ["db", "directory", "audit"]
+COMMAND_MODULES.append("jobs")
 
 
 class SelfcareGroup(click.Group):
