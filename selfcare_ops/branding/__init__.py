@@ -4,10 +4,34 @@ Public API (stable; mail rendering and the demo loader call it):
 
 - :func:`resolve_branding` -> :class:`ResolvedBranding` (each field's value and source ref)
 - :func:`asset_content`, :func:`asset_data_uri` for the bytes of a resolved logo or banner
+- :func:`seed_default_branding` stores the operator's defaults (demo loader)
+- :func:`set_branding`, :func:`reset_branding`, :func:`show_branding` (scope-checked, audited)
+- :func:`check_image`, :func:`parse_color`, :func:`contrast_ratio`, :func:`remaining_characters`
 """
 
 from __future__ import annotations
 
+from .colors import (
+    CSS_COLOURS,
+    MIN_CONTRAST,
+    ReadabilityWarning,
+    contrast_ratio,
+    format_ratio,
+    parse_color,
+    readability_warnings,
+    relative_luminance,
+    suggest_text_color,
+)
+from .defaults import SeedResult, seed_default_branding
+from .images import (
+    BANNER_MAX_BYTES,
+    BANNER_MAX_SIDE,
+    LOGO_MAX_SIDE,
+    CheckedImage,
+    check_image,
+    read_upload,
+)
+from .issues import BrandingIssue, branding_issues
 from .resolve import (
     BUILTIN_DEFAULTS,
     FIELDS,
@@ -19,15 +43,44 @@ from .resolve import (
     asset_data_uri,
     resolve_branding,
 )
+from .service import BrandingChange, reset_branding, set_branding, show_branding
+from .values import MESSAGE_MAX_CHARS, clean_link, clean_message, remaining_characters
 
 __all__ = [
+    "BANNER_MAX_BYTES",
+    "BANNER_MAX_SIDE",
     "BUILTIN_DEFAULTS",
+    "CSS_COLOURS",
     "FIELDS",
+    "LOGO_MAX_SIDE",
+    "MESSAGE_MAX_CHARS",
+    "MIN_CONTRAST",
     "NO_GRADIENT",
     "AssetRef",
+    "BrandingChange",
+    "BrandingIssue",
+    "CheckedImage",
+    "ReadabilityWarning",
     "ResolvedBranding",
     "ResolvedField",
+    "SeedResult",
     "asset_content",
     "asset_data_uri",
+    "branding_issues",
+    "check_image",
+    "clean_link",
+    "clean_message",
+    "contrast_ratio",
+    "format_ratio",
+    "parse_color",
+    "read_upload",
+    "readability_warnings",
+    "relative_luminance",
+    "remaining_characters",
+    "reset_branding",
     "resolve_branding",
+    "seed_default_branding",
+    "set_branding",
+    "show_branding",
+    "suggest_text_color",
 ]

@@ -1,0 +1,322 @@
+"""Uploaded images (logo and dashboard banner): checked by content, then re-encoded.
+
+The order matters for safety: the format is recognised from the first bytes (never the file
+name) and anything but JPEG or PNG is refused before an image library looks at it; the
+dimensions are read from the header (PNG ``IHDR``, JPEG ``SOFn``) and checked against the
+limits and our own pixel ceiling before any pixel is decoded, so a decompression bomb costs a
+few bytes of parsing. Only then is the image decoded (a truncated or damaged file fails here),
+turned upright by its EXIF orientation, downscaled if asked, and re-encoded without metadata
+(EXIF, XMP, text chunks; a colour profile is converted to sRGB, then dropped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageError
+
+ImageKind = Literal["logo", "banner"]
+KINDS: tuple[str, ...] = ("logo", "banner")
+
+LOGO_MAX_SIDE = 600
+BANNER_MAX_SIDE = 2000
+BANNER_MAX_BYTES = 3 * 1024 * 1024
+#: Largest file read at all (a logo bigger than 600 px may be sent to be fitted).
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+#: Largest image we agree to decode (a logo to fit): 40 megapixels, e.g. 8000 x 5000.
+MAX_DECODE_PIXELS = 40_000_000
+
+_MIME = {"PNG": "image/png", "JPEG": "image/jpeg"}
+_KIND_LABEL = {"logo": "logo", "banner": "banner image"}
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.2f} MB ({size:,} bytes)"
+
+
+def sniff_format(data: bytes) -> str:
+    """The file format named from its first bytes: 'PNG', 'JPEG', or what else it is."""
+    head = data[:64]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:2] == b"BM":
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[4:8] == b"ftyp":
+        return "HEIF/AVIF"
+    if head[:4] == b"%PDF":
+        return "PDF"
+    if head[:4] == b"\x00\x00\x01\x00":
+        return "ICO"
+    text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<") and b"<svg" in data[:4096].lower():
+        return "SVG"
+    try:
+        data[:1024].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown binary"
+    return "text"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ValueError("no IHDR header")
+    return struct.unpack(">II", data[16:24])
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError("marker expected")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in _SOF:
+            if pos + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        if marker in (0xD9, 0xDA) or length < 2:
+            break
+        pos += 2 + length
+    raise ValueError("no frame header")
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int]:
+    """Width and height read from the header alone (nothing decoded)."""
+    return _png_size(data) if fmt == "PNG" else _jpeg_size(data)
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An accepted image, re-encoded: ``content`` is what gets stored."""
+
+    kind: str
+    format: str
+    mime: str
+    width: int
+    height: int
+    size: int
+    original_width: int
+    original_height: int
+    original_size: int
+    resized: bool
+    content: bytes
+    sha256: str
+
+    def summary(self) -> str:
+        resized = (
+            f", downscaled from {self.original_width} x {self.original_height} px"
+            if self.resized
+            else ""
+        )
+        return (
+            f"{self.format} {self.kind}, {self.width} x {self.height} px{resized}, "
+            f"{self.size:,} bytes after re-encoding (uploaded: {self.original_size:,} bytes)."
+        )
+
+
+def _refuse(kind: str, message: str, *, limit: object = None, actual: object = None) -> ImageError:
+    return ImageError(message, field=kind, limit=limit, actual=actual)
+
+
+def _check_header(kind: str, data: bytes, fit: bool) -> tuple[str, int, int]:
+    label = _KIND_LABEL[kind]
+    size = len(data)
+    if size == 0:
+        raise _refuse(kind, f"The {label} file is empty.", actual=0)
+    if kind == "banner" and size > BANNER_MAX_BYTES:
+        raise _refuse(
+            kind,
+            f"The banner image weighs {_mb(size)}; at most {_mb(BANNER_MAX_BYTES)} is accepted.",
+            limit=BANNER_MAX_BYTES,
+            actual=size,
+        )
+    if size > UPLOAD_MAX_BYTES:
+        raise _refuse(
+            kind,
+            f"The {label} file weighs {_mb(size)}; files above {_mb(UPLOAD_MAX_BYTES)} are "
+            "not read.",
+            limit=UPLOAD_MAX_BYTES,
+            actual=size,
+        )
+    fmt = sniff_format(data)
+    if fmt not in _MIME:
+        raise _refuse(
+            kind,
+            f"The {label} is a {fmt} file; only JPEG and PNG images are accepted (the content "
+            "is checked, not the file name).",
+            limit="JPEG or PNG",
+            actual=fmt,
+        )
+    try:
+        width, height = header_size(data, fmt)
+    except (ValueError, struct.error) as exc:
+        raise _refuse(
+            kind, f"The {label} is a damaged {fmt} file: its header cannot be read ({exc})."
+        ) from exc
+    if width == 0 or height == 0:
+        raise _refuse(kind, f"The {label} declares an empty size of {width} x {height} px.")
+    pixels = width * height
+    if pixels > MAX_DECODE_PIXELS:
+        raise _refuse(
+            kind,
+            f"The {label} declares {width} x {height} px ({pixels:,} pixels), more than the "
+            f"{MAX_DECODE_PIXELS:,} pixels we agree to decode: it is refused without being "
+            "decoded (too large, or a decompression bomb).",
+            limit=MAX_DECODE_PIXELS,
+            actual=pixels,
+        )
+    if kind == "banner" and (width > BANNER_MAX_SIDE or height > BANNER_MAX_SIDE):
+        raise _refuse(
+            kind,
+            f"The banner image is {width} x {height} px; at most {BANNER_MAX_SIDE} px wide and "
+            f"{BANNER_MAX_SIDE} px high is accepted.",
+            limit=(BANNER_MAX_SIDE, BANNER_MAX_SIDE),
+            actual=(width, height),
+        )
+    if kind == "logo" and not fit and max(width, height) > LOGO_MAX_SIDE:
+        raise _refuse(
+            kind,
+            f"The logo is {width} x {height} px; at most {LOGO_MAX_SIDE} px on each side is "
+            "accepted (ask to fit it to downscale it, keeping its proportions).",
+            limit=LOGO_MAX_SIDE,
+            actual=(width, height),
+        )
+    return fmt, width, height
+
+
+def _decode(kind: str, data: bytes, fmt: str, fit: bool) -> Image.Image:
+    label = _KIND_LABEL[kind]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if fmt == "PNG":  # chunk CRCs and the end marker, without decompressing pixels
+                Image.open(io.BytesIO(data), formats=[fmt]).verify()
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+            if fmt == "JPEG" and fit:
+                image.draft("RGB", (LOGO_MAX_SIDE * 2, LOGO_MAX_SIDE * 2))
+            image.load()
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError) as exc:
+        raise _refuse(
+            kind,
+            f"The {label} is a truncated or damaged {fmt} file and cannot be decoded ({exc}).",
+        ) from exc
+    except Image.DecompressionBombError as exc:  # pragma: no cover - caught by the header check
+        raise _refuse(kind, f"The {label} is refused as a decompression bomb ({exc}).") from exc
+    return image
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA"):
+        return image
+    try:
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        return (
+            ImageCms.profileToProfile(
+                image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode
+            )
+            or image
+        )
+    except Exception:  # a broken or unsupported profile: keep the pixels as they are
+        return image
+
+
+def _normalise_mode(image: Image.Image, fmt: str) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if fmt == "JPEG":
+        return image if image.mode in ("L", "RGB") else image.convert("RGB")
+    if has_alpha:
+        return image if image.mode == "RGBA" else image.convert("RGBA")
+    return image if image.mode in ("1", "L", "P", "RGB") else image.convert("RGB")
+
+
+def reencode(image: Image.Image, fmt: str) -> bytes:
+    """The pixels alone, saved anew: no EXIF, XMP, comments, text chunks or ICC profile."""
+    clean = _normalise_mode(_to_srgb(image), fmt)
+    clean = clean.copy()
+    clean.info = {}
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        clean.save(out, "JPEG", quality=90, optimize=True)
+    else:
+        clean.save(out, "PNG", compress_level=6)
+    return out.getvalue()
+
+
+def check_image(data: bytes, kind: str, *, fit: bool = False) -> CheckedImage:
+    """Validate an uploaded logo or banner and return it re-encoded, or raise ImageError."""
+    if kind not in KINDS:
+        raise ImageError(
+            f"The image kind must be one of {', '.join(KINDS)}, not {kind!r}.", field="kind"
+        )
+    fmt, width, height = _check_header(kind, data, fit)
+    image = _decode(kind, data, fmt, fit)
+    image = ImageOps.exif_transpose(image) or image
+    original = (width, height)
+    if kind == "logo" and max(image.size) > LOGO_MAX_SIDE:
+        image.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE), Image.Resampling.LANCZOS)
+    resized = image.size not in (original, original[::-1])  # an upright turn is no resize
+    content = reencode(image, fmt)
+    return CheckedImage(
+        kind=kind,
+        format=fmt,
+        mime=_MIME[fmt],
+        width=image.width,
+        height=image.height,
+        size=len(content),
+        original_width=original[0],
+        original_height=original[1],
+        original_size=len(data),
+        resized=resized,
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
+
+
+def read_upload(path: str | Path, kind: str = "logo") -> bytes:
+    """The bytes of an image file, refusing oversize files before reading them."""
+    label = _KIND_LABEL.get(kind, "image")
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > UPLOAD_MAX_BYTES:
+            raise _refuse(
+                kind,
+                f"The {label} file {file.name} weighs {_mb(size)}; files above "
+                f"{_mb(UPLOAD_MAX_BYTES)} are not read.",
+                limit=UPLOAD_MAX_BYTES,
+                actual=size,
+            )
+        return file.read_bytes()
+    except OSError as exc:
+        raise ImageError(
+            f"The {label} file {file} cannot be read: {exc.strerror or exc}.", field=kind
+        ) from exc
