@@ -1,0 +1,416 @@
+"""How a queued message leaves: the MIME bytes, and the transports that carry them.
+
+A transport sends one message at a time and says how it went by raising one of three errors:
+:class:`TemporaryDeliveryError` (try again later: 4xx, dropped connection),
+:class:`PermanentDeliveryError` (the server refused for good: 5xx, with its reason) or
+:class:`TransportUnavailableError` (nothing can be sent now: the server cannot be reached, the
+login is refused, the Maildir folder cannot be written; the whole run stops and the messages stay
+queued). The deliverer (:mod:`selfcare_ops.mail.deliver`) turns these into outbox states.
+
+The MIME text is built by hand rather than with :class:`email.message.EmailMessage` because the
+standard builder costs about a millisecond per message, more than the SMTP exchange itself; the
+output is a plain, standard multipart/alternative with quoted-printable UTF-8 parts (7-bit clean,
+no line longer than 76 characters), which :mod:`email` parses back in the tests.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import mailbox
+import smtplib
+import ssl
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import MailError
+from ..models import utcnow
+
+SMTP_TIMEOUT_SECONDS = 30.0
+CRLF = "\r\n"
+
+
+class TemporaryDeliveryError(MailError):
+    """This message could not be sent now; trying again later may work (4xx, dropped line)."""
+
+
+class PermanentDeliveryError(MailError):
+    """The server refused this message for good (5xx); ``str()`` carries the server's reason."""
+
+
+class TransportUnavailableError(MailError):
+    """Nothing can be sent through this transport now; the run stops, messages stay queued."""
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """What a transport needs from one outbox row (a plain copy: no session is attached)."""
+
+    id: int
+    message_key: str
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str | None
+    language: str
+    attempts: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> OutgoingMail:
+        """From an :class:`~selfcare_ops.models.OutboundMessage` or a row with its columns."""
+        values = row._mapping if hasattr(row, "_mapping") else row
+        get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name)
+        return cls(
+            id=get("id"),
+            message_key=get("message_key"),
+            recipient=get("recipient"),
+            subject=get("subject"),
+            body_text=get("body_text"),
+            body_html=get("body_html"),
+            language=get("language") or "fr",
+            attempts=get("attempts") or 0,
+        )
+
+
+# --- MIME ------------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    """Header values never carry a line break (no header injection through user text)."""
+    return " ".join(text.split()) if ("\n" in text or "\r" in text) else text
+
+
+def _encoded_header(name: str, value: str) -> str:
+    value = _one_line(value)
+    if value.isascii() and len(name) + len(value) < 996:
+        return f"{name}: {value}"
+    encoded = Header(value, "utf-8", header_name=name, maxlinelen=76).encode(linesep=CRLF)
+    return f"{name}: {encoded}"
+
+
+def _qp_body(text: str) -> str:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    data = lines.replace("\n", CRLF).encode("utf-8")
+    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).decode("ascii")
+
+
+def sender_address(mail_from: str) -> str:
+    """The bare address of ``SELFCARE_OPS_MAIL_FROM`` (the SMTP envelope sender)."""
+    return parseaddr(mail_from)[1] or mail_from
+
+
+def message_id(message_key: str, mail_from: str) -> str:
+    """The Message-ID of a row: the same for every send of the row, so a resend is recognisable.
+
+    The key itself may hold characters a Message-ID cannot, so it is hashed; the domain is the
+    sender's.
+    """
+    address = sender_address(mail_from)
+    domain = address.rpartition("@")[2] or "selfcare-ops.local"
+    digest = hashlib.sha256(message_key.encode("utf-8")).hexdigest()[:40]
+    return f"<selfcare.{digest}@{domain}>"
+
+
+def from_header(mail_from: str) -> str:
+    """The From header value, with a non-ASCII display name encoded."""
+    name, address = parseaddr(mail_from)
+    return formataddr((name, address or mail_from), charset="utf-8")
+
+
+def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = None) -> bytes:
+    """The RFC 5322 bytes (CRLF line ends) of ``mail``: text, plus HTML as an alternative."""
+    digest = hashlib.sha256(mail.message_key.encode("utf-8")).hexdigest()
+    headers = [
+        f"From: {from_header(mail_from)}",
+        _encoded_header("To", mail.recipient),
+        _encoded_header("Subject", mail.subject),
+        f"Date: {format_datetime(date or utcnow())}",
+        f"Message-ID: {message_id(mail.message_key, mail_from)}",
+        _encoded_header("X-Selfcare-Message-Key", mail.message_key),
+        f"Content-Language: {_one_line(mail.language)}",
+        "MIME-Version: 1.0",
+        "Auto-Submitted: auto-generated",
+    ]
+    text_part = (
+        'Content-Type: text/plain; charset="utf-8"'
+        + CRLF
+        + "Content-Transfer-Encoding: quoted-printable"
+        + CRLF
+        + CRLF
+        + _qp_body(mail.body_text)
+    )
+    if mail.body_html is None:
+        return (CRLF.join(headers) + CRLF + text_part + CRLF).encode("ascii")
+    # "=_" never occurs in quoted-printable text, so the boundary cannot collide with a body.
+    boundary = f"=_selfcare_{digest[:24]}"
+    html_part = (
+        'Content-Type: text/html; charset="utf-8"'
+        + CRLF
+        + "Content-Transfer-Encoding: quoted-printable"
+        + CRLF
+        + CRLF
+        + _qp_body(mail.body_html)
+    )
+    headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    body = (
+        f"--{boundary}{CRLF}{text_part}{CRLF}"
+        f"--{boundary}{CRLF}{html_part}{CRLF}"
+        f"--{boundary}--{CRLF}"
+    )
+    return (CRLF.join(headers) + CRLF + CRLF + body).encode("ascii")
+
+
+# --- transports ------------------------------------------------------------------------------
+
+
+class Transport(ABC):
+    """Sends messages one by one; one instance per connection, used by one thread at a time."""
+
+    #: Several instances may run in parallel (several SMTP connections).
+    parallel = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """Where the messages go, for messages and reports."""
+
+    @abstractmethod
+    def send(self, mail: OutgoingMail) -> None:
+        """Send ``mail`` or raise one of this module's delivery errors."""
+
+    def close(self) -> None:
+        """Release the connection, if any; the transport may be used again afterwards."""
+        return None
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.rstrip(".")
+
+
+class _NotStarted(Exception):
+    """The connection failed before the message's data was handed over: resending is safe."""
+
+
+class SmtpTransport(Transport):
+    """One SMTP connection, opened on the first message and reused for the batch.
+
+    Settings: ``SELFCARE_OPS_SMTP_HOST``, ``_PORT``, ``_SSL`` (implicit TLS), ``_STARTTLS``,
+    ``_USER`` and ``_PASSWORD`` (login when a user is set), ``SELFCARE_OPS_MAIL_FROM``.
+    """
+
+    parallel = True
+
+    def __init__(self, settings: Settings, *, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
+        super().__init__(settings)
+        self.timeout = timeout
+        self.sender = sender_address(settings.mail_from)
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def label(self) -> str:
+        return f"SMTP server {self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    def _unreachable(self, error: BaseException) -> TransportUnavailableError:
+        return TransportUnavailableError(f"The {self.label} cannot be reached: {_reason(error)}.")
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        host, port = settings.smtp_host, settings.smtp_port
+        smtp: smtplib.SMTP | None = None
+        try:
+            if settings.smtp_ssl:
+                context = ssl.create_default_context()
+                smtp = smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(host, port, timeout=self.timeout)
+            smtp.ehlo()
+            if settings.smtp_starttls and not settings.smtp_ssl:
+                if not smtp.has_extn("starttls"):
+                    raise TransportUnavailableError(
+                        f"The {self.label} does not offer STARTTLS, which "
+                        "SELFCARE_OPS_SMTP_STARTTLS requires; turn the setting off or use "
+                        "SELFCARE_OPS_SMTP_SSL if the server speaks TLS from the start."
+                    )
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+        except smtplib.SMTPAuthenticationError as error:
+            self._quit(smtp)
+            raise TransportUnavailableError(
+                f"The {self.label} refused the login of {settings.smtp_user!r}: "
+                f"{error.smtp_code} {_reply_text(error.smtp_error)}; check "
+                "SELFCARE_OPS_SMTP_USER and SELFCARE_OPS_SMTP_PASSWORD."
+            ) from error
+        except smtplib.SMTPNotSupportedError as error:
+            self._quit(smtp)
+            raise TransportUnavailableError(
+                f"The {self.label} does not support login, which SELFCARE_OPS_SMTP_USER asks "
+                "for; unset SELFCARE_OPS_SMTP_USER or enable TLS."
+            ) from error
+        except ssl.SSLError as error:
+            self._quit(smtp)
+            raise TransportUnavailableError(
+                f"The TLS handshake with the {self.label} failed: {_reason(error)}."
+            ) from error
+        except smtplib.SMTPConnectError as error:
+            self._quit(smtp)
+            raise TransportUnavailableError(
+                f"The {self.label} refused the connection: "
+                f"{error.smtp_code} {_reply_text(error.smtp_error)}."
+            ) from error
+        except (OSError, smtplib.SMTPException) as error:
+            self._quit(smtp)
+            raise self._unreachable(error) from error
+        return smtp
+
+    @staticmethod
+    def _quit(smtp: smtplib.SMTP | None) -> None:
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        self._quit(smtp)
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    def _refused(self, code: int, reply: bytes | str, what: str) -> MailError:
+        text = f"{code} {_reply_text(reply)}".strip()
+        if code == 421:  # the server is closing this connection
+            self._drop()
+        if 500 <= code < 600:
+            return PermanentDeliveryError(f"The {self.label} refused {what}: {text}.")
+        return TemporaryDeliveryError(f"The {self.label} deferred {what}: {text}.")
+
+    def _rset(self, smtp: smtplib.SMTP) -> None:
+        try:
+            smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def send(self, mail: OutgoingMail) -> None:
+        recipient = mail.recipient.strip()
+        if not recipient or any(c in recipient for c in "\r\n<> ,;") or "@" not in recipient:
+            raise PermanentDeliveryError(f"The recipient {recipient!r} is not a mail address.")
+        payload = build_mime(mail, self.settings.mail_from)
+        for attempt in (1, 2):
+            if self._smtp is None:
+                self._smtp = self._connect()
+            try:
+                self._transaction(self._smtp, recipient, payload)
+                return
+            except _NotStarted as error:
+                # The server closed an idle connection, say: nothing was handed over, so one
+                # fresh connection is tried at once; if that fails too, the server is down.
+                self._drop()
+                if attempt == 2:
+                    raise TemporaryDeliveryError(
+                        f"The connection to the {self.label} dropped before the message "
+                        f"could be sent: {error}."
+                    ) from error
+
+    def _transaction(self, smtp: smtplib.SMTP, recipient: str, payload: bytes) -> None:
+        options: list[str] = []
+        if not recipient.isascii():
+            if not smtp.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    f"The address {recipient!r} has non-ASCII characters and the "
+                    f"{self.label} does not accept them (no SMTPUTF8)."
+                )
+            options.append("SMTPUTF8")
+        handed_over = False
+        try:
+            code, reply = smtp.mail(self.sender, options)
+            if code != 250:
+                self._rset(smtp)
+                raise self._refused(code, reply, f"the sender {self.sender}")
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                self._rset(smtp)
+                raise self._refused(code, reply, f"the recipient {recipient}")
+            try:
+                handed_over = True
+                code, reply = smtp.data(payload)
+            except smtplib.SMTPDataError as error:  # no 354: the data was not sent
+                self._rset(smtp)
+                raise self._refused(
+                    error.smtp_code, error.smtp_error, f"the message to {recipient}"
+                ) from error
+            if code != 250:
+                raise self._refused(code, reply, f"the message to {recipient}")
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self._drop()
+            if not handed_over:
+                raise _NotStarted(_reason(error)) from error
+            raise TemporaryDeliveryError(
+                f"The connection to the {self.label} dropped while sending to {recipient}: "
+                f"{_reason(error)}."
+            ) from error
+
+
+class MaildirTransport(Transport):
+    """Writes each message as one file into a Maildir folder (the embedded default)."""
+
+    def __init__(self, settings: Settings, path: Path | None = None) -> None:
+        super().__init__(settings)
+        self.path = Path(path or settings.maildir)
+        self._box: mailbox.Maildir | None = None
+
+    @property
+    def label(self) -> str:
+        return f"Maildir folder {self.path}"
+
+    def send(self, mail: OutgoingMail) -> None:
+        data = build_mime(mail, self.settings.mail_from).replace(b"\r\n", b"\n")
+        try:
+            if self._box is None:
+                self._box = mailbox.Maildir(self.path, factory=None, create=True)
+            self._box.add(data)
+        except OSError as error:
+            raise TransportUnavailableError(
+                f"The {self.label} cannot be written: {_reason(error)}."
+            ) from error
+
+    def close(self) -> None:
+        self._box = None
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The transport ``SELFCARE_OPS_MAIL_TRANSPORT`` names (``maildir`` or ``smtp``)."""
+    if settings.mail_transport == "smtp":
+        return SmtpTransport(settings)
+    if settings.mail_transport == "maildir":
+        return MaildirTransport(settings)
+    raise MailError(
+        f"The mail transport {settings.mail_transport!r} is unknown: use 'smtp' or 'maildir'."
+    )
