@@ -81,9 +81,14 @@ class JobRunResult:
                 f"executed notebook: {self.output_path}."
             )
         where = f" at cell {self.failed_cell}" if self.failed_cell is not None else ""
+        kept = (
+            f"The executed notebook is kept at {self.output_path}."
+            if self.output_path.exists()
+            else "No executed notebook was written."
+        )
         return (
             f"Job {self.job!r} failed{where} after {self.duration_s:.1f} s (run {self.run_id}): "
-            f"{self.error}. The executed notebook is kept at {self.output_path}."
+            f"{self.error}. {kept}"
         )
 
     def raise_for_status(self) -> JobRunResult:
@@ -153,6 +158,7 @@ def _execute(job: Job, output: Path, parameters: dict[str, Any]) -> None:
         str(output),
         parameters=parameters,
         kernel_name=KERNEL_NAME,
+        language="python",
         kernel_manager_class=VenvKernelManager,
         progress_bar=False,
         log_output=False,

@@ -1,0 +1,345 @@
+"""Job registry, parameter validation, runs recorded (success and failure), history, locks."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import socket
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from sqlalchemy import select, text
+
+from selfcare_ops.cli import main
+from selfcare_ops.config import Settings
+from selfcare_ops.errors import ConcurrentRunError, JobError, ValidationError
+from selfcare_ops.jobs import JOBS, Job, get_job, job_history, locks, resolve_parameters
+from selfcare_ops.jobs.registry import coerce, notebook_parameters
+from selfcare_ops.jobs.runner import run_job
+from selfcare_ops.models import JobLock, JobRun, utcnow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _notebook(path: Path, *sources: str, parameters: str) -> Path:
+    cells = [new_markdown_cell("# A test job"), new_code_cell(parameters)]
+    cells[1].metadata["tags"] = ["parameters"]
+    cells += [new_code_cell(source) for source in sources]
+    nbformat.write(
+        new_notebook(
+            cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+        ),
+        path,
+    )
+    return path
+
+
+@pytest.fixture
+def explode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
+    """A registered job whose notebook divides by its ``divisor`` parameter (default 0)."""
+    notebook = _notebook(
+        tmp_path / "explode.ipynb",
+        "x = 1",
+        "y = x / divisor",
+        "print('never reached' if divisor == 0 else 'done')",
+        parameters='database_url = ""\noutput_dir = ""\ndivisor = 0\nlabel = "run"\nloud = False',
+    )
+    job = Job("explode", notebook, "Fails on purpose.")
+    monkeypatch.setitem(JOBS, "explode", job)
+    return job
+
+
+def _settings(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", db_url)  # the kernel inherits it
+    return Settings.from_env()
+
+
+# --- registry and parameters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_every_registered_job_has_a_documented_parameterised_notebook(name: str) -> None:
+    job = get_job(name)
+    document = nbformat.read(job.notebook, as_version=4)
+    assert document.cells[0].cell_type == "markdown" and len(document.cells[0].source) > 80
+    tagged = [c for c in document.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    parameters = job.parameters()
+    assert {"database_url", "output_dir"} <= set(parameters)
+    assert parameters["database_url"] == "" and parameters["output_dir"] == ""
+    assert set(job.defaults) <= set(notebook_parameters(job.notebook))
+    # No actor parameter: jobs always act as the named system actor.
+    assert not any("actor" in key for key in parameters)
+
+
+def test_unknown_job_names_the_known_ones() -> None:
+    with pytest.raises(JobError, match="known jobs are .*adoption_report.*ping"):
+        get_job("nope")
+
+
+def test_unknown_parameter_is_refused_with_the_known_ones(explode: Job) -> None:
+    with pytest.raises(ValidationError) as caught:
+        resolve_parameters(explode, {"divisr": 2})
+    message = str(caught.value)
+    assert "'divisr'" in message
+    assert "database_url, output_dir, divisor, label, loud" in message
+
+
+def test_parameters_are_coerced_to_the_type_of_their_default(explode: Job) -> None:
+    resolved = resolve_parameters(explode, {"divisor": "3", "loud": "oui", "label": 7})
+    assert resolved == {
+        "database_url": "",
+        "output_dir": "",
+        "divisor": 3,
+        "label": "7",
+        "loud": True,
+    }
+    with pytest.raises(ValidationError, match="divisor must be a whole number .* not 'x'"):
+        resolve_parameters(explode, {"divisor": "x"})
+    with pytest.raises(ValidationError, match="loud must be true or false"):
+        resolve_parameters(explode, {"loud": "maybe"})
+
+
+def test_registry_defaults_override_the_notebook_and_must_exist(explode: Job) -> None:
+    assert Job("j", explode.notebook, "", defaults={"divisor": 5}).parameters()["divisor"] == 5
+    with pytest.raises(JobError, match="does not declare in its parameters cell"):
+        Job("j", explode.notebook, "", defaults={"ghost": 1}).parameters()
+
+
+def test_a_notebook_without_parameters_cell_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bare.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
+    with pytest.raises(JobError, match="no code cell tagged 'parameters'"):
+        notebook_parameters(path)
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_integers_survive_the_command_line(number: int) -> None:
+    assert coerce("n", str(number), 0) == number
+    assert coerce("x", str(number), 0.5) == float(number)
+
+
+@given(st.sampled_from(["1", "true", "YES", "on", "oui", "0", "false", "No", "off", "non"]))
+def test_boolean_words(word: str) -> None:
+    assert coerce("flag", word, False) is (word.lower() in {"1", "true", "yes", "on", "oui"})
+
+
+@given(st.text())
+def test_coercion_never_fails_other_than_with_a_validation_error(raw: str) -> None:
+    for default in (0, 0.0, False, "", [], None):
+        try:
+            coerce("p", raw, default)
+        except ValidationError as error:
+            assert "The parameter p must be" in str(error)
+
+
+def test_cli_refuses_an_unknown_parameter_before_running(db_url: str) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["jobs", "run", "ping", "-p", "colour", "red"],
+        env={"SELFCARE_OPS_DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 1
+    assert "has no parameter 'colour': its parameters are database_url, output_dir" in (
+        result.output
+    )
+
+
+def test_jobs_list_shows_every_job_with_its_parameters() -> None:
+    result = CliRunner().invoke(main, ["jobs", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = {row["name"]: row for row in json.loads(result.output)}
+    assert set(listed) == set(JOBS)
+    assert listed["ping"]["notebook"] == "notebooks/jobs/ping.ipynb"
+    assert listed["ping"]["parameters"] == {"database_url": "", "output_dir": ""}
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def test_a_failing_notebook_is_recorded_with_its_cell_and_exits_non_zero(
+    db_url: str, explode: Job, session_factory, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        ["jobs", "run", "explode", "-p", "label", "nightly"],
+        env={"SELFCARE_OPS_DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 1
+    assert "failed at cell 4" in result.output
+    assert "ZeroDivisionError: division by zero" in result.output
+
+    with session_factory() as session:
+        run = session.scalars(select(JobRun)).one()
+        assert session.scalars(select(JobLock)).all() == []  # released
+    assert run.status == "failed"
+    assert run.failed_cell == 4  # markdown, parameters, injected parameters, x = 1, y = x / 0
+    assert run.error == "ZeroDivisionError: division by zero"
+    assert run.parameters["label"] == "nightly" and run.parameters["divisor"] == 0
+    assert run.finished_at is not None and run.finished_at >= run.started_at
+    kept = Path(run.output_path)
+    assert kept.exists() and kept.parent == tmp_path / "runs" / "explode"
+    executed = nbformat.read(kept, as_version=4)
+    failing = [
+        c for c in executed.cells if c.get("metadata", {}).get("papermill", {}).get("exception")
+    ]
+    assert len(failing) == 1 and failing[0].source == "y = x / divisor"
+    assert failing[0].outputs[0].ename == "ZeroDivisionError"
+
+    history = runner.invoke(
+        main, ["jobs", "history", "--json"], env={"SELFCARE_OPS_DATABASE_URL": db_url}
+    )
+    assert history.exit_code == 0, history.output
+    (row,) = json.loads(history.output)
+    assert row["job"] == "explode" and row["status"] == "failed"
+    assert row["failed_cell"] == 4 and row["error"] == "ZeroDivisionError: division by zero"
+    assert row["parameters"]["label"] == "nightly"
+    assert row["output_path"] == str(kept) and row["duration_s"] > 0
+    plain = runner.invoke(main, ["jobs", "history"], env={"SELFCARE_OPS_DATABASE_URL": db_url})
+    assert plain.exit_code == 0
+    assert "explode" in plain.output and "failed" in plain.output
+    assert "ZeroDivisionError" in plain.output and "label=nightly" in plain.output
+
+
+def test_ping_runs_in_this_environment_and_is_recorded(
+    db_url: str, session_factory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import selfcare_ops
+
+    result = run_job("ping", {}, settings=_settings(db_url, monkeypatch))
+    assert result.ok, result.describe()
+    assert result.output_path.parent == tmp_path / "runs" / "ping"
+    assert result.output_dir == result.output_path.with_suffix("")
+    executed = nbformat.read(result.output_path, as_version=4)
+    shown = ast.literal_eval(executed.cells[-1].outputs[0]["data"]["text/plain"])
+    import sys
+
+    assert Path(shown["python"]).resolve() == Path(sys.executable).resolve()
+    assert Path(shown["selfcare_ops"]) == Path(selfcare_ops.__file__).resolve().parent
+    assert shown["schema_revision"]
+    with session_factory() as session:
+        history = job_history(session)
+    assert history.loc[0, "status"] == "succeeded" and history.loc[0, "job"] == "ping"
+    assert history.loc[0, "failed_cell"] is None or history["failed_cell"].isna().all()
+    assert history.loc[0, "output_path"] == str(result.output_path)
+
+
+def test_run_job_records_no_database_password(
+    explode: Job, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfcare_ops.jobs.runner import _recordable
+
+    shown = _recordable({"database_url": "postgresql://u:secret@h/db", "x": 1})
+    assert "secret" not in shown["database_url"] and shown["x"] == 1
+
+
+# --- one run at a time -----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_a_second_run_while_the_advisory_lock_is_held(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    db_url = request.getfixturevalue("postgres_schema_url")
+    from selfcare_ops.db import make_engine
+
+    settings = _settings(db_url, monkeypatch)
+    engine = make_engine(db_url)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_machine() -> None:  # another process's session: a separate connection and thread
+        with engine.connect() as connection:
+            connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": locks.advisory_key("ping")}
+            )
+            connection.commit()
+            holding.set()
+            release.wait(30)
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": locks.advisory_key("ping")}
+            )
+            connection.commit()
+
+    thread = threading.Thread(target=other_machine)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(ConcurrentRunError, match="'ping' is already running"):
+            run_job("ping", {}, settings=settings)
+        result = CliRunner().invoke(
+            main, ["jobs", "run", "ping"], env={"SELFCARE_OPS_DATABASE_URL": db_url}
+        )
+        assert result.exit_code == 1
+        assert "Error: The job 'ping' is already running" in result.output
+        with engine.connect() as connection:
+            assert connection.scalar(select(JobRun.id).limit(1)) is None  # nothing recorded
+    finally:
+        release.set()
+        thread.join()
+    # Once the other holder is gone the lock can be taken (and is released again).
+    handle = locks.acquire(engine, "ping")
+    handle.release()
+    engine.dispose()
+
+
+def test_the_lock_is_exclusive_and_released(engine) -> None:
+    first = locks.acquire(engine, "ping")
+    try:
+        with pytest.raises(ConcurrentRunError, match=socket.gethostname()):
+            locks.acquire(engine, "ping")
+        other = locks.acquire(engine, "adoption_report")  # another job is independent
+        other.release()
+    finally:
+        first.release()
+    locks.acquire(engine, "ping").release()
+
+
+def _lock_row(session_factory, holder: str, age: timedelta, run_status: str = "running") -> int:
+    with session_factory.begin() as session:
+        run = JobRun(job_name="ping", status=run_status, started_at=utcnow() - age)
+        session.add(run)
+        session.flush()
+        session.add(
+            JobLock(job_name="ping", run_id=run.id, holder=holder, acquired_at=utcnow() - age)
+        )
+        return run.id
+
+
+@pytest.mark.parametrize(
+    ("holder", "age", "refused"),
+    [
+        ("live-here", timedelta(hours=30), True),  # this very process: alive, however old
+        ("other-host:42", timedelta(minutes=5), True),  # cannot be checked: trusted while young
+        ("dead-here", timedelta(minutes=1), False),  # same host, no such process: abandoned
+        ("other-host:42", timedelta(hours=13), False),  # too old to be believed
+    ],
+)
+def test_a_lock_row_is_respected_unless_stale(
+    engine, session_factory, holder: str, age: timedelta, refused: bool
+) -> None:
+    if engine.dialect.name == "postgresql" and holder == "live-here":
+        pytest.skip("on PostgreSQL the advisory lock, not the row, decides")
+    host = socket.gethostname()
+    holder = {"live-here": f"{host}:{os.getpid()}", "dead-here": f"{host}:999999999"}.get(
+        holder, holder
+    )
+    run_id = _lock_row(session_factory, holder, age)
+    if refused and engine.dialect.name == "sqlite":
+        with pytest.raises(ConcurrentRunError, match="already running on .*run"):
+            locks.acquire(engine, "ping")
+        return
+    handle = locks.acquire(engine, "ping")
+    with session_factory() as session:
+        abandoned = session.get(JobRun, run_id)
+        assert abandoned.status == "failed" and "Abandoned" in abandoned.error
+        assert session.get(JobLock, "ping").holder == handle.holder
+    handle.release()
