@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_organisation_admin
+from .access import Actor
 from .errors import ConflictError
 from .models import ApiKey, Organisation, utcnow
 from .organisations import get_client
+from .rights import require_client_administrator
 
 KEY_SCHEME = "sco_"
 KEY_BYTES = 32  # 256 bits of randomness
@@ -69,7 +70,7 @@ def _new_key() -> str:
 def _locked_client(session: Session, actor: Actor, client_ref: str, action: str) -> Organisation:
     """The client, in scope, its row locked so two key changes of one client never overlap."""
     client = get_client(session, client_ref)
-    require_organisation_admin(actor, client, f"{action} the API key of {client.ref}")
+    require_client_administrator(actor, client, f"{action} the API key of")
     session.scalar(select(Organisation.id).where(Organisation.id == client.id).with_for_update())
     return client
 
@@ -168,7 +169,7 @@ def revoke_api_key(session: Session, actor: Actor, client_ref: str) -> RevokeRes
 def list_api_keys(session: Session, actor: Actor, client_ref: str) -> pd.DataFrame:
     """Every key of the client, newest first, by prefix (never the secret or its hash)."""
     client = get_client(session, client_ref)
-    require_organisation_admin(actor, client, f"see the API keys of {client.ref}")
+    require_client_administrator(actor, client, "see the API keys of")
     rows = session.execute(
         select(ApiKey.id, ApiKey.prefix, ApiKey.revoked_at, ApiKey.created_at, ApiKey.created_by)
         .where(ApiKey.client_id == client.id)

@@ -19,10 +19,11 @@ import phonenumbers
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_organisation, require_organisation_admin
+from .access import Actor, require_organisation
 from .errors import ConflictError, ValidationError
 from .models import CIVILITIES, LANGUAGES, Organisation
 from .organisations import get_client
+from .rights import require_client_administrator
 from .textnorm import fold
 from .users import derived_columns, get_visible_user
 
@@ -402,7 +403,7 @@ def update_company(
         )
     cleaned = {key: _company_value(key, value) for key, value in given.items()}
     client: Organisation = get_client(session, client_ref)
-    require_organisation_admin(actor, client, f"edit the company details of {client.ref}")
+    require_client_administrator(actor, client, "edit the company details of")
     changed = {
         key: (getattr(client, key), value)
         for key, value in cleaned.items()

@@ -23,9 +23,16 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable
+from .access import Actor, require_assignable, require_organisation, require_organisation_admin
 from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
-from .models import CLIENT_ROLES, RESTRICTION_KINDS, SubAccount, User, UserRestriction
+from .models import (
+    CLIENT_ROLES,
+    RESTRICTION_KINDS,
+    Organisation,
+    SubAccount,
+    User,
+    UserRestriction,
+)
 from .users import find_sub_account, get_visible_user
 
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
@@ -99,6 +106,16 @@ class RoleResult:
 
 
 # --- who may act -----------------------------------------------------------------------------
+
+
+def require_client_administrator(actor: Actor, client: Organisation, verb: str) -> None:
+    """Administrators in scope only (not managers), with a sentence that reads well either way.
+
+    ``verb`` is what is attempted, written to be followed by the client ("create sub-accounts
+    in"): the scope refusal names the client after it, the manager refusal names it too.
+    """
+    require_organisation(actor, client, verb)
+    require_organisation_admin(actor, client, f"{verb} {client.kind} {client.ref}")
 
 
 def _require_rights_actor(actor: Actor, user: User, what: str) -> None:

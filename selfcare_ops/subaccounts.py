@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable, require_organisation, require_organisation_admin
+from .access import Actor, require_assignable, require_organisation
 from .errors import ConflictError, NotFoundError, ValidationError
 from .models import Organisation, SubAccount, User
 from .organisations import get_client
+from .rights import require_client_administrator
 from .textnorm import fold
 from .users import find_sub_account, get_visible_user
 
@@ -161,7 +162,7 @@ def create_sub_account(
     """A new sub-account of the client; administrators only, name unique in the client."""
     text = clean_name(name)
     client = get_client(session, client_ref)
-    require_organisation_admin(actor, client, f"create sub-accounts in client {client.ref}")
+    require_client_administrator(actor, client, "create sub-accounts in")
     _refuse_duplicate(session, client, text, None)
     sub = SubAccount(client_id=client.id, name=text, name_folded=fold(text))
     session.add(sub)
@@ -185,7 +186,7 @@ def rename_sub_account(
     """Rename a sub-account; administrators only. Fixing only case or accents is allowed."""
     text = clean_name(new_name)
     client = get_client(session, client_ref)
-    require_organisation_admin(actor, client, f"rename sub-accounts of client {client.ref}")
+    require_client_administrator(actor, client, "rename the sub-accounts of")
     sub = _require_sub_account(session, client, old_name)
     previous = sub.name
     if previous == text:
