@@ -1,0 +1,542 @@
+"""Modules of the user Selfcare (seed 000, "Paramètres"): toggles that inherit down the tree.
+
+Each organisation may switch a module on or off for itself and everything below it; no row in
+``module_settings`` means "inherit", and the root's default is on. The effective state of a
+module comes with the organisation that decided it. *Mise en avant offres mobiles* impacts
+other sections (the dashboard and *Mes téléphones*, where mobile mentions are removed when it
+is off): every change to it lists them. Changing many clients at once is a plan (a DataFrame,
+one row per organisation, action and reason) that :func:`apply_module_plan` then applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, organisation_scope, require_organisation, require_organisation_admin
+from .errors import AccessDeniedError, NotFoundError, ValidationError
+from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
+from .organisations import get_organisation
+from .textnorm import fold
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    key: str
+    label: str
+    description: str
+    #: Sections changed when this module is toggled (labels as the Selfcare shows them).
+    impacts: tuple[str, ...] = ()
+
+
+CATALOGUE: dict[str, ModuleInfo] = {
+    m.key: m
+    for m in (
+        ModuleInfo("mes_telephones", "Mes téléphones", "The user's lines and devices."),
+        ModuleInfo("documentations", "Documentations", "User guides and documents."),
+        ModuleInfo("gestion_des_appels", "Gestion des appels", "Call forwarding and routing."),
+        ModuleInfo("journaux_d_appels", "Journaux d'appels", "Call history."),
+        ModuleInfo("messagerie_vocale", "Messagerie vocale", "Voicemail."),
+        ModuleInfo("contacts", "Contacts", "The user's contacts."),
+        ModuleInfo("com_unifiees", "Com. unifiées", "Unified communications."),
+        ModuleInfo(
+            "offres_mobiles",
+            "Mise en avant offres mobiles",
+            "Promotes the mobile offer to users who do not have it; when off, mobile mentions "
+            "are removed from the impacted sections.",
+            impacts=("Tableau de bord", "Mes téléphones"),
+        ),
+    )
+}
+assert tuple(CATALOGUE) == MODULE_KEYS, "the catalogue must follow models.MODULE_KEYS"
+
+#: Effective state of a module where no level decides: on.
+DEFAULT_ENABLED = True
+STATE_WORDS = {"on": True, "off": False, "inherit": None}
+
+#: module -> (enabled, source ref, source id); source None = built-in default.
+ModuleResolution = dict[str, tuple[bool, str | None, int | None]]
+
+
+@dataclass(frozen=True)
+class ModuleState:
+    key: str
+    label: str
+    enabled: bool
+    source: str | None
+    #: The organisation's own toggle: True/False, or None when it inherits.
+    own: bool | None
+    impacts: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "module": self.key,
+            "label": self.label,
+            "enabled": self.enabled,
+            "source": self.source,
+            "own": self.own,
+            "impacts": list(self.impacts),
+        }
+
+
+def module_key(text: str) -> str:
+    """A module named by key or French label (accents and case ignored)."""
+    wanted = fold(text).replace("'", " ").replace("_", " ").replace(".", " ").split()
+    for key, info in CATALOGUE.items():
+        for name in (key, info.label):
+            candidate = fold(name).replace("'", " ").replace("_", " ").replace(".", " ").split()
+            if candidate == wanted:
+                return key
+    raise ValidationError(
+        f"Unknown module {text!r}; the modules are "
+        + ", ".join(f"{k} ({i.label})" for k, i in CATALOGUE.items())
+        + ".",
+        field="module",
+        actual=text,
+    )
+
+
+def parse_state(text: str | bool | None) -> bool | None:
+    """'on' -> True, 'off' -> False, 'inherit' -> None (booleans and None pass through)."""
+    if text is None or isinstance(text, bool):
+        return text
+    key = text.strip().lower()
+    if key not in STATE_WORDS:
+        raise ValidationError(
+            f"A module state is on, off or inherit, not {text!r}.", field="state", actual=text
+        )
+    return STATE_WORDS[key]
+
+
+def builtin_modules() -> ModuleResolution:
+    return {key: (DEFAULT_ENABLED, None, None) for key in MODULE_KEYS}
+
+
+def merge_modules(
+    parent: ModuleResolution, own: Mapping[str, bool] | None, ref: str, org_id: int
+) -> ModuleResolution:
+    """``parent`` overridden by the organisation's own toggles (the nearest level wins)."""
+    if not own:
+        return parent
+    merged = dict(parent)
+    for key, enabled in own.items():
+        merged[key] = (bool(enabled), ref, org_id)
+    return merged
+
+
+def _path_ids(path: str) -> list[int]:
+    return [int(part) for part in path.strip("/").split("/") if part]
+
+
+def _states(resolution: ModuleResolution, own: Mapping[str, bool]) -> dict[str, ModuleState]:
+    return {
+        key: ModuleState(
+            key=key,
+            label=CATALOGUE[key].label,
+            enabled=resolution[key][0],
+            source=resolution[key][1],
+            own=own.get(key),
+            impacts=CATALOGUE[key].impacts,
+        )
+        for key in MODULE_KEYS
+    }
+
+
+def _resolve_many(
+    session: Session, targets: list[tuple[int, str]], modules: Iterable[str] = MODULE_KEYS
+) -> dict[int, tuple[ModuleResolution, dict[str, bool]]]:
+    """Effective modules of many organisations given as (id, path): two queries in all."""
+    wanted = tuple(modules)
+    ids = {i for _, path in targets for i in _path_ids(path)}
+    refs: dict[int, str] = {}
+    own: dict[int, dict[str, bool]] = {}
+    id_list = sorted(ids)
+    for start in range(0, len(id_list), 5000):
+        chunk = id_list[start : start + 5000]
+        refs.update(
+            session.execute(
+                select(Organisation.id, Organisation.ref).where(Organisation.id.in_(chunk))
+            ).all()
+        )
+        rows = session.execute(
+            select(
+                ModuleSetting.organisation_id, ModuleSetting.module, ModuleSetting.enabled
+            ).where(ModuleSetting.organisation_id.in_(chunk), ModuleSetting.module.in_(wanted))
+        )
+        for org_id, module, enabled in rows:
+            own.setdefault(org_id, {})[module] = bool(enabled)
+    cache: dict[str, ModuleResolution] = {}
+    out: dict[int, tuple[ModuleResolution, dict[str, bool]]] = {}
+    for org_id, path in targets:
+        resolution = builtin_modules()
+        prefix = "/"
+        for level in _path_ids(path):
+            prefix = f"{prefix}{level}/"
+            cached = cache.get(prefix)
+            if cached is None:
+                cached = merge_modules(resolution, own.get(level), refs.get(level, "?"), level)
+                cache[prefix] = cached
+            resolution = cached
+        out[org_id] = (resolution, own.get(org_id, {}))
+    return out
+
+
+def resolve_modules(session: Session, organisation_id: int) -> dict[str, ModuleState]:
+    """Every module's effective state for one organisation, with its source (no scope check)."""
+    path = session.scalar(select(Organisation.path).where(Organisation.id == organisation_id))
+    if path is None:
+        raise NotFoundError("organisation", str(organisation_id))
+    resolution, own = _resolve_many(session, [(organisation_id, path)])[organisation_id]
+    return _states(resolution, own)
+
+
+def modules_frame(states: Mapping[str, ModuleState]) -> pd.DataFrame:
+    """One row per module: key, label, enabled, source, own toggle, impacted sections."""
+    rows = [{**s.as_dict(), "impacts": ", ".join(s.impacts)} for s in states.values()]
+    return pd.DataFrame(rows, columns=["module", "label", "enabled", "source", "own", "impacts"])
+
+
+def show_modules(session: Session, actor: Actor, organisation_ref: str) -> dict[str, ModuleState]:
+    org = get_organisation(session, organisation_ref)
+    require_organisation(actor, org, "see the modules of")
+    return resolve_modules(session, org.id)
+
+
+@dataclass(frozen=True)
+class ModuleChange:
+    organisation_ref: str
+    module: str
+    label: str
+    own_before: bool | None
+    own_after: bool | None
+    enabled_before: bool
+    enabled_after: bool
+    source_after: str | None
+    impacts: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.own_before != self.own_after
+
+    def describe(self) -> str:
+        word = {True: "on", False: "off", None: "inherit"}
+        state = "on" if self.enabled_after else "off"
+        text = (
+            f"{self.label} ({self.module}) of {self.organisation_ref}: "
+            f"{word[self.own_before]} -> {word[self.own_after]}; effective {state}"
+            f" (from {self.source_after or 'the built-in default'})."
+        )
+        if self.impacts:
+            text += f" Impacted modules: {', '.join(self.impacts)}."
+        return text
+
+
+def _write(session: Session, org_id: int, module: str, state: bool | None) -> None:
+    exists = session.scalar(
+        select(ModuleSetting.enabled).where(
+            ModuleSetting.organisation_id == org_id, ModuleSetting.module == module
+        )
+    )
+    if state is None:
+        session.execute(
+            delete(ModuleSetting).where(
+                ModuleSetting.organisation_id == org_id, ModuleSetting.module == module
+            )
+        )
+    elif exists is None:
+        session.execute(
+            insert(ModuleSetting).values(organisation_id=org_id, module=module, enabled=state)
+        )
+    else:
+        session.execute(
+            update(ModuleSetting)
+            .where(ModuleSetting.organisation_id == org_id, ModuleSetting.module == module)
+            .values(enabled=state, updated_at=utcnow())
+        )
+
+
+def set_module(
+    session: Session, actor: Actor, organisation_ref: str, module: str, state: str | bool | None
+) -> ModuleChange:
+    """Switch one module on, off, or back to inherit for one organisation (audited)."""
+    key = module_key(module)
+    wanted = parse_state(state)
+    org = get_organisation(session, organisation_ref)
+    require_organisation_admin(actor, org, "change the modules of")
+    before = resolve_modules(session, org.id)[key]
+    if before.own != wanted:
+        _write(session, org.id, key, wanted)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "module.set" if wanted is not None else "module.reset",
+            "organisation",
+            org.id,
+            target_label=org.ref,
+            organisation_id=org.id,
+            before={"module": key, "own": before.own, "enabled": before.enabled},
+            after={"module": key, "own": wanted, "impacts": list(CATALOGUE[key].impacts)},
+        )
+    after = resolve_modules(session, org.id)[key]
+    return ModuleChange(
+        organisation_ref=org.ref,
+        module=key,
+        label=CATALOGUE[key].label,
+        own_before=before.own,
+        own_after=after.own,
+        enabled_before=before.enabled,
+        enabled_after=after.enabled,
+        source_after=after.source,
+        impacts=CATALOGUE[key].impacts,
+    )
+
+
+# --- many organisations: plan, then apply ----------------------------------------------------
+
+
+def _in_scope(actor: Actor, org_id: int, path: str) -> bool:
+    if actor.is_client_side:
+        return org_id == actor.organisation_id
+    return path.startswith(actor.organisation_path)
+
+
+def _state_value(value: object) -> bool | None:
+    """A plan cell back to True/False/None (plans may come back from a CSV file)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "on"):
+            return True
+        if lowered in ("false", "0", "off"):
+            return False
+        return parse_state(lowered or "inherit")
+    return bool(value)
+
+
+PLAN_COLUMNS = [
+    "organisation_id",
+    "organisation_ref",
+    "name",
+    "module",
+    "own_before",
+    "enabled_before",
+    "source_before",
+    "own_after",
+    "action",
+    "reason",
+    "impacts",
+]
+
+
+def plan_module_change(
+    session: Session,
+    actor: Actor,
+    module: str,
+    state: str | bool | None,
+    *,
+    refs: Iterable[str] | None = None,
+    under: str | None = None,
+) -> pd.DataFrame:
+    """One row per client considered: 'set', 'reset' or 'skip' (with the reason).
+
+    Targets are the clients named by ``refs``, else every client under ``under``, else every
+    client in the actor's scope. Nothing is written; ``plan.attrs["to_change"]`` counts rows
+    that :func:`apply_module_plan` would change.
+    """
+    key = module_key(module)
+    wanted = parse_state(state)
+    query = select(Organisation.id, Organisation.ref, Organisation.name, Organisation.path).where(
+        Organisation.kind == "client"
+    )
+    missing: list[str] = []
+    if refs is not None:
+        names = list(dict.fromkeys(r.strip() for r in refs if r and r.strip()))
+        found = []
+        for start in range(0, len(names), 5000):
+            found += session.execute(
+                query.where(Organisation.ref.in_(names[start : start + 5000]))
+            ).all()
+        known = {row.ref for row in found}
+        missing = [r for r in names if r not in known]
+        rows = found
+    else:
+        if under is not None:
+            parent = get_organisation(session, under)
+            require_organisation(actor, parent, "plan module changes under")
+            query = query.where(Organisation.path.startswith(parent.path, autoescape=True))
+        rows = session.execute(query.where(organisation_scope(actor))).all()
+    resolved = _resolve_many(session, [(r.id, r.path) for r in rows], (key,))
+    out = []
+    for row in sorted(rows, key=lambda r: r.ref):
+        resolution, own = resolved[row.id]
+        own_before = own.get(key)
+        enabled, source, _ = resolution[key]
+        if (
+            actor.is_client_side
+            and row.id != actor.organisation_id
+            or (not actor.is_client_side and not row.path.startswith(actor.organisation_path))
+        ):
+            action, reason = "skip", "outside your scope"
+        elif actor.kind == "manager":
+            action, reason = "skip", "only administrators may change modules"
+        elif own_before == wanted:
+            action = "skip"
+            reason = (
+                "already inherits" if wanted is None else f"already {'on' if wanted else 'off'}"
+            )
+        else:
+            action, reason = ("reset" if wanted is None else "set"), ""
+        out.append(
+            {
+                "organisation_id": row.id,
+                "organisation_ref": row.ref,
+                "name": row.name,
+                "module": key,
+                "own_before": own_before,
+                "enabled_before": enabled,
+                "source_before": source,
+                "own_after": wanted,
+                "action": action,
+                "reason": reason,
+                "impacts": ", ".join(CATALOGUE[key].impacts),
+            }
+        )
+    for ref in missing:
+        out.append(
+            {
+                "organisation_id": None,
+                "organisation_ref": ref,
+                "name": None,
+                "module": key,
+                "own_before": None,
+                "enabled_before": None,
+                "source_before": None,
+                "own_after": wanted,
+                "action": "skip",
+                "reason": "no such client",
+                "impacts": ", ".join(CATALOGUE[key].impacts),
+            }
+        )
+    plan = pd.DataFrame(out, columns=PLAN_COLUMNS).astype({"organisation_id": "Int64"})
+    plan.attrs["module"] = key
+    plan.attrs["state"] = wanted
+    plan.attrs["to_change"] = int((plan["action"] != "skip").sum())
+    plan.attrs["impacts"] = CATALOGUE[key].impacts
+    return plan
+
+
+def apply_module_plan(
+    session: Session, actor: Actor, plan: pd.DataFrame, *, batch_size: int = 2000
+) -> pd.DataFrame:
+    """Apply the 'set'/'reset' rows of a plan; rows already in the wanted state are 'unchanged'.
+
+    Scope is checked again for every row (a plan is a file an analyst may have edited), and the
+    current state is re-read, so applying the same plan twice changes nothing the second time.
+    Returns the plan with ``outcome`` ('applied', 'unchanged', 'skipped') and ``detail``.
+    """
+    result = plan.copy()
+    result["outcome"] = "skipped"
+    result["detail"] = result["reason"].fillna("")
+    todo = result[result["action"].isin(["set", "reset"])]
+    if todo.empty:
+        return result
+    wanted_of = todo["own_after"].map(_state_value)
+    for (module, wanted), group in todo.groupby(
+        [todo["module"], wanted_of.astype("string")], dropna=False
+    ):
+        key = module_key(str(module))
+        state = _state_value(None if pd.isna(wanted) else wanted)
+        ids = [int(i) for i in group["organisation_id"]]
+        for start in range(0, len(ids), batch_size):
+            _apply_chunk(session, actor, key, state, ids[start : start + batch_size], result)
+    return result
+
+
+def _apply_chunk(
+    session: Session,
+    actor: Actor,
+    key: str,
+    wanted: bool | None,
+    ids: list[int],
+    result: pd.DataFrame,
+) -> None:
+    orgs = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Organisation.id,
+                Organisation.ref,
+                Organisation.name,
+                Organisation.path,
+                Organisation.kind,
+            ).where(Organisation.id.in_(ids))
+        )
+    }
+    current = dict(
+        session.execute(
+            select(ModuleSetting.organisation_id, ModuleSetting.enabled).where(
+                ModuleSetting.organisation_id.in_(ids), ModuleSetting.module == key
+            )
+        ).all()
+    )
+    to_insert, to_update, to_delete, events = [], [], [], []
+    index_of = {int(i): idx for idx, i in result["organisation_id"].items() if pd.notna(i)}
+    for org_id in ids:
+        idx = index_of[org_id]
+        row = orgs.get(org_id)
+        if row is None:
+            result.loc[idx, ["outcome", "detail"]] = ["skipped", "no such organisation"]
+            continue
+        org = Organisation(id=row.id, ref=row.ref, name=row.name, path=row.path, kind=row.kind)
+        try:
+            require_organisation_admin(actor, org, "change the modules of")
+        except AccessDeniedError as error:  # reported on the row, the others go on
+            result.loc[idx, ["outcome", "detail"]] = ["skipped", str(error)]
+            continue
+        own = current.get(org_id)
+        own = None if own is None else bool(own)
+        if own == wanted:
+            result.loc[idx, ["outcome", "detail"]] = ["unchanged", "already in the wanted state"]
+            continue
+        if wanted is None:
+            to_delete.append(org_id)
+        elif own is None:
+            to_insert.append({"organisation_id": org_id, "module": key, "enabled": wanted})
+        else:
+            to_update.append(org_id)
+        events.append(
+            audit.event_row(
+                actor,
+                "module.set" if wanted is not None else "module.reset",
+                "organisation",
+                org_id,
+                target_label=row.ref,
+                organisation_id=org_id,
+                before={"module": key, "own": own},
+                after={"module": key, "own": wanted, "impacts": list(CATALOGUE[key].impacts)},
+            )
+        )
+        result.loc[idx, ["outcome", "detail"]] = ["applied", ""]
+    if to_delete:
+        session.execute(
+            delete(ModuleSetting).where(
+                ModuleSetting.organisation_id.in_(to_delete), ModuleSetting.module == key
+            )
+        )
+    if to_update:
+        session.execute(
+            update(ModuleSetting)
+            .where(and_(ModuleSetting.organisation_id.in_(to_update), ModuleSetting.module == key))
+            .values(enabled=wanted, updated_at=utcnow())
+        )
+    if to_insert:
+        session.execute(insert(ModuleSetting), to_insert)
+    audit.record_many(session, events)
+    session.flush()
