@@ -4,49 +4,41 @@ Client pages use OFFSET over the indexed ``(kind, name_folded, id)`` and take th
 counts from ``client_user_counts`` (kept by triggers), so a page costs its size whatever the
 number of users. User pages use keyset pagination over ``(client_id, sort_name, id)``: the
 cursor of a page is where the next one starts, so page 10 costs what page 1 costs.
+
+Statements are built once per combination of filters, with bound parameters, and run on the
+Core connection: a page then costs little more than the hand-written SQL (see
+``bench/directory.py``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, func, or_, select, tuple_
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, and_, bindparam, case, func, literal_column, or_, select, tuple_
+from sqlalchemy.orm import Session
 
-from .access import Actor, organisation_scope, require_organisation
-from .errors import AccessDeniedError, ValidationError
+from .access import Actor, require_organisation
+from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import ACCOUNT_STATUSES, ClientUserCount, Organisation, SubAccount, User
-from .organisations import get_client
 from .textnorm import fold, like_pattern
 
 CLIENT_COLUMNS = ["ref", "name", "partner_ref", "partner_name", "users", *ACCOUNT_STATUSES]
 USER_COLUMNS = [
-    "login",
-    "civility",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "mobile",
-    "status",
-    "status_changed_at",
-    "invited_at",
-    "activated_at",
-    "deactivated_at",
-    "deactivated",
-    "sub_account",
-    "role",
-    "right_manage_rights",
-    "right_place_orders",
-    "right_view_invoices",
-    "services",
-    "function",
-    "language",
-    "id",
+    "login", "civility", "first_name", "last_name", "email", "phone", "mobile", "status",
+    "status_changed_at", "invited_at", "activated_at", "deactivated_at", "deactivated",
+    "sub_account", "role", "right_manage_rights", "right_place_orders", "right_view_invoices",
+    "services", "function", "language", "id",
 ]
 MAX_PAGE_SIZE = 1000
+
+_org = Organisation.__table__
+_users = User.__table__
+_subs = SubAccount.__table__
+_counts = ClientUserCount.__table__
 
 
 @dataclass(frozen=True)
@@ -76,10 +68,63 @@ def _check_page_size(page_size: int) -> None:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError(
             f"The page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}.",
-            field="page_size",
-            limit=MAX_PAGE_SIZE,
-            actual=page_size,
+            field="page_size", limit=MAX_PAGE_SIZE, actual=page_size,
         )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _scope_params(actor: Actor) -> dict[str, Any]:
+    if actor.is_client_side:
+        return {"scope_client": actor.organisation_id}
+    return {"scope_path": _escape_like(actor.organisation_path) + "%"}
+
+
+@lru_cache(maxsize=64)
+def _client_statements(client_side: bool, searching: bool, in_partner: bool) -> tuple[Select,
+                                                                                       Select]:
+    """(count, page) statements for one combination of filters, built once.
+
+    The page carries the total of matching clients (a window count), so one query answers
+    "Page 2 / 33"; the count statement serves only pages past the end.
+    """
+    conditions = [_org.c.kind == "client"]
+    if client_side:
+        conditions.append(_org.c.id == bindparam("scope_client"))
+    else:
+        conditions.append(_org.c.path.like(bindparam("scope_path"), escape="\\"))
+    if searching:
+        conditions.append(or_(_org.c.name_folded.like(bindparam("pattern"), escape="\\"),
+                              func.lower(_org.c.ref).like(bindparam("pattern"), escape="\\")))
+    if in_partner:
+        conditions.append(_org.c.path.like(bindparam("partner_path"), escape="\\"))
+    count = select(func.count()).select_from(_org).where(*conditions)
+    page_ids = (
+        select(_org.c.id, _org.c.name_folded, func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(_org.c.name_folded, _org.c.id)
+        .limit(bindparam("limit")).offset(bindparam("offset"))
+        .subquery("page")
+    )
+    client, parent = _org.alias("client"), _org.alias("parent")
+    per_status = [
+        func.coalesce(func.sum(case((_counts.c.status == s, _counts.c.users), else_=0)), 0)
+        for s in ACCOUNT_STATUSES
+    ]
+    page = (
+        select(client.c.ref, client.c.name, parent.c.ref, parent.c.name, *per_status,
+               page_ids.c.total)
+        .select_from(page_ids)
+        .join(client, client.c.id == page_ids.c.id)
+        .join(parent, parent.c.id == client.c.parent_id)
+        .outerjoin(_counts, _counts.c.client_id == client.c.id)
+        .group_by(page_ids.c.name_folded, page_ids.c.total, client.c.id, client.c.ref,
+                  client.c.name, parent.c.ref, parent.c.name)
+        .order_by(page_ids.c.name_folded, client.c.id)
+    )
+    return count, page
 
 
 def search_clients(
@@ -95,55 +140,37 @@ def search_clients(
     _check_page_size(page_size)
     if page < 1:
         raise ValidationError(f"Pages are numbered from 1, not {page}.", field="page", actual=page)
-    conditions = [Organisation.kind == "client", organisation_scope(actor)]
-    if text and fold(text):
-        pattern = like_pattern(text)
-        conditions.append(
-            or_(
-                Organisation.name_folded.like(pattern, escape="\\"),
-                func.lower(Organisation.ref).like(pattern, escape="\\"),
-            )
-        )
+    params = _scope_params(actor)
+    searching = bool(text and fold(text))
+    if searching:
+        params["pattern"] = like_pattern(text or "")
     if partner_ref:
-        partner = session.scalar(select(Organisation).where(Organisation.ref == partner_ref))
-        if partner is None:
-            return ClientPage(pd.DataFrame(columns=CLIENT_COLUMNS), page, 0, 0)
-        require_organisation(actor, partner, "list the clients of")
-        conditions.append(Organisation.path.startswith(partner.path, autoescape=True))
-    total = session.scalar(select(func.count()).select_from(Organisation).where(*conditions)) or 0
-    page_ids = (
-        select(Organisation.id, Organisation.name_folded)
-        .where(*conditions)
-        .order_by(Organisation.name_folded, Organisation.id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-        .subquery()
-    )
-    client = aliased(Organisation)
-    parent = aliased(Organisation)
-    per_status = [
-        func.coalesce(
-            func.sum(case((ClientUserCount.status == s, ClientUserCount.users), else_=0)), 0
-        ).label(s)
-        for s in ACCOUNT_STATUSES
-    ]
-    query = (
-        select(client.ref, client.name, parent.ref, parent.name, *per_status)
-        .select_from(page_ids)
-        .join(client, client.id == page_ids.c.id)
-        .join(parent, parent.id == client.parent_id)
-        .outerjoin(ClientUserCount, ClientUserCount.client_id == client.id)
-        .group_by(
-            page_ids.c.name_folded, client.id, client.ref, client.name, parent.ref, parent.name
-        )
-        .order_by(page_ids.c.name_folded, client.id)
-    )
-    records = []
-    for ref, name, p_ref, p_name, *counts in session.execute(query):
-        counts = [int(c) for c in counts]
-        records.append((ref, name, p_ref, p_name, sum(counts), *counts))
+        partner = _organisation_row(session, partner_ref, None)
+        require_organisation(actor, partner, "list the clients of")  # type: ignore[arg-type]
+        params["partner_path"] = _escape_like(partner.path) + "%"
+    count, page_query = _client_statements(actor.is_client_side, searching, bool(partner_ref))
+    connection = session.connection()
+    params.update(limit=page_size, offset=(page - 1) * page_size)
+    fetched = connection.execute(page_query, params).all()
+    records = [(ref, name, p_ref, p_name, a + b + c + d, a, b, c, d)
+               for ref, name, p_ref, p_name, a, b, c, d, _ in fetched]
+    total = fetched[0][-1] if fetched else connection.execute(count, params).scalar_one()
     rows = pd.DataFrame.from_records(records, columns=CLIENT_COLUMNS)
     return ClientPage(rows, page, math.ceil(total / page_size), total)
+
+
+_ORG_BY_REF = select(_org.c.id, _org.c.kind, _org.c.ref, _org.c.name, _org.c.path).where(
+    _org.c.ref == bindparam("ref"))
+_CLIENT_BY_REF = _ORG_BY_REF.where(_org.c.kind == "client")
+
+
+def _organisation_row(session: Session, ref: str, kind: str | None) -> Any:
+    """id, kind, ref, name and path of an organisation: enough for scope checks and messages."""
+    query = _CLIENT_BY_REF if kind == "client" else _ORG_BY_REF
+    row = session.connection().execute(query, {"ref": ref}).first()
+    if row is None:
+        raise NotFoundError(kind or "organisation", ref)
+    return row
 
 
 def _encode_cursor(sort_name: str, user_id: int) -> str:
@@ -153,12 +180,60 @@ def _encode_cursor(sort_name: str, user_id: int) -> str:
 def _decode_cursor(cursor: str) -> tuple[str, int]:
     user_id, sep, sort_name = cursor.partition(":")
     if not sep or not user_id.isdigit():
-        raise ValidationError(
-            f"The page cursor {cursor!r} is not one this directory gave out.",
-            field="cursor",
-            actual=cursor,
-        )
+        raise ValidationError(f"The page cursor {cursor!r} is not one this directory gave out.",
+                              field="cursor", actual=cursor)
     return sort_name, int(user_id)
+
+
+@lru_cache(maxsize=256)
+def _user_conditions(manager: bool, status: bool, has_email: bool | None, sub_account: bool,
+                     searching: bool) -> tuple:
+    conditions = [_users.c.client_id == bindparam("client_id")]
+    if manager:
+        conditions.append(_users.c.sub_account_id == bindparam("scope_sub"))
+    if status:
+        conditions.append(_users.c.status == bindparam("status"))
+    if has_email is True:
+        conditions.append(_users.c.email.is_not(None))
+    elif has_email is False:
+        conditions.append(_users.c.email.is_(None))
+    if sub_account:
+        conditions.append(_users.c.sub_account_id == bindparam("sub_id"))
+    if searching:
+        conditions.append(_users.c.search_text.like(bindparam("pattern"), escape="\\"))
+    return tuple(conditions)
+
+
+@lru_cache(maxsize=256)
+def _user_page_statement(filters: tuple, after: bool) -> Select:
+    conditions = list(_user_conditions(*filters))
+    if after:
+        conditions.append(tuple_(_users.c.sort_name, _users.c.id)
+                          > tuple_(bindparam("after_name"), bindparam("after_id")))
+    u = _users.c
+    return (
+        select(u.login, u.civility, u.first_name, u.last_name, u.email, u.phone, u.mobile,
+               u.status, u.status_changed_at, u.invited_at, u.activated_at, u.deactivated_at,
+               literal_column("0"), _subs.c.name, u.role, u.right_manage_rights,
+               u.right_place_orders, u.right_view_invoices, u.services, u.function, u.language,
+               u.id, u.sort_name)
+        .select_from(_users.outerjoin(_subs, _subs.c.id == u.sub_account_id))
+        .where(and_(*conditions))
+        .order_by(u.sort_name, u.id)
+        .limit(bindparam("limit"))
+    )
+
+
+@lru_cache(maxsize=256)
+def _user_count_statement(filters: tuple) -> Select:
+    return select(func.count()).select_from(_users).where(*_user_conditions(*filters))
+
+
+_COUNTS_OF_CLIENT = select(func.coalesce(func.sum(_counts.c.users), 0)).where(
+    _counts.c.client_id == bindparam("client_id"))
+_COUNTS_OF_CLIENT_STATUS = _COUNTS_OF_CLIENT.where(_counts.c.status == bindparam("status"))
+_SUB_ACCOUNT_ID = select(_subs.c.id).where(_subs.c.client_id == bindparam("client_id"),
+                                           _subs.c.name_folded == bindparam("name"))
 
 
 def list_users(
@@ -179,124 +254,62 @@ def list_users(
     if status is not None and status not in ACCOUNT_STATUSES:
         raise ValidationError(
             f"The status must be one of {', '.join(ACCOUNT_STATUSES)}, not {status!r}.",
-            field="status",
-            actual=status,
+            field="status", actual=status,
         )
-    client = get_client(session, client_ref)
+    client = _organisation_row(session, client_ref, "client")
     require_organisation(actor, client, "list the users of")
-    conditions = [User.client_id == client.id]
-    if actor.kind == "manager":
-        conditions.append(User.sub_account_id == actor.sub_account_id)
-    if status:
-        conditions.append(User.status == status)
-    if has_email is True:
-        conditions.append(User.email.is_not(None))
-    elif has_email is False:
-        conditions.append(User.email.is_(None))
+    connection = session.connection()
+    params: dict[str, Any] = {"client_id": client.id, "status": status}
+    manager = actor.kind == "manager"
+    if manager:
+        params["scope_sub"] = actor.sub_account_id
     if sub_account:
-        wanted = session.scalar(
-            select(SubAccount.id).where(
-                SubAccount.client_id == client.id, SubAccount.name_folded == fold(sub_account)
-            )
-        )
-        if wanted is None:
-            raise ValidationError(
-                f"Client {client.ref} has no sub-account named {sub_account!r}.",
-                field="sub_account",
-                actual=sub_account,
-            )
-        if actor.kind == "manager" and wanted != actor.sub_account_id:
+        sub_id = connection.execute(
+            _SUB_ACCOUNT_ID, {"client_id": client.id, "name": fold(sub_account)}).scalar()
+        if sub_id is None:
+            raise ValidationError(f"Client {client.ref} has no sub-account named {sub_account!r}.",
+                                  field="sub_account", actual=sub_account)
+        if manager and sub_id != actor.sub_account_id:
             raise AccessDeniedError(f"{actor.describe()} may only list their own sub-account.")
-        conditions.append(User.sub_account_id == wanted)
-    if search and fold(search):
-        conditions.append(User.search_text.like(like_pattern(search), escape="\\"))
-    page_conditions = list(conditions)
+        params["sub_id"] = sub_id
+    searching = bool(search and fold(search))
+    if searching:
+        params["pattern"] = like_pattern(search or "")
+    filters = (manager, status is not None, has_email, bool(sub_account), searching)
     if cursor:
-        after_name, after_id = _decode_cursor(cursor)
-        page_conditions.append(tuple_(User.sort_name, User.id) > tuple_(after_name, after_id))
-    query = (
-        select(
-            User.login,
-            User.civility,
-            User.first_name,
-            User.last_name,
-            User.email,
-            User.phone,
-            User.mobile,
-            User.status,
-            User.status_changed_at,
-            User.invited_at,
-            User.activated_at,
-            User.deactivated_at,
-            SubAccount.name,
-            User.role,
-            User.right_manage_rights,
-            User.right_place_orders,
-            User.right_view_invoices,
-            User.services,
-            User.function,
-            User.language,
-            User.id,
-            User.sort_name,
-        )
-        .outerjoin(SubAccount, SubAccount.id == User.sub_account_id)
-        .where(and_(*page_conditions))
-        .order_by(User.sort_name, User.id)
-        .limit(page_size + 1)
-    )
-    fetched = session.execute(query).all()
+        params["after_name"], params["after_id"] = _decode_cursor(cursor)
+    params["limit"] = page_size + 1
+    fetched = connection.execute(_user_page_statement(filters, bool(cursor)), params).all()
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
-    records = [(*row[:12], row[7] == "deactivated", *row[12:21]) for row in fetched]
-    rows = pd.DataFrame.from_records(records, columns=USER_COLUMNS)
-    next_cursor = _encode_cursor(fetched[-1][21], fetched[-1][20]) if more else None
-    total = (
-        _count_users(
-            session,
-            client.id,
-            conditions,
-            status,
-            only_status=not (
-                has_email is not None or sub_account or search or actor.kind == "manager"
-            ),
-        )
-        if with_total
-        else None
+    rows = pd.DataFrame.from_records(
+        [(*row[:12], row[7] == "deactivated", *row[13:22]) for row in fetched],
+        columns=USER_COLUMNS,
     )
-    return UserPage(rows, next_cursor, total)
+    next_cursor = _encode_cursor(fetched[-1][22], fetched[-1][21]) if more else None
+    total = None
+    if with_total:
+        if filters[0] or filters[2:] != (None, False, False):
+            total = connection.execute(_user_count_statement(filters), params).scalar_one()
+        else:  # the trigger-kept counters answer without touching users
+            query = _COUNTS_OF_CLIENT_STATUS if status else _COUNTS_OF_CLIENT
+            total = connection.execute(query, params).scalar_one()
+    return UserPage(rows, next_cursor, int(total) if total is not None else None)
 
 
-def _count_users(
-    session: Session, client_id: int, conditions: list, status: str | None, *, only_status: bool
-) -> int:
-    if only_status:  # the trigger-kept counters answer without touching users
-        query = select(func.coalesce(func.sum(ClientUserCount.users), 0)).where(
-            ClientUserCount.client_id == client_id
-        )
-        if status:
-            query = query.where(ClientUserCount.status == status)
-        return int(session.scalar(query) or 0)
-    return int(session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0)
-
-
-def iter_users(
-    session: Session, actor: Actor, client_ref: str, *, page_size: int = 500, **filters: object
-) -> pd.DataFrame:
+def iter_users(session: Session, actor: Actor, client_ref: str, *, page_size: int = 500,
+               **filters: Any) -> pd.DataFrame:
     """Every matching user of a client, fetched page by page (for exports and bulk plans)."""
     frames = []
     cursor = None
     while True:
-        page = list_users(
-            session,
-            actor,
-            client_ref,
-            page_size=page_size,
-            cursor=cursor,
-            with_total=False,
-            **filters,
-        )  # type: ignore[arg-type]
+        page = list_users(session, actor, client_ref, page_size=page_size, cursor=cursor,
+                          with_total=False, **filters)
         frames.append(page.rows)
         cursor = page.next_cursor
         if cursor is None:
             break
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+__all__ = ["ClientPage", "UserPage", "iter_users", "list_users", "search_clients"]
