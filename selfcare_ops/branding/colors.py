@@ -182,9 +182,10 @@ def readability_warnings(
                 code="gradient_too_different",
                 field="gradient_color",
                 message=(
-                    f"The two gradient colours {primary} and {gradient} are too different for "
-                    f"any text colour to reach {MIN_CONTRAST}:1 on both (les deux couleurs du "
-                    "dégradé sont trop différentes); bring them closer in lightness."
+                    f"The two gradient colours {primary} and {gradient} are too different: no "
+                    f"text colour reaches {MIN_CONTRAST}:1 on both ends (les deux couleurs du "
+                    "dégradé sont trop différentes); choose two ends that are both dark or "
+                    "both light."
                 ),
             )
         )

@@ -7,8 +7,11 @@ operator. Only fields the operator has not set are filled, so a second call chan
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
@@ -27,8 +30,24 @@ DEFAULT_TEXT = "#ffffff"
 DEFAULT_MESSAGE = "Bienvenue sur votre Selfcare utilisateur"
 
 
+def _dejavu_path() -> Path | None:
+    """DejaVu Sans as shipped inside matplotlib (a dependency): accents, same on every machine."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "mpl-data/fonts/ttf/DejaVuSans.ttf"
+    return path if path.is_file() else None
+
+
+@lru_cache(maxsize=32)
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled scalable font (no system font needed)."""
+    """A scalable font with French accents; Pillow's bundled one if DejaVu is not found."""
+    path = _dejavu_path()
+    if path is not None:
+        try:
+            return ImageFont.truetype(str(path), size)
+        except OSError:
+            pass
     return ImageFont.load_default(size=size)
 
 
