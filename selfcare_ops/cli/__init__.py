@@ -19,6 +19,7 @@ from .common import CliContext
 #: Command modules, each adding its groups and commands to :data:`main`.
 COMMAND_MODULES = ["db", "directory", "audit"]
 COMMAND_MODULES.append("jobs")
+COMMAND_MODULES.append("rights")
 
 
 class SelfcareGroup(click.Group):

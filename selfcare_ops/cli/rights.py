@@ -1,0 +1,384 @@
+"""``rights``, ``subaccounts``, ``apikeys``, and the ``users role|move|profile|notifications``
+and ``clients details`` commands: per-user rights, roles, sub-accounts, profiles, API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import apikeys, profile, subaccounts
+from .. import rights as rights_service
+from ..models import CLIENT_ROLES, RESTRICTION_KINDS
+from . import main
+from .common import CliContext, confirm_or_abort, echo_json, echo_table, pass_cli
+from .directory import clients, users
+
+ON_OFF = click.Choice(["on", "off"])
+
+
+def _switch(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+# --- rights ----------------------------------------------------------------------------------
+
+
+@main.group()
+def rights() -> None:
+    """Per-user rights (manage rights, place orders, view invoices) and restrictions."""
+
+
+@rights.command("set")
+@click.argument("login")
+@click.option("--manage-rights", type=ON_OFF, help="May change other users' rights.")
+@click.option("--place-orders", type=ON_OFF, help="May place orders.")
+@click.option("--view-invoices", type=ON_OFF, help="May see the invoices.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rights after the change as JSON.")
+@pass_cli
+def rights_set(
+    cli: CliContext,
+    login: str,
+    manage_rights: str | None,
+    place_orders: str | None,
+    view_invoices: str | None,
+    as_json: bool,
+) -> None:
+    """Switch rights of LOGIN on or off; saved at once, audited, the user is not notified."""
+    with cli.sessions().begin() as session:
+        result = rights_service.set_rights(
+            session,
+            cli.actor(session),
+            login,
+            manage_rights=_switch(manage_rights),
+            place_orders=_switch(place_orders),
+            view_invoices=_switch(view_invoices),
+        )
+    if as_json:
+        echo_json({"login": result.login, "rights": result.rights, "changed": list(result.changed)})
+        return
+    click.echo(result.describe())
+
+
+@rights.command("show")
+@click.argument("login")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_cli
+def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
+    """Role, sub-account, rights and restrictions of LOGIN."""
+    with cli.sessions()() as session:
+        access = rights_service.describe_access(session, cli.actor(session), login)
+    if as_json:
+        echo_json(access)
+        return
+    click.echo(f"{access['login']} ({access['client']}, {access['status']})")
+    click.echo(f"role: {access['role']}")
+    click.echo(f"sub-account: {access['sub_account'] or '(none)'}")
+    for name, value in access["rights"].items():
+        click.echo(f"{rights_service.RIGHT_LABELS[name]}: {'on' if value else 'off'}")
+    for kind in RESTRICTION_KINDS:
+        values = access["restrictions"].get(kind)
+        label = rights_service.RESTRICTION_LABELS[kind]
+        click.echo(f"{label}s: {', '.join(values) if values else 'all (no restriction)'}")
+
+
+@rights.command("restrict")
+@click.argument("login")
+@click.option("--contract", "contracts", multiple=True, metavar="REF", help="Repeatable.")
+@click.option("--billing-account", "billing_accounts", multiple=True, metavar="REF")
+@click.option("--application", "applications", multiple=True, metavar="NAME")
+@click.option("--remove", is_flag=True, help="Remove the values given instead of adding them.")
+@click.option(
+    "--replace", is_flag=True, help="Replace each kind given by exactly the values given."
+)
+@click.option(
+    "--clear",
+    "cleared",
+    multiple=True,
+    type=click.Choice(RESTRICTION_KINDS),
+    help="Lift every restriction of this kind (repeatable).",
+)
+@pass_cli
+def rights_restrict(
+    cli: CliContext,
+    login: str,
+    contracts: tuple[str, ...],
+    billing_accounts: tuple[str, ...],
+    applications: tuple[str, ...],
+    remove: bool,
+    replace: bool,
+    cleared: tuple[str, ...],
+) -> None:
+    """Restrict LOGIN to some contracts, billing accounts or applications (seed 001).
+
+    No restriction of a kind means all of that kind.
+    """
+    if remove and replace:
+        raise click.UsageError("Choose --remove or --replace, not both.")
+    values = {
+        "contract": list(contracts),
+        "billing_account": list(billing_accounts),
+        "application": list(applications),
+    }
+    values = {kind: items for kind, items in values.items() if items}
+    changes: dict[str, Any] = {"replace": {kind: [] for kind in cleared}}
+    if replace:
+        changes["replace"].update(values)
+    elif remove:
+        changes["remove"] = values
+    else:
+        changes["add"] = values
+    with cli.sessions().begin() as session:
+        result = rights_service.change_restrictions(session, cli.actor(session), login, **changes)
+    click.echo(result.describe())
+
+
+# --- users: role, move, profile, notifications -----------------------------------------------
+
+
+@users.command("role")
+@click.argument("login")
+@click.argument("role", type=click.Choice(CLIENT_ROLES))
+@click.option("--sub-account", metavar="NAME", help="For a manager or user: their sub-account.")
+@pass_cli
+def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) -> None:
+    """Make LOGIN administrator, manager or user of their client (seed 002)."""
+    with cli.sessions().begin() as session:
+        result = rights_service.change_role(
+            session, cli.actor(session), login, role, sub_account=sub_account
+        )
+    click.echo(result.describe())
+
+
+@users.command("move")
+@click.argument("login")
+@click.argument("sub_account", required=False)
+@click.option("--none", "to_none", is_flag=True, help="Take LOGIN out of every sub-account.")
+@pass_cli
+def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bool) -> None:
+    """Place LOGIN in SUB_ACCOUNT of their client (or in none with --none)."""
+    if bool(sub_account) == to_none:
+        raise click.UsageError("Give a SUB_ACCOUNT, or --none, but not both.")
+    with cli.sessions().begin() as session:
+        result = subaccounts.move_user(session, cli.actor(session), login, sub_account)
+    click.echo(result.describe())
+
+
+@users.command("profile")
+@click.argument("login")
+@click.option("--civility", metavar="M.|Mme", help="Empty text clears it.")
+@click.option("--first-name")
+@click.option("--last-name")
+@click.option("--function")
+@click.option("--language", metavar="fr|en")
+@click.option("--phone", help="Any usual form; stored as +33...; empty text clears it.")
+@click.option("--mobile", help="A mobile number (SMS notices go there); empty text clears it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+@pass_cli
+def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | None) -> None:
+    """Show LOGIN's profile, or save the fields given (one audited save)."""
+    changes = {name: value for name, value in fields.items() if value is not None}
+    if not changes:
+        with cli.sessions()() as session:
+            shown = profile.get_profile(session, cli.actor(session), login)
+        _print_mapping(shown, as_json)
+        return
+    with cli.sessions().begin() as session:
+        result = profile.update_profile(session, cli.actor(session), login, **changes)
+    click.echo(result.describe())
+
+
+@users.command("notifications")
+@click.argument("login")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NOTICE=CHANNELS",
+    help=(
+        "e.g. order_status=email,sms or new_user= (off); notices: "
+        + ", ".join(profile.NOTICES)
+        + "."
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the preferences as JSON.")
+@pass_cli
+def users_notifications(
+    cli: CliContext, login: str, assignments: tuple[str, ...], as_json: bool
+) -> None:
+    """Show which notices LOGIN receives on which channel, or change them with --set."""
+    if not assignments:
+        with cli.sessions()() as session:
+            prefs = profile.get_notification_prefs(session, cli.actor(session), login)
+        if as_json:
+            echo_json(prefs)
+            return
+        for notice, channels in prefs.items():
+            click.echo(f"{notice}: {', '.join(channels) if channels else 'off'}")
+        return
+    wanted = dict(profile.parse_notification_assignment(text) for text in assignments)
+    with cli.sessions().begin() as session:
+        result = profile.set_notification_prefs(session, cli.actor(session), login, wanted)
+    click.echo(result.describe())
+
+
+# --- clients: company details ----------------------------------------------------------------
+
+
+@clients.command("details")
+@click.argument("client_ref")
+@click.option("--name")
+@click.option("--address", help="Empty text clears it.")
+@click.option("--postcode")
+@click.option("--city")
+@click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
+@pass_cli
+def clients_details(cli: CliContext, client_ref: str, as_json: bool, **fields: str | None) -> None:
+    """Show the company details of CLIENT_REF, or save the fields given (one audited save)."""
+    changes = {name: value for name, value in fields.items() if value is not None}
+    if not changes:
+        with cli.sessions()() as session:
+            shown = profile.get_company(session, cli.actor(session), client_ref)
+        _print_mapping(shown, as_json)
+        return
+    with cli.sessions().begin() as session:
+        result = profile.update_company(session, cli.actor(session), client_ref, **changes)
+    click.echo(result.describe())
+
+
+def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(data)
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = "; ".join(f"{k}: {', '.join(v) or 'off'}" for k, v in value.items())
+        click.echo(f"{key}: {'' if value is None else value}")
+
+
+# --- sub-accounts ----------------------------------------------------------------------------
+
+
+@main.group("subaccounts")
+def subaccounts_group() -> None:
+    """Sub-accounts of a client: list, create, rename (administrators only)."""
+
+
+@subaccounts_group.command("list")
+@click.argument("client_ref")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
+    """The sub-accounts of CLIENT_REF with their users counted."""
+    with cli.sessions()() as session:
+        frame = subaccounts.list_sub_accounts(session, cli.actor(session), client_ref)
+    if as_json:
+        echo_json(frame)
+        return
+    echo_table(frame, ["name", "users", "active", "managers"])
+    if "without_sub_account" in frame.attrs:
+        click.echo(f"{frame.attrs['without_sub_account']} users in no sub-account")
+
+
+@subaccounts_group.command("create")
+@click.argument("client_ref")
+@click.argument("name")
+@pass_cli
+def subaccounts_create(cli: CliContext, client_ref: str, name: str) -> None:
+    """Add the sub-account NAME to CLIENT_REF."""
+    with cli.sessions().begin() as session:
+        result = subaccounts.create_sub_account(session, cli.actor(session), client_ref, name)
+    click.echo(result.describe())
+
+
+@subaccounts_group.command("rename")
+@click.argument("client_ref")
+@click.argument("old_name")
+@click.argument("new_name")
+@pass_cli
+def subaccounts_rename(cli: CliContext, client_ref: str, old_name: str, new_name: str) -> None:
+    """Rename the sub-account OLD_NAME of CLIENT_REF to NEW_NAME."""
+    with cli.sessions().begin() as session:
+        result = subaccounts.rename_sub_account(
+            session, cli.actor(session), client_ref, old_name, new_name
+        )
+    click.echo(result.describe())
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@main.group("apikeys")
+def apikeys_group() -> None:
+    """A client's API key: create, regenerate, revoke, list (administrators only)."""
+
+
+def _echo_new_key(result: apikeys.ApiKeyResult, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "client": result.client_ref,
+                "id": result.id,
+                "prefix": result.prefix,
+                "key": result.key,
+                "replaced_prefix": result.replaced_prefix,
+            }
+        )
+        return
+    click.echo(result.describe(), err=True)
+    click.echo(result.key)
+
+
+@apikeys_group.command("create")
+@click.argument("client_ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its prefix as JSON.")
+@pass_cli
+def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
+    """Make the API key of CLIENT_REF and print it (the only time it can be read)."""
+    with cli.sessions().begin() as session:
+        result = apikeys.create_api_key(session, cli.actor(session), client_ref)
+    _echo_new_key(result, as_json)
+
+
+@apikeys_group.command("regenerate")
+@click.argument("client_ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its prefix as JSON.")
+@pass_cli
+def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: bool) -> None:
+    """Revoke the API key of CLIENT_REF and print a new one."""
+    confirm_or_abort(
+        f"Regenerate the API key of {client_ref}? Integrations using the old key stop at once.",
+        yes,
+    )
+    with cli.sessions().begin() as session:
+        result = apikeys.regenerate_api_key(session, cli.actor(session), client_ref)
+    _echo_new_key(result, as_json)
+
+
+@apikeys_group.command("revoke")
+@click.argument("client_ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
+    """Revoke the API key of CLIENT_REF."""
+    confirm_or_abort(
+        f"Revoke the API key of {client_ref}? Integrations using it stop at once.", yes
+    )
+    with cli.sessions().begin() as session:
+        result = apikeys.revoke_api_key(session, cli.actor(session), client_ref)
+    click.echo(result.describe())
+
+
+@apikeys_group.command("list")
+@click.argument("client_ref")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def apikeys_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
+    """The API keys of CLIENT_REF by prefix, newest first (never the keys themselves)."""
+    with cli.sessions()() as session:
+        frame = apikeys.list_api_keys(session, cli.actor(session), client_ref)
+    if as_json:
+        echo_json(frame)
+        return
+    echo_table(frame, ["prefix", "status", "created_at", "created_by", "revoked_at"])
