@@ -1,0 +1,487 @@
+"""Apply a plan: batches, each one transaction holding its users, its audit events and its
+invitations, so a crash leaves whole batches only and running the import again completes it.
+
+Idempotent: before writing, each batch looks again at the database — a create whose login now
+exists, or an update whose values are already there, changes nothing. Bulk statements
+(executemany) write the rows; no ORM object is made per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import audit
+from ..access import Actor
+from ..errors import DatabaseError
+from ..models import ImportRun, SubAccount, User, utcnow
+from ..subaccounts import create_sub_account
+from ..textnorm import fold
+from ..users import derived_columns
+from .headers import RIGHT_FIELDS
+from .plan import VALUE_FIELDS, Plan, empty_counts
+
+Progress = Callable[[int, int], None]
+#: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
+#: Raising there rolls the batch back (used to prove a crash leaves no half-applied batch).
+BatchHook = Callable[[int, Session], None]
+
+REPORT_COLUMNS = [
+    "line",
+    "client",
+    "action",
+    "outcome",
+    "login",
+    "last_name",
+    "first_name",
+    "email",
+    "changes",
+    "reason",
+    "invite",
+    "notes",
+    "user_id",
+]
+DEFAULT_BATCH_SIZE = 2000
+
+
+@dataclass
+class ImportReport:
+    """Every input line with its outcome; ``counts`` as the CLI prints them."""
+
+    frame: pd.DataFrame
+    counts: dict[str, int]
+    run_id: int | None = None
+    dry_run: bool = False
+    report_path: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        c = self.counts
+        verb = "would be" if self.dry_run else ""
+        invited = "to invite" if self.dry_run else "invited"
+        return (
+            f"{c['rows']} rows: {c['create']} {verb} created, {c['update']} {verb} updated, "
+            f"{c['unchanged']} unchanged, {c['reject']} rejected, {c['invite']} {invited}."
+        ).replace("  ", " ")
+
+
+def start_run(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    source_name: str,
+    sha256: str | None,
+    *,
+    dry_run: bool,
+) -> int:
+    with session_factory.begin() as session:
+        run = ImportRun(
+            source_name=source_name[:500],
+            source_sha256=sha256,
+            actor_label=actor.label,
+            dry_run=dry_run,
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def finish_run(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    run_id: int,
+    counts: dict[str, int],
+    *,
+    report_path: str | None,
+    dry_run: bool,
+    organisation_id: int | None = None,
+    strict_refused: bool = False,
+) -> None:
+    """Close the run with its counts and write the one audit event of the import."""
+    with session_factory.begin() as session:
+        run = session.get(ImportRun, run_id)
+        assert run is not None
+        run.finished_at = utcnow()
+        run.counts = dict(counts)
+        run.report_path = report_path
+        if not dry_run:
+            action = "import.refused" if strict_refused else "import.apply"
+            audit.record(
+                session,
+                actor,
+                action,
+                "import_run",
+                run_id,
+                target_label=run.source_name[:300],
+                organisation_id=organisation_id,
+                after={**counts, "source_sha256": run.source_sha256},
+            )
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _create_sub_accounts(
+    session: Session, actor: Actor, rows: list[dict[str, Any]], client_refs: dict[int, str]
+) -> None:
+    """Create the sub-accounts the rows ask for (once each) and point the rows at them."""
+    wanted: dict[tuple[int, str], str] = {}
+    for row in rows:
+        if row["new_sub_account"]:
+            wanted.setdefault(
+                (row["client_id"], fold(row["new_sub_account"])), row["new_sub_account"]
+            )
+    ids: dict[tuple[int, str], int] = {}
+    for (client_id, folded), name in wanted.items():
+        found = session.scalar(
+            select(SubAccount.id).where(
+                SubAccount.client_id == client_id, SubAccount.name_folded == folded
+            )
+        )
+        if found is None:
+            found = create_sub_account(session, actor, client_refs[client_id], name).id
+        ids[(client_id, folded)] = found
+    for row in rows:
+        if row["new_sub_account"]:
+            row["sub_account_id"] = ids[(row["client_id"], fold(row["new_sub_account"]))]
+
+
+def _user_values(row: dict[str, Any], now: Any) -> dict[str, Any]:
+    values = {name: row[name] for name in VALUE_FIELDS}
+    for name in RIGHT_FIELDS:
+        values[name] = bool(values[name])
+    values.update(
+        client_id=row["client_id"],
+        sub_account_id=row["sub_account_id"],
+        login=row["login"],
+        status="not_invited",
+        status_changed_at=now,
+        created_at=now,
+        updated_at=now,
+        **derived_columns(row["first_name"], row["last_name"], row["login"], row["email"]),
+    )
+    return values
+
+
+def apply_batch(
+    session: Session,
+    actor: Actor,
+    rows: list[dict[str, Any]],
+    *,
+    run_id: int,
+    invite: bool,
+) -> dict[int, tuple[str, bool]]:
+    """Write one batch in the caller's transaction; line -> (outcome, invited)."""
+    now = utcnow()
+    outcomes: dict[int, tuple[str, bool]] = {}
+    client_refs = {row["client_id"]: row["client"] for row in rows}
+    if any(row["new_sub_account"] for row in rows):
+        _create_sub_accounts(session, actor, rows, client_refs)
+    creates = [row for row in rows if row["action"] == "create"]
+    updates = [row for row in rows if row["action"] == "update"]
+    events: list[dict[str, Any]] = []
+    if creates:
+        present = set(
+            session.scalars(select(User.login).where(User.login.in_([r["login"] for r in creates])))
+        )
+        fresh = [row for row in creates if row["login"] not in present]
+        for row in creates:
+            if row["login"] in present:
+                outcomes[row["line"]] = ("unchanged", False)
+        if fresh:
+            table = User.__table__
+            inserted = session.execute(
+                insert(table).returning(table.c.id, table.c.login, sort_by_parameter_order=True),
+                [_user_values(row, now) for row in fresh],
+            ).all()
+            for row, (user_id, _) in zip(fresh, inserted, strict=True):
+                row["user_id"] = user_id
+                outcomes[row["line"]] = ("created", False)
+                events.append(
+                    audit.event_row(
+                        actor,
+                        "user.import.create",
+                        "user",
+                        user_id,
+                        target_label=row["login"],
+                        organisation_id=row["client_id"],
+                        after={
+                            "import_run": run_id,
+                            "line": row["line"],
+                            **{k: row[k] for k in VALUE_FIELDS if row[k] is not None},
+                        },
+                        occurred_at=now,
+                    )
+                )
+    if updates:
+        events.extend(_apply_updates(session, actor, updates, outcomes, run_id, now))
+    audit.record_many(session, events)
+    if invite:
+        wanted = [
+            int(row["user_id"]) for row in rows if row["invite"] and row["user_id"] is not None
+        ]
+        if wanted:
+            from ..invitations import invite_user_ids
+
+            invite_user_ids(session, actor, wanted)
+            invited = set(
+                session.scalars(
+                    select(User.id).where(User.id.in_(wanted), User.status == "invited")
+                )
+            )
+            for row in rows:
+                if row["user_id"] in invited:
+                    outcome = outcomes.get(row["line"], ("unchanged", False))[0]
+                    outcomes[row["line"]] = (outcome, True)
+    for row in rows:
+        outcomes.setdefault(row["line"], ("unchanged", False))
+    return outcomes
+
+
+def _apply_updates(
+    session: Session,
+    actor: Actor,
+    rows: list[dict[str, Any]],
+    outcomes: dict[int, tuple[str, bool]],
+    run_id: int,
+    now: Any,
+) -> list[dict[str, Any]]:
+    ids = [int(row["user_id"]) for row in rows]
+    columns = (
+        User.id,
+        User.login,
+        User.sub_account_id,
+        User.email_folded,
+        *(getattr(User, name) for name in VALUE_FIELDS),
+    )
+    current = {r.id: r._mapping for r in session.execute(select(*columns).where(User.id.in_(ids)))}
+    changes: list[dict[str, Any]] = []
+    events = []
+    for row in rows:
+        old = current.get(int(row["user_id"]))
+        if old is None:
+            outcomes[row["line"]] = ("unchanged", False)
+            continue
+        new: dict[str, Any] = {}
+        for name in row["changes"].split(", ") if row["changes"] else []:
+            if name == "sub_account":
+                if row["sub_account_id"] != old["sub_account_id"]:
+                    new["sub_account_id"] = row["sub_account_id"]
+            elif name == "email":
+                if (row["email"] or "").lower() != (old["email_folded"] or ""):
+                    new["email"] = row["email"]
+            elif row[name] != old[name]:
+                new[name] = row[name]
+        if new.get("role") == "administrator" or (
+            row["role"] == "administrator" and old["sub_account_id"] is not None
+        ):
+            new["sub_account_id"] = None
+        if not new:
+            outcomes[row["line"]] = ("unchanged", False)
+            continue
+        merged = {**dict(old), **new}
+        new.update(
+            derived_columns(
+                merged["first_name"], merged["last_name"], old["login"], merged["email"]
+            )
+        )
+        new["updated_at"] = now
+        changes.append({"_id": old["id"], **new})
+        outcomes[row["line"]] = ("updated", False)
+        events.append(
+            audit.event_row(
+                actor,
+                "user.import.update",
+                "user",
+                old["id"],
+                target_label=old["login"],
+                organisation_id=row["client_id"],
+                before={
+                    "import_run": run_id,
+                    "line": row["line"],
+                    **{k: old[k] for k in new if k in old},
+                },
+                after={
+                    "import_run": run_id,
+                    "line": row["line"],
+                    **{k: v for k, v in new.items() if k in old},
+                },
+                occurred_at=now,
+            )
+        )
+    # One statement per set of changed columns keeps executemany working on every database.
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        by_keys.setdefault(tuple(sorted(change)), []).append(change)
+    table = User.__table__
+    for keys, params in by_keys.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({k: bindparam(k) for k in keys if k != "_id"})
+        )
+        session.execute(statement, params)
+    return events
+
+
+def _report_row(row: dict[str, Any], outcome: str, invited: bool) -> dict[str, Any]:
+    out = {name: row.get(name) for name in REPORT_COLUMNS}
+    out["outcome"] = outcome
+    out["invite"] = invited
+    return out
+
+
+def planned_report_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Report rows of a dry run: the outcome is what would happen."""
+    planned = {
+        "create": "would be created",
+        "update": "would be updated",
+        "unchanged": "unchanged",
+        "reject": "rejected",
+    }
+    return [_report_row(row, planned[row["action"]], bool(row["invite"])) for row in rows]
+
+
+def apply_rows(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    rows: list[dict[str, Any]],
+    *,
+    run_id: int,
+    invite: bool,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    on_batch: BatchHook | None = None,
+    first_batch: int = 1,
+    done_before: int = 0,
+    total: int | None = None,
+    single_transaction: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """Apply planned rows in batches; returns (report rows, batches used)."""
+    total = total if total is not None else len(rows)
+    outcomes: dict[int, tuple[str, bool]] = {}
+    work = [r for r in rows if r["action"] in ("create", "update") or r["invite"]]
+    number = first_batch - 1
+    done = done_before
+
+    def run(session: Session, batch: list[dict[str, Any]], number: int) -> None:
+        outcomes.update(apply_batch(session, actor, batch, run_id=run_id, invite=invite))
+        if on_batch is not None:
+            on_batch(number, session)
+
+    try:
+        if single_transaction:
+            with session_factory.begin() as session:
+                for batch in _batches(work, batch_size):
+                    number += 1
+                    run(session, batch, number)
+                    done += len(batch)
+                    if progress:
+                        progress(done, total)
+        else:
+            for batch in _batches(work, batch_size):
+                number += 1
+                with session_factory.begin() as session:
+                    run(session, batch, number)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+    except SQLAlchemyError as exc:
+        first, last = batch[0]["line"], batch[-1]["line"]
+        raise DatabaseError(
+            f"Batch {number} (lines {first} to {last}) could not be written and was rolled "
+            f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
+            "run the same import again to complete it."
+        ) from exc
+    report = []
+    for row in rows:
+        if row["action"] == "reject":
+            report.append(_report_row(row, "rejected", False))
+        else:
+            outcome, invited = outcomes.get(row["line"], ("unchanged", False))
+            report.append(_report_row(row, outcome, invited))
+    return report, number
+
+
+def count_outcomes(report_rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> None:
+    names = {
+        "created": "create",
+        "updated": "update",
+        "unchanged": "unchanged",
+        "rejected": "reject",
+    }
+    for row in report_rows:
+        counts["rows"] += 1
+        key = names.get(row["outcome"])
+        if key:
+            counts[key] += 1
+        elif row["outcome"].startswith("would be "):
+            counts[
+                {"would be created": "create", "would be updated": "update"}[row["outcome"]]
+            ] += 1
+        counts["invite"] += bool(row["invite"])
+
+
+def apply_plan(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    plan: Plan,
+    *,
+    strict: bool = False,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: BatchHook | None = None,
+) -> ImportReport:
+    """Apply ``plan`` (from :func:`build_plan`); returns every line with its outcome.
+
+    Rejected lines never block the others, unless ``strict``: then any rejected line means
+    nothing is written (and the whole plan is one transaction).
+    """
+    rows = plan.frame.astype(object).where(plan.frame.notna(), None).to_dict("records")
+    run_id = start_run(session_factory, actor, plan.source_name, plan.sha256, dry_run=False)
+    counts = empty_counts()
+    refused = strict and plan.counts["reject"] > 0
+    if refused:
+        report_rows = [
+            _report_row(row, "rejected" if row["action"] == "reject" else "not applied", False)
+            for row in rows
+        ]
+    else:
+        report_rows, _ = apply_rows(
+            session_factory,
+            actor,
+            rows,
+            run_id=run_id,
+            invite=plan.invite,
+            batch_size=batch_size,
+            progress=progress,
+            on_batch=on_batch,
+            single_transaction=strict,
+        )
+    count_outcomes(report_rows, counts)
+    organisation_ids = {row["client_id"] for row in rows if row["client_id"] is not None}
+    finish_run(
+        session_factory,
+        actor,
+        run_id,
+        counts,
+        report_path=None,
+        dry_run=False,
+        organisation_id=organisation_ids.pop() if len(organisation_ids) == 1 else None,
+        strict_refused=refused,
+    )
+    return ImportReport(
+        frame=pd.DataFrame(report_rows, columns=REPORT_COLUMNS),
+        counts=counts,
+        run_id=run_id,
+        warnings=list(plan.warnings),
+        unknown_columns=list(plan.unknown_columns),
+    )

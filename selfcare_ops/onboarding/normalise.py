@@ -1,0 +1,81 @@
+"""One raw row to clean values plus the list of problems, each naming the line and the column.
+
+Pure (no database): the same function serves the planner and the property tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from . import values as v
+from .headers import FIELDS, REQUIRED_FIELDS, RIGHT_FIELDS
+from .reading import RawRow
+
+_LOGIN = re.compile(r"[a-z0-9][a-z0-9._+\-]*(?:@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,})?\Z")
+
+
+def login(raw: str) -> str:
+    """A login as given in a file: lower case, letters, digits, ``._+-`` and one ``@domain``."""
+    value = raw.strip().lower()
+    if len(value) > v.MAX_LENGTHS["login"]:
+        raise v.CellError(f"the login is {len(value)} characters long, at most 254 are allowed")
+    if not _LOGIN.match(value):
+        raise v.CellError(
+            f"{raw.strip()!r} is not a valid login (letters, digits, '.', '_', '+', '-' and "
+            "an optional @domain)"
+        )
+    return value
+
+
+def _text(field: str) -> Callable[[str], str]:
+    def clean(raw: str) -> str:
+        return v.text(raw, field)
+
+    return clean
+
+
+NORMALISERS: dict[str, Callable[[str], Any]] = {
+    "civility": v.civility,
+    "last_name": _text("last_name"),
+    "first_name": _text("first_name"),
+    "email": v.email,
+    "phone": v.phone,
+    "mobile": v.phone,
+    "login": login,
+    "function": _text("function"),
+    "sub_account": _text("sub_account"),
+    "role": v.role,
+    "language": v.language,
+    "services": _text("services"),
+    "client": _text("client"),
+    **dict.fromkeys(RIGHT_FIELDS, v.boolean),
+}
+
+_REQUIRED_NAMES = {"last_name": "last name", "first_name": "first name"}
+
+
+def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """(clean values of the non-empty cells, problems); rights columns present are booleans."""
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    if raw.problem:
+        errors.append(raw.problem)
+    for name, cell in raw.values.items():
+        cell = cell.strip()
+        if not cell and name not in RIGHT_FIELDS:
+            continue
+        try:
+            values[name] = NORMALISERS[name](cell)
+        except v.CellError as exc:
+            errors.append(f"line {raw.line}, column {labels[name]!r}: {exc}")
+    for name in REQUIRED_FIELDS:
+        if not values.get(name) and not any(f"column {labels[name]!r}" in e for e in errors):
+            errors.append(
+                f"line {raw.line}, column {labels[name]!r}: the {_REQUIRED_NAMES[name]} is missing"
+            )
+    return values, errors
+
+
+__all__ = ["FIELDS", "NORMALISERS", "login", "normalise_row"]

@@ -1,0 +1,159 @@
+"""The whole import in one call (what the CLI and scheduled jobs run), streamed in chunks.
+
+Chunk after chunk: plan (read-only session), apply (batched transactions), append the report.
+Memory stays bounded by the chunk size plus what the planner remembers to catch duplicates
+(the logins and emails of the file), so a file of a million lines fits comfortably. ``strict``
+needs the whole plan before writing anything, so it plans everything first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..access import Actor
+from .apply import (
+    DEFAULT_BATCH_SIZE,
+    REPORT_COLUMNS,
+    BatchHook,
+    ImportReport,
+    Progress,
+    apply_plan,
+    apply_rows,
+    count_outcomes,
+    finish_run,
+    planned_report_rows,
+    start_run,
+)
+from .plan import build_plan, empty_counts, make_planner
+from .reading import read_rows
+from .report import ReportWriter, write_report
+
+#: Rows kept in memory for the returned report when ``keep_rows`` is off (rejects first).
+KEPT_REJECTS = 1000
+
+
+def import_users(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    source: Any,
+    *,
+    client_ref: str | None = None,
+    dry_run: bool = False,
+    invite: bool = False,
+    strict: bool = False,
+    create_sub_accounts: bool = False,
+    report_path: str | Path | None = None,
+    report_sep: str = ";",
+    report_encoding: str = "utf-8-sig",
+    separator: str | None = None,
+    chunk_size: int = 5000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    on_batch: BatchHook | None = None,
+    keep_rows: bool = True,
+) -> ImportReport:
+    """Read, validate, plan, apply (unless ``dry_run``) and report ``source``.
+
+    Returns the counts and the report rows (all of them with ``keep_rows``, else the first
+    rejected ones). The report CSV, when ``report_path`` is given, is written either way.
+    """
+    rows = read_rows(source, separator=separator)
+    if strict and not dry_run:
+        return _strict(session_factory, actor, rows, locals())
+    planner = make_planner(
+        actor, rows, client_ref=client_ref, create_sub_accounts=create_sub_accounts, invite=invite
+    )
+    with session_factory() as session:
+        planner.prepare(session)
+    run_id = start_run(session_factory, actor, rows.name, rows.sha256, dry_run=dry_run)
+    writer = (
+        ReportWriter(report_path, sep=report_sep, encoding=report_encoding) if report_path else None
+    )
+    counts = empty_counts()
+    kept: list[dict[str, Any]] = []
+    batches = done = 0
+    try:
+        for chunk in rows.chunks(chunk_size):
+            with session_factory() as session:
+                planned = planner.plan_chunk(session, chunk)
+            if dry_run:
+                report_rows = planned_report_rows(planned)
+            else:
+                report_rows, batches = apply_rows(
+                    session_factory,
+                    actor,
+                    planned,
+                    run_id=run_id,
+                    invite=invite,
+                    batch_size=batch_size,
+                    on_batch=on_batch,
+                    first_batch=batches + 1,
+                )
+            count_outcomes(report_rows, counts)
+            if writer:
+                writer.write(report_rows)
+            if keep_rows:
+                kept.extend(report_rows)
+            elif len(kept) < KEPT_REJECTS:
+                kept.extend(r for r in report_rows if r["outcome"] == "rejected")
+            done += len(chunk)
+            if progress:
+                progress(done, max(done, rows.estimated_rows or done))
+    finally:
+        if writer:
+            writer.close()
+    client_id = planner.default_client.id if planner.default_client else None
+    finish_run(
+        session_factory,
+        actor,
+        run_id,
+        counts,
+        report_path=str(report_path) if report_path else None,
+        dry_run=dry_run,
+        organisation_id=client_id,
+    )
+    return ImportReport(
+        frame=pd.DataFrame(kept[: None if keep_rows else KEPT_REJECTS], columns=REPORT_COLUMNS),
+        counts=counts,
+        run_id=run_id,
+        dry_run=dry_run,
+        report_path=str(report_path) if report_path else None,
+        warnings=list(rows.warnings),
+        unknown_columns=list(rows.header.unknown),
+    )
+
+
+def _strict(
+    session_factory: sessionmaker[Session], actor: Actor, rows: Any, options: dict[str, Any]
+) -> ImportReport:
+    with session_factory() as session:
+        plan = build_plan(
+            session,
+            actor,
+            rows,
+            client_ref=options["client_ref"],
+            create_sub_accounts=options["create_sub_accounts"],
+            invite=options["invite"],
+            chunk_size=options["chunk_size"],
+        )
+    report = apply_plan(
+        session_factory,
+        actor,
+        plan,
+        strict=True,
+        progress=options["progress"],
+        batch_size=options["batch_size"],
+        on_batch=options["on_batch"],
+    )
+    if options["report_path"]:
+        write_report(
+            report,
+            options["report_path"],
+            sep=options["report_sep"],
+            encoding=options["report_encoding"],
+        )
+    return report

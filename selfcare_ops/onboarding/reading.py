@@ -1,0 +1,337 @@
+"""Reading customer files: bytes in, header map and numbered rows out; never the database.
+
+Takes a path, bytes, a file object or a pandas DataFrame. Detects the encoding (UTF-8, UTF-8
+with BOM, UTF-16 with BOM, cp1252/Latin-1, and files mixing UTF-8 and cp1252 lines), sniffs the
+separator (``;``, ``,``, tab or ``|``), handles CRLF, quoted fields holding separators and line
+breaks, blank lines and trailing separators. Rows are streamed, so a file of millions of lines
+is read in constant memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from ..errors import ImportFileError
+from .headers import HeaderMap, map_headers
+
+#: Largest single field accepted by the parser; longer values are refused by the validator.
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+SEPARATORS = (";", ",", "\t", "|")
+_SCAN_BLOCK = 1 << 20
+
+csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+
+
+@dataclass
+class RawRow:
+    """One data line: its number in the file (1 is the header), its cells by field."""
+
+    line: int
+    values: dict[str, str]
+    #: a structural problem of the line (more cells than the header), or None
+    problem: str | None = None
+
+
+@dataclass
+class RowSource:
+    """An opened input: what was detected, the header map, and the rows (read once)."""
+
+    name: str
+    encoding: str
+    separator: str
+    header: HeaderMap
+    rows: Iterator[RawRow]
+    warnings: list[str] = field(default_factory=list)
+    sha256: str | None = None
+    #: line breaks in the file minus the header: an upper bound of the rows, for progress bars
+    estimated_rows: int | None = None
+
+    def __iter__(self) -> Iterator[RawRow]:
+        return self.rows
+
+    def chunks(self, size: int) -> Iterator[list[RawRow]]:
+        """The rows in lists of at most ``size``."""
+        while True:
+            chunk = list(itertools.islice(self.rows, size))
+            if not chunk:
+                return
+            yield chunk
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
+    """('utf-8-sig' | 'utf-16' | 'utf-8' | 'fallback', sha256 of the bytes, line breaks).
+
+    'fallback' means line by line: UTF-8 where valid, else cp1252.
+    """
+    digest = hashlib.sha256()
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    breaks = 0
+    for block in blocks:
+        digest.update(block)
+        breaks += block.count(b"\n")
+        if encoding in ("utf-8", "utf-8-sig"):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                encoding = "fallback"
+    if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            encoding = "fallback"
+    return encoding, digest.hexdigest(), breaks
+
+
+class _FallbackLines:
+    """Decode each line on its own: UTF-8 when valid, else cp1252 (Latin-1 for its holes)."""
+
+    def __init__(self, binary: Iterable[bytes]) -> None:
+        self.binary = binary
+        self.utf8_lines = 0
+        self.cp1252_lines: list[int] = []
+        self.latin1 = False
+
+    def __iter__(self) -> Iterator[str]:
+        for number, raw in enumerate(self.binary, start=1):
+            try:
+                text = raw.decode("utf-8")
+                if not raw.isascii():
+                    self.utf8_lines += 1
+            except UnicodeDecodeError:
+                self.cp1252_lines.append(number)
+                try:
+                    text = raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    self.latin1 = True
+                    text = raw.decode("latin-1")
+            yield text
+
+    def label(self) -> str:
+        if self.utf8_lines and self.cp1252_lines:
+            return "mixed utf-8/cp1252"
+        return "latin-1" if self.latin1 else "cp1252"
+
+
+def _check_binary(head: bytes, name: str) -> None:
+    position = head.find(b"\x00")
+    if position >= 0 and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ImportFileError(
+            f"{name} is not a text file (a NUL byte at offset {position}): export it from the "
+            "spreadsheet as CSV."
+        )
+
+
+def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, int]:
+    """Lines with their endings, the detected encoding (a label or a fallback decoder), sha256."""
+    head = binary.read(65536)
+    _check_binary(head, name)
+    if not head.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
+        raise ImportFileError(f"{name} is empty: there is no header line and no row.")
+
+    def blocks() -> Iterator[bytes]:
+        yield head
+        while block := binary.read(_SCAN_BLOCK):
+            if b"\x00" in block and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise ImportFileError(f"{name} is not a text file (it holds NUL bytes).")
+            yield block
+
+    encoding, digest, breaks = _detect(head, blocks())
+    binary.seek(0)
+    if encoding == "fallback":
+        decoder = _FallbackLines(binary)
+        return iter(decoder), decoder, digest, breaks
+    wrapper = io.TextIOWrapper(binary, encoding=encoding, newline="")
+    return iter(wrapper), encoding, digest, breaks
+
+
+# --- separator and records ---------------------------------------------------------------------
+
+
+def sniff_separator(header_line: str) -> str:
+    """The separator that occurs most often outside quotes on the header line (';' on ties)."""
+    counts = dict.fromkeys(SEPARATORS, 0)
+    quoted = False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(SEPARATORS, key=lambda sep: counts[sep])
+    return best if counts[best] else ";"
+
+
+def _records(lines: Iterator[str], separator: str, name: str) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(lines, delimiter=separator, quotechar='"', doublequote=True, strict=False)
+    previous = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"{name} cannot be parsed as CSV near line {reader.line_num}: {exc}."
+            ) from exc
+        except UnicodeError as exc:
+            raise ImportFileError(
+                f"{name} cannot be decoded near line {reader.line_num + 1}: {exc.reason}."
+            ) from exc
+        start, previous = previous + 1, reader.line_num
+        if not cells or not any(cell.strip() for cell in cells):
+            continue  # blank line, or a line of separators only
+        yield start, cells
+
+
+def _rows(records: Iterator[tuple[int, list[str]]], header: HeaderMap) -> Iterator[RawRow]:
+    width = len(header.headers)
+    fields = list(header.fields.items())
+    named = set(header.fields)
+    unnamed = [i for i, h in enumerate(header.headers) if not h]
+    for line, cells in records:
+        values = {name: cells[index] for index, name in fields if index < len(cells)}
+        problem = None
+        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+            problem = (
+                f"line {line} has {len(cells)} cells but the header names {width} columns: "
+                "a separator inside a value must be quoted"
+            )
+        elif any(i < len(cells) and cells[i].strip() for i in unnamed if i not in named):
+            problem = f"line {line} has a value in a column without a header"
+        yield RawRow(line, values, problem)
+
+
+def _open_text(source: Any) -> tuple[IO[bytes], str, bool]:
+    if isinstance(source, str | Path):
+        path = Path(source)
+        try:
+            return path.open("rb"), str(path), True
+        except OSError as exc:
+            raise ImportFileError(f"The file {path} cannot be read: {exc.strerror}.") from exc
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source)), "the data", False
+    if hasattr(source, "read"):
+        name = str(getattr(source, "name", "the data"))
+        data = source.read()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return io.BytesIO(data), name, False
+    raise ImportFileError(
+        f"Cannot read users from a {type(source).__name__}: give a path, bytes, a file or a "
+        "pandas DataFrame."
+    )
+
+
+def read_rows(source: Any, *, separator: str | None = None, name: str | None = None) -> RowSource:
+    """Open ``source`` and recognise its header; rows are read lazily from ``.rows``.
+
+    Raises :class:`ImportFileError` when the input cannot be read at all (empty, binary, no
+    header with the name columns). Problems of single rows are left to the validator.
+    """
+    if isinstance(source, pd.DataFrame):
+        return _frame_source(source, name or "the DataFrame")
+    binary, shown, _ = _open_text(source)
+    shown = name or shown
+    lines, detected, digest, breaks = _text_lines(binary, shown)
+    first = ""
+    pending: list[str] = []
+    for line in lines:
+        pending.append(line)
+        if line.strip():
+            first = line
+            break
+    if not first.strip():
+        raise ImportFileError(f"{shown} is empty: there is no header line and no row.")
+    sep = separator or sniff_separator(first)
+    records = _records(itertools.chain(pending, lines), sep, shown)
+    try:
+        _, header_cells = next(records)
+    except StopIteration:
+        raise ImportFileError(f"{shown} is empty: there is no header line and no row.") from None
+    header = map_headers(header_cells, shown)
+    source_rows = RowSource(
+        name=shown,
+        encoding=detected if isinstance(detected, str) else "cp1252",
+        separator=sep,
+        header=header,
+        rows=_rows(records, header),
+        sha256=digest,
+        estimated_rows=max(breaks, 1),
+    )
+    if isinstance(detected, _FallbackLines):
+        source_rows.rows = _relabel(source_rows, source_rows.rows, detected)
+    return source_rows
+
+
+def _relabel(
+    source: RowSource, rows: Iterator[RawRow], decoder: _FallbackLines
+) -> Iterator[RawRow]:
+    """Pass rows through; when exhausted, name the encoding the lines really had."""
+    source.encoding = decoder.label()
+    for row in rows:
+        source.encoding = decoder.label()
+        yield row
+    source.encoding = decoder.label()
+    if decoder.utf8_lines and decoder.cp1252_lines:
+        shown = ", ".join(map(str, decoder.cp1252_lines[:10]))
+        source.warnings.append(
+            f"The file mixes encodings: lines {shown}"
+            f"{' and more' if len(decoder.cp1252_lines) > 10 else ''} were read as cp1252, "
+            "the others as UTF-8."
+        )
+
+
+# --- DataFrame ---------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
+
+
+def _frame_source(frame: pd.DataFrame, name: str) -> RowSource:
+    headers = [str(column) for column in frame.columns]
+    header = map_headers(headers, name)
+    fields = list(header.fields.items())
+
+    def rows() -> Iterator[RawRow]:
+        for position, record in enumerate(frame.itertuples(index=False, name=None)):
+            values = {field_name: _cell(record[index]) for index, field_name in fields}
+            if any(value.strip() for value in values.values()):
+                yield RawRow(position + 2, values)
+
+    return RowSource(
+        name=name,
+        encoding="DataFrame",
+        separator="",
+        header=header,
+        rows=rows(),
+        estimated_rows=len(frame),
+    )

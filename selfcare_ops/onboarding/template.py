@@ -1,0 +1,25 @@
+"""The empty template customers can fill in (French or English headers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ImportFileError
+from .headers import template_headers
+
+
+def template_text(lang: str = "fr") -> str:
+    """The header line: ``;``-separated in French (French Excel), ``,`` in English."""
+    sep = ";" if lang == "fr" else ","
+    return sep.join(template_headers(lang)) + "\r\n"
+
+
+def write_template(path: str | Path, lang: str = "fr") -> Path:
+    """Write the template as UTF-8 with BOM (Excel then reads the accents right)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template_text(lang), encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise ImportFileError(f"The template {target} cannot be written: {exc.strerror}.") from exc
+    return target
