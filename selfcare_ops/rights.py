@@ -131,6 +131,14 @@ def _visible_user(session: Session, actor: Actor, login: str, action: str) -> Us
     return get_visible_user(session, actor, login, action)
 
 
+def _locked_user(session: Session, actor: Actor, login: str, action: str) -> User:
+    """The user in scope, re-read under a row lock (PostgreSQL) so that two people changing
+    the same user one after the other record true before/after values."""
+    user = get_visible_user(session, actor, login, action)
+    session.refresh(user, with_for_update=True)
+    return user
+
+
 # --- rights ----------------------------------------------------------------------------------
 
 
@@ -169,7 +177,7 @@ def set_rights(
                 field=name,
                 actual=value,
             )
-    user = _visible_user(session, actor, login, "change the rights of")
+    user = _locked_user(session, actor, login, "change the rights of")
     _require_rights_actor(actor, user, "rights")
     before = rights_of(user)
     changed = {
@@ -284,7 +292,7 @@ def change_restrictions(
             "not both in one change.",
             field="restrictions",
         )
-    user = _visible_user(session, actor, login, "change the restrictions of")
+    user = _locked_user(session, actor, login, "change the restrictions of")
     _require_rights_actor(actor, user, "restrictions")
     before = _current_restrictions(session, user.id)
     for kind, values in remove_n.items():
@@ -377,7 +385,7 @@ def change_role(
             field="role",
             actual=role,
         )
-    user = _visible_user(session, actor, login, "change the role of")
+    user = _locked_user(session, actor, login, "change the role of")
     _require_rights_actor(actor, user, "role")
     client = user.client
     previous_role, previous_sub = user.role, _sub_account_name(session, user.sub_account_id)

@@ -321,3 +321,47 @@ def test_the_first_user_of_a_client_becomes_its_administrator(session_factory, t
             )
         )
         assert recorded.after["role"] == "administrator"
+
+
+# --- two people changing one user ------------------------------------------------------------
+
+
+def test_concurrent_changes_record_true_before_values(session_factory, tree, db_url):
+    """B changes the user while A's change is not committed yet: B waits for A's row lock
+    (PostgreSQL) or write lock (SQLite), then sees A's value, so its audit "before" is true."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    jp = logins(tree)["jp"]
+    outcome = {}
+    first = session_factory()
+    first.begin()
+    rights.set_rights(first, tree.client_a_admin, jp, place_orders=True)
+
+    def second():
+        with session_factory.begin() as session:
+            outcome["result"] = rights.set_rights(session, tree.system, jp, place_orders=False)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    if make_url(db_url).get_backend_name() == "postgresql":
+        with session_factory() as watcher:  # wait until B is really blocked on the lock
+            for _ in range(500):
+                if watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                    break
+                watcher.rollback()
+                time.sleep(0.01)
+    first.commit()
+    first.close()
+    thread.join()
+    assert outcome["result"].changed == {"place_orders": (True, False)}
+    with session_factory() as session:
+        recorded = events(session, "user.rights")
+        assert [(e.before, e.after) for e in recorded] == [
+            ({"right_place_orders": False}, {"right_place_orders": True}),
+            ({"right_place_orders": True}, {"right_place_orders": False}),
+        ]
+        assert session.scalar(select(User.right_place_orders).where(User.login == jp)) is False
