@@ -540,3 +540,22 @@ def _apply_chunk(
         session.execute(insert(ModuleSetting), to_insert)
     audit.record_many(session, events)
     session.flush()
+
+
+def change_many(
+    session: Session,
+    actor: Actor,
+    module: str,
+    state: str | bool | None,
+    *,
+    refs: Iterable[str] | None = None,
+    under: str | None = None,
+    apply: bool = False,
+) -> pd.DataFrame:
+    """Plan (and with ``apply``, apply) one module change across many clients."""
+    plan = plan_module_change(session, actor, module, state, refs=refs, under=under)
+    if not apply:
+        return plan
+    result = apply_module_plan(session, actor, plan)
+    result.attrs.update(plan.attrs)
+    return result

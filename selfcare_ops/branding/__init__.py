@@ -6,6 +6,8 @@ Public API (stable; mail rendering and the demo loader call it):
 - :func:`asset_content`, :func:`asset_data_uri` for the bytes of a resolved logo or banner
 - :func:`seed_default_branding` stores the operator's defaults (demo loader)
 - :func:`set_branding`, :func:`reset_branding`, :func:`show_branding` (scope-checked, audited)
+- :func:`resolve_all` (branding and modules of every client in one call), :func:`branding_audit`
+- :func:`render_preview_html`, :func:`render_preview_png`, :func:`write_demo_preview` (make demo)
 - :func:`check_image`, :func:`parse_color`, :func:`contrast_ratio`, :func:`remaining_characters`
 """
 
@@ -32,6 +34,14 @@ from .images import (
     read_upload,
 )
 from .issues import BrandingIssue, branding_issues
+from .preview import (
+    preview_html,
+    preview_png,
+    render_preview_html,
+    render_preview_png,
+    write_demo_preview,
+    write_preview,
+)
 from .resolve import (
     BUILTIN_DEFAULTS,
     FIELDS,
@@ -43,7 +53,14 @@ from .resolve import (
     asset_data_uri,
     resolve_branding,
 )
-from .service import BrandingChange, reset_branding, set_branding, show_branding
+from .service import (
+    BrandingChange,
+    describe_branding,
+    reset_branding,
+    set_branding,
+    show_branding,
+)
+from .tree import branding_audit, resolve_all, write_audit_csv
 from .values import MESSAGE_MAX_CHARS, clean_link, clean_message, remaining_characters
 
 __all__ = [
@@ -65,9 +82,19 @@ __all__ = [
     "ResolvedField",
     "SeedResult",
     "asset_content",
+    "branding_audit",
+    "preview_html",
+    "preview_png",
+    "render_preview_html",
+    "render_preview_png",
+    "resolve_all",
+    "write_audit_csv",
+    "write_demo_preview",
+    "write_preview",
     "asset_data_uri",
     "branding_issues",
     "check_image",
+    "describe_branding",
     "clean_link",
     "clean_message",
     "contrast_ratio",

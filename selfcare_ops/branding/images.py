@@ -203,7 +203,7 @@ def _check_header(kind: str, data: bytes, fit: bool) -> tuple[str, int, int]:
         raise _refuse(
             kind,
             f"The logo is {width} x {height} px; at most {LOGO_MAX_SIDE} px on each side is "
-            "accepted (ask to fit it to downscale it, keeping its proportions).",
+            "accepted (fit it, --fit on the command line, to downscale it keeping its ratio).",
             limit=LOGO_MAX_SIDE,
             actual=(width, height),
         )

@@ -250,3 +250,12 @@ def show_branding(session: Session, actor: Actor, organisation_ref: str) -> Reso
     org = get_organisation(session, organisation_ref)
     require_organisation(actor, org, "see the branding of")
     return resolve_branding(session, org.id)
+
+
+def describe_branding(session: Session, actor: Actor, organisation_ref: str) -> dict[str, Any]:
+    """JSON-ready: one key per field (``{"value", "source"}``) plus ``"warnings"``."""
+    effective = show_branding(session, actor, organisation_ref)
+    return {
+        **effective.as_dict(),
+        "warnings": [issue.as_dict() for issue in branding_issues(effective)],
+    }

@@ -20,6 +20,7 @@ from .common import CliContext
 COMMAND_MODULES = ["db", "directory", "audit"]
 COMMAND_MODULES.append("jobs")
 COMMAND_MODULES.append("rights")
+COMMAND_MODULES.append("branding")
 
 
 class SelfcareGroup(click.Group):

@@ -1,0 +1,178 @@
+"""``branding show|set|reset|preview|check-image|audit``: the personalisation from a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import branding as service
+from . import main
+from .common import CliContext, echo_json, echo_table, pass_cli
+
+_SOURCE_DEFAULT = "(built-in default)"
+
+
+@main.group()
+def branding() -> None:
+    """Show, set, reset, preview and audit the branding (inherited down the tree)."""
+
+
+def _echo_issues(issues: list[dict]) -> None:
+    for issue in issues:
+        click.echo(f"Warning: {issue['message']}")
+
+
+@branding.command("show")
+@click.argument("org_ref", metavar="ORG")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_cli
+def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
+    """The effective branding of ORG: each field, its value and the organisation it comes from."""
+    with cli.sessions()() as session:
+        report = service.describe_branding(session, cli.actor(session), org_ref)
+    if as_json:
+        echo_json(report)
+        return
+    for name in service.FIELDS:
+        value, source = report[name]["value"], report[name]["source"]
+        if isinstance(value, dict):
+            value = (
+                f"{value['mime']} {value['width']}x{value['height']} sha256:{value['sha256'][:12]}"
+            )
+        if name == "gradient_color" and value is None:
+            value = "(no gradient)"
+        click.echo(f"{name:<15} {'' if value is None else value!s:<50} {source or _SOURCE_DEFAULT}")
+    _echo_issues(report["warnings"])
+
+
+@branding.command("set")
+@click.argument("org_ref", metavar="ORG")
+@click.option("--logo", type=click.Path(dir_okay=False, path_type=Path), help="JPEG or PNG.")
+@click.option("--fit", is_flag=True, help="Downscale a logo above 600 px, keeping its ratio.")
+@click.option("--primary", metavar="C", help="Primary colour: #rgb, #rrggbb or a CSS name.")
+@click.option("--gradient", metavar="C", help="Gradient end colour, or 'none' for no gradient.")
+@click.option("--text", "text_color", metavar="C", help="Text colour on the primary colour.")
+@click.option("--banner", type=click.Path(dir_okay=False, path_type=Path), help="JPEG or PNG.")
+@click.option("--link", metavar="URL", help="Banner link (https:// only).")
+@click.option("--message", metavar="TEXT", help="Dashboard message, at most 150 characters.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_cli
+def branding_set(
+    cli: CliContext,
+    org_ref: str,
+    logo: Path | None,
+    fit: bool,
+    primary: str | None,
+    gradient: str | None,
+    text_color: str | None,
+    banner: Path | None,
+    link: str | None,
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """Set one or several branding fields of ORG (the others keep inheriting)."""
+    logo_bytes = service.read_upload(logo, "logo") if logo else None
+    banner_bytes = service.read_upload(banner, "banner") if banner else None
+    with cli.sessions().begin() as session:
+        change = service.set_branding(
+            session,
+            cli.actor(session),
+            org_ref,
+            logo=logo_bytes,
+            fit=fit,
+            primary_color=primary,
+            gradient_color=gradient,
+            text_color=text_color,
+            banner=banner_bytes,
+            banner_link=link,
+            banner_message=message,
+        )
+        issues = [i.as_dict() for i in change.issues]
+        changed = change.changed
+        images = [image.summary() for image in change.images]
+    if as_json:
+        echo_json(
+            {"organisation": org_ref, "changed": changed, "images": images, "warnings": issues}
+        )
+        return
+    click.echo(
+        f"Branding of {org_ref} updated: {', '.join(changed) if changed else 'nothing changed'}."
+    )
+    for summary in images:
+        click.echo(f"Stored {summary}")
+    _echo_issues(issues)
+
+
+@branding.command("reset")
+@click.argument("org_ref", metavar="ORG")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    type=click.Choice(service.FIELDS),
+    help="Reset only this field (repeatable); without it, everything of ORG.",
+)
+@pass_cli
+def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> None:
+    """Make fields of ORG inherit again (all of them unless --field is given)."""
+    with cli.sessions().begin() as session:
+        change = service.reset_branding(session, cli.actor(session), org_ref, list(fields) or None)
+        changed = change.changed
+        issues = [i.as_dict() for i in change.issues]
+    what = ", ".join(changed) if changed else "nothing was set here"
+    click.echo(f"Branding of {org_ref} reset to inherit: {what}.")
+    _echo_issues(issues)
+
+
+@branding.command("preview")
+@click.argument("org_ref", metavar="ORG")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.png (or FILE.html for the HTML preview).",
+)
+@pass_cli
+def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
+    """Draw the Selfcare of ORG with its effective branding and modules."""
+    with cli.sessions()() as session:
+        path = service.write_preview(session, cli.actor(session), org_ref, out)
+    click.echo(str(path))
+
+
+@branding.command("check-image")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["logo", "banner"]), required=True)
+@click.option("--fit", is_flag=True, help="Accept a logo above 600 px (it would be downscaled).")
+def branding_check_image(file: Path, kind: str, fit: bool) -> None:
+    """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
+    checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
+    click.echo(f"Acceptable: {checked.summary()}")
+
+
+@branding.command("audit")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the audit as CSV (';', UTF-8 with BOM).",
+)
+@pass_cli
+def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> None:
+    """Every organisation whose effective branding is unreadable or lacks an image."""
+    with cli.sessions()() as session:
+        frame = service.branding_audit(session, cli.actor(session))
+    if csv_path is not None:
+        service.write_audit_csv(frame, csv_path)
+    if as_json:
+        echo_json(frame)
+        return
+    echo_table(frame, ["organisation_ref", "kind", "codes", "suggested_text_color"])
+    click.echo(f"{len(frame)} organisations with branding problems.")
+    if csv_path is not None:
+        click.echo(f"CSV written to {csv_path}")
+
+
+from . import modules as _modules  # noqa: E402,F401  (the modules group lives next door)
