@@ -19,8 +19,11 @@ from .common import CliContext
 #: Command modules, each adding its groups and commands to :data:`main`.
 COMMAND_MODULES = ["db", "directory", "audit"]
 COMMAND_MODULES.append("jobs")
+COMMAND_MODULES.append("invitations")
 COMMAND_MODULES.append("rights")
+COMMAND_MODULES.append("mail")
 COMMAND_MODULES.append("branding")
+COMMAND_MODULES.append("onboarding")
 
 
 class SelfcareGroup(click.Group):

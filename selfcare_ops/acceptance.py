@@ -1,0 +1,249 @@
+"""The invitee's side: look at an invitation link, then complete the account with it.
+
+Opening the link (a GET, or a mail scanner following it) only *inspects* the token and never
+spends it; the token is spent by a successful :func:`accept`, in the same transaction as the
+account's activation, by a conditional UPDATE so that two submissions cannot both win.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor
+from .errors import InvitationError, TokenError, ValidationError
+from .models import CIVILITIES, Administrator, Invitation, Organisation, User, utcnow
+from .passwords import check_password, hash_password
+from .tokens import hash_token
+
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_CIVILITY_ALIASES = {
+    "m": "M.",
+    "m.": "M.",
+    "mr": "M.",
+    "mr.": "M.",
+    "monsieur": "M.",
+    "mme": "Mme",
+    "mme.": "Mme",
+    "mrs": "Mme",
+    "ms": "Mme",
+    "madame": "Mme",
+}
+PHONE_REGION = "FR"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the portal shows on the page behind an invitation link (nothing is spent)."""
+
+    invitation_id: int
+    kind: str
+    email: str
+    login: str | None
+    organisation_name: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    kind: str
+    email: str
+    login: str | None
+    user_id: int | None
+    administrator_id: int | None
+    activated_at: datetime
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "an unknown date"
+
+
+def _find(session: Session, token: str, *, lock: bool, now: datetime) -> Invitation:
+    """The pending, unexpired invitation of ``token``; else a TokenError saying why."""
+    token = (token or "").strip()
+    if "/" in token:  # a whole link was pasted
+        token = token.rstrip("/").rsplit("/", 1)[-1]
+    invalid = TokenError(
+        "This invitation link is not valid: check that it was copied whole, or ask your "
+        "administrator for a new invitation.",
+        reason="invalid",
+    )
+    if not _TOKEN_SHAPE.match(token):
+        raise invalid
+    query = select(Invitation).where(Invitation.token_hash == hash_token(token))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    invitation = session.scalar(query)
+    if invitation is None:
+        raise invalid
+    if invitation.status == "superseded":
+        raise TokenError(
+            f"This invitation link was replaced by a newer one on {_day(invitation.closed_at)}: "
+            "use the link in the most recent invitation mail.",
+            reason="superseded",
+        )
+    if invitation.status == "revoked":
+        raise TokenError(
+            f"This invitation link was revoked by an administrator on "
+            f"{_day(invitation.closed_at)}: ask them for a new invitation.",
+            reason="revoked",
+        )
+    if invitation.status == "accepted":
+        raise TokenError(
+            f"This invitation link was already used on {_day(invitation.accepted_at)}: "
+            "sign in with your login and password instead.",
+            reason="used",
+        )
+    if invitation.status == "expired" or invitation.expires_at <= now:
+        raise TokenError(
+            f"This invitation link expired on {_day(invitation.expires_at)}: ask your "
+            "administrator to resend the invitation.",
+            reason="expired",
+        )
+    return invitation
+
+
+def inspect_token(session: Session, token: str, *, now: datetime | None = None) -> TokenInfo:
+    """Check a link without spending it (what opening the link does). Read-only."""
+    invitation = _find(session, token, lock=False, now=now or utcnow())
+    login = None
+    if invitation.user_id is not None:
+        login = session.scalar(select(User.login).where(User.id == invitation.user_id))
+    name = session.scalar(
+        select(Organisation.name).where(Organisation.id == invitation.organisation_id)
+    )
+    return TokenInfo(
+        invitation_id=invitation.id,
+        kind=invitation.kind,
+        email=invitation.email,
+        login=login,
+        organisation_name=name or "",
+        expires_at=invitation.expires_at,
+    )
+
+
+def normalise_civility(civility: str) -> str:
+    value = _CIVILITY_ALIASES.get((civility or "").strip().lower())
+    if value is None:
+        raise ValidationError(
+            f"The civility must be one of {', '.join(CIVILITIES)}, not {civility!r}.",
+            field="civility",
+            actual=civility,
+        )
+    return value
+
+
+def normalise_phone(phone: str, region: str = PHONE_REGION) -> str:
+    """A phone number in E.164 (+33...), national French numbers accepted."""
+    text = (phone or "").strip()
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(
+            f"The phone number {text!r} cannot be read: give it as 01 23 45 67 89 or "
+            "+33 1 23 45 67 89.",
+            field="phone",
+            actual=text,
+        ) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(
+            f"The phone number {text!r} is not a valid number: check its digits.",
+            field="phone",
+            actual=text,
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _invitee(invitation: Invitation, label: str) -> Actor:
+    # The invitee acts on their own account; the audit trail records them as such.
+    return Actor(
+        kind="system", label=label, organisation_id=invitation.organisation_id, organisation_path=""
+    )
+
+
+def accept(
+    session: Session,
+    token: str,
+    *,
+    civility: str,
+    phone: str,
+    password: str,
+    now: datetime | None = None,
+) -> AcceptResult:
+    """Complete an account from an invitation: civility, phone and password -> ``active``.
+
+    Every input is checked before anything is written; the token is spent only on success.
+    """
+    now = now or utcnow()
+    invitation = _find(session, token, lock=True, now=now)
+    civility = normalise_civility(civility)
+    phone_e164 = normalise_phone(phone)
+    user = admin = None
+    if invitation.user_id is not None and invitation.kind == "user":
+        user = session.scalar(
+            select(User)
+            .where(User.id == invitation.user_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert user is not None
+        if user.status == "deactivated":
+            raise InvitationError(
+                f"The account {user.login} was deactivated after this invitation was sent: "
+                "ask your administrator to reactivate it."
+            )
+        check_password(password, login=user.login, email=user.email)
+    else:
+        admin = session.get(Administrator, invitation.administrator_id)
+        assert admin is not None
+        check_password(password, email=admin.email)
+    spent = session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.status == "pending")
+        .values(status="accepted", accepted_at=now, closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:
+        raise TokenError("This invitation link was already used.", reason="used")
+    password_hash = hash_password(password)
+    if user is not None:
+        before = {"status": user.status}
+        user.civility, user.phone, user.password_hash = civility, phone_e164, password_hash
+        user.status, user.activated_at, user.status_changed_at = "active", now, now
+        label, target_type, target_id = user.login, "user", user.id
+        after = {"status": "active", "civility": civility, "phone": phone_e164}
+    else:
+        assert admin is not None
+        before = {"active": admin.active}
+        admin.active, admin.password_hash = True, password_hash
+        label, target_type, target_id = admin.email, "administrator", admin.id
+        after = {"active": True, "civility": civility, "phone": phone_e164}
+    session.flush()
+    session.expire(invitation)
+    row = audit.event_row(
+        _invitee(invitation, invitation.email),
+        "invitation.accept",
+        target_type,
+        target_id,
+        target_label=label,
+        organisation_id=invitation.organisation_id,
+        before=before,
+        after={**after, "invitation_id": invitation.id},
+        occurred_at=now,
+    )
+    row["actor_kind"] = "invitee"
+    audit.record_many(session, [row])
+    return AcceptResult(
+        kind=invitation.kind,
+        email=invitation.email,
+        login=user.login if user is not None else None,
+        user_id=user.id if user is not None else None,
+        administrator_id=admin.id if admin is not None else invitation.administrator_id,
+        activated_at=now,
+    )

@@ -1,0 +1,324 @@
+"""Issue invitations in bulk: tokens, invitation rows, their mails and audit events at once.
+
+Every invitation path (one user, a whole client, an administrator, a resend) ends here, so the
+rules hold everywhere: a fresh 256-bit token of which only the SHA-256 is stored, an expiry,
+the mail queued in the outbox in the same transaction (``message_key`` ``invitation-<id>``)
+and one audit event per invitation. Work is done with a handful of multi-row statements per
+batch and each template is rendered once per language and organisation, not once per person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor
+from .config import Settings, get_settings
+from .mail.outbox import enqueue
+from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
+from .models import Invitation, Organisation, OutboundMessage, utcnow
+from .tokens import hash_token, new_token
+
+INVITATION_PATH = "/invitation/"
+ADMIN_PATH = "/admin/"
+#: Template kind -> outbox message kind.
+MESSAGE_KINDS = {
+    "invitation_user": "invitation",
+    "invitation_admin": "admin_invitation",
+    "admin_access": "admin_access",
+}
+
+
+@dataclass
+class Target:
+    """Someone to invite: a user (``user_id``) or an administrator (``administrator_id``)."""
+
+    email: str
+    organisation_id: int
+    template: str = "invitation_user"
+    user_id: int | None = None
+    administrator_id: int | None = None
+    login: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+    language: str | None = None
+    #: ``accepted`` for a notice that needs no answer (an account that gains admin access).
+    status: str = "pending"
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.template == "invitation_user" else "admin"
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One invitation written: its id, message, expiry and the raw token (never stored)."""
+
+    invitation_id: int
+    message_id: int
+    email: str
+    expires_at: datetime
+    status: str
+    target: Target
+    token: str = field(repr=False)
+    link: str = field(repr=False)
+
+
+def invitation_link(token: str, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return f"{settings.portal_url}{INVITATION_PATH}{token}"
+
+
+@dataclass(frozen=True)
+class _OrgMailInfo:
+    name: str
+    language: str
+    branding: MailBranding
+
+
+def _field(resolved: Any, name: str) -> Any:
+    """A field of the resolved branding: a ``ResolvedField`` (``.value``) or a plain value."""
+    value = getattr(resolved, name, None)
+    if hasattr(value, "source") and hasattr(value, "value"):
+        value = value.value
+    elif isinstance(value, tuple):
+        value = value[0] if value else None
+    return value
+
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
+
+
+def mail_branding(session: Session, organisation_id: int, settings: Settings) -> MailBranding:
+    """The effective logo and colours of an organisation, operator defaults when unknown."""
+    try:
+        from .branding import resolve_branding  # published by the branding feature
+    except ImportError:
+        return MailBranding()
+    resolved = resolve_branding(session, organisation_id)
+    logo = _field(resolved, "logo")
+    if logo is not None and not isinstance(logo, str):
+        # Mails link the portal's copy of the asset (by content hash) rather than carrying
+        # the image: 100,000 invitations must not store 100,000 copies of a logo.
+        sha = getattr(logo, "sha256", None)
+        ext = _EXTENSIONS.get(getattr(logo, "mime", ""), "png")
+        logo = f"{settings.portal_url}/assets/{sha}.{ext}" if sha else None
+    defaults = MailBranding()
+    return MailBranding(
+        primary_color=_field(resolved, "primary_color") or defaults.primary_color,
+        text_color=_field(resolved, "text_color") or defaults.text_color,
+        logo_url=logo,
+        brand_name=defaults.brand_name,
+    ).safe()
+
+
+class MailFrames:
+    """Per-batch caches: organisation language/branding and rendered templates."""
+
+    def __init__(self, session: Session, settings: Settings, expires_at: datetime) -> None:
+        self.session, self.settings, self.expires_at = session, settings, expires_at
+        self._orgs: dict[int, _OrgMailInfo] = {}
+        self._templates: dict[tuple[str, str, int], MailTemplate] = {}
+
+    def organisation(self, organisation_id: int) -> _OrgMailInfo:
+        info = self._orgs.get(organisation_id)
+        if info is None:
+            info = self._orgs[organisation_id] = self._load(organisation_id)
+        return info
+
+    def _load(self, organisation_id: int) -> _OrgMailInfo:
+        org = self.session.get(Organisation, organisation_id)
+        assert org is not None
+        ids = [int(part) for part in org.path.strip("/").split("/") if part]
+        languages = dict(
+            self.session.execute(
+                select(Organisation.id, Organisation.language).where(Organisation.id.in_(ids))
+            ).all()
+        )
+        # Nearest language up the tree: client -> partner(s) -> operator.
+        language = next(
+            (languages[i] for i in reversed(ids) if languages.get(i)), DEFAULT_LANGUAGE
+        )
+        return _OrgMailInfo(
+            name=org.name,
+            language=language,
+            branding=mail_branding(self.session, organisation_id, self.settings),
+        )
+
+    def language_for(self, target: Target) -> str:
+        return target.language or self.organisation(target.organisation_id).language
+
+    def template(self, target: Target) -> MailTemplate:
+        language = self.language_for(target)
+        key = (target.template, language, target.organisation_id)
+        template = self._templates.get(key)
+        if template is None:
+            info = self.organisation(target.organisation_id)
+            frame = {
+                "organisation_name": info.name,
+                "branding": info.branding,
+                "expires_on": format_date(self.expires_at.date(), language),
+                "portal_url": self.settings.portal_url,
+                "admin_url": f"{self.settings.portal_url}{ADMIN_PATH}",
+            }
+            template = self._templates[key] = MailTemplate(target.template, language, frame)
+        return template
+
+
+def issue(
+    session: Session,
+    actor: Actor,
+    targets: Sequence[Target],
+    *,
+    now: datetime | None = None,
+    action: str = "invitation.send",
+    settings: Settings | None = None,
+    audit_extra: dict[str, Any] | None = None,
+) -> list[Issued]:
+    """Write invitations, queue their mails and audit them, all in the caller's transaction."""
+    if not targets:
+        return []
+    settings = settings or get_settings()
+    now = now or utcnow()
+    expires_at = now + timedelta(days=settings.invitation_ttl_days)
+    tokens = [new_token() for _ in targets]
+    rows = [
+        {
+            "kind": target.kind,
+            "user_id": target.user_id,
+            "administrator_id": target.administrator_id,
+            "organisation_id": target.organisation_id,
+            "email": target.email,
+            "token_hash": hash_token(token),
+            "status": target.status,
+            "created_at": now,
+            "expires_at": expires_at,
+            "accepted_at": now if target.status == "accepted" else None,
+            "closed_at": now if target.status == "accepted" else None,
+            "created_by": actor.label,
+        }
+        for target, token in zip(targets, tokens, strict=True)
+    ]
+    invitation_ids = list(
+        session.scalars(
+            insert(Invitation).returning(Invitation.id, sort_by_parameter_order=True), rows
+        )
+    )
+    frames = MailFrames(session, settings, expires_at)
+    messages = []
+    links = []
+    for target, token, invitation_id in zip(targets, tokens, invitation_ids, strict=True):
+        link = invitation_link(token, settings)
+        links.append(link)
+        mail = frames.template(target).fill(
+            {
+                "first_name": target.first_name,
+                "last_name": target.last_name,
+                "login": target.login or target.email,
+                "email": target.email,
+                "link": link,
+            }
+        )
+        messages.append(
+            {
+                "kind": MESSAGE_KINDS[target.template],
+                "recipient": target.email,
+                "subject": mail.subject,
+                "body_text": mail.text,
+                "body_html": mail.html,
+                "language": mail.language,
+                "message_key": f"invitation-{invitation_id}",
+            }
+        )
+    message_ids = _queue(session, messages, now)
+    session.execute(
+        update(Invitation),
+        [
+            {"id": invitation_id, "message_id": message_id}
+            for invitation_id, message_id in zip(invitation_ids, message_ids, strict=True)
+        ],
+    )
+    audit.record_many(
+        session,
+        [
+            audit.event_row(
+                actor,
+                action,
+                "user" if target.user_id is not None else "administrator",
+                target.user_id if target.user_id is not None else target.administrator_id,
+                target_label=target.login or target.email,
+                organisation_id=target.organisation_id,
+                after={
+                    "invitation_id": invitation_id,
+                    "email": target.email,
+                    "kind": target.kind,
+                    "status": target.status,
+                    "expires_at": expires_at,
+                    "message_id": message_id,
+                    **(audit_extra or {}),
+                },
+                occurred_at=now,
+            )
+            for target, invitation_id, message_id in zip(
+                targets, invitation_ids, message_ids, strict=True
+            )
+        ],
+    )
+    return [
+        Issued(
+            invitation_id=invitation_id,
+            message_id=message_id,
+            email=target.email,
+            expires_at=expires_at,
+            status=target.status,
+            target=target,
+            token=token,
+            link=link,
+        )
+        for target, token, link, invitation_id, message_id in zip(
+            targets, tokens, links, invitation_ids, message_ids, strict=True
+        )
+    ]
+
+
+def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
+    """One message through the outbox's ``enqueue``; a batch as one multi-row insert."""
+    if len(messages) == 1:
+        return [enqueue(session, **messages[0]).id]
+    rows = [{**m, "status": "queued", "next_attempt_at": now, "created_at": now} for m in messages]
+    return list(
+        session.scalars(
+            insert(OutboundMessage).returning(OutboundMessage.id, sort_by_parameter_order=True),
+            rows,
+        )
+    )
+
+
+def supersede_pending(
+    session: Session,
+    *,
+    user_ids: Iterable[int] = (),
+    administrator_ids: Iterable[int] = (),
+    now: datetime,
+) -> int:
+    """Void the pending invitations of these people (a new one replaces them)."""
+    total = 0
+    for column, ids in (
+        (Invitation.user_id, list(user_ids)),
+        (Invitation.administrator_id, list(administrator_ids)),
+    ):
+        for start in range(0, len(ids), 1000):
+            result = session.execute(
+                update(Invitation)
+                .where(column.in_(ids[start : start + 1000]), Invitation.status == "pending")
+                .values(status="superseded", closed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            total += result.rowcount or 0
+    return total

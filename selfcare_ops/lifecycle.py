@@ -1,0 +1,111 @@
+"""Deactivate and reactivate accounts (soft: the user stays listed, flagged, and can come back).
+
+Deactivating also closes what would let the person in: pending invitation links are revoked and
+open supervision sessions end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_user
+from .errors import ConflictError, NotFoundError
+from .models import Invitation, SupervisionSession, User, utcnow
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    login: str
+    status: str
+    previous_status: str
+    changed_at: datetime
+    invitations_revoked: int = 0
+
+
+def _locked(session: Session, login: str) -> User:
+    user = session.scalar(
+        select(User)
+        .where(User.login == login.strip().lower())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise NotFoundError("user", login)
+    return user
+
+
+def deactivate(
+    session: Session, actor: Actor, login: str, *, now: datetime | None = None
+) -> LifecycleResult:
+    """Deactivate an account: it stays listed (struck through) and can be reactivated."""
+    now = now or utcnow()
+    user = _locked(session, login)
+    require_user(actor, user, "deactivate")
+    if user.status == "deactivated":
+        raise ConflictError(
+            f"{user.login} is already deactivated (since {user.deactivated_at:%Y-%m-%d})."
+        )
+    if actor.user_id is not None and actor.user_id == user.id:
+        raise ConflictError(
+            f"{user.login} is your own account: another administrator must deactivate it."
+        )
+    previous = user.status
+    revoked = session.execute(
+        update(Invitation)
+        .where(Invitation.user_id == user.id, Invitation.status == "pending")
+        .values(status="revoked", closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.execute(
+        update(SupervisionSession)
+        .where(SupervisionSession.user_id == user.id, SupervisionSession.ended_at.is_(None))
+        .values(ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    user.status, user.deactivated_at, user.status_changed_at = "deactivated", now, now
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "user.deactivate",
+        "user",
+        user.id,
+        target_label=user.login,
+        organisation_id=user.client_id,
+        before={"status": previous},
+        after={"status": "deactivated", "invitations_revoked": revoked or 0},
+    )
+    return LifecycleResult(user.login, "deactivated", previous, now, revoked or 0)
+
+
+def reactivate(
+    session: Session, actor: Actor, login: str, *, now: datetime | None = None
+) -> LifecycleResult:
+    """Bring a deactivated account back: ``active`` if it had been activated, else a draft."""
+    now = now or utcnow()
+    user = _locked(session, login)
+    require_user(actor, user, "reactivate")
+    if user.status != "deactivated":
+        raise ConflictError(f"{user.login} is not deactivated (it is {user.status}).")
+    status = "active" if user.activated_at is not None else "not_invited"
+    user.status, user.deactivated_at, user.status_changed_at = status, None, now
+    if status == "not_invited":
+        user.invited_at = None
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "user.reactivate",
+        "user",
+        user.id,
+        target_label=user.login,
+        organisation_id=user.client_id,
+        before={"status": "deactivated"},
+        after={"status": status},
+    )
+    return LifecycleResult(user.login, status, "deactivated", now)
