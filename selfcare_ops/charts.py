@@ -132,11 +132,11 @@ def failed_mails_chart(mails: pd.DataFrame, path: Path, *, top: int = 10) -> Pat
     return _save(figure, path)
 
 
-def save_charts(report: AdoptionReport, folder: Path) -> dict[str, Path]:
+def save_charts(report: AdoptionReport, folder: Path, *, top: int = 12) -> dict[str, Path]:
     """Every chart of the report as ``adoption_<name>.png`` in ``folder``."""
     folder = Path(folder)
     return {
-        "funnel": funnel_chart(report.funnel_partners, folder / "adoption_funnel.png"),
+        "funnel": funnel_chart(report.funnel_partners, folder / "adoption_funnel.png", top=top),
         "activations": activations_chart(
             report.activations_by_week, folder / "adoption_activations.png"
         ),
