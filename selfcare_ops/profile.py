@@ -40,6 +40,8 @@ _LIMITS = {
     "postcode": 16,
 }
 _POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,15}$")
+#: Usual spellings of the civilities, folded and without the final dot.
+_CIVILITY_SPELLINGS = {"m": "M.", "mr": "M.", "monsieur": "M.", "mme": "Mme", "madame": "Mme"}
 _MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
@@ -146,7 +148,8 @@ def _profile_value(name: str, value: str) -> str | None:
     if name == "function":
         return _text(name, value, required=False)
     if name == "civility":
-        return _choice(name, value, CIVILITIES)
+        spelled = _CIVILITY_SPELLINGS.get(fold(value).rstrip("."), value)
+        return _choice(name, spelled, CIVILITIES)
     if name == "language":
         return _choice(name, value.lower(), LANGUAGES)
     if not str(value).strip():

@@ -72,8 +72,8 @@ def test_phone_normalisation_never_fails_otherwise_and_is_stable(raw):
     assert profile.normalise_phone(once) == once
 
 
-#: Mobile ranges allocated in France (ARCEP): 060-068 and 073-078.
-MOBILE_PREFIXES = [f"06{d}" for d in "012345678"] + [f"07{d}" for d in "345678"]
+#: Metropolitan mobile ranges (063 and 069 hold overseas sub-ranges, 070-072 are unassigned).
+MOBILE_PREFIXES = [f"06{d}" for d in "01245678"] + [f"07{d}" for d in "345678"]
 
 
 @given(st.sampled_from(MOBILE_PREFIXES), st.text(alphabet=string.digits, min_size=7, max_size=7))
@@ -225,6 +225,10 @@ def test_profile_rules_and_scope(session_factory, tree):
         assert cleared.changed == {}
         with pytest.raises(ValidationError, match="first name cannot be empty"):
             profile.update_profile(session, tree.system, p["jp"], first_name="  ")
+        spelled = profile.update_profile(session, tree.system, p["jp"], civility="madame")
+        assert spelled.changed == {"civility": (None, "Mme")}
+        spelled = profile.update_profile(session, tree.system, p["jp"], civility="m")
+        assert spelled.changed == {"civility": ("Mme", "M.")}
         with pytest.raises(ValidationError, match="civility must be one of M., Mme"):
             profile.update_profile(session, tree.system, p["jp"], civility="Dr")
         with pytest.raises(ValidationError, match="at most 150 characters"):
@@ -239,7 +243,7 @@ def test_profile_rules_and_scope(session_factory, tree):
             profile.update_profile(session, tree.partner_b_admin, p["jp"], phone="0123456789")
         own = profile.update_profile(session, tree.manager_siege, p["marc"], phone="0123456789")
         assert own.changed == {"phone": (None, "+33123456789")}  # a manager edits their own
-        assert len(audit_events(session, "user.profile")) == 1
+        assert len(audit_events(session, "user.profile")) == 3
 
 
 def test_company_details_are_for_administrators_only(session_factory, tree):
