@@ -281,3 +281,28 @@ def test_unknown_names_are_reported(db_url, tree, command):
     result = run(db_url, *command)
     assert result.exit_code == 1
     assert result.output.startswith("Error: No ") and "is known as" in result.output
+
+
+def test_users_remove_is_the_confirmed_soft_deactivation_of_seed_004(db_url, tree, session_factory):
+    p = people(tree)
+    unconfirmed = run(db_url, "users", "remove", p["jp"], actor=MARC)
+    assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.output
+    outside = run(db_url, "users", "remove", p["veronique"], "--yes", actor=MARC)
+    assert outside.exit_code == 1 and "outside their sub-account" in outside.output
+    removed = run(db_url, "users", "remove", p["jp"], "--yes", actor=MARC)
+    assert removed.exit_code == 0, removed.output
+    assert "is removed: the account is deactivated (was not_invited)" in removed.output
+    again = run(db_url, "users", "remove", p["jp"], "--yes")
+    assert again.exit_code == 1 and "already deactivated" in again.output
+    listed = json.loads(run(db_url, "users", "list", "CA", "--json").output)
+    row = next(u for u in listed if u["login"] == p["jp"])
+    assert (row["status"], row["deactivated"]) == ("deactivated", True)  # still listed, flagged
+    with session_factory() as session:
+        user = session.scalar(select(User).where(User.login == p["jp"]))
+        assert user.status == "deactivated" and user.deactivated_at is not None
+        assert (
+            session.scalar(
+                select(AuditEvent.actor_label).where(AuditEvent.action == "user.deactivate")
+            )
+            == MARC
+        )

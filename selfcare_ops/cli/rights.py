@@ -1,4 +1,4 @@
-"""``rights``, ``subaccounts``, ``apikeys``, and the ``users role|move|profile|notifications``
+"""``rights``, ``subaccounts``, ``apikeys``, the ``users role|move|profile|notifications|remove``
 and ``clients details`` commands: per-user rights, roles, sub-accounts, profiles, API keys."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .. import apikeys, profile, subaccounts
+from .. import apikeys, invitations, profile, subaccounts
 from .. import rights as rights_service
 from ..models import CLIENT_ROLES, RESTRICTION_KINDS
 from . import main
@@ -220,6 +220,25 @@ def users_notifications(
     with cli.sessions().begin() as session:
         result = profile.set_notification_prefs(session, cli.actor(session), login, wanted)
     click.echo(result.describe())
+
+
+@users.command("remove")
+@click.argument("login")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def users_remove(cli: CliContext, login: str, yes: bool) -> None:
+    """Remove LOGIN's account as seed 004 does: after confirmation it is deactivated, stays
+    listed (struck through) and can be reactivated (same as ``users deactivate``)."""
+    confirm_or_abort(
+        f"Remove the account {login}? It stays listed, struck through, and can be reactivated.",
+        yes,
+    )
+    with cli.sessions().begin() as session:
+        result = invitations.deactivate(session, cli.actor(session), login)
+    click.echo(
+        f"{result.login} is removed: the account is deactivated (was {result.previous_status}), "
+        "stays listed struck through, and `users reactivate` brings it back."
+    )
 
 
 # --- clients: company details ----------------------------------------------------------------
