@@ -365,3 +365,23 @@ def test_concurrent_changes_record_true_before_values(session_factory, tree, db_
             ({"right_place_orders": True}, {"right_place_orders": False}),
         ]
         assert session.scalar(select(User.right_place_orders).where(User.login == jp)) is False
+
+
+def test_every_combination_of_switches_lands_where_asked(session_factory, tree):
+    import itertools
+
+    jp = logins(tree)["jp"]
+    expected = dict.fromkeys(rights.RIGHTS, False)
+    writes = 0
+    with session_factory.begin() as session:
+        for combo in itertools.product([None, True, False], repeat=3):
+            asked = {n: v for n, v in zip(rights.RIGHTS, combo, strict=True) if v is not None}
+            if not asked:
+                continue
+            result = rights.set_rights(session, tree.system, jp, **asked)
+            changed = {n for n, v in asked.items() if expected[n] != v}
+            expected.update(asked)
+            writes += bool(changed)
+            assert result.rights == expected
+            assert set(result.changed) == changed
+        assert len(events(session, "user.rights")) == writes

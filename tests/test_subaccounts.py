@@ -2,6 +2,8 @@
 names unique per client ignoring case and accents, moving users between sub-accounts."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from selfcare_ops import subaccounts
@@ -140,3 +142,15 @@ def test_moving_users_between_sub_accounts(session_factory, tree):
             (veronique, {"sub_account": "Agence"}, {"sub_account": "Siège"}),
             (jp, {"sub_account": "Siège"}, {"sub_account": None}),
         ]
+
+
+@given(st.text(max_size=140))
+@settings(max_examples=300, deadline=None)
+def test_clean_name_is_total_and_stable(raw):
+    try:
+        name = subaccounts.clean_name(raw)
+    except ValidationError as error:
+        assert error.field == "name" and str(error).endswith(".")
+        return
+    assert name == name.strip() and "  " not in name and 0 < len(name) <= 120
+    assert subaccounts.clean_name(name) == name
