@@ -35,7 +35,23 @@ KERNEL_NAME = "python3"
 
 
 class VenvKernelManager(AsyncKernelManager):
-    """Starts ``sys.executable -m ipykernel_launcher``: the kernel of this very environment."""
+    """Starts ``sys.executable -m ipykernel_launcher``: the kernel of this very environment.
+
+    The kernel's own stderr (start-up warnings, shutdown notices, a crash's last words) goes to
+    ``kernel_log`` when a subclass sets it, so that cron mails and the demo stay readable.
+    """
+
+    kernel_log: Path | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if self.kernel_log is not None:
+            log = self.kernel_log.open("ab")
+            try:
+                kw["stderr"] = log
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                log.close()  # the child keeps its own descriptor
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     @property
     def kernel_spec(self) -> KernelSpec:
@@ -139,6 +155,10 @@ def _failed_cell_from_output(path: Path) -> int | None:
     return None
 
 
+def _kernel_log(output: Path) -> Path:
+    return output.with_name(output.stem + ".kernel.log")
+
+
 def _export_html(notebook_path: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
@@ -153,13 +173,14 @@ def _export_html(notebook_path: Path) -> Path:
 def _execute(job: Job, output: Path, parameters: dict[str, Any]) -> None:
     import papermill
 
+    manager = type("RunKernelManager", (VenvKernelManager,), {"kernel_log": _kernel_log(output)})
     papermill.execute_notebook(
         str(job.notebook),
         str(output),
         parameters=parameters,
         kernel_name=KERNEL_NAME,
         language="python",
-        kernel_manager_class=VenvKernelManager,
+        kernel_manager_class=manager,
         progress_bar=False,
         log_output=False,
         request_save_on_cell_execute=True,

@@ -1,0 +1,118 @@
+"""The main job of ``make demo``: the whole chain, end to end, on the configured database.
+
+Migrate, load the demo data and the operator's default branding, then — each through papermill,
+recorded and locked like any scheduled run — onboard ``data/demo/onboarding_sample.csv`` with
+invitations, run the invitation maintenance (which delivers into the Maildir) and the adoption
+report. Every step is idempotent: a second run creates no user, sends no mail twice, and only
+adds its own run records and a new dated report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, get_settings
+from ..db import describe, make_engine, make_session_factory, upgrade
+from ..demo import DEMO_CLIENT_REF, DEMO_DIR, load_demo
+from .runner import JobRunResult, run_job
+
+ONBOARDING_SAMPLE = DEMO_DIR / "onboarding_sample.csv"
+
+
+@dataclass
+class MainJobSummary:
+    """Where everything the main job produced is, and what it did."""
+
+    database: str
+    demo: Any
+    runs: dict[str, JobRunResult] = field(default_factory=dict)
+    maildir: Path | None = None
+    onboarding_report: Path | None = None
+    maintenance: dict[str, Any] = field(default_factory=dict)
+    report_csv: list[Path] = field(default_factory=list)
+    charts: list[Path] = field(default_factory=list)
+    report_html: Path | None = None
+
+    def lines(self) -> list[str]:
+        """The summary ``selfcare-ops demo`` prints, one fact a line."""
+        out = [f"Database: {self.database}"]
+        for name, run in self.runs.items():
+            out.append(
+                f"Job {name}: {run.status} in {run.duration_s:.1f} s, "
+                f"executed notebook {run.output_path}"
+            )
+        if self.onboarding_report:
+            out.append(f"Onboarding report (CSV): {self.onboarding_report}")
+        if self.maintenance:
+            delivery = self.maintenance.get("delivery", {})
+            out.append(
+                f"Invitations: {self.maintenance.get('expired', 0)} expired, "
+                f"{self.maintenance.get('reminded', 0)} reminded; mails: "
+                f"{delivery.get('sent', 0)} delivered, {delivery.get('failed', 0)} failed"
+            )
+        if self.maildir:
+            out.append(f"Maildir: {self.maildir}")
+        funnel = [p for p in self.report_csv if p.name == "adoption_funnel_clients.csv"]
+        if self.report_csv:
+            folder = self.report_csv[0].parent
+            out.append(f"Adoption report CSV: {funnel[0] if funnel else folder}")
+            out.append(f"Adoption report tables: {len(self.report_csv)} CSV files in {folder}")
+        if self.charts:
+            out.append(f"Charts: {', '.join(str(p) for p in self.charts)}")
+        if self.report_html:
+            out.append(f"Adoption report page (HTML): {self.report_html}")
+        return out
+
+
+def _files(run: JobRunResult, pattern: str) -> list[Path]:
+    return sorted(run.output_dir.glob(pattern)) if run.output_dir else []
+
+
+def run_main_job(
+    settings: Settings | None = None,
+    *,
+    csv_path: Path | str | None = None,
+    client: str = "",
+) -> MainJobSummary:
+    """Run the demo chain; raises :class:`~selfcare_ops.errors.JobError` if a job fails."""
+    from ..branding import seed_default_branding
+
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine).begin() as session:
+            demo = load_demo(session)
+            seed_default_branding(session)
+        database = describe(engine)
+    finally:
+        engine.dispose()
+    summary = MainJobSummary(database=database, demo=demo, maildir=settings.maildir)
+    onboarding = {
+        "csv_path": str(csv_path or ONBOARDING_SAMPLE),
+        "client": client,
+        "invite": True,
+    }
+    for name, parameters in (
+        ("onboarding", onboarding),
+        ("invitation_maintenance", {}),
+        ("adoption_report", {}),
+    ):
+        summary.runs[name] = run_job(name, parameters, settings=settings).raise_for_status()
+    summary.onboarding_report = next(
+        iter(_files(summary.runs["onboarding"], "onboarding_report.csv")), None
+    )
+    maintenance = _files(summary.runs["invitation_maintenance"], "maintenance.json")
+    if maintenance:
+        summary.maintenance = json.loads(maintenance[0].read_text(encoding="utf-8"))
+    report = summary.runs["adoption_report"]
+    summary.report_csv = _files(report, "*.csv")
+    summary.charts = _files(report, "*.png")
+    summary.report_html = report.html_path
+    return summary
+
+
+__all__ = ["DEMO_CLIENT_REF", "ONBOARDING_SAMPLE", "MainJobSummary", "run_main_job"]
