@@ -31,12 +31,14 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, get_settings
@@ -56,6 +58,8 @@ DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_SMTP_CONNECTIONS = 4
 DEFAULT_BATCH_SIZE = 100
 MAX_CONNECTIONS = 16
+#: How long the recorder waits for the other connections' outcomes to commit them together.
+GROUP_COMMIT_WAIT = 0.002
 
 TABLE = OutboundMessage.__table__
 _CLAIM_COLUMNS = [
@@ -146,6 +150,13 @@ class _Pacer:
             stop.wait(delay)
 
 
+def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise MailError("The session factory given to deliver() is not bound to a database engine.")
+    return bind
+
+
 def worker_name() -> str:
     """Who claims: host, process and a random tag (two runs in one process differ)."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -167,7 +178,8 @@ class _Run:
         transport_factory: Callable[[Settings], Transport],
         batch_size: int,
     ) -> None:
-        self.sessions = session_factory
+        self.engine = _engine_of(session_factory)
+        self.conn: Connection | None = None
         self.settings = settings
         self.limit = limit
         self.progress = progress
@@ -196,6 +208,54 @@ class _Run:
 
     # --- database ------------------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A short transaction on the run's one connection (BEGIN IMMEDIATE on SQLite)."""
+        if self.conn is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.conn.begin():
+            yield self.conn
+
+    # Statements built once: a run records thousands of outcomes.
+    _mine = and_(
+        TABLE.c.id == bindparam("mid"),
+        TABLE.c.status == "sending",
+        TABLE.c.claimed_by == bindparam("me"),
+    )
+    _mark_sent = (
+        update(TABLE)
+        .where(_mine)
+        .values(status="sent", sent_at=bindparam("at"), attempts=TABLE.c.attempts + 1)
+    )
+    _mark_retry = (
+        update(TABLE)
+        .where(_mine)
+        .values(
+            status="queued",
+            attempts=TABLE.c.attempts + 1,
+            last_error=bindparam("why"),
+            next_attempt_at=bindparam("next"),
+            claimed_by=None,
+            claimed_at=None,
+        )
+    )
+    _mark_failed = (
+        update(TABLE)
+        .where(_mine)
+        .values(
+            status="failed",
+            attempts=TABLE.c.attempts + 1,
+            last_error=bindparam("why"),
+            claimed_by=None,
+            claimed_at=None,
+        )
+    )
+    _mark_released = (
+        update(TABLE).where(_mine).values(status="queued", claimed_by=None, claimed_at=None)
+    )
+
     def _due(self, now: datetime) -> Any:
         return or_(
             and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
@@ -203,14 +263,14 @@ class _Run:
         )
 
     def count_due(self) -> int:
-        with self.sessions() as session:
-            query = select(func.count()).select_from(TABLE).where(self._due(self.now()))
-            return session.scalar(query) or 0
+        query = select(func.count()).select_from(TABLE).where(self._due(self.now()))
+        with self._transaction() as conn:
+            return conn.scalar(query) or 0
 
     def claim(self, size: int) -> list[OutgoingMail]:
-        with self.sessions.begin() as session:
+        with self._transaction() as conn:
             now = self.now()
-            rows = session.execute(
+            rows = conn.execute(
                 select(*_CLAIM_COLUMNS)
                 .where(self._due(now))
                 .order_by(TABLE.c.next_attempt_at, TABLE.c.id)
@@ -220,14 +280,14 @@ class _Run:
             if not rows:
                 return []
             ids = [row.id for row in rows]
-            session.execute(
+            conn.execute(
                 update(TABLE)
                 .where(TABLE.c.id.in_(ids))
                 .values(status="sending", claimed_by=self.me, claimed_at=now)
             )
             stale = [row for row in rows if row.status == "sending"]
             if stale:
-                session.execute(
+                conn.execute(
                     update(TABLE)
                     .where(TABLE.c.id == bindparam("mid"))
                     .values(last_error=bindparam("why")),
@@ -246,11 +306,6 @@ class _Run:
         return [OutgoingMail.from_row(row) for row in rows]
 
     def record(self, outcomes: list[_Outcome]) -> None:
-        mine = and_(
-            TABLE.c.id == bindparam("mid"),
-            TABLE.c.status == "sending",
-            TABLE.c.claimed_by == self.me,
-        )
         sent: list[dict[str, Any]] = []
         retry: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -276,48 +331,17 @@ class _Run:
                     outcome.kind = "failed"
                     reason = f"Given up after {attempts} attempts: {reason}"
                 failed.append({"mid": mail.id, "why": reason})
-        with self.sessions.begin() as session:
-            if sent:
-                session.execute(
-                    update(TABLE)
-                    .where(mine)
-                    .values(status="sent", sent_at=bindparam("at"), attempts=TABLE.c.attempts + 1),
-                    sent,
-                )
-            if retry:
-                session.execute(
-                    update(TABLE)
-                    .where(mine)
-                    .values(
-                        status="queued",
-                        attempts=TABLE.c.attempts + 1,
-                        last_error=bindparam("why"),
-                        next_attempt_at=bindparam("next"),
-                        claimed_by=None,
-                        claimed_at=None,
-                    ),
-                    retry,
-                )
-            if failed:
-                session.execute(
-                    update(TABLE)
-                    .where(mine)
-                    .values(
-                        status="failed",
-                        attempts=TABLE.c.attempts + 1,
-                        last_error=bindparam("why"),
-                        claimed_by=None,
-                        claimed_at=None,
-                    ),
-                    failed,
-                )
-            if release:
-                session.execute(
-                    update(TABLE)
-                    .where(mine)
-                    .values(status="queued", claimed_by=None, claimed_at=None),
-                    release,
-                )
+        with self._transaction() as conn:
+            for statement, rows in (
+                (self._mark_sent, sent),
+                (self._mark_retry, retry),
+                (self._mark_failed, failed),
+                (self._mark_released, release),
+            ):
+                if rows:
+                    for row in rows:
+                        row["me"] = self.me
+                    conn.execute(statement, rows)
         report = self.report
         for outcome in outcomes:
             if outcome.kind == "sent":
@@ -347,6 +371,13 @@ class _Run:
 
     def worker(self) -> None:
         transport: Transport | None = None
+        previous: _Outcome | None = None
+
+        def previous_recorded() -> None:
+            # At most one message per connection is handed over and not yet recorded.
+            if previous is not None and previous.kind != "release":
+                previous.recorded.wait()
+
         try:
             while True:
                 mail = self.work.get()
@@ -360,7 +391,7 @@ class _Run:
                 try:
                     if transport is None:
                         transport = self.transport_factory(self.settings)
-                    transport.send(mail)
+                    transport.send(mail, before_handover=previous_recorded)
                     outcome = _Outcome(mail, "sent")
                 except PermanentDeliveryError as error:
                     outcome = _Outcome(mail, "failed", str(error))
@@ -371,14 +402,22 @@ class _Run:
                     outcome = _Outcome(mail, "release")
                 except Exception as error:  # a bug must not lose the message: retry it later
                     outcome = _Outcome(mail, "retry", f"Unexpected {type(error).__name__}: {error}")
+                outcome.at = self.now()
                 self.results.put(outcome)
-                if outcome.kind != "release":
-                    outcome.recorded.wait()
+                previous = outcome
         finally:
             if transport is not None:
                 transport.close()
 
     def run(self) -> DeliveryReport:
+        with self.engine.connect() as conn:
+            self.conn = conn
+            try:
+                return self._run()
+            finally:
+                self.conn = None
+
+    def _run(self) -> DeliveryReport:
         started = time.perf_counter()
         total = self.count_due()
         if self.limit is not None:
@@ -407,12 +446,7 @@ class _Run:
                     total = max(total, claimed)
                 if outstanding == 0:
                     break
-                waiting = [self.results.get()]
-                while True:
-                    try:
-                        waiting.append(self.results.get_nowait())
-                    except queue.Empty:
-                        break
+                waiting = self._collect(min(outstanding, self.connections))
                 self.record(waiting)
                 outstanding -= len(waiting)
                 done += sum(1 for o in waiting if o.kind != "release")
@@ -425,6 +459,21 @@ class _Run:
             self._shutdown(threads, waiting)
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
+
+    def _collect(self, busy: int) -> list[_Outcome]:
+        """Outcomes to commit together: wait a moment for every busy connection to report."""
+        collected = [self.results.get()]
+        deadline = time.monotonic() + GROUP_COMMIT_WAIT
+        while len(collected) < busy:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    collected.append(self.results.get(timeout=remaining))
+                else:
+                    collected.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        return collected
 
     def _shutdown(self, threads: list[threading.Thread], waiting: list[_Outcome]) -> None:
         """Stop the threads; on an interruption, give back what was claimed but not sent."""

@@ -18,10 +18,11 @@ from __future__ import annotations
 import binascii
 import hashlib
 import mailbox
+import re
 import smtplib
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -34,7 +35,10 @@ from ..errors import MailError
 from ..models import utcnow
 
 SMTP_TIMEOUT_SECONDS = 30.0
+#: Called by a transport right before it hands a message over for good.
+Hook = Callable[[], None] | None
 CRLF = "\r\n"
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class TemporaryDeliveryError(MailError):
@@ -96,9 +100,11 @@ def _encoded_header(name: str, value: str) -> str:
 
 
 def _qp_body(text: str) -> str:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
-    data = lines.replace("\n", CRLF).encode("utf-8")
-    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).decode("ascii")
+    # Encoded with bare LF line ends (binascii then also breaks long lines with LF), then every
+    # line end made CRLF: a literal CR in the text would be encoded, so none is left over.
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n").decode("ascii")
 
 
 def sender_address(mail_from: str) -> str:
@@ -147,7 +153,7 @@ def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = No
         + _qp_body(mail.body_text)
     )
     if mail.body_html is None:
-        return (CRLF.join(headers) + CRLF + text_part + CRLF).encode("ascii")
+        return (CRLF.join(headers) + CRLF + text_part).encode("ascii")
     # "=_" never occurs in quoted-printable text, so the boundary cannot collide with a body.
     boundary = f"=_selfcare_{digest[:24]}"
     html_part = (
@@ -165,6 +171,14 @@ def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = No
         f"--{boundary}--{CRLF}"
     )
     return (CRLF.join(headers) + CRLF + CRLF + body).encode("ascii")
+
+
+def smtp_data(message: bytes) -> bytes:
+    """``message`` as the SMTP DATA payload: leading dots doubled, ended by a lone dot."""
+    stuffed = _LEADING_DOT.sub(b"..", message)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
 
 
 # --- transports ------------------------------------------------------------------------------
@@ -185,8 +199,13 @@ class Transport(ABC):
         """Where the messages go, for messages and reports."""
 
     @abstractmethod
-    def send(self, mail: OutgoingMail) -> None:
-        """Send ``mail`` or raise one of this module's delivery errors."""
+    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
+        """Send ``mail`` or raise one of this module's delivery errors.
+
+        ``before_handover`` is called right before the message is handed over for good (the SMTP
+        DATA, the Maildir write): the deliverer waits there until the previous message's outcome
+        is committed, while the connection work before it overlaps that commit.
+        """
 
     def close(self) -> None:
         """Release the connection, if any; the transport may be used again afterwards."""
@@ -318,16 +337,16 @@ class SmtpTransport(Transport):
         except (OSError, smtplib.SMTPException):
             self._drop()
 
-    def send(self, mail: OutgoingMail) -> None:
+    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
         recipient = mail.recipient.strip()
         if not recipient or any(c in recipient for c in "\r\n<> ,;") or "@" not in recipient:
             raise PermanentDeliveryError(f"The recipient {recipient!r} is not a mail address.")
-        payload = build_mime(mail, self.settings.mail_from)
+        payload = smtp_data(build_mime(mail, self.settings.mail_from))
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
-                self._transaction(self._smtp, recipient, payload)
+                self._transaction(self._smtp, recipient, payload, before_handover)
                 return
             except _NotStarted as error:
                 # The server closed an idle connection, say: nothing was handed over, so one
@@ -339,7 +358,13 @@ class SmtpTransport(Transport):
                         f"could be sent: {error}."
                     ) from error
 
-    def _transaction(self, smtp: smtplib.SMTP, recipient: str, payload: bytes) -> None:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        recipient: str,
+        payload: bytes,
+        before_handover: Hook,
+    ) -> None:
         options: list[str] = []
         if not recipient.isascii():
             if not smtp.has_extn("smtputf8"):
@@ -358,14 +383,18 @@ class SmtpTransport(Transport):
             if code not in (250, 251):
                 self._rset(smtp)
                 raise self._refused(code, reply, f"the recipient {recipient}")
-            try:
-                handed_over = True
-                code, reply = smtp.data(payload)
-            except smtplib.SMTPDataError as error:  # no 354: the data was not sent
+            # smtplib's data() is split in two so that a connection lost before the payload is
+            # on its way (nothing handed over) can be told from one lost after it (ambiguous).
+            smtp.putcmd("data")
+            code, reply = smtp.getreply()
+            if code != 354:
                 self._rset(smtp)
-                raise self._refused(
-                    error.smtp_code, error.smtp_error, f"the message to {recipient}"
-                ) from error
+                raise self._refused(code, reply, f"the message to {recipient}")
+            if before_handover is not None:
+                before_handover()
+            handed_over = True
+            smtp.send(payload)
+            code, reply = smtp.getreply()
             if code != 250:
                 raise self._refused(code, reply, f"the message to {recipient}")
         except (OSError, smtplib.SMTPServerDisconnected) as error:
@@ -390,8 +419,10 @@ class MaildirTransport(Transport):
     def label(self) -> str:
         return f"Maildir folder {self.path}"
 
-    def send(self, mail: OutgoingMail) -> None:
+    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
         data = build_mime(mail, self.settings.mail_from).replace(b"\r\n", b"\n")
+        if before_handover is not None:
+            before_handover()
         try:
             if self._box is None:
                 self._box = mailbox.Maildir(self.path, factory=None, create=True)

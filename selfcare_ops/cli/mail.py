@@ -1,0 +1,95 @@
+"""``mail deliver`` and ``mail status``: the outbox from a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from ..errors import MailError
+from ..mail.deliver import MAX_CONNECTIONS, deliver, mail_status
+from . import main
+from .common import CliContext, echo_json, pass_cli
+
+
+@main.group()
+def mail() -> None:
+    """Deliver the queued mail and see the outbox."""
+
+
+def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A tqdm bar on stderr when it is a terminal; nothing otherwise (logs, pipes, tests)."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(unit="msg", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+@mail.command("deliver")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages this run.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Send at most N messages per second.",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(1, MAX_CONNECTIONS),
+    help="Parallel SMTP connections (default 4; the Maildir uses 1).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
+@pass_cli
+def deliver_command(
+    cli: CliContext,
+    limit: int | None,
+    rate: float | None,
+    connections: int | None,
+    as_json: bool,
+) -> None:
+    """Send the queued messages that are due through the configured transport."""
+    progress, close_bar = _progress_bar()
+    try:
+        report = deliver(
+            cli.sessions(),
+            cli.settings,
+            limit=limit,
+            rate=rate,
+            connections=connections,
+            progress=progress,
+        )
+    finally:
+        close_bar()
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(report.summary())
+        for problem in report.problems:
+            verb = "will be retried" if problem["outcome"] == "retry" else "failed"
+            click.echo(
+                f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}"
+            )
+    if report.error:
+        raise MailError(f"{report.error} The unsent messages stay queued.")
+
+
+@mail.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object of counts.")
+@pass_cli
+def status_command(cli: CliContext, as_json: bool) -> None:
+    """How many messages are queued, being sent, sent and failed."""
+    with cli.sessions()() as session:
+        counts = mail_status(session)
+    if as_json:
+        echo_json(counts)
+        return
+    for status, count in counts.items():
+        click.echo(f"{status:<8} {count}")
