@@ -236,6 +236,18 @@ class ModuleChange:
         return text
 
 
+def _admin_only(actor: Actor, org: Organisation) -> None:
+    """Scope, then "administrators only", both refusals naming the organisation."""
+    action = "change the modules of"
+    require_organisation(actor, org, action)
+    if actor.kind == "manager":
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): only "
+            "administrators may (seed 002)."
+        )
+    require_organisation_admin(actor, org, action)
+
+
 def _write(session: Session, org_id: int, module: str, state: bool | None) -> None:
     exists = session.scalar(
         select(ModuleSetting.enabled).where(
@@ -267,7 +279,7 @@ def set_module(
     key = module_key(module)
     wanted = parse_state(state)
     org = get_organisation(session, organisation_ref)
-    require_organisation_admin(actor, org, "change the modules of")
+    _admin_only(actor, org)
     before = resolve_modules(session, org.id)[key]
     if before.own != wanted:
         _write(session, org.id, key, wanted)
@@ -496,7 +508,7 @@ def _apply_chunk(
             continue
         org = Organisation(id=row.id, ref=row.ref, name=row.name, path=row.path, kind=row.kind)
         try:
-            require_organisation_admin(actor, org, "change the modules of")
+            _admin_only(actor, org)
         except AccessDeniedError as error:  # reported on the row, the others go on
             result.loc[idx, ["outcome", "detail"]] = ["skipped", str(error)]
             continue

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..access import Actor, require_organisation, require_organisation_admin
-from ..errors import ValidationError
+from ..errors import AccessDeniedError, ValidationError
 from ..models import Asset, BrandingSetting, Organisation
 from ..organisations import get_organisation
 from .colors import parse_color
@@ -91,9 +91,20 @@ def _asset_hashes(session: Session, *settings: BrandingSetting | None) -> dict[i
     return dict(session.execute(select(Asset.id, Asset.sha256).where(Asset.id.in_(ids))).all())
 
 
+def admin_only(actor: Actor, org: Organisation, action: str) -> None:
+    """Scope, then "administrators only", both refusals naming the organisation."""
+    require_organisation(actor, org, action)
+    if actor.kind == "manager":
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): only "
+            "administrators may (seed 002)."
+        )
+    require_organisation_admin(actor, org, action)
+
+
 def _admin_target(session: Session, actor: Actor, organisation_ref: str, action: str):
     org = get_organisation(session, organisation_ref)
-    require_organisation_admin(actor, org, action)
+    admin_only(actor, org, action)
     return org
 
 

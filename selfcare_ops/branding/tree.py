@@ -140,7 +140,18 @@ def resolve_all(
             enabled, source, _ = states[key]
             values.append(enabled)
             sources.append(source)
-    return pd.DataFrame(columns)
+    # object columns keep None as None (pandas would turn missing text into NaN)
+    return pd.DataFrame(
+        {
+            name: pd.Series(
+                values,
+                dtype=bool
+                if name.startswith("module_") and not name.endswith("_source")
+                else object,
+            )
+            for name, values in columns.items()
+        }
+    )
 
 
 AUDIT_COLUMNS = [
