@@ -24,7 +24,6 @@ COMMAND_MODULES.append("rights")
 COMMAND_MODULES.append("mail")
 COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
-COMMAND_MODULES.append("mail")
 
 
 class SelfcareGroup(click.Group):
