@@ -184,6 +184,10 @@ def test_apikeys_commands_show_the_key_once(db_url, tree, session_factory):
     new_key = regenerated.stdout.strip()
     assert new_key.startswith("sco_") and new_key != key
     assert "shown only once" in regenerated.stderr
+    table = run(db_url, "apikeys", "list", "CA")
+    assert table.exit_code == 0, table.output
+    assert table.output.count("revoked") == 2 and table.output.count(" active ") == 1
+    assert key not in table.output and new_key not in table.output
     again = run(db_url, "apikeys", "create", "CA")
     assert again.exit_code == 1 and "already has an active API key" in again.output
     manager = run(db_url, "apikeys", "create", "CA", actor=MARC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import pandas as pd
 
 from .. import apikeys, invitations, profile, subaccounts
 from .. import rights as rights_service
@@ -400,4 +401,11 @@ def apikeys_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
     if as_json:
         echo_json(frame)
         return
-    echo_table(frame, ["prefix", "status", "created_at", "created_by", "revoked_at"])
+
+    def minute(value: Any) -> str:
+        return "" if pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
+
+    shown = frame.assign(
+        created_at=frame["created_at"].map(minute), revoked_at=frame["revoked_at"].map(minute)
+    )
+    echo_table(shown, ["prefix", "status", "created_at", "created_by", "revoked_at"])
