@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from . import audit
 from .access import Actor
 from .config import Settings, get_settings
-from .mail.outbox import enqueue
+from .mail.outbox import enqueue, enqueue_many
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
-from .models import Invitation, Organisation, OutboundMessage, utcnow
+from .models import Invitation, Organisation, utcnow
 from .tokens import hash_token, new_token
 
 INVITATION_PATH = "/invitation/"
@@ -142,9 +142,7 @@ class MailFrames:
             ).all()
         )
         # Nearest language up the tree: client -> partner(s) -> operator.
-        language = next(
-            (languages[i] for i in reversed(ids) if languages.get(i)), DEFAULT_LANGUAGE
-        )
+        language = next((languages[i] for i in reversed(ids) if languages.get(i)), DEFAULT_LANGUAGE)
         return _OrgMailInfo(
             name=org.name,
             language=language,
@@ -236,7 +234,7 @@ def issue(
                 "message_key": f"invitation-{invitation_id}",
             }
         )
-    message_ids = _queue(session, messages, now)
+    message_ids = _queue(session, messages)
     session.execute(
         update(Invitation),
         [
@@ -287,17 +285,11 @@ def issue(
     ]
 
 
-def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
+def _queue(session: Session, messages: list[dict[str, Any]]) -> list[int]:
     """One message through the outbox's ``enqueue``; a batch as one multi-row insert."""
     if len(messages) == 1:
         return [enqueue(session, **messages[0]).id]
-    rows = [{**m, "status": "queued", "next_attempt_at": now, "created_at": now} for m in messages]
-    return list(
-        session.scalars(
-            insert(OutboundMessage).returning(OutboundMessage.id, sort_by_parameter_order=True),
-            rows,
-        )
-    )
+    return enqueue_many(session, messages)
 
 
 def supersede_pending(
