@@ -455,7 +455,10 @@ def apply_module_plan(
     """
     result = plan.copy()
     result["outcome"] = "skipped"
-    result["detail"] = result["reason"].fillna("")
+    result["detail"] = [
+        "" if reason is None or (not isinstance(reason, str) and pd.isna(reason)) else str(reason)
+        for reason in result["reason"]
+    ]
     todo = result[result["action"].isin(["set", "reset"])]
     if todo.empty:
         return result
