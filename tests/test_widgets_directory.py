@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.access import system_actor
 from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
 from selfcare_ops.errors import ValidationError
-from selfcare_ops.models import User
+from selfcare_ops.models import Invitation, SupervisionSession, User
 from selfcare_ops.widgets import DirectoryDashboard
 from selfcare_ops.widgets.common import Feedback, error_message, guard
 
@@ -140,3 +140,87 @@ def test_demo_data_pages_in_the_database(demo_factory):
     # one page reaches the browser, never the whole table
     assert len(board.users_page.rows) <= board.user_page_size < total
     assert board.users_html.value.count("<tr") <= board.user_page_size + 1
+
+
+def _status(session_factory, login: str) -> str:
+    return _user(session_factory, login).status
+
+
+def test_invite_with_another_email_then_resend(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    pichon = tree.client_a_users[3]  # no email on the account
+    board.user_select.value = pichon
+    board.invite_button.click()
+    assert board.feedback.kind == "error"
+    assert "no email address" in board.feedback.text
+    board.email.value = "pas-une-adresse"
+    board.invite_button.click()
+    assert board.feedback.kind == "error" and "Traceback" not in board.feedback.value
+    assert _status(session_factory, pichon) == "not_invited"
+
+    board.email.value = "cedric.pichon@virginie.example"
+    board.invite_button.click()
+    assert board.feedback.kind == "success", board.feedback.text
+    user = _user(session_factory, pichon)
+    assert (user.status, user.email) == ("invited", "cedric.pichon@virginie.example")
+    # the list now says when the invitation went out
+    assert f"Invité le {user.invited_at:%d/%m/%Y}" in board.users_html.value
+    assert "1 invité" in board.counts_html.value
+    assert not board.resend_button.disabled
+    board.resend_button.click()
+    assert board.feedback.kind == "success"
+    with session_factory() as session:
+        statuses = sorted(session.scalars(select(Invitation.status)))
+    assert statuses == ["pending", "superseded"]
+
+
+def test_deactivate_asks_first_then_reactivate(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    bubu = tree.client_a_users[2]
+    board.user_select.value = bubu
+    board.deactivate_button.click()
+    assert board.confirmation.pending
+    assert "Désactiver" in board.confirmation.question.value
+    assert _status(session_factory, bubu) == "not_invited"  # nothing until confirmed
+    board.confirmation.cancel_button.click()
+    assert not board.confirmation.pending
+    assert _status(session_factory, bubu) == "not_invited"
+
+    board.deactivate_button.click()
+    board.confirmation.confirm_button.click()
+    assert _status(session_factory, bubu) == "deactivated"
+    assert board.feedback.kind == "success"
+    assert "2 désactivés" in board.counts_html.value
+    assert not board.reactivate_button.disabled
+    board.reactivate_button.click()
+    board.confirmation.confirm_button.click()
+    assert _status(session_factory, bubu) == "not_invited"
+
+
+def test_supervise_an_active_user(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    alice = tree.client_a_users[0]
+    board.user_select.value = alice
+    board.reason.value = "Montrer la commande d'un forfait"
+    board.supervise_button.click()
+    assert board.confirmation.pending
+    board.confirmation.confirm_button.click()
+    assert board.feedback.kind == "success", board.feedback.text
+    assert "Supervision de" in board.feedback.text
+    assert "Accéder au nouveau Selfcare" in board.user_detail.value
+    with session_factory() as session:
+        sessions = session.scalars(select(SupervisionSession)).all()
+    assert [s.reason for s in sessions] == ["Montrer la commande d'un forfait"]
+
+
+def test_manager_cannot_act_outside_their_sub_account(session_factory, tree):
+    board = DirectoryDashboard(session_factory, tree.manager_siege)
+    board.open_client("CA")
+    # Duduche (Agence) is not even listed for the manager of Siège
+    assert "Duduche" not in board.users_html.value
+    board.user_select.value = tree.client_a_users[2]  # Bubu, in Siège
+    board.invite_button.click()
+    assert board.feedback.kind == "success", board.feedback.text

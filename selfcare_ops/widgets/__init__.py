@@ -1,9 +1,22 @@
-"""Dashboards for JupyterLab and Voila (ipywidgets 8), each built from a session factory and
-an actor, each calling the services only."""
+"""Dashboards for JupyterLab and Voila (ipywidgets 8).
+
+Each dashboard is a small class built from a session factory and an actor; it reads its
+widgets, calls one service and shows the result or the error's sentence. ``Dashboard`` holds
+them all in tabs; ``open_dashboard()`` builds it from the configured database and actor.
+"""
 
 from __future__ import annotations
 
+from .app import Dashboard, open_dashboard
+from .bulk import BulkInvitationDashboard
 from .common import Services, error_message
 from .directory import DirectoryDashboard
 
-__all__ = ["DirectoryDashboard", "Services", "error_message"]
+__all__ = [
+    "BulkInvitationDashboard",
+    "Dashboard",
+    "DirectoryDashboard",
+    "Services",
+    "error_message",
+    "open_dashboard",
+]

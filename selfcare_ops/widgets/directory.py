@@ -14,7 +14,7 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import directory
+from .. import directory, invitations
 from ..access import Actor
 from ..errors import ValidationError
 from .common import (
@@ -193,10 +193,8 @@ class DirectoryDashboard:
         self.widget.add_class("selfcare-directory")
         safe(self.show_clients)(1)
 
-    def _ipython_display_(self) -> None:  # pragma: no cover - display in a notebook
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
 
     # --- clients ---------------------------------------------------------------------------
 
@@ -427,8 +425,6 @@ class DirectoryDashboard:
         self.show_users(getattr(self, "_page_index", 0))
 
     def _on_invite(self, _button: Any) -> None:
-        from .. import invitations
-
         row = self._require_selected()
         email = self.email.value.strip() or None
         with self.services.write() as session:
@@ -437,8 +433,6 @@ class DirectoryDashboard:
         self.feedback.success(f"Invitation envoyée à {row['login']} ({email or row['email']}).")
 
     def _on_resend(self, _button: Any) -> None:
-        from .. import invitations
-
         row = self._require_selected()
         with self.services.write() as session:
             invitations.resend(session, self.services.actor, row["login"])
@@ -463,8 +457,6 @@ class DirectoryDashboard:
         )
 
     def _lifecycle(self, action: str, login: str, done: str) -> None:
-        from .. import invitations
-
         with self.services.write() as session:
             getattr(invitations, action)(session, self.services.actor, login)
         self._refresh()
@@ -486,8 +478,6 @@ class DirectoryDashboard:
         )
 
     def _supervise(self, login: str, reason: str) -> None:
-        from .. import invitations
-
         with self.services.write() as session:
             result = invitations.supervise(session, self.services.actor, login, reason=reason)
         link = getattr(result, "url", None) or getattr(result, "link", None)

@@ -1,0 +1,260 @@
+"""One end-to-end run in a real browser: Voila serves notebooks/dashboard.ipynb on loopback,
+Playwright drives Debian's Chromium through the directory and the bulk invitation, the mails
+go through the SMTP transport to an aiosmtpd server started here, and the database and the
+server's mailbox are checked. Each dashboard is saved as a screenshot under docs/.
+
+Chromium comes from the distribution (``apt-get install chromium``), never from
+``playwright install``. Outside CI a machine without it skips with that reason; in CI
+(``CI`` set) a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from selfcare_ops.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.demo import load_demo
+from selfcare_ops.models import Invitation, Organisation, OutboundMessage, User
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
+DOCS = ROOT / "docs"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CLIENT_NAME = "Virginie Télécom"
+CLIENT_REF = "C0001"
+PAGE_WAIT_MS = 240_000  # kernel start and first render on a busy 2-core machine
+
+
+def _require_browser() -> None:
+    if not CHROMIUM.exists():
+        reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": CI must install it.", pytrace=False)
+        pytest.skip(reason)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Playwright for Python is not installed (test extra).", pytrace=False)
+        pytest.skip("Playwright for Python is not installed (pip install -e '.[test]')")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Mailbox:
+    """aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def demo_database(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_session_factory(engine).begin() as session:
+        load_demo(session)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def voila(demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SELFCARE_OPS_DATABASE_URL": demo_database,
+        "SELFCARE_OPS_DATA_DIR": str(tmp_path / "data"),
+        "SELFCARE_OPS_MAIL_TRANSPORT": "smtp",
+        "SELFCARE_OPS_SMTP_HOST": "127.0.0.1",
+        "SELFCARE_OPS_SMTP_PORT": str(smtp_server[1]),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("SELFCARE_OPS_ACTOR", None)
+    log_path = tmp_path / "voila.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "voila",
+                str(NOTEBOOK),
+                "--no-browser",
+                f"--port={port}",
+                "--Voila.ip=127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # wait until the server answers (a readiness wait, not an assertion)
+            if process.poll() is not None:
+                pytest.fail(f"Voila exited early:\n{log_path.read_text(errors='replace')}")
+            try:  # a bare TCP connection: a GET of the page would run the notebook
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Voila did not start:\n{log_path.read_text(errors='replace')}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if os.environ.get("SELFCARE_OPS_SHOW_VOILA_LOG"):
+            print(log_path.read_text(errors="replace"))
+
+
+def _open_tab(page, title: str) -> None:
+    page.locator(".lm-TabBar-tab", has_text=title).first.click()
+
+
+def test_search_then_bulk_invite_in_a_real_browser(
+    voila: str, demo_database: str, smtp_server: tuple[Mailbox, int]
+) -> None:
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    mailbox, _ = smtp_server
+    DOCS.mkdir(exist_ok=True)
+    engine = make_engine(demo_database)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        client_id = session.scalar(select(Organisation.id).where(Organisation.ref == CLIENT_REF))
+        before = session.scalar(
+            select(func.count())
+            .select_from(Invitation)
+            .where(Invitation.organisation_id == client_id)
+        )
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(voila, wait_until="domcontentloaded", timeout=PAGE_WAIT_MS)
+            directory = page.locator(".selfcare-directory")
+            directory.wait_for(timeout=PAGE_WAIT_MS)
+            expect(directory.locator(".widget-label", has_text="Page 1 /").first).to_be_visible()
+
+            # search a client without typing its accents
+            search = page.get_by_placeholder("Nom ou référence (accents ignorés)")
+            search.fill("virginie telecom")
+            search.press("Enter")
+            expect(directory.locator("table.selfcare-table").first).to_contain_text(CLIENT_NAME)
+            directory.locator("select").first.select_option(label=f"{CLIENT_NAME} ({CLIENT_REF})")
+            counts = directory.locator(".selfcare-counts")
+            expect(counts).to_contain_text("utilisateurs")
+            expect(directory.locator("table.selfcare-table").nth(1)).to_contain_text("@")
+            page.screenshot(path=str(DOCS / "dashboard-directory.png"), full_page=True)
+
+            # the bulk invitation tab starts from the client picked in the directory
+            _open_tab(page, "Invitations en masse")
+            bulk = page.locator(".selfcare-bulk")
+            plan = bulk.locator(".selfcare-plan")
+            expect(plan).to_contain_text("à envoyer", timeout=120_000)
+            match = re.search(r"(\d+) invitations? à envoyer", plan.inner_text())
+            assert match, plan.inner_text()
+            to_send = int(match.group(1))
+            assert to_send > 0
+            expect(bulk).to_contain_text("laissés de côté")
+            page.screenshot(path=str(DOCS / "dashboard-bulk.png"), full_page=True)
+
+            bulk.get_by_role("button", name=re.compile("Confirmer l'envoi")).click()
+            expect(bulk.locator(".selfcare-outcome")).to_contain_text("envoyée", timeout=240_000)
+            bulk.get_by_role("button", name="Distribuer les messages").click()
+            expect(bulk.locator(".selfcare-delivery")).to_contain_text("distribu", timeout=240_000)
+            page.screenshot(path=str(DOCS / "dashboard-bulk-sent.png"), full_page=True)
+
+            for title, css, name in (
+                ("Import CSV", ".selfcare-onboarding", "onboarding"),
+                ("Personnalisation", ".selfcare-branding", "branding"),
+                ("Modules et droits", ".selfcare-modules", "modules"),
+            ):
+                _open_tab(page, title)
+                page.locator(css).wait_for(timeout=60_000)
+                page.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+        finally:
+            browser.close()
+
+    with sessions() as session:
+        invitations = session.scalars(
+            select(Invitation).where(
+                Invitation.organisation_id == client_id, Invitation.status == "pending"
+            )
+        ).all()
+        invited_users = session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.client_id == client_id, User.id.in_([i.user_id for i in invitations]))
+        )
+        messages = session.scalars(
+            select(OutboundMessage).where(
+                OutboundMessage.id.in_([i.message_id for i in invitations])
+            )
+        ).all()
+    engine.dispose()
+    assert len(invitations) - before == to_send
+    assert invited_users == len(invitations)
+    assert {m.status for m in messages} == {"sent"}
+    received = {rcpt for rcpts, _ in mailbox.messages for rcpt in rcpts}
+    expected = {i.email for i in invitations}
+    assert expected <= received
+    assert len(mailbox.messages) >= to_send
+    sample = message_from_bytes(mailbox.messages[0][1])
+    assert sample["To"] and sample["Subject"]
