@@ -145,7 +145,8 @@ def require_organisation_admin(actor: Actor, org: Organisation, action: str) -> 
     require_organisation(actor, org, action)
     if actor.kind == "manager":
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action}: only administrators may (seed 002)."
+            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): "
+            "only administrators may (seed 002)."
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -83,6 +84,6 @@ def confirm_or_abort(question: str, yes: bool) -> None:
     """Ask for confirmation unless ``--yes``; without a terminal, refuse rather than guess."""
     if yes:
         return
-    if not click.get_text_stream("stdin").isatty():
+    if not sys.stdin or not sys.stdin.isatty():
         raise click.UsageError(f"{question} Pass --yes to confirm without a terminal.")
     click.confirm(question, abort=True)
