@@ -163,7 +163,7 @@ def _open_tab(page, title: str) -> None:
 
 
 def test_search_then_bulk_invite_in_a_real_browser(
-    voila: str, demo_database: str, smtp_server: tuple[Mailbox, int]
+    voila: str, demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -229,6 +229,11 @@ def test_search_then_bulk_invite_in_a_real_browser(
                 _open_tab(page, title)
                 page.locator(css).wait_for(timeout=60_000)
                 page.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+        except Exception:
+            failure = tmp_path / "failure.png"
+            page.screenshot(path=str(failure), full_page=True)
+            print(f"screenshot of the failing page: {failure}")
+            raise
         finally:
             browser.close()
 

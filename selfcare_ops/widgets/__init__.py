@@ -11,11 +11,13 @@ from .app import Dashboard, open_dashboard
 from .bulk import BulkInvitationDashboard
 from .common import Services, error_message
 from .directory import DirectoryDashboard
+from .onboarding import OnboardingDashboard
 
 __all__ = [
     "BulkInvitationDashboard",
     "Dashboard",
     "DirectoryDashboard",
+    "OnboardingDashboard",
     "Services",
     "error_message",
     "open_dashboard",
