@@ -25,7 +25,7 @@ from ..subaccounts import create_sub_account
 from ..textnorm import fold
 from ..users import derived_columns
 from .headers import RIGHT_FIELDS
-from .plan import VALUE_FIELDS, Plan, empty_counts
+from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -197,12 +197,17 @@ def apply_batch(
             if row["login"] in present:
                 outcomes[row["line"]] = ("unchanged", False)
         if fresh:
-            table = User.__table__
-            inserted = session.execute(
-                insert(table).returning(table.c.id, table.c.login, sort_by_parameter_order=True),
-                [_user_values(row, now) for row in fresh],
-            ).all()
-            for row, (user_id, _) in zip(fresh, inserted, strict=True):
+            # Plain executemany (no RETURNING: SQLite would then insert row by row), then
+            # one query for the new ids.
+            session.execute(insert(User.__table__), [_user_values(row, now) for row in fresh])
+            ids = {
+                login: user_id
+                for login, user_id in session.execute(
+                    select(User.login, User.id).where(User.login.in_([r["login"] for r in fresh]))
+                )
+            }
+            for row in fresh:
+                user_id = ids[row["login"]]
                 row["user_id"] = user_id
                 outcomes[row["line"]] = ("created", False)
                 events.append(
@@ -213,11 +218,7 @@ def apply_batch(
                         user_id,
                         target_label=row["login"],
                         organisation_id=row["client_id"],
-                        after={
-                            "import_run": run_id,
-                            "line": row["line"],
-                            **{k: row[k] for k in VALUE_FIELDS if row[k] is not None},
-                        },
+                        after={"import_run": run_id, "line": row["line"]},
                         occurred_at=now,
                     )
                 )
@@ -445,7 +446,7 @@ def apply_plan(
     Rejected lines never block the others, unless ``strict``: then any rejected line means
     nothing is written (and the whole plan is one transaction).
     """
-    rows = plan.frame.astype(object).where(plan.frame.notna(), None).to_dict("records")
+    rows = frame_records(plan.frame)
     run_id = start_run(session_factory, actor, plan.source_name, plan.sha256, dry_run=False)
     counts = empty_counts()
     refused = strict and plan.counts["reject"] > 0

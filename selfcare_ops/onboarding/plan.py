@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -21,6 +22,7 @@ from ..errors import AccessDeniedError, ImportFileError, NotFoundError
 from ..logins import make_login
 from ..models import Organisation, SubAccount, User
 from ..textnorm import fold
+from ..users import derived_columns
 from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
 from .normalise import normalise_row
 from .reading import RawRow, RowSource, read_rows
@@ -100,6 +102,24 @@ class Plan:
             f"{c['rows']} rows: {c['create']} to create, {c['update']} to update, "
             f"{c['unchanged']} unchanged, {c['reject']} rejected, {c['invite']} to invite."
         )
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as dictionaries of plain Python values (NaN -> None, whole floats -> int).
+
+    Column by column with ``tolist`` (much faster than ``to_dict('records')`` on big plans).
+    """
+    columns = list(frame.columns)
+    values = []
+    for name in columns:
+        series = frame[name]
+        items = series.tolist()
+        if series.dtype.kind == "f":
+            items = [None if x != x else int(x) if float(x).is_integer() else x for x in items]
+        elif series.dtype == object:
+            items = [None if isinstance(x, float) and x != x else x for x in items]
+        values.append(items)
+    return [dict(zip(columns, record, strict=True)) for record in zip(*values, strict=True)]
 
 
 def empty_counts() -> dict[str, int]:
@@ -416,7 +436,7 @@ class Planner:
         """The generated login; an existing same-named user holding it is this person again."""
         domain = client.login_domain.lower() if client.login_domain else None
         self._load_domain(session, domain)
-        sort_name = fold(f"{values['last_name']} {values['first_name']}")[:210]
+        sort_name = _sort_name(values["last_name"], values["first_name"])
         found: list[dict[str, Any]] = []
 
         def taken(candidate: str) -> bool:
@@ -574,6 +594,12 @@ class Planner:
 
 
 _NO_RAW = RawRow(0, {})
+
+
+@lru_cache(maxsize=65536)
+def _sort_name(last_name: str, first_name: str) -> str:
+    """The stored ``sort_name`` (see :func:`selfcare_ops.users.derived_columns`), cached."""
+    return derived_columns(first_name, last_name, "", None)["sort_name"]
 
 
 def plan_rows(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import ImportFileError
 from .apply import REPORT_COLUMNS, ImportReport, planned_report_rows
-from .plan import Plan
+from .plan import Plan, frame_records
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,7 +42,7 @@ def report_frame(report: ImportReport | Plan | pd.DataFrame) -> pd.DataFrame:
     if isinstance(report, ImportReport):
         return report.frame
     if isinstance(report, Plan):
-        rows = report.frame.astype(object).where(report.frame.notna(), None).to_dict("records")
+        rows = frame_records(report.frame)
         return pd.DataFrame(planned_report_rows(rows), columns=REPORT_COLUMNS)
     return report
 
@@ -92,7 +92,7 @@ def write_report(
 ) -> Path:
     """Write the report CSV; returns its path."""
     frame = report_frame(report)
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    records = frame_records(frame)
     with ReportWriter(path, sep=sep, encoding=encoding) as writer:
         writer.write(records)
     if isinstance(report, ImportReport):

@@ -165,11 +165,21 @@ _PHONE_PUNCTUATION = re.compile(r"[\s.\-/()\u00a0]")
 _FRENCH_NATIONAL = re.compile(r"(?:\+33|0033|0)([1-9]\d{8})\Z")
 
 
-@lru_cache(maxsize=4096)
+_FRENCH_PREFIXES: dict[str, bool] = {}
+
+
 def _french_prefix_valid(prefix: str) -> bool:
-    # phonenumbers' French patterns decide validity on the leading digits of the 9-digit
-    # national number; one check per 5-digit prefix (tests compare against the full check).
-    return phonenumbers.is_valid_number(phonenumbers.parse(f"+33{prefix}0000", None))
+    """Validity of French numbers starting with these 3 digits (not 8: see :func:`phone`).
+
+    phonenumbers' French patterns for geographic (1-5, 9) and mobile (6, 7) numbers decide on
+    the first three digits of the 9-digit national number, so one full check per prefix (at
+    most 800) covers them all; the tests compare this against the full check.
+    """
+    valid = _FRENCH_PREFIXES.get(prefix)
+    if valid is None:
+        number = phonenumbers.parse(f"+33{prefix}000000", None)
+        valid = _FRENCH_PREFIXES[prefix] = phonenumbers.is_valid_number(number)
+    return valid
 
 
 def _full_phone(raw: str) -> str:
@@ -186,9 +196,9 @@ def phone(raw: str) -> str:
     """E.164 (+33...), French numbers by default; other countries need their + prefix."""
     digits = _PHONE_PUNCTUATION.sub("", raw)
     match = _FRENCH_NATIONAL.match(digits)
-    if match:
+    if match and match.group(1)[0] != "8":  # 08 numbers have finer rules: full check
         national = match.group(1)
-        if _french_prefix_valid(national[:5]):
+        if _french_prefix_valid(national[:3]):
             return f"+33{national}"
         raise CellError(f"{raw.strip()!r} is not a valid phone number")
     return _full_phone(raw.strip())

@@ -1,0 +1,198 @@
+"""CSV onboarding benchmark: our validated, audited, idempotent import against a bare load.
+
+* BASELINE: ``pandas.read_csv`` + ``DataFrame.to_sql`` of the same 100,000 rows into an empty
+  SQLite table, no validation at all (what analysts did by hand).
+* OURS: a dry run (:func:`build_plan`) then :func:`apply_plan` with invitations queued, into a
+  fresh demo database (migrate + ``load_demo``), on the same file.
+
+``--million`` also imports a generated 1,000,000-row multi-client file with the streaming
+:func:`import_users` in a child process and prints its peak memory (must stay under 2 GiB).
+The last line is ``ratio=<ours/baseline at 100,000 rows>``.
+
+    .venv/bin/python bench/onboarding.py [--rows 100000] [--million]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import create_engine
+
+from selfcare_ops.access import system_actor
+from selfcare_ops.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.demo import load_demo
+from selfcare_ops.onboarding import apply_plan, build_plan, import_users
+
+FIRST = (
+    "Jean Marie Pierre Michel André Philippe René Louis Alain Jacques Bernard Marcel Daniel "
+    "Roger Robert Paul Claude Christian Henri Georges Nicolas François Patrick Éric Stéphane "
+    "Sébastien Julien Thomas Hélène Nathalie Isabelle Sylvie Catherine Françoise Monique "
+    "Valérie Sandrine Céline Aurélie Émilie Chloé Léa Zoé Agnès Béatrice Cécile Gaëlle Noémie "
+    "Anaïs Jérôme Loïc Mathéo Raphaël Anne Sophie Camille Manon Inès Océane Maëlle"
+).split()
+LAST = (
+    "Martin Bernard Thomas Petit Robert Richard Durand Dubois Moreau Laurent Simon Michel "
+    "Lefèvre Leroy Roux David Bertrand Morel Fournier Girard Bonnet Dupont Lambert Fontaine "
+    "Rousseau Vincent Müller Lefebvre Faure André Mercier Blanc Guérin Boyer Garnier Chevalier "
+    "François Legrand Gauthier Garcia Perrin Robin Clément Morin Nicolas Henry Roussel Mathieu "
+    "Gautier Masson Marchand Duval Denis Dumont Marie Lemaire Noël Meyer Dufour Meunier Brun "
+    "Blanchard Giraud Joly Rivière Lucas Brunet Gaillard Barbier Arnaud Martínez Gérard Roche "
+    "Renard Schmitt Roy Leroux Colin Vidal Caron Picard Roger Fabre Aubert Lemoine Renaud "
+    "Dumas Lacroix Olivier Philippe Bourgeois Pierre Benoît Rey Leclerc Payet Rolland Leclercq "
+    "Guillaume Lecomte López Jean Dupuy Guillot Hubert Berger Carpentier Sanchez Dupuis Moulin "
+    "Louis Deschamps Huet Vasseur Perez Boucher Fleury Royer Klein Jacquet Adam Paris Poirier "
+    "Marty Aubry Guyot Carré Charles Renault Charpentier Ménard Maillard Baron Bertin Bailly "
+    "Hervé Schneider Fernandez Le Gall Collet Léger Bouvier Julien Prévost Millet Perrot Daniel "
+    "Le Roux Cousin Germain Breton Besson Langlois Rémy Le Goff Pelletier Lévêque Perrier "
+    "Leblanc Barré Lebrun Marchal Weber Mallet Hamon Boulanger Jacob Monnier Michaud Rodriguez "
+    "Guichard Gillet Étienne Grondin Poulain Tessier Chevallier Collin Chauvin Da Silva Bouchet "
+    "Gay Lemaître Bénard Maréchal Humbert Reynaud Antoine Hoarau Perret Barthélemy Cordier Pichon"
+).split()
+FUNCTIONS = [
+    "Comptable",
+    "Responsable commercial",
+    "Assistante de direction",
+    "Technicien support",
+    "Chargée de clientèle",
+    "Directeur général",
+    "",
+]
+DOMAINS = ["virginietelecom.example", "gmail.example", "orange.example", "entreprise.example"]
+HEADER = (
+    "Civilité;Nom;Prénom;Adresse e-mail;Téléphone;Mobile;Fonction;Sous-compte;Rôle;Langue;"
+    "Gérer les droits;Passer commande;Voir les factures"
+)
+
+
+def _fold_ascii(text: str) -> str:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if c.isalnum() and c.isascii())
+
+
+def generate(path: Path, rows: int, *, clients: list[str] | None = None, seed: int = 7) -> None:
+    """A French-Excel-style file: ';', cp1252, CRLF, French headers (and a client column)."""
+    rng = random.Random(seed)
+    header = HEADER + (";Référence client" if clients else "")
+    with path.open("w", encoding="cp1252", newline="") as out:
+        out.write(header + "\r\n")
+        for i in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            civ = rng.choice(["M.", "Mme", "Monsieur", "Madame", ""])
+            email = f"{_fold_ascii(first)}.{_fold_ascii(last)}{i}@{rng.choice(DOMAINS)}"
+            pairs = " ".join(f"{rng.randrange(100):02d}" for _ in range(3))
+            phone = f"0{rng.choice('1234')} {rng.randrange(10, 89)} {pairs}"
+            mobile = f"+33 6 {rng.randrange(10, 30)} {pairs}"
+            phone = phone if rng.random() < 0.6 else ""
+            mobile = mobile if rng.random() < 0.7 else ""
+            sub = rng.choice(["Commercial", "Agence Nantes", ""]) if not clients else ""
+            role = rng.choice(["utilisateur", "Utilisateur", "user", ""])
+            lang = rng.choice(["fr", "Français", "", "en"])
+            rights = ";".join(rng.choice(["oui", "non", "x", "", "1", "0"]) for _ in range(3))
+            cells = [civ, last, first, email, phone, mobile, rng.choice(FUNCTIONS), sub, role,
+                     lang, rights]
+            if clients:
+                cells.append(clients[i % len(clients)])
+            out.write(";".join(cells) + "\r\n")
+
+
+def fresh_demo(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_session_factory(engine).begin() as session:
+        load_demo(session)
+    engine.dispose()
+    return url
+
+
+def baseline(csv_path: Path, db_path: Path) -> float:
+    start = time.perf_counter()
+    frame = pd.read_csv(csv_path, sep=";", encoding="cp1252", dtype=str)
+    engine = create_engine(f"sqlite:///{db_path}")
+    frame.to_sql("users", engine, index=False)
+    engine.dispose()
+    return time.perf_counter() - start
+
+
+def ours(csv_path: Path, url: str) -> tuple[float, float, dict[str, int]]:
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    start = time.perf_counter()
+    with factory() as session:
+        actor = system_actor(session)
+        plan = build_plan(session, actor, csv_path, client_ref="C0001", invite=True)
+    planned = time.perf_counter()
+    report = apply_plan(factory, actor, plan)
+    done = time.perf_counter()
+    engine.dispose()
+    return planned - start, done - planned, report.counts
+
+
+def million_child(csv_path: str, url: str, report_path: str) -> None:
+    """Runs in its own process so that its peak memory is the import's alone."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        actor = system_actor(session)
+    start = time.perf_counter()
+    report = import_users(
+        factory, actor, csv_path, report_path=report_path, keep_rows=False, chunk_size=20000
+    )
+    elapsed = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{elapsed:.1f} {peak_mib:.0f} {report.counts['create']} {report.counts['reject']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--million", action="store_true", help="Also run the 1,000,000-row file.")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        million_child(*args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-onboarding-") as tmp:
+        work = Path(tmp)
+        csv_path = work / "users.csv"
+        generate(csv_path, args.rows)
+        size_mib = csv_path.stat().st_size / 2**20
+        print(f"file: {args.rows} rows, {size_mib:.1f} MiB, ';' cp1252 CRLF, French headers")
+        base = baseline(csv_path, work / "baseline.db")
+        print(f"baseline read_csv + to_sql (no validation): {base:.2f} s")
+        url = fresh_demo(work / "ours.db")
+        plan_s, apply_s, counts = ours(csv_path, url)
+        total = plan_s + apply_s
+        print(f"ours dry run (plan): {plan_s:.2f} s; apply with invitations: {apply_s:.2f} s; "
+              f"total {total:.2f} s")
+        print(f"ours counts: {counts}")
+        ratio = total / base
+        print(f"ours/baseline = {ratio:.2f} (must be <= 3.0, aim <= 2.0)")
+        if args.million:
+            big = work / "million.csv"
+            clients = [f"C{n:04d}" for n in range(1, 51)]
+            generate(big, 1_000_000, clients=clients, seed=11)
+            url2 = fresh_demo(work / "million.db")
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(big), url2, str(work / "report.csv")],
+                check=True, capture_output=True, text=True,
+            ).stdout.split()
+            elapsed, peak, created, rejected = out[-4:]
+            print(f"1,000,000-row multi-client file ({len(clients)} clients): {elapsed} s, "
+                  f"{created} created, {rejected} rejected, peak memory {peak} MiB "
+                  f"(limit 2048 MiB)")
+        print(f"ratio={ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

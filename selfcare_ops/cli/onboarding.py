@@ -1,0 +1,125 @@
+"""``import users`` and ``import template``: CSV onboarding from a terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..models import utcnow
+from ..onboarding import import_users, progress_bar, template_text, write_template
+from . import main
+from .common import CliContext, echo_json, pass_cli
+
+SHOWN_REJECTS = 10
+
+
+@main.group("import")
+def import_group() -> None:
+    """Onboard users from the CSV files customers send."""
+
+
+def _default_report(cli: CliContext, file: Path) -> Path:
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return cli.settings.data_dir / "reports" / f"{file.stem}-report-{stamp}.csv"
+
+
+@import_group.command("users")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--client", "client_ref", metavar="REF", help="Client of every row without one.")
+@click.option("--dry-run", is_flag=True, help="Plan and report only; change nothing.")
+@click.option("--invite", is_flag=True, help="Invite the users who have an email.")
+@click.option("--strict", is_flag=True, help="All or nothing: any rejected row stops the import.")
+@click.option(
+    "--create-sub-accounts", is_flag=True, help="Create the sub-accounts the file names."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the report CSV (default: under the data directory, in reports/).",
+)
+@click.option("--sep", default=";", show_default=True, help="Separator of the report CSV.")
+@click.option(
+    "--encoding", default="utf-8-sig", show_default=True, help="Encoding of the report CSV."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as a JSON object.")
+@pass_cli
+def import_users_command(
+    cli: CliContext,
+    file: Path,
+    client_ref: str | None,
+    dry_run: bool,
+    invite: bool,
+    strict: bool,
+    create_sub_accounts: bool,
+    report_path: Path | None,
+    sep: str,
+    encoding: str,
+    as_json: bool,
+) -> None:
+    """Validate FILE, show the plan, apply it (unless --dry-run) and write the report.
+
+    Exit status 0 when no row was rejected, 1 otherwise; the report is written either way.
+    """
+    report_path = report_path or _default_report(cli, file)
+    sessions = cli.sessions()
+    with sessions() as session:
+        actor = cli.actor(session)
+    with progress_bar("Importing", disable=True if as_json else None) as progress:
+        report = import_users(
+            sessions,
+            actor,
+            file,
+            client_ref=client_ref,
+            dry_run=dry_run,
+            invite=invite,
+            strict=strict,
+            create_sub_accounts=create_sub_accounts,
+            report_path=report_path,
+            report_sep=sep,
+            report_encoding=encoding,
+            progress=progress,
+            keep_rows=False,
+        )
+    counts = report.counts
+    if as_json:
+        echo_json(
+            {
+                **counts,
+                "report": str(report_path),
+                "dry_run": dry_run,
+                "run_id": report.run_id,
+                "unknown_columns": report.unknown_columns,
+                "warnings": report.warnings,
+            }
+        )
+    else:
+        for warning in report.warnings:
+            click.echo(f"Warning: {warning}")
+        if report.unknown_columns:
+            shown = ", ".join(repr(c) for c in report.unknown_columns)
+            click.echo(f"Columns not recognised (ignored): {shown}.")
+        rejected = report.frame[report.frame["outcome"] == "rejected"]
+        for reason in rejected["reason"].head(SHOWN_REJECTS):
+            click.echo(f"Rejected: {reason}")
+        if counts["reject"] > SHOWN_REJECTS:
+            click.echo(f"... and {counts['reject'] - SHOWN_REJECTS} more rejected rows.")
+        click.echo(("Dry run: " if dry_run else "") + report.summary())
+        click.echo(f"Report: {report_path}")
+    if counts["reject"]:
+        raise click.exceptions.Exit(1)
+
+
+@import_group.command("template")
+@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file."
+)
+def import_template(lang: str, out: Path | None) -> None:
+    """The CSV template with French or English headers (printed, or written with --out)."""
+    if out is None:
+        click.echo(template_text(lang), nl=False)
+        return
+    write_template(out, lang)
+    click.echo(f"Template written to {out}.")
