@@ -31,6 +31,7 @@ from .access import (
     require_user,
     user_scope,
 )
+from .config import get_settings
 from .errors import (
     AccessDeniedError,
     ConflictError,
@@ -38,7 +39,15 @@ from .errors import (
     NotFoundError,
     ValidationError,
 )
-from .issuing import INVITATION_PATH, MESSAGE_KINDS, Issued, Target, issue, supersede_pending
+from .issuing import (
+    INVITATION_PATH,
+    MESSAGE_KINDS,
+    Issued,
+    MailFrames,
+    Target,
+    issue,
+    supersede_pending,
+)
 from .lifecycle import LifecycleResult, deactivate, reactivate
 from .models import (
     Administrator,
@@ -662,6 +671,8 @@ def _invite_scoped_ids(
     """Invite the eligible users among ``ids`` (already in scope); user id -> invitation id."""
     invited: dict[int, int] = {}
     total = len(ids)
+    settings = get_settings()
+    frames = MailFrames(session, settings, now + timedelta(days=settings.invitation_ttl_days))
     for start in range(0, total, CHUNK):
         chunk = list(ids[start : start + CHUNK])
         winners = _claim(session, chunk, cutoff, now)
@@ -679,7 +690,7 @@ def _invite_scoped_ids(
                 )
                 for w in winners
             ]
-            for issued in issue(session, actor, targets, now=now):
+            for issued in issue(session, actor, targets, now=now, settings=settings, frames=frames):
                 assert issued.target.user_id is not None
                 invited[issued.target.user_id] = issued.invitation_id
         if progress is not None:

@@ -2,13 +2,14 @@
 
 Every invitation path (one user, a whole client, an administrator, a resend) ends here, so the
 rules hold everywhere: a fresh 256-bit token of which only the SHA-256 is stored, an expiry,
-the mail queued in the outbox in the same transaction (``message_key`` ``invitation-<id>``)
+the mail queued in the outbox in the same transaction (``Invitation.message_id``)
 and one audit event per invitation. Work is done with a handful of multi-row statements per
 batch and each template is rendered once per language and organisation, not once per person.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,9 +21,9 @@ from sqlalchemy.orm import Session
 from . import audit
 from .access import Actor
 from .config import Settings, get_settings
-from .mail.outbox import enqueue, enqueue_many
+from .mail.outbox import enqueue
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
-from .models import Invitation, Organisation, utcnow
+from .models import Invitation, Organisation, OutboundMessage, utcnow
 from .tokens import hash_token, new_token
 
 INVITATION_PATH = "/invitation/"
@@ -178,14 +179,49 @@ def issue(
     action: str = "invitation.send",
     settings: Settings | None = None,
     audit_extra: dict[str, Any] | None = None,
+    frames: MailFrames | None = None,
 ) -> list[Issued]:
-    """Write invitations, queue their mails and audit them, all in the caller's transaction."""
+    """Write invitations, queue their mails and audit them, all in the caller's transaction.
+
+    ``frames`` carries rendered templates from one batch to the next (same ``now``).
+    """
     if not targets:
         return []
     settings = settings or get_settings()
     now = now or utcnow()
     expires_at = now + timedelta(days=settings.invitation_ttl_days)
     tokens = [new_token() for _ in targets]
+    if frames is None or frames.expires_at != expires_at:
+        frames = MailFrames(session, settings, expires_at)
+    messages = []
+    links = []
+    for target, token in zip(targets, tokens, strict=True):
+        link = invitation_link(token, settings)
+        links.append(link)
+        mail = frames.template(target).fill(
+            {
+                "first_name": target.first_name,
+                "last_name": target.last_name,
+                "login": target.login or target.email,
+                "email": target.email,
+                "link": link,
+            }
+        )
+        who = f"u{target.user_id}" if target.user_id is not None else f"a{target.administrator_id}"
+        messages.append(
+            {
+                "kind": MESSAGE_KINDS[target.template],
+                "recipient": target.email,
+                "subject": mail.subject,
+                "body_text": mail.text,
+                "body_html": mail.html,
+                "language": mail.language,
+                # Unique per invitation; the message is written first so that each invitation
+                # row is inserted already pointing at its message (no second pass).
+                "message_key": f"invitation-{who}-{secrets.token_hex(8)}",
+            }
+        )
+    message_ids = _queue(session, messages, now)
     rows = [
         {
             "kind": target.kind,
@@ -200,48 +236,11 @@ def issue(
             "accepted_at": now if target.status == "accepted" else None,
             "closed_at": now if target.status == "accepted" else None,
             "created_by": actor.label,
+            "message_id": message_id,
         }
-        for target, token in zip(targets, tokens, strict=True)
+        for target, token, message_id in zip(targets, tokens, message_ids, strict=True)
     ]
-    invitation_ids = list(
-        session.scalars(
-            insert(Invitation).returning(Invitation.id, sort_by_parameter_order=True), rows
-        )
-    )
-    frames = MailFrames(session, settings, expires_at)
-    messages = []
-    links = []
-    for target, token, invitation_id in zip(targets, tokens, invitation_ids, strict=True):
-        link = invitation_link(token, settings)
-        links.append(link)
-        mail = frames.template(target).fill(
-            {
-                "first_name": target.first_name,
-                "last_name": target.last_name,
-                "login": target.login or target.email,
-                "email": target.email,
-                "link": link,
-            }
-        )
-        messages.append(
-            {
-                "kind": MESSAGE_KINDS[target.template],
-                "recipient": target.email,
-                "subject": mail.subject,
-                "body_text": mail.text,
-                "body_html": mail.html,
-                "language": mail.language,
-                "message_key": f"invitation-{invitation_id}",
-            }
-        )
-    message_ids = _queue(session, messages)
-    session.execute(
-        update(Invitation),
-        [
-            {"id": invitation_id, "message_id": message_id}
-            for invitation_id, message_id in zip(invitation_ids, message_ids, strict=True)
-        ],
-    )
+    invitation_ids = _insert_returning_ids(session, Invitation.__table__, rows, "token_hash")
     audit.record_many(
         session,
         [
@@ -285,11 +284,28 @@ def issue(
     ]
 
 
-def _queue(session: Session, messages: list[dict[str, Any]]) -> list[int]:
+def _insert_returning_ids(
+    session: Session, table: Any, rows: list[dict[str, Any]], key: str
+) -> list[int]:
+    """Multi-row INSERT ... RETURNING, ids matched back to ``rows`` through a unique ``key``.
+
+    Asking the database for the ids in parameter order makes SQLite insert row by row; matching
+    on a unique column keeps one statement per batch on both databases.
+    """
+    statement = insert(table).returning(table.c.id, table.c[key])
+    ids = {row_key: row_id for row_id, row_key in session.execute(statement, rows).tuples()}
+    return [ids[row[key]] for row in rows]
+
+
+def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
     """One message through the outbox's ``enqueue``; a batch as one multi-row insert."""
     if len(messages) == 1:
         return [enqueue(session, **messages[0]).id]
-    return enqueue_many(session, messages)
+    rows = [
+        {**m, "status": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for m in messages
+    ]
+    return _insert_returning_ids(session, OutboundMessage.__table__, rows, "message_key")
 
 
 def supersede_pending(

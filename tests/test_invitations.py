@@ -65,7 +65,7 @@ def test_invite_user_marks_invited_queues_one_message_and_audits(session_factory
         assert len(result.token) >= 43  # 256 bits, URL-safe base64
         assert invitation.expires_at - invitation.created_at == timedelta(days=7)
         message = session.get(OutboundMessage, invitation.message_id)
-        assert message.message_key == f"invitation-{invitation.id}"
+        assert message.message_key.startswith(f"invitation-u{user.id}-")
         assert message.recipient == "jp.bubu@virginie.example"
         assert message.status == "queued" and message.kind == "invitation"
         events = session.scalars(
