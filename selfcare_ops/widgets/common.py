@@ -282,3 +282,94 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 def section(title: str) -> widgets.HTML:
     return widgets.HTML(f"<h3 style='margin:8px 0 4px'>{html.escape(title)}</h3>")
+
+
+class OrganisationPicker(widgets.VBox):
+    """The seed's "Personnaliser un client": your own level, or a client found by a paged
+    search (accent-insensitive, "Page 1 / 33"); ``on_change(ref)`` is called on each choice.
+    """
+
+    PAGE_SIZE = 20
+
+    def __init__(
+        self,
+        services: Services,
+        feedback: Feedback,
+        on_change: Callable[[str | None], None],
+        *,
+        own_ref: str | None = None,
+        own_label: str | None = None,
+    ) -> None:
+        from .. import directory
+
+        self._directory = directory
+        self.services = services
+        self.on_change = on_change
+        self.own_ref = own_ref
+        self.own_label = own_label or (f"Mon niveau ({own_ref})" if own_ref else None)
+        self.page = 1
+        self.pages = 1
+        self.search = widgets.Text(
+            placeholder="Rechercher un client", description="Client", continuous_update=False
+        )
+        self.prev_button = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
+        self.page_label = widgets.Label("")
+        self.select = widgets.Dropdown(
+            options=[], description="Organisation", layout=widgets.Layout(width="60%")
+        )
+        self.current = widgets.HTML("")
+        safe = guard(feedback)
+        self.search.observe(safe(lambda _c: self.show(1)), names="value")
+        self.prev_button.on_click(safe(lambda _b: self.show(self.page - 1)))
+        self.next_button.on_click(safe(lambda _b: self.show(self.page + 1)))
+        self.select.observe(safe(self._on_select), names="value")
+        super().__init__(
+            [
+                widgets.HBox([self.search, self.prev_button, self.page_label, self.next_button]),
+                self.select,
+                self.current,
+            ]
+        )
+        safe(self.show)(1)
+
+    @property
+    def value(self) -> str | None:
+        return self.select.value or None
+
+    def show(self, page: int) -> None:
+        page = max(1, min(page, self.pages if self.pages else 1))
+        with self.services.read() as session:
+            result = self._directory.search_clients(
+                session,
+                self.services.actor,
+                self.search.value.strip() or None,
+                page=page,
+                page_size=self.PAGE_SIZE,
+            )
+        self.page, self.pages = result.page, max(result.pages, 1)
+        self.page_label.value = f"{result.label} · {plural(result.total, 'résultat')}"
+        self.prev_button.disabled = result.page <= 1
+        self.next_button.disabled = result.page >= result.pages
+        options: list[tuple[str, str | None]] = [("— choisir —", None)]
+        if self.own_ref and self.own_label:
+            options.append((self.own_label, self.own_ref))
+        options += [(f"{r.name} ({r.ref})", r.ref) for r in result.rows.itertuples()]
+        current = self.select.value
+        if current and current not in {v for _, v in options}:
+            options.append((current, current))
+        self.select.options = options
+        self.select.value = current
+
+    def choose(self, ref: str) -> None:
+        """Pick ``ref`` even when it is not on the page shown (the directory's client)."""
+        if ref not in {v for _, v in self.select.options}:
+            self.select.options = [*self.select.options, (ref, ref)]
+        self.select.value = ref
+
+    def _on_select(self, change: dict) -> None:
+        ref = change["new"]
+        self.current.value = (
+            f"<p>Vous regardez actuellement <b>{html.escape(ref)}</b>.</p>" if ref else ""
+        )
+        self.on_change(ref)
