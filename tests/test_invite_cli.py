@@ -231,5 +231,9 @@ def test_users_create_draft_or_invited(run, session_factory):
     assert _status(session_factory, "ydirect@virginietelecom.sewan.eu") == "invited"
     bad = run("users", "create", "CA", "--first-name", "A", "--last-name", "B", "--email", "x@")
     assert bad.exit_code == 1 and "is not valid" in bad.output
-    activate = run("invite", "user", data["login"])
-    assert activate.exit_code == 0 and _messages(session_factory) == 2
+    activate = run("users", "activate", data["login"])
+    assert activate.exit_code == 0, activate.output
+    assert _messages(session_factory) == 2
+    assert _status(session_factory, data["login"]) == "invited"
+    twice = run("users", "activate", data["login"])
+    assert twice.exit_code == 1 and "already invited" in twice.output

@@ -305,3 +305,14 @@ def users_create(
         click.echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
     else:
         click.echo(f"Created {created.login} without email: it cannot be invited yet.")
+
+
+@users.command("activate")
+@click.argument("login")
+@click.option("--email", metavar="EMAIL", help="Send to this address and store it on the user.")
+@pass_cli
+def users_activate(cli: CliContext, login: str, email: str | None) -> None:
+    """Activate a draft user: sends their invitation (seed 003)."""
+    with cli.sessions().begin() as session:
+        result = service.activate(session, cli.actor(session), login, email=email)
+        click.echo(_sent(result))
