@@ -8,15 +8,19 @@ them all in tabs; ``open_dashboard()`` builds it from the configured database an
 from __future__ import annotations
 
 from .app import Dashboard, open_dashboard
+from .branding import BrandingStudio
 from .bulk import BulkInvitationDashboard
 from .common import Services, error_message
 from .directory import DirectoryDashboard
+from .modules import ModulesRightsDashboard
 from .onboarding import OnboardingDashboard
 
 __all__ = [
+    "BrandingStudio",
     "BulkInvitationDashboard",
     "Dashboard",
     "DirectoryDashboard",
+    "ModulesRightsDashboard",
     "OnboardingDashboard",
     "Services",
     "error_message",

@@ -98,11 +98,13 @@ class BulkInvitationDashboard:
             button_style="danger",
             disabled=True,
             icon="paper-plane",
+            layout=widgets.Layout(width="auto"),
         )
         self.progress = Progress("Envoi")
         self.outcome_html = widgets.HTML("")
         self.deliver_button = widgets.Button(
             description="Distribuer les messages",
+            layout=widgets.Layout(width="auto"),
             icon="envelope",
             disabled=True,
             tooltip="Envoie maintenant les mails en attente dans la boîte d'envoi",
@@ -215,6 +217,7 @@ class BulkInvitationDashboard:
                     ["login", "email", "motif"],
                     headers={"login": "Identifiant", "email": "E-mail", "motif": "Motif"},
                     max_rows=100,
+                    max_height=300,
                 )
             )
         else:
@@ -252,7 +255,10 @@ class BulkInvitationDashboard:
         self.progress.finish(f"{invited} / {to_send}")
         counts = outcome[column].value_counts() if column else pd.Series(dtype=int)
         sent_text = plural(invited, "invitation envoyée", "invitations envoyées")
-        details = " · ".join(f"{html.escape(str(k))} : {v}" for k, v in counts.items())
+        words = {"invited": "invités", "skipped": "écartés"}
+        details = " · ".join(
+            f"{html.escape(words.get(str(k), str(k)))} : {v}" for k, v in counts.items()
+        )
         self.outcome_html.value = (
             f'<div class="selfcare-outcome"><b>{html.escape(sent_text)}</b> ({details}). '
             "Les messages attendent dans la boîte d'envoi.</div>"

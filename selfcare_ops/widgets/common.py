@@ -232,6 +232,7 @@ def html_table(
     raw_columns: Iterable[str] = (),
     empty: str = "Aucune ligne.",
     max_rows: int = 200,
+    max_height: int = 420,
 ) -> str:
     """A small escaped HTML table (``raw_columns`` hold HTML the dashboard built itself)."""
     if frame is None or frame.empty:
@@ -252,8 +253,9 @@ def html_table(
     if len(frame) > max_rows:
         more = f"<p><i>… et {len(frame) - max_rows} lignes de plus.</i></p>"
     return (
+        f'<div class="selfcare-scroll" style="max-height:{max_height}px;overflow:auto">'
         '<table class="selfcare-table" style="border-collapse:collapse;font-size:13px">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}"
     )
 
 

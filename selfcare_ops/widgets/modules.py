@@ -1,0 +1,297 @@
+"""Modules and rights dashboard: the seed's "Paramètres" toggles and the per-user rights.
+
+Each module shows its effective state, where it comes from and the modules it impacts; its
+toggle (on / off / inherit) is saved at once through ``modules.set_module``. For a client, a
+page of its users (keyset-paged in the database) lets one pick a user whose three rights are
+switched one by one, each saved at once through ``rights.set_rights`` (no mail to the user).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+from sqlalchemy.orm import Session, sessionmaker
+
+from .. import directory, modules, rights
+from ..access import Actor
+from ..errors import NotFoundError
+from .common import Feedback, OrganisationPicker, Services, guard, section
+from .directory import user_label
+
+STATE_OPTIONS = [("Activé", "on"), ("Désactivé", "off"), ("Hérité", "inherit")]
+RIGHT_LABELS = {
+    "manage_rights": "Gérer les droits",
+    "place_orders": "Passer commande",
+    "view_invoices": "Voir les factures",
+}
+
+
+def _own_word(own: bool | None) -> str:
+    return "inherit" if own is None else ("on" if own else "off")
+
+
+def state_text(state: Any, ref: str | None) -> str:
+    """'activé — hérité de OP' / 'désactivé — défini ici' / 'activé — valeur par défaut'."""
+    word = "activé" if state.enabled else "désactivé"
+    if state.source is None:
+        origin = "valeur par défaut"
+    elif state.source == ref:
+        origin = "défini ici"
+    else:
+        origin = f"hérité de {state.source}"
+    return f"{word} — {origin}"
+
+
+class _ModuleRow:
+    def __init__(self, key: str, label: str, on_change: Any) -> None:
+        self.key = key
+        self.label = widgets.HTML(f"<b>{html.escape(label.upper())}</b>")
+        self.label.layout.width = "260px"
+        self.toggle = widgets.ToggleButtons(options=STATE_OPTIONS, value="inherit")
+        self.toggle.style.button_width = "90px"
+        self.state = widgets.HTML("")
+        self.impacts = widgets.HTML("")
+        self.toggle.observe(lambda change: on_change(self, change), names="value")
+        self.box = widgets.VBox([widgets.HBox([self.label, self.toggle, self.state]), self.impacts])
+        self.box.add_class(f"selfcare-module-{key}")
+
+
+class ModulesRightsDashboard:
+    """Toggle modules with their inherited state; switch each user's rights, saved at once."""
+
+    USER_PAGE_SIZE = 25
+
+    def __init__(self, session_factory: sessionmaker[Session], actor: Actor) -> None:
+        self.services = Services(session_factory, actor)
+        self.feedback = Feedback()
+        safe = guard(self.feedback)
+        self.ref: str | None = None
+        self.states: dict[str, Any] = {}
+        self._loading = False
+        self._cursors: list[str | None] = [None]
+        self._page_index = 0
+        self.users_page: directory.UserPage | None = None
+
+        with self.services.read() as session:
+            from ..branding import resolve_branding
+
+            own = resolve_branding(session, actor.organisation_id).organisation_ref
+        self.picker = OrganisationPicker(self.services, self.feedback, safe(self.load), own_ref=own)
+
+        self.rows = {
+            key: _ModuleRow(key, info.label, safe(self._on_toggle))
+            for key, info in modules.CATALOGUE.items()
+        }
+        self.modules_box = widgets.VBox(
+            [
+                section("Paramétrage de l'affichage des modules"),
+                widgets.HTML(
+                    "<p>Choisissez les modules que vous souhaitez afficher à vos utilisateurs. "
+                    "Un module désactivé disparaît de leur vue ; « Hérité » reprend le réglage "
+                    "du niveau supérieur.</p>"
+                ),
+                *(row.box for row in self.rows.values()),
+            ]
+        )
+
+        self.user_search = widgets.Text(
+            placeholder="Nom, identifiant, e-mail", description="Chercher", continuous_update=False
+        )
+        self.prev_users = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
+        self.next_users = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
+        self.users_label = widgets.Label("")
+        self.user_select = widgets.Select(
+            options=[], rows=8, description="Utilisateur", layout=widgets.Layout(width="60%")
+        )
+        self.right_boxes = {
+            name: widgets.Checkbox(description=label, value=False, indent=False, disabled=True)
+            for name, label in RIGHT_LABELS.items()
+        }
+        self.rights_note = widgets.HTML("")
+        self.user_search.observe(safe(lambda _c: self.show_users(0)), names="value")
+        self.prev_users.on_click(safe(lambda _b: self.show_users(max(self._page_index - 1, 0))))
+        self.next_users.on_click(safe(self._on_next_users))
+        self.user_select.observe(safe(self._on_user), names="value")
+        for name, box in self.right_boxes.items():
+            box.observe(safe(lambda change, n=name: self._on_right(n, change)), names="value")
+        self.rights_box = widgets.VBox(
+            [
+                section("Droits des utilisateurs"),
+                widgets.HTML(
+                    "<p>Chaque droit est enregistré dès qu'il est coché ou décoché ; "
+                    "l'utilisateur n'est pas prévenu.</p>"
+                ),
+                widgets.HBox(
+                    [self.user_search, self.prev_users, self.users_label, self.next_users]
+                ),
+                self.user_select,
+                widgets.HBox(list(self.right_boxes.values())),
+                self.rights_note,
+            ]
+        )
+        self.modules_box.layout.display = "none"
+        self.rights_box.layout.display = "none"
+        self.widget = widgets.VBox(
+            [
+                section("Modules et droits"),
+                self.picker,
+                self.feedback,
+                self.modules_box,
+                self.rights_box,
+            ]
+        )
+        self.widget.add_class("selfcare-modules")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def follow_client(self, client_ref: str) -> None:
+        if self.ref is None:
+            self.picker.choose(client_ref)
+
+    # --- modules ---------------------------------------------------------------------------
+
+    def load(self, ref: str | None) -> None:
+        self.feedback.clear()
+        self.ref = ref
+        if not ref:
+            self.modules_box.layout.display = self.rights_box.layout.display = "none"
+            return
+        with self.services.read() as session:
+            states = modules.show_modules(session, self.services.actor, ref)
+        self._render_modules(states)
+        self.modules_box.layout.display = ""
+        self.show_users(0)
+
+    def _render_modules(self, states: dict[str, Any]) -> None:
+        self.states = states
+        self._loading = True
+        try:
+            for key, row in self.rows.items():
+                state = states[key]
+                row.toggle.value = _own_word(state.own)
+                colour = "#1b5e20" if state.enabled else "#8a1c1c"
+                row.state.value = (
+                    f'<span class="selfcare-module-state" style="color:{colour}">'
+                    f"{html.escape(state_text(state, self.ref))}</span>"
+                )
+                row.impacts.value = (
+                    '<p class="selfcare-impacts" style="margin:0 0 6px 12px;font-size:12px">'
+                    "Les modules suivants seront impactés (les mentions du service mobile y "
+                    f"seront supprimées s'il est désactivé) : "
+                    f"{html.escape(', '.join(state.impacts))}</p>"
+                    if state.impacts
+                    else ""
+                )
+        finally:
+            self._loading = False
+
+    def _on_toggle(self, row: _ModuleRow, change: dict) -> None:
+        if self._loading or not self.ref:
+            return
+        try:
+            with self.services.write() as session:
+                result = modules.set_module(
+                    session, self.services.actor, self.ref, row.key, change["new"]
+                )
+                states = modules.show_modules(session, self.services.actor, self.ref)
+        except Exception:
+            self._render_modules(self.states)  # put the toggle back where it was
+            raise
+        self._render_modules(states)
+        state = "activé" if result.enabled_after else "désactivé"
+        text = f"{result.label} : {state} pour {self.ref} (enregistré)."
+        if result.impacts:
+            text += f" Modules impactés : {', '.join(result.impacts)}."
+        self.feedback.success(text)
+
+    # --- rights ----------------------------------------------------------------------------
+
+    def show_users(self, index: int = 0) -> None:
+        if not self.ref:
+            return
+        if index == 0:
+            self._cursors = [None]
+        try:
+            with self.services.read() as session:
+                page = directory.list_users(
+                    session,
+                    self.services.actor,
+                    self.ref,
+                    page_size=self.USER_PAGE_SIZE,
+                    cursor=self._cursors[index],
+                    search=self.user_search.value.strip() or None,
+                )
+        except NotFoundError:
+            self.rights_box.layout.display = "none"
+            return
+        self.rights_box.layout.display = ""
+        self.users_page, self._page_index = page, index
+        if page.next_cursor and len(self._cursors) == index + 1:
+            self._cursors.append(page.next_cursor)
+        pages = max(1, -(-(page.total or 0) // self.USER_PAGE_SIZE))
+        self.users_label.value = f"Page {index + 1} / {pages}"
+        self.prev_users.disabled = index == 0
+        self.next_users.disabled = page.next_cursor is None
+        current = self.user_select.value
+        options = [(user_label(r), r["login"]) for _, r in page.rows.iterrows()]
+        self.user_select.options = options
+        self.user_select.value = current if current in {v for _, v in options} else None
+        self._render_rights()
+
+    def _on_next_users(self, _button: Any) -> None:
+        if self._page_index + 1 < len(self._cursors):
+            self.show_users(self._page_index + 1)
+
+    def _on_user(self, _change: Any) -> None:
+        self._render_rights()
+
+    def _selected(self) -> Any:
+        login = self.user_select.value
+        if not login or self.users_page is None:
+            return None
+        match = self.users_page.rows[self.users_page.rows["login"] == login]
+        return None if match.empty else match.iloc[0]
+
+    def _render_rights(self, values: dict[str, bool] | None = None) -> None:
+        row = self._selected()
+        self._loading = True
+        try:
+            for name, box in self.right_boxes.items():
+                box.disabled = row is None
+                if row is not None:
+                    box.value = bool(values[name] if values else row[f"right_{name}"])
+        finally:
+            self._loading = False
+        if row is None:
+            self.rights_note.value = "<p><i>Choisissez un utilisateur.</i></p>"
+
+    def _on_right(self, name: str, change: dict) -> None:
+        if self._loading:
+            return
+        row = self._selected()
+        if row is None:
+            return
+        try:
+            with self.services.write() as session:
+                result = rights.set_rights(
+                    session, self.services.actor, row["login"], **{name: bool(change["new"])}
+                )
+        except Exception:
+            self._loading = True
+            try:
+                self.right_boxes[name].value = bool(change["old"])
+            finally:
+                self._loading = False
+            raise
+        self.show_users(self._page_index)
+        self._render_rights(result.rights)
+        word = "accordé" if change["new"] else "retiré"
+        self.rights_note.value = (
+            f'<p class="selfcare-rights-saved">Droit « {html.escape(RIGHT_LABELS[name])} » '
+            f"{word} à {html.escape(row['login'])} (enregistré, sans message à "
+            "l'utilisateur).</p>"
+        )
+        self.feedback.success(f"Droits de {row['login']} enregistrés.")
