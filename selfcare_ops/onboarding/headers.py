@@ -153,7 +153,7 @@ def map_headers(headers: list[str], source_name: str = "the file") -> HeaderMap:
         mapping.labels[name] = header
     missing = [FIELDS[name][0] for name in REQUIRED_FIELDS if name not in mapping.labels]
     if missing:
-        shown = ", ".join(repr(h) for h in mapping.headers[:12]) or "nothing"
+        shown = ", ".join(repr(h[:40]) for h in mapping.headers[:12])[:300] or "nothing"
         raise ImportFileError(
             f"The header line of {source_name} has no {' and no '.join(missing)} column "
             f"(found: {shown}). The first line must name the columns, e.g. "

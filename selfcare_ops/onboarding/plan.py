@@ -116,8 +116,8 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         items = series.tolist()
         if series.dtype.kind == "f":
             items = [None if x != x else int(x) if float(x).is_integer() else x for x in items]
-        elif series.dtype == object:
-            items = [None if isinstance(x, float) and x != x else x for x in items]
+        elif series.dtype.kind not in "iub":
+            items = [None if x is pd.NA or (isinstance(x, float) and x != x) else x for x in items]
         values.append(items)
     return [dict(zip(columns, record, strict=True)) for record in zip(*values, strict=True)]
 
@@ -379,6 +379,20 @@ class Planner:
                 )
         elif by_email is not None:
             existing, login = by_email, by_email["login"]
+            same_person = by_email["sort_name"] == _sort_name(
+                values["last_name"], values["first_name"]
+            )
+            if by_email["client_id"] == client.id and not same_person:
+                return self._reject(
+                    row,
+                    _NO_RAW,
+                    [
+                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
+                        f"the user {by_email['login']} ({by_email['first_name']} "
+                        f"{by_email['last_name']}); to change that user's name, give their login"
+                        f" in the {labels['login']!r} column"
+                    ],
+                )
         else:
             login, existing = self._generate_login(session, values, client, folded_email)
         if existing is not None:

@@ -180,8 +180,24 @@ def sniff_separator(header_line: str) -> str:
     return best if counts[best] else ";"
 
 
-def _records(lines: Iterator[str], separator: str, name: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(lines, delimiter=separator, quotechar='"', doublequote=True, strict=False)
+class _QuoteTracker:
+    """Counts the quotes of the lines read since the last record (odd: a quote never closed)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.quotes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            self.quotes += line.count('"')
+            yield line
+
+
+def _records(
+    lines: Iterator[str], separator: str, name: str
+) -> Iterator[tuple[int, list[str], str | None]]:
+    tracker = _QuoteTracker(lines)
+    reader = csv.reader(tracker, delimiter=separator, quotechar='"', doublequote=True)
     previous = 0
     while True:
         try:
@@ -197,9 +213,16 @@ def _records(lines: Iterator[str], separator: str, name: str) -> Iterator[tuple[
                 f"{name} cannot be decoded near line {reader.line_num + 1}: {exc.reason}."
             ) from exc
         start, previous = previous + 1, reader.line_num
-        if not cells or not any(cell.strip() for cell in cells):
+        problem = None
+        if tracker.quotes % 2:
+            problem = (
+                f"line {start} opens a quote that is never closed: lines {start} to "
+                f"{previous} were read as one row"
+            )
+        tracker.quotes = 0
+        if not problem and (not cells or not any(cell.strip() for cell in cells)):
             continue  # blank line, or a line of separators only
-        yield start, cells
+        yield start, cells, problem
 
 
 def _rows(records: Iterator[tuple[int, list[str]]], header: HeaderMap) -> Iterator[RawRow]:
@@ -207,10 +230,11 @@ def _rows(records: Iterator[tuple[int, list[str]]], header: HeaderMap) -> Iterat
     fields = list(header.fields.items())
     named = set(header.fields)
     unnamed = [i for i, h in enumerate(header.headers) if not h]
-    for line, cells in records:
+    for line, cells, problem in records:
         values = {name: cells[index] for index, name in fields if index < len(cells)}
-        problem = None
-        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+        if problem:
+            pass
+        elif len(cells) > width and any(cell.strip() for cell in cells[width:]):
             problem = (
                 f"line {line} has {len(cells)} cells but the header names {width} columns: "
                 "a separator inside a value must be quoted"
@@ -264,7 +288,7 @@ def read_rows(source: Any, *, separator: str | None = None, name: str | None = N
     sep = separator or sniff_separator(first)
     records = _records(itertools.chain(pending, lines), sep, shown)
     try:
-        _, header_cells = next(records)
+        _, header_cells, _ = next(records)
     except StopIteration:
         raise ImportFileError(f"{shown} is empty: there is no header line and no row.") from None
     header = map_headers(header_cells, shown)
@@ -292,11 +316,11 @@ def _relabel(
         yield row
     source.encoding = decoder.label()
     if decoder.utf8_lines and decoder.cp1252_lines:
-        shown = ", ".join(map(str, decoder.cp1252_lines[:10]))
+        lines = decoder.cp1252_lines
+        shown = ", ".join(map(str, lines[:10])) + (" and more" if len(lines) > 10 else "")
+        what = f"line {shown} was" if len(lines) == 1 else f"lines {shown} were"
         source.warnings.append(
-            f"The file mixes encodings: lines {shown}"
-            f"{' and more' if len(decoder.cp1252_lines) > 10 else ''} were read as cp1252, "
-            "the others as UTF-8."
+            f"The file mixes encodings: {what} read as cp1252, the others as UTF-8."
         )
 
 
