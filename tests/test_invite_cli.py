@@ -69,6 +69,7 @@ def test_invite_client_asks_then_sends_once(run, session_factory):
     shown = run("invite", "client", "CA")  # no terminal, no --yes: refuses rather than guesses
     assert shown.exit_code == 2
     assert "2 invitations à envoyer (4 utilisateurs écartés)" in shown.output
+    assert "Left out: 2 already active, 1 deactivated, 1 no email" in shown.output
     assert "--yes" in shown.output
     assert _messages(session_factory) == 0
     sent = run("invite", "client", "CA", "--yes")

@@ -83,8 +83,9 @@ def invite_client(
     if not as_json:
         click.echo(service.plan_message(plan))
         if not left_out.empty:
-            click.echo("Left out:")
-            echo_table(left_out)
+            counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
+            click.echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
+            echo_table(left_out.sort_values(["reason", "login"]))
     if dry_run or to_send == 0:
         if as_json:
             echo_json({**report, "sent": 0})
