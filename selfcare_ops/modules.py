@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 from sqlalchemy import and_, delete, insert, select, update
@@ -59,8 +60,28 @@ assert tuple(CATALOGUE) == MODULE_KEYS, "the catalogue must follow models.MODULE
 DEFAULT_ENABLED = True
 STATE_WORDS = {"on": True, "off": False, "inherit": None}
 
-#: module -> (enabled, source ref, source id); source None = built-in default.
-ModuleResolution = dict[str, tuple[bool, str | None, int | None]]
+MODULE_INDEX = {key: i for i, key in enumerate(MODULE_KEYS)}
+
+
+class ModuleResolution(NamedTuple):
+    """Effective toggles in :data:`MODULE_KEYS` order, each with its source ref and id.
+
+    A source of ``None`` is the built-in default. Plain tuples: a whole tree resolves fast and
+    organisations without toggles of their own share their parent's object.
+    """
+
+    enabled: tuple[bool, ...]
+    sources: tuple[str | None, ...]
+    ids: tuple[int | None, ...]
+
+    def field(self, key: str) -> tuple[bool, str | None, int | None]:
+        i = MODULE_INDEX[key]
+        return self.enabled[i], self.sources[i], self.ids[i]
+
+
+BUILTIN_MODULES = ModuleResolution(
+    (DEFAULT_ENABLED,) * len(MODULE_KEYS), (None,) * len(MODULE_KEYS), (None,) * len(MODULE_KEYS)
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,7 @@ def parse_state(text: str | bool | None) -> bool | None:
 
 
 def builtin_modules() -> ModuleResolution:
-    return {key: (DEFAULT_ENABLED, None, None) for key in MODULE_KEYS}
+    return BUILTIN_MODULES
 
 
 def merge_modules(
@@ -123,10 +144,11 @@ def merge_modules(
     """``parent`` overridden by the organisation's own toggles (the nearest level wins)."""
     if not own:
         return parent
-    merged = dict(parent)
-    for key, enabled in own.items():
-        merged[key] = (bool(enabled), ref, org_id)
-    return merged
+    enabled, sources, ids = list(parent.enabled), list(parent.sources), list(parent.ids)
+    for key, state in own.items():
+        i = MODULE_INDEX[key]
+        enabled[i], sources[i], ids[i] = bool(state), ref, org_id
+    return ModuleResolution(tuple(enabled), tuple(sources), tuple(ids))
 
 
 def _path_ids(path: str) -> list[int]:
@@ -138,8 +160,8 @@ def _states(resolution: ModuleResolution, own: Mapping[str, bool]) -> dict[str, 
         key: ModuleState(
             key=key,
             label=CATALOGUE[key].label,
-            enabled=resolution[key][0],
-            source=resolution[key][1],
+            enabled=resolution.field(key)[0],
+            source=resolution.field(key)[1],
             own=own.get(key),
             impacts=CATALOGUE[key].impacts,
         )
@@ -389,7 +411,7 @@ def plan_module_change(
     for row in sorted(rows, key=lambda r: r.ref):
         resolution, own = resolved[row.id]
         own_before = own.get(key)
-        enabled, source, _ = resolution[key]
+        enabled, source, _ = resolution.field(key)
         if (
             actor.is_client_side
             and row.id != actor.organisation_id

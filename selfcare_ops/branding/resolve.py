@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -119,35 +119,56 @@ class ResolvedBranding:
 
 # --- the one inheritance rule ----------------------------------------------------------------
 
-#: A level's own settings: field name -> stored value (``None`` = inherit).
-Level = Mapping[str, Any]
-#: A resolution in progress: field name -> (value, source ref, source id).
-Resolution = dict[str, tuple[Any, str | None, int | None]]
+GRADIENT_INDEX = FIELDS.index("gradient_color")
+FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
+
+
+class Resolution(NamedTuple):
+    """A resolution in progress, field by field in :data:`FIELDS` order.
+
+    ``sources`` holds organisation refs (``None``: built-in default), ``ids`` their ids. Plain
+    tuples so that a whole tree resolves fast and organisations without settings of their own
+    share their parent's object.
+    """
+
+    values: tuple[Any, ...]
+    sources: tuple[str | None, ...]
+    ids: tuple[int | None, ...]
+
+    def field(self, name: str) -> tuple[Any, str | None, int | None]:
+        i = FIELD_INDEX[name]
+        return self.values[i], self.sources[i], self.ids[i]
+
+
+BUILTIN = Resolution(
+    tuple(BUILTIN_DEFAULTS[name] for name in FIELDS), (None,) * len(FIELDS), (None,) * len(FIELDS)
+)
 
 
 def builtin_resolution() -> Resolution:
-    return {name: (BUILTIN_DEFAULTS[name], None, None) for name in FIELDS}
+    return BUILTIN
 
 
-def merge_level(parent: Resolution, own: Level | None, ref: str, org_id: int) -> Resolution:
-    """``parent`` overridden by every field ``own`` sets (the nearest level wins)."""
-    if not own:
+def merge_level(parent: Resolution, own: Sequence[Any] | None, ref: str, org_id: int) -> Resolution:
+    """``parent`` overridden by every field ``own`` sets: the nearest level wins.
+
+    ``own`` is one organisation's stored values in :data:`FIELDS` order, ``None`` inheriting;
+    ``''`` in the gradient means "explicitly no gradient here".
+    """
+    if own is None or all(value is None for value in own):
         return parent
-    merged = dict(parent)
-    for name in FIELDS:
-        value = own.get(name)
-        if value is None:
-            continue
-        if name == "gradient_color" and value == NO_GRADIENT:
-            value = None
-        merged[name] = (value, ref, org_id)
-    return merged
+    values = tuple(p if o is None else o for o, p in zip(own, parent.values, strict=True))
+    if values[GRADIENT_INDEX] == NO_GRADIENT:
+        values = (*values[:GRADIENT_INDEX], None, *values[GRADIENT_INDEX + 1 :])
+    sources = tuple(p if o is None else ref for o, p in zip(own, parent.sources, strict=True))
+    ids = tuple(p if o is None else org_id for o, p in zip(own, parent.ids, strict=True))
+    return Resolution(values, sources, ids)
 
 
-def level_from_row(row: Mapping[str, Any] | Any) -> dict[str, Any]:
-    """A ``branding_settings`` row (mapping or object) as field name -> stored value."""
+def level_from_row(row: Mapping[str, Any] | Any) -> tuple[Any, ...]:
+    """A ``branding_settings`` row (mapping or object) as stored values in FIELDS order."""
     get = row.get if isinstance(row, Mapping) else lambda key: getattr(row, key)
-    return {name: get(column) for name, column in FIELD_COLUMNS.items()}
+    return tuple(get(column) for column in FIELD_COLUMNS.values())
 
 
 def path_ids(path: str) -> list[int]:
@@ -174,16 +195,16 @@ def finish(
     """A resolution as a :class:`ResolvedBranding`, asset ids replaced by their metadata."""
     out: dict[str, ResolvedField] = {}
     for name in FIELDS:
-        value, source, source_id = resolution[name]
+        value, source, source_id = resolution.field(name)
         if name in ASSET_FIELDS and value is not None:
             value = assets.get(value)
         out[name] = ResolvedField(value, source, source_id)
     return ResolvedBranding(organisation_id=org_id, organisation_ref=org_ref, **out)
 
 
-def resolve_levels(levels: Sequence[tuple[int, str, Level | None]]) -> Resolution:
-    """Fold levels given root first as ``(org id, ref, own settings)``."""
-    resolution = builtin_resolution()
+def resolve_levels(levels: Sequence[tuple[int, str, Sequence[Any] | None]]) -> Resolution:
+    """Fold levels given root first as ``(org id, ref, own stored values)``."""
+    resolution = BUILTIN
     for org_id, ref, own in levels:
         resolution = merge_level(resolution, own, ref, org_id)
     return resolution
@@ -211,7 +232,7 @@ def resolve_branding(session: Session, organisation_id: int) -> ResolvedBranding
     }
     levels = [(i, by_id[i][0], by_id[i][1]) for i in ids if i in by_id]
     resolution = resolve_levels(levels)
-    assets = load_asset_refs(session, (resolution[name][0] for name in ASSET_FIELDS))
+    assets = load_asset_refs(session, (resolution.field(name)[0] for name in ASSET_FIELDS))
     return finish(organisation_id, org.ref, resolution, assets)
 
 

@@ -13,24 +13,28 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from ..access import Actor, organisation_scope
 from ..models import MODULE_KEYS, Asset, BrandingSetting, ModuleSetting, Organisation
-from ..modules import ModuleResolution, builtin_modules, merge_modules
+from ..modules import BUILTIN_MODULES, ModuleResolution, merge_modules
 from .issues import issues_for
 from .resolve import (
     ASSET_FIELDS,
+    BUILTIN,
     FIELD_COLUMNS,
     FIELDS,
     Resolution,
-    builtin_resolution,
     merge_level,
     path_ids,
 )
 
+_ASSET_INDEXES = tuple(FIELDS.index(name) for name in ASSET_FIELDS)
 _SETTING_COLUMNS = [getattr(BrandingSetting, column) for column in FIELD_COLUMNS.values()]
 
 
@@ -41,12 +45,39 @@ def _visible(actor: Actor):  # type: ignore[no-untyped-def]
     return or_(scope, Organisation.id.in_(ancestors)) if ancestors else scope
 
 
+def fetch_tuples(connection: Connection, statement: Select[Any]) -> list[tuple[Any, ...]]:
+    """All rows of a Core SELECT as plain tuples, straight from the DBAPI cursor.
+
+    For the organisation list (one row per organisation of the tree) the per-row result
+    wrapping costs as much as the query; the statement is still built and compiled by
+    SQLAlchemy (bound parameters, no text pasted into SQL). Only for columns that need no
+    result conversion (integers, text).
+    """
+    compiled = statement.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
 def resolve_tree(
     session: Session, actor: Actor, *, with_modules: bool = True
 ) -> tuple[list[Any], dict[int, Resolution], dict[int, ModuleResolution], dict[int, str]]:
-    """(organisations in scope, branding and module resolutions by id, asset sha256 by id)."""
+    """(organisations in scope by ref, branding and module resolutions by id, sha256 by id).
+
+    Organisations rows are ``(id, parent_id, ref, name, kind, path)`` tuples.
+    """
     visible = _visible(actor)
-    orgs = session.execute(
+    connection = session.connection()
+    orgs = fetch_tuples(
+        connection,
         select(
             Organisation.id,
             Organisation.parent_id,
@@ -54,50 +85,84 @@ def resolve_tree(
             Organisation.name,
             Organisation.kind,
             Organisation.path,
-        ).where(visible)
-    ).all()
+        ).where(visible),
+    )
     own_branding = {
-        row[0]: dict(zip(FIELDS, row[1:], strict=True))
-        for row in session.execute(
+        row[0]: row[1:]
+        for row in fetch_tuples(
+            connection,
             select(BrandingSetting.organisation_id, *_SETTING_COLUMNS)
             .join(Organisation, Organisation.id == BrandingSetting.organisation_id)
-            .where(visible)
+            .where(visible),
         )
     }
     own_modules: dict[int, dict[str, bool]] = {}
     if with_modules:
-        for org_id, module, enabled in session.execute(
+        for org_id, module, enabled in fetch_tuples(
+            connection,
             select(ModuleSetting.organisation_id, ModuleSetting.module, ModuleSetting.enabled)
             .join(Organisation, Organisation.id == ModuleSetting.organisation_id)
-            .where(visible)
+            .where(visible),
         ):
             own_modules.setdefault(org_id, {})[module] = bool(enabled)
-    asset_ids = {level[name] for level in own_branding.values() for name in ASSET_FIELDS} - {None}
+    asset_ids = {level[i] for level in own_branding.values() for i in _ASSET_INDEXES} - {None}
     hashes: dict[int, str] = {}
     if asset_ids:
         hashes = dict(
-            session.execute(select(Asset.id, Asset.sha256).where(Asset.id.in_(asset_ids))).all()
+            connection.execute(select(Asset.id, Asset.sha256).where(Asset.id.in_(asset_ids)))
+            .tuples()
+            .all()
         )
 
-    orgs.sort(key=lambda o: o.path.count("/"))
+    # A parent's path is a strict prefix of its children's: shorter paths first.
     branding: dict[int, Resolution] = {}
     modules: dict[int, ModuleResolution] = {}
-    root_branding, root_modules = builtin_resolution(), builtin_modules()
-    for org in orgs:
-        parent_b = branding.get(org.parent_id, root_branding)
-        branding[org.id] = merge_level(parent_b, own_branding.get(org.id), org.ref, org.id)
+    for org_id, parent_id, ref, _name, _kind, _path in sorted(orgs, key=_path_length):
+        own_b = own_branding.get(org_id)
+        parent_b = branding.get(parent_id, BUILTIN)
+        branding[org_id] = parent_b if own_b is None else merge_level(parent_b, own_b, ref, org_id)
         if with_modules:
-            parent_m = modules.get(org.parent_id, root_modules)
-            modules[org.id] = merge_modules(parent_m, own_modules.get(org.id), org.ref, org.id)
-    in_scope = [o for o in orgs if _in_scope(actor, o.id, o.path)]
-    in_scope.sort(key=lambda o: o.ref)
+            own_m = own_modules.get(org_id)
+            parent_m = modules.get(parent_id, BUILTIN_MODULES)
+            modules[org_id] = (
+                parent_m if own_m is None else merge_modules(parent_m, own_m, ref, org_id)
+            )
+    if actor.is_client_side:
+        in_scope = [o for o in orgs if o[0] == actor.organisation_id]
+    else:
+        prefix = actor.organisation_path
+        in_scope = [o for o in orgs if o[5].startswith(prefix)]
+    in_scope.sort(key=_ref)
     return in_scope, branding, modules, hashes
 
 
-def _in_scope(actor: Actor, org_id: int, path: str) -> bool:
-    if actor.is_client_side:
-        return org_id == actor.organisation_id
-    return path.startswith(actor.organisation_path)
+def _path_length(row: Any) -> int:
+    return len(row[5])
+
+
+def _ref(row: Any) -> str:
+    return row[2]
+
+
+def _distinct(objects: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """The distinct objects (by identity) and, for each input, the index of its object."""
+    slot: dict[int, int] = {}
+    uniques: list[Any] = []
+    picks = np.empty(len(objects), dtype=np.intp)
+    for position, obj in enumerate(objects):
+        index = slot.get(id(obj))
+        if index is None:
+            index = slot[id(obj)] = len(uniques)
+            uniques.append(obj)
+        picks[position] = index
+    return uniques, picks
+
+
+def _table(rows: list[tuple[Any, ...]], width: int) -> np.ndarray:
+    table = np.empty((len(rows), width), dtype=object)
+    if rows:
+        table[:] = rows
+    return table
 
 
 def resolve_all(
@@ -105,53 +170,43 @@ def resolve_all(
 ) -> pd.DataFrame:
     """Effective branding and modules of every organisation of ``kinds`` in the actor's scope.
 
-    One row per organisation: ``organisation_id, organisation_ref, name, kind``, then for each
-    branding field its value and ``<field>_source`` (images as sha256), then for each module
-    ``module_<key>`` (bool) and ``module_<key>_source``. A source is the reference of the
-    organisation that decided, empty for the built-in default.
+    One row per organisation, by reference: ``organisation_id, organisation_ref, name, kind``,
+    then for each branding field its value and ``<field>_source`` (images as sha256), then for
+    each module ``module_<key>`` (bool) and ``module_<key>_source``. A source is the reference
+    of the organisation that decided, ``None`` for the built-in default.
+
+    Organisations without settings of their own share their parent's resolution object, so the
+    distinct resolutions are few; each is laid out once and numpy repeats it per organisation.
     """
     wanted = set(kinds)
     orgs, branding, modules, hashes = resolve_tree(session, actor)
-    columns: dict[str, list[Any]] = {
-        name: [] for name in ("organisation_id", "organisation_ref", "name", "kind")
+    orgs = [o for o in orgs if o[4] in wanted]
+    b_uniques, b_picks = _distinct([branding[o[0]] for o in orgs])
+    m_uniques, m_picks = _distinct([modules[o[0]] for o in orgs])
+    b_values = _table([r.values for r in b_uniques], len(FIELDS))
+    for i in _ASSET_INDEXES:  # images by content hash, not by database id
+        b_values[:, i] = [None if v is None else hashes.get(v) for v in b_values[:, i]]
+    b_sources = _table([r.sources for r in b_uniques], len(FIELDS))
+    m_values = _table([r.enabled for r in m_uniques], len(MODULE_KEYS))
+    m_sources = _table([r.sources for r in m_uniques], len(MODULE_KEYS))
+
+    def text(column: np.ndarray) -> pd.Series:
+        # object columns keep None as None (pandas would turn missing text into NaN)
+        return pd.Series(column, dtype=object, copy=False)
+
+    data: dict[str, Any] = {
+        "organisation_id": np.fromiter((o[0] for o in orgs), dtype=np.int64, count=len(orgs)),
+        "organisation_ref": text(np.array([o[2] for o in orgs], dtype=object)),
+        "name": text(np.array([o[3] for o in orgs], dtype=object)),
+        "kind": text(np.array([o[4] for o in orgs], dtype=object)),
     }
-    for name in FIELDS:
-        columns[name] = []
-        columns[f"{name}_source"] = []
-    for key in MODULE_KEYS:
-        columns[f"module_{key}"] = []
-        columns[f"module_{key}_source"] = []
-    field_lists = [(columns[n], columns[f"{n}_source"], n in ASSET_FIELDS) for n in FIELDS]
-    module_lists = [(columns[f"module_{k}"], columns[f"module_{k}_source"], k) for k in MODULE_KEYS]
-    for org in orgs:
-        if org.kind not in wanted:
-            continue
-        columns["organisation_id"].append(org.id)
-        columns["organisation_ref"].append(org.ref)
-        columns["name"].append(org.name)
-        columns["kind"].append(org.kind)
-        resolution = branding[org.id]
-        for (values, sources, is_asset), name in zip(field_lists, FIELDS, strict=True):
-            value, source, _ = resolution[name]
-            values.append(hashes.get(value) if is_asset and value is not None else value)
-            sources.append(source)
-        states = modules[org.id]
-        for values, sources, key in module_lists:
-            enabled, source, _ = states[key]
-            values.append(enabled)
-            sources.append(source)
-    # object columns keep None as None (pandas would turn missing text into NaN)
-    return pd.DataFrame(
-        {
-            name: pd.Series(
-                values,
-                dtype=bool
-                if name.startswith("module_") and not name.endswith("_source")
-                else object,
-            )
-            for name, values in columns.items()
-        }
-    )
+    for i, name in enumerate(FIELDS):
+        data[name] = text(b_values[:, i].take(b_picks))
+        data[f"{name}_source"] = text(b_sources[:, i].take(b_picks))
+    for i, key in enumerate(MODULE_KEYS):
+        data[f"module_{key}"] = m_values[:, i].take(m_picks).astype(bool)
+        data[f"module_{key}_source"] = text(m_sources[:, i].take(m_picks))
+    return pd.DataFrame(data)
 
 
 AUDIT_COLUMNS = [
@@ -174,25 +229,29 @@ def branding_audit(session: Session, actor: Actor) -> pd.DataFrame:
     orgs, branding, _, _ = resolve_tree(session, actor, with_modules=False)
     rows = []
     for org in orgs:
-        resolution = branding[org.id]
+        resolution = branding[org[0]]
         primary, gradient, text = (
-            resolution[n][0] for n in ("primary_color", "gradient_color", "text_color")
+            resolution.field(n)[0] for n in ("primary_color", "gradient_color", "text_color")
         )
         found = issues_for(
-            primary, gradient, text, resolution["logo"][0], resolution["banner_image"][0]
+            primary,
+            gradient,
+            text,
+            resolution.field("logo")[0],
+            resolution.field("banner_image")[0],
         )
         if not found:
             continue
         sources = {
-            n: resolution[n][1] or "default"
+            n: resolution.field(n)[1] or "default"
             for n in ("primary_color", "gradient_color", "text_color")
         }
         suggestion = next((i.suggestion for i in found if i.suggestion), None)
         rows.append(
             {
-                "organisation_ref": org.ref,
-                "name": org.name,
-                "kind": org.kind,
+                "organisation_ref": org[2],
+                "name": org[3],
+                "kind": org[4],
                 "primary_color": primary,
                 "gradient_color": gradient,
                 "text_color": text,
