@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from selfcare_ops.branding import seed_default_branding
 from selfcare_ops.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import load_demo
 from selfcare_ops.models import Invitation, Organisation, OutboundMessage, User
@@ -98,6 +99,7 @@ def demo_database(tmp_path: Path) -> str:
     upgrade(engine)
     with make_session_factory(engine).begin() as session:
         load_demo(session)
+        seed_default_branding(session)  # the operator's look, inherited by every client
     engine.dispose()
     return url
 
@@ -158,6 +160,11 @@ def voila(demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path) 
             print(log_path.read_text(errors="replace"))
 
 
+def _shoot(page, name: str) -> None:
+    """The whole tab container, however tall, as docs/dashboard-<name>.png."""
+    page.locator(".selfcare-dashboard").screenshot(path=str(DOCS / f"dashboard-{name}.png"))
+
+
 def _open_tab(page, title: str) -> None:
     page.locator(".lm-TabBar-tab", has_text=title).first.click()
 
@@ -185,7 +192,7 @@ def test_search_then_bulk_invite_in_a_real_browser(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.set_default_timeout(60_000)
             page.goto(voila, wait_until="domcontentloaded", timeout=PAGE_WAIT_MS)
             directory = page.locator(".selfcare-directory")
@@ -201,7 +208,7 @@ def test_search_then_bulk_invite_in_a_real_browser(
             counts = directory.locator(".selfcare-counts")
             expect(counts).to_contain_text("utilisateurs")
             expect(directory.locator("table.selfcare-table").nth(1)).to_contain_text("@")
-            page.screenshot(path=str(DOCS / "dashboard-directory.png"), full_page=True)
+            _shoot(page, "directory")
 
             # the bulk invitation tab starts from the client picked in the directory
             _open_tab(page, "Invitations en masse")
@@ -213,22 +220,24 @@ def test_search_then_bulk_invite_in_a_real_browser(
             to_send = int(match.group(1))
             assert to_send > 0
             expect(bulk).to_contain_text("laissés de côté")
-            page.screenshot(path=str(DOCS / "dashboard-bulk.png"), full_page=True)
+            _shoot(page, "bulk")
 
             bulk.get_by_role("button", name=re.compile("Confirmer l'envoi")).click()
             expect(bulk.locator(".selfcare-outcome")).to_contain_text("envoyée", timeout=240_000)
             bulk.get_by_role("button", name="Distribuer les messages").click()
             expect(bulk.locator(".selfcare-delivery")).to_contain_text("distribu", timeout=240_000)
-            page.screenshot(path=str(DOCS / "dashboard-bulk-sent.png"), full_page=True)
+            _shoot(page, "bulk-sent")
 
-            for title, css, name in (
-                ("Import CSV", ".selfcare-onboarding", "onboarding"),
-                ("Personnalisation", ".selfcare-branding", "branding"),
-                ("Modules et droits", ".selfcare-modules", "modules"),
+            for title, ready, name in (
+                ("Import CSV", ".selfcare-onboarding .widget-upload", "onboarding"),
+                ("Personnalisation", ".selfcare-provenance", "branding"),
+                ("Modules et droits", ".selfcare-module-state", "modules"),
             ):
                 _open_tab(page, title)
-                page.locator(css).wait_for(timeout=60_000)
-                page.screenshot(path=str(DOCS / f"dashboard-{name}.png"), full_page=True)
+                page.locator(ready).first.wait_for(timeout=60_000)
+                _shoot(page, name)
+            # the tabs that follow the directory's client show it
+            expect(page.locator(".selfcare-modules")).to_contain_text(CLIENT_NAME)
         except Exception:
             failure = tmp_path / "failure.png"
             page.screenshot(path=str(failure), full_page=True)

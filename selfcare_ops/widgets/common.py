@@ -223,6 +223,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+TABLE_STYLE = (
+    "<style>.selfcare-table th,.selfcare-table td{padding:3px 10px;text-align:left;"
+    "border-bottom:1px solid #e6e6e6;vertical-align:top}.selfcare-table th{background:#f5f5f5;"
+    "position:sticky;top:0}</style>"
+)
+
+
 def html_table(
     frame: pd.DataFrame,
     columns: Sequence[str] | None = None,
@@ -253,7 +260,8 @@ def html_table(
     if len(frame) > max_rows:
         more = f"<p><i>… et {len(frame) - max_rows} lignes de plus.</i></p>"
     return (
-        f'<div class="selfcare-scroll" style="max-height:{max_height}px;overflow:auto">'
+        f'{TABLE_STYLE}<div class="selfcare-scroll" '
+        f'style="max-height:{max_height}px;overflow:auto">'
         '<table class="selfcare-table" style="border-collapse:collapse;font-size:13px">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}"
     )
@@ -318,7 +326,7 @@ class OrganisationPicker(widgets.VBox):
         self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
         self.page_label = widgets.Label("")
         self.select = widgets.Dropdown(
-            options=[], description="Organisation", layout=widgets.Layout(width="60%")
+            options=[], description="Choix", layout=widgets.Layout(width="60%")
         )
         self.current = widgets.HTML("")
         safe = guard(feedback)
@@ -365,6 +373,8 @@ class OrganisationPicker(widgets.VBox):
 
     def choose(self, ref: str) -> None:
         """Pick ``ref`` even when it is not on the page shown (the directory's client)."""
+        if ref not in {v for _, v in self.select.options}:
+            self.search.value = ref  # searches by reference: the client comes with its name
         if ref not in {v for _, v in self.select.options}:
             self.select.options = [*self.select.options, (ref, ref)]
         self.select.value = ref
