@@ -439,3 +439,40 @@ def test_stored_logo_is_the_checked_one(session_factory, tree):
         asset = session.scalar(select(Asset))
         assert asset.sha256 == check_image(source, "logo", fit=True).sha256
         assert (asset.width, asset.height) == (600, 150)
+
+
+def test_resolve_all_costs_a_few_queries_whatever_the_tree(session_factory, tree):
+    with session_factory.begin() as session:
+        seed_default_branding(session)
+        for n in range(30):
+            ref = f"N{n:02d}"
+            create_organisation(
+                session, tree.system, kind="client", parent_ref="PA1", ref=ref, name=ref
+            )
+            if n % 3 == 0:
+                set_branding(session, tree.system, ref, primary_color="#101010")
+                set_module(session, tree.system, ref, "contacts", "off")
+    with session_factory() as session:
+        proxy = session.connection().connection  # every statement opens a cursor here
+        real_cursor = proxy.cursor
+        executed: list[str] = []
+
+        class Counting:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def execute(self, statement, *args, **kwargs):
+                executed.append(statement)
+                return self.inner.execute(statement, *args, **kwargs)
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+        proxy.cursor = lambda *a, **k: Counting(real_cursor(*a, **k))
+        try:
+            frame = resolve_all(session, tree.system)
+        finally:
+            del proxy.cursor
+        assert len(frame) == 33
+        # organisations, branding settings, module settings, image hashes: 4, for any size
+        assert len(executed) == 4, executed
