@@ -10,6 +10,7 @@ deactivation in :mod:`.lifecycle`, supervision in :mod:`.supervision`; they are 
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -497,7 +498,9 @@ def _selected_users(session: Session, users: Any) -> tuple[list[Any], list[str]]
         keys = users.dropna().tolist()
     else:
         keys = list(users)
-    by_id = all(isinstance(k, int) or hasattr(k, "item") for k in keys) and keys
+    by_id = bool(keys) and all(
+        isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in keys
+    )
     wanted = [int(k) for k in keys] if by_id else [str(k).strip().lower() for k in keys]
     key_column = User.id if by_id else User.login
     rows: list[Any] = []

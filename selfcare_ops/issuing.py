@@ -247,8 +247,8 @@ def issue(
             audit.event_row(
                 actor,
                 action,
-                "user" if target.user_id is not None else "administrator",
-                target.user_id if target.user_id is not None else target.administrator_id,
+                "user" if target.kind == "user" else "administrator",
+                target.user_id if target.kind == "user" else target.administrator_id,
                 target_label=target.login or target.email,
                 organisation_id=target.organisation_id,
                 after={

@@ -195,3 +195,31 @@ def test_hash_round_trip_and_malformed_hash():
     hashed = hash_password(GOOD)
     assert hashed != GOOD and verify_password(hashed, GOOD)
     assert not verify_password("not a hash", GOOD)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from("1234567"), st.text(alphabet="0123456789", min_size=8, max_size=8))
+def test_french_numbers_normalise_to_e164_whatever_the_spacing(first, rest):
+    digits = first + rest
+    spaced = "0" + " ".join(digits[i : i + 2] for i in range(0, 9, 2))
+    try:
+        expected = normalise_phone("+33" + digits)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            normalise_phone(spaced)
+        return
+    assert expected == "+33" + digits
+    assert normalise_phone(spaced) == expected
+    assert normalise_phone(expected) == expected  # idempotent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.emails())
+def test_valid_emails_normalise_idempotently(address):
+    try:
+        normalised = invitations.normalise_email(address)
+    except ValidationError as error:
+        assert "is not valid" in str(error)  # a refusal is always one sentence
+        return
+    assert invitations.normalise_email(normalised) == normalised
+    assert "@" in normalised
