@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -66,8 +67,15 @@ def store_asset(session: Session, image: CheckedImage) -> int:
         size=image.size,
         content=image.content,
     )
-    session.add(asset)
-    session.flush()
+    try:
+        with session.begin_nested():  # another session may store the same image right now
+            session.add(asset)
+            session.flush()
+    except IntegrityError:
+        existing = session.scalar(select(Asset.id).where(Asset.sha256 == image.sha256))
+        if existing is None:
+            raise
+        return existing
     return asset.id
 
 
