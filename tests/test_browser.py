@@ -44,7 +44,13 @@ CHROMIUM_ARGS = [
 ]
 CLIENT_NAME = "Virginie Télécom"
 CLIENT_REF = "C0001"
-PAGE_WAIT_MS = 240_000  # kernel start and first render on a busy 2-core machine
+PAGE_WAIT_MS = 240_000
+CSV = (
+    "Nom;Prénom;Adresse e-mail;Téléphone;Fonction\r\n"
+    "Lemaître;Hélène;helene.lemaitre@virginietelecom.example;01 45 67 89 10;Comptable\r\n"
+    "Garçon;François;pas-une-adresse;;\r\n"
+    "Noël;Loïc;loic.noel@virginietelecom.example;06 12 34 56 78;Technicien\r\n"
+).encode("cp1252")  # kernel start and first render on a busy 2-core machine
 
 
 def _require_browser() -> None:
@@ -228,8 +234,18 @@ def test_search_then_bulk_invite_in_a_real_browser(
             expect(bulk.locator(".selfcare-delivery")).to_contain_text("distribu", timeout=240_000)
             _shoot(page, "bulk-sent")
 
+            # a real upload through the browser's file input (ipywidgets 8 FileUpload)
+            _open_tab(page, "Import CSV")
+            onboarding = page.locator(".selfcare-onboarding")
+            onboarding.locator("input[type=file]").set_input_files(
+                files=[{"name": "utilisateurs.csv", "mimeType": "text/csv", "buffer": CSV}]
+            )
+            expect(onboarding.locator(".selfcare-count-create")).to_contain_text("2")
+            expect(onboarding).to_contain_text("Lignes rejetées")
+            expect(onboarding).to_contain_text("cp1252")
+            _shoot(page, "onboarding")
+
             for title, ready, name in (
-                ("Import CSV", ".selfcare-onboarding .widget-upload", "onboarding"),
                 ("Personnalisation", ".selfcare-provenance", "branding"),
                 ("Modules et droits", ".selfcare-module-state", "modules"),
             ):

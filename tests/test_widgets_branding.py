@@ -79,6 +79,7 @@ def test_search_pick_edit_preview_and_save(session_factory, tree):
 
     _upload(studio.logo_upload, _png(120, 60), "logo.png")
     assert "data:image/png;base64," in studio.preview.value
+    _upload(studio.banner_upload, _png(800, 200, "navy"), "banniere.png")
     studio.link.value = "https://virginie.example/offres"
     studio.save_button.click()
     assert studio.feedback.kind == "success", studio.feedback.text
@@ -89,8 +90,9 @@ def test_search_pick_edit_preview_and_save(session_factory, tree):
     assert effective.banner_message.value == "<b>Promo</b> & fibre"
     assert effective.banner_link.value == "https://virginie.example/offres"
     assert effective.logo.value is not None and effective.logo.value.width == 120
+    assert (effective.banner_image.value.width, effective.banner_image.source) == (800, "CA")
     # untouched fields keep inheriting
-    assert effective.banner_image.source is None
+    assert effective.gradient_color.source is None
     assert "défini ici" in studio.provenance.value
     assert studio.save_button.disabled  # nothing left to save
 
@@ -148,6 +150,11 @@ def test_invalid_inputs_are_readable_and_change_nothing(session_factory, tree):
     _upload(studio.logo_upload, _gif(), "logo.gif")
     studio.save_button.click()
     assert studio.feedback.kind == "error" and "GIF" in studio.feedback.text.upper()
+
+    studio.load("CA")
+    _upload(studio.banner_upload, _png(2100, 100), "large.png")
+    studio.save_button.click()
+    assert studio.feedback.kind == "error" and "2000" in studio.feedback.text
 
     studio.load("CA")
     _upload(studio.logo_upload, _png(900, 300), "big.png")

@@ -252,6 +252,8 @@ class BrandingStudio:
             self.link.value = effective.banner_link.value or ""
             self.message.value = effective.banner_message.value or ""
             self._logo = self._banner = None
+            self.logo_upload.value = ()  # so that choosing the same file again is seen
+            self.banner_upload.value = ()
         finally:
             self._loading = False
         self._dirty.clear()
