@@ -112,7 +112,8 @@ class _FallbackLines:
         self.latin1 = False
 
     def __iter__(self) -> Iterator[str]:
-        for number, raw in enumerate(self.binary, start=1):
+        physical = (part for chunk in self.binary for part in chunk.splitlines(keepends=True))
+        for number, raw in enumerate(physical, start=1):
             try:
                 text = raw.decode("utf-8")
                 if not raw.isascii():
