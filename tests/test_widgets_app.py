@@ -65,3 +65,26 @@ def test_notebook_opens_the_dashboard_and_is_valid_python():
     assert any("open_dashboard()" in source for source in code)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
     assert all(not cell.get("outputs") for cell in notebook["cells"] if "outputs" in cell)
+
+
+def test_notebook_runs_in_a_kernel_and_displays_the_tabs(db_url, tree, monkeypatch, tmp_path):
+    """What JupyterLab and Voila do: run the notebook's cells in a real kernel."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", db_url)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1
+    state = (
+        notebook.metadata.get("widgets", {})
+        .get("application/vnd.jupyter.widget-state+json", {})
+        .get("state", {})
+    )
+    titles = [m["state"].get("titles") for m in state.values() if m["model_name"] == "TabModel"]
+    assert titles == [
+        ["Annuaire", "Invitations en masse", "Import CSV", "Personnalisation", "Modules et droits"]
+    ]
