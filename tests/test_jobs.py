@@ -343,3 +343,21 @@ def test_a_lock_row_is_respected_unless_stale(
         assert abandoned.status == "failed" and "Abandoned" in abandoned.error
         assert session.get(JobLock, "ping").holder == handle.holder
     handle.release()
+
+
+def test_the_domain_side_of_jobs_never_imports_papermill() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import selfcare_ops.jobs, selfcare_ops.jobs.context, selfcare_ops.jobs.tasks\n"
+        "import selfcare_ops.jobs.history, selfcare_ops.reports, selfcare_ops.charts\n"
+        "selfcare_ops.jobs.JOBS['ping'].parameters()\n"
+        "heavy = {'papermill', 'nbformat', 'nbclient', 'IPython', 'click', 'matplotlib.pyplot'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from . import locks
 from .registry import Job, get_job, resolve_parameters
 
 KERNEL_NAME = "python3"
+ENGINE_NAME = "selfcare_ops"
 
 
 class VenvKernelManager(AsyncKernelManager):
@@ -170,17 +172,79 @@ def _export_html(notebook_path: Path) -> Path:
     return target
 
 
-def _execute(job: Job, output: Path, parameters: dict[str, Any]) -> None:
+def _start_kernel(output: Path) -> VenvKernelManager:
+    """Launch the kernel now; it boots while the run is recorded and papermill is imported."""
+    manager = type("RunKernelManager", (VenvKernelManager,), {"kernel_log": _kernel_log(output)})
+    kernel = manager(kernel_name=KERNEL_NAME)
+    # jupyter_core's run_sync reuses this thread's event loop, the one nbclient runs on later.
+    run_sync(kernel.start_kernel)()
+    return kernel
+
+
+def _stop_kernel(kernel: VenvKernelManager) -> None:
+    try:
+        if run_sync(kernel.is_alive)():
+            run_sync(kernel.shutdown_kernel)(now=False)
+    finally:
+        run_sync(kernel.cleanup_resources)()
+
+
+def _engine_name() -> str:
+    """A papermill engine that executes on an already started kernel and closes its client."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class StartedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(  # type: ignore[override]
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: int | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            # As papermill's own NBClientEngine, except that the client is closed here: a
+            # client given a kernel manager (``km``) does not own it and would leave it open.
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(
+                safe_kwargs,
+                timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
+            client = PapermillNotebookClient(nb_man, **final_kwargs)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(ENGINE_NAME, StartedKernelEngine)
+    return ENGINE_NAME
+
+
+def _execute(job: Job, output: Path, parameters: dict[str, Any], kernel: VenvKernelManager) -> None:
     import papermill
 
-    manager = type("RunKernelManager", (VenvKernelManager,), {"kernel_log": _kernel_log(output)})
     papermill.execute_notebook(
         str(job.notebook),
         str(output),
         parameters=parameters,
+        engine_name=_engine_name(),
         kernel_name=KERNEL_NAME,
         language="python",
-        kernel_manager_class=manager,
+        km=kernel,
         progress_bar=False,
         log_output=False,
         request_save_on_cell_execute=True,
@@ -236,6 +300,29 @@ def _run_locked(
     if explicit_settings and "database_url" in resolved and not given.get("database_url"):
         resolved["database_url"] = settings.database_url
 
+    try:
+        kernel = _start_kernel(output)
+    except Exception as exc:
+        raise JobError(
+            f"The kernel for job {job.name!r} could not be started: {type(exc).__name__}: {exc} "
+            f"(see {_kernel_log(output)})."
+        ) from exc
+    try:
+        return _record_and_execute(job, resolved, engine, lock, started, output, output_dir, kernel)
+    finally:
+        _stop_kernel(kernel)
+
+
+def _record_and_execute(
+    job: Job,
+    resolved: dict[str, Any],
+    engine: Any,
+    lock: locks.JobLockHandle,
+    started: datetime,
+    output: Path,
+    output_dir: Path | None,
+    kernel: VenvKernelManager,
+) -> JobRunResult:
     with Session(engine) as session, session.begin():
         run = JobRun(
             job_name=job.name,
@@ -253,7 +340,7 @@ def _run_locked(
 
     status, failed_cell, error = "succeeded", None, None
     try:
-        _execute(job, output, resolved)
+        _execute(job, output, resolved, kernel)
     except KeyboardInterrupt:
         _finish(engine, run_id, "failed", _failed_cell_from_output(output), "Interrupted.")
         raise
