@@ -476,3 +476,14 @@ def test_resolve_all_costs_a_few_queries_whatever_the_tree(session_factory, tree
         assert len(frame) == 33
         # organisations, branding settings, module settings, image hashes: 4, for any size
         assert len(executed) == 4, executed
+
+
+def test_setting_the_same_values_again_is_not_audited(session_factory, tree):
+    with session_factory.begin() as session:
+        set_branding(session, tree.system, "CA", primary_color="#123456")
+        again = set_branding(session, tree.system, "CA", primary_color="#123456")
+        assert again.changed == []
+        events = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "branding.set")
+        )
+        assert events == 1

@@ -180,3 +180,14 @@ def test_seeded_defaults_silence_the_audit(db_url, tree, session_factory):
     shown = json.loads(run(db_url, "branding", "show", "CB", "--json").output)
     assert shown["logo"]["source"] == "OP" and shown["warnings"] == []
     assert shown["banner_link"]["value"].startswith("https://")
+
+
+def test_gradient_none_stops_an_inherited_gradient(db_url, tree):
+    assert run(db_url, "branding", "set", "OP", "--gradient", "#0066cc").exit_code == 0
+    assert run(db_url, "branding", "set", "PA", "--gradient", "none").exit_code == 0
+    data = json.loads(run(db_url, "branding", "show", "CA", "--json").output)
+    assert data["gradient_color"] == {"value": None, "source": "PA"}
+    text = run(db_url, "branding", "show", "CA").output
+    assert "(no gradient)" in text
+    other = json.loads(run(db_url, "branding", "show", "CB", "--json").output)
+    assert other["gradient_color"] == {"value": "#0066cc", "source": "OP"}

@@ -203,3 +203,17 @@ def test_links_accepted(url):
 def test_links_refused_with_reason(url, reason):
     with pytest.raises(ValidationError, match=reason):
         clean_link(url)
+
+
+@given(st.text(max_size=60))
+def test_accepted_links_are_https_with_a_host(text):
+    from urllib.parse import urlsplit
+
+    for candidate in (text, "https://" + text):
+        try:
+            link = clean_link(candidate)
+        except ValidationError:
+            continue
+        parts = urlsplit(link)
+        assert parts.scheme.lower() == "https" and parts.hostname
+        assert not any(c.isspace() for c in link)

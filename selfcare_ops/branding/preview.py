@@ -82,6 +82,12 @@ def preview_html(
     if link:
         banner = f'<a href="{e(link, quote=True)}" rel="noopener" target="_blank">{banner}</a>'
     message = e(str(branding.banner_message.value or ""))
+    link_line = (
+        f'<p style="margin:4px 0 0;font-size:13px"><a href="{e(link, quote=True)}" '
+        f'rel="noopener" target="_blank" style="color:{LINK_COLOUR}">{e(link)}</a></p>'
+        if link
+        else ""
+    )
     button = (
         f'<button type="button" style="{bar}border:0;border-radius:4px;padding:8px 16px;'
         f'margin-right:8px">{{}}</button>'
@@ -101,7 +107,7 @@ border:1px solid #ccc;position:relative;background:{PAGE_BACKGROUND};color:{BODY
 {menu}</nav>
 <main style="padding:16px;min-height:360px">
 <section class="sc-message" style="background:#fff;border-radius:6px;padding:12px;width:560px">\
-{banner}<p style="margin:12px 0 0">{message}</p></section>
+{banner}<p style="margin:12px 0 0">{message}</p>{link_line}</section>
 <p style="margin-top:16px">{button.format("Enregistrer")}{button.format("Inviter")}</p>
 <div class="sc-popup" role="dialog" style="position:absolute;right:24px;top:150px;width:300px;\
 background:#fff;border-radius:6px;box-shadow:0 4px 16px rgba(0,0,0,.25)">\

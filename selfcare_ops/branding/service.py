@@ -241,17 +241,18 @@ def _finish(
     images: tuple[CheckedImage, ...] = (),
 ) -> BrandingChange:
     old, new = audit.changed(before, after)
-    audit.record(
-        session,
-        actor,
-        action,
-        "organisation",
-        org.id,
-        target_label=org.ref,
-        organisation_id=org.id,
-        before=old,
-        after=new,
-    )
+    if new:  # a change that changes nothing is not worth an audit line
+        audit.record(
+            session,
+            actor,
+            action,
+            "organisation",
+            org.id,
+            target_label=org.ref,
+            organisation_id=org.id,
+            before=old,
+            after=new,
+        )
     effective = resolve_branding(session, org.id)
     return BrandingChange(
         organisation_ref=org.ref,
