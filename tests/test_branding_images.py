@@ -322,3 +322,10 @@ def test_any_cut_or_flipped_byte_is_handled(position, value):
         except ImageError:
             continue
         assert checked.format == "PNG"
+
+
+@pytest.mark.parametrize("missing", [12, 13, 20])
+def test_png_missing_its_end_is_refused(missing):
+    data = png(50, 50)
+    with pytest.raises(ImageError, match="truncated or damaged PNG"):
+        check_image(data[:-missing], "logo")
