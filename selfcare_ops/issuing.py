@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor
 from .config import Settings, get_settings
+from .errors import ValidationError
 from .mail.outbox import enqueue
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
 from .models import Invitation, Organisation, OutboundMessage, utcnow
@@ -330,3 +332,41 @@ def supersede_pending(
             )
             total += result.rowcount or 0
     return total
+
+
+@dataclass(frozen=True)
+class InvitationResult:
+    """What an invitation produced (the token is only in memory, for the caller's tests)."""
+
+    invitation_id: int
+    kind: str
+    email: str
+    expires_at: datetime
+    message_id: int
+    status: str = "pending"
+    login: str | None = None
+    token: str = field(default="", repr=False)
+
+    @classmethod
+    def from_issued(cls, issued: Issued) -> InvitationResult:
+        return cls(
+            invitation_id=issued.invitation_id,
+            kind=issued.target.kind,
+            email=issued.email,
+            expires_at=issued.expires_at,
+            message_id=issued.message_id,
+            status=issued.status,
+            login=issued.target.login,
+            token=issued.token,
+        )
+
+
+def normalise_email(email: str) -> str:
+    """A syntactically valid address (no DNS lookup), normalised; else one clear sentence."""
+    text = (email or "").strip()
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationError(
+            f"The email address {text!r} is not valid: {exc}", field="email", actual=text
+        ) from exc

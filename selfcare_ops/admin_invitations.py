@@ -1,0 +1,134 @@
+"""Administrator invitations (seed 000, INVITATION ADMIN).
+
+A person who already has an active user account keeps it and gains administrator access at once
+(the mail says so, and there is nothing to accept); anyone else receives a link to create their
+administrator account, accepted like a user invitation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .access import Actor, require_organisation
+from .errors import AccessDeniedError, ConflictError, InvitationError
+from .issuing import InvitationResult, Target, issue, normalise_email
+from .models import Administrator, User, utcnow
+from .organisations import get_organisation
+
+
+def pending_admin(session: Session, email: str) -> Administrator | None:
+    return session.scalar(
+        select(Administrator).where(
+            Administrator.email == email.strip().lower(),
+            Administrator.active.is_(False),
+            Administrator.user_id.is_(None),
+        )
+    )
+
+
+# --- administrators --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminInvitationResult:
+    """An administrator invitation: ``had_account`` says which of the two mails was sent."""
+
+    administrator_id: int
+    email: str
+    organisation_ref: str
+    had_account: bool
+    invitation: InvitationResult
+    login: str | None = None
+
+
+def admin_target(admin: Administrator, user: User | None = None) -> Target:
+    return Target(
+        email=admin.email,
+        organisation_id=admin.organisation_id,
+        administrator_id=admin.id,
+        template="admin_access" if user is not None else "invitation_admin",
+        user_id=user.id if user is not None else None,
+        login=user.login if user is not None else None,
+        first_name=user.first_name if user is not None else "",
+        last_name=user.last_name if user is not None else "",
+        language=user.language if user is not None else None,
+        status="accepted" if user is not None else "pending",
+    )
+
+
+def invite_admin(
+    session: Session,
+    actor: Actor,
+    email: str,
+    org_ref: str,
+    *,
+    display_name: str | None = None,
+    now: datetime | None = None,
+) -> AdminInvitationResult:
+    """Make ``email`` an administrator of ``org_ref`` (seed 000, INVITATION ADMIN).
+
+    A person with an active user account keeps it and gains administrator access at once (the
+    mail says so); anyone else receives a link to create their administrator account.
+    """
+    now = now or utcnow()
+    address = normalise_email(email)
+    key = address.lower()
+    org = get_organisation(session, org_ref)
+    require_organisation(actor, org, "add administrators to")
+    if actor.kind == "manager":
+        raise AccessDeniedError(f"{actor.describe()} may not invite administrators.")
+    existing = session.scalar(select(Administrator).where(Administrator.email == key))
+    if existing is not None:
+        where = existing.organisation
+        if existing.active:
+            raise ConflictError(f"{key} is already an administrator of {where.ref} ({where.name}).")
+        raise ConflictError(
+            f"{key} was already invited to administer {where.ref} ({where.name}): "
+            f"use selfcare-ops invite resend --email {key} to send a new link."
+        )
+    user = session.scalar(select(User).where(User.email_folded == key))
+    if user is not None and user.status == "deactivated":
+        raise InvitationError(
+            f"{key} belongs to the deactivated user {user.login}: reactivate the account first."
+        )
+    has_account = user is not None and user.status == "active"
+    admin = Administrator(
+        organisation_id=org.id,
+        email=key,
+        display_name=display_name
+        or (f"{user.first_name} {user.last_name}" if user is not None and has_account else key),
+        user_id=user.id if has_account and user is not None else None,
+        active=has_account,
+    )
+    session.add(admin)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "administrator.invite",
+        "administrator",
+        admin.id,
+        target_label=key,
+        organisation_id=org.id,
+        after={
+            "email": key,
+            "organisation": org.ref,
+            "user": user.login if has_account and user is not None else None,
+            "active": has_account,
+        },
+    )
+    target = admin_target(admin, user if has_account else None)
+    (issued,) = issue(session, actor, [target], now=now)
+    return AdminInvitationResult(
+        administrator_id=admin.id,
+        email=key,
+        organisation_ref=org.ref,
+        had_account=has_account,
+        invitation=InvitationResult.from_issued(issued),
+        login=user.login if has_account and user is not None else None,
+    )
