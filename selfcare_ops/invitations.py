@@ -4,8 +4,12 @@ expire; draft users activated later.
 The account lifecycle is ``not_invited -> invited -> active -> deactivated`` (seeds 000, 003).
 Every state change is a conditional UPDATE on the user's row (``... WHERE status = ...``) taken
 under the row's lock, so two analysts inviting the same client at once create each invitation
-once, and applying a plan twice sends nothing twice. Acceptance lives in :mod:`.acceptance`,
-deactivation in :mod:`.lifecycle`, supervision in :mod:`.supervision`; they are re-exported here.
+once, and applying a plan twice sends nothing twice.
+
+This module is the one entry point: bulk invitations live in :mod:`.bulk_invitations`,
+administrator invitations in :mod:`.admin_invitations`, acceptance in :mod:`.acceptance`,
+deactivation in :mod:`.lifecycle`, supervision in :mod:`.supervision`, and the writing of
+invitations, mails and audit events in :mod:`.issuing`; all are re-exported here.
 """
 
 from __future__ import annotations
