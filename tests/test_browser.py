@@ -237,7 +237,9 @@ def test_search_then_bulk_invite_in_a_real_browser(
             # a real upload through the browser's file input (ipywidgets 8 FileUpload)
             _open_tab(page, "Import CSV")
             onboarding = page.locator(".selfcare-onboarding")
-            onboarding.locator("input[type=file]").set_input_files(
+            with page.expect_file_chooser() as chooser:  # the widget's input is not in the DOM
+                onboarding.locator(".widget-upload").first.click()
+            chooser.value.set_files(
                 files=[{"name": "utilisateurs.csv", "mimeType": "text/csv", "buffer": CSV}]
             )
             expect(onboarding.locator(".selfcare-count-create")).to_contain_text("2")

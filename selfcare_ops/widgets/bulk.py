@@ -80,7 +80,9 @@ class BulkInvitationDashboard:
             placeholder="Référence du client", description="Client", continuous_update=False
         )
         self.sub_account = widgets.Text(
-            placeholder="(tous les sous-comptes)", description="Sous-compte"
+            placeholder="(tous les sous-comptes)",
+            description="Sous-compte",
+            style={"description_width": "initial"},
         )
         self.min_days = widgets.BoundedIntText(
             value=invitations.DEFAULT_MIN_DAYS,
@@ -127,7 +129,7 @@ class BulkInvitationDashboard:
                 self.summary,
                 self.left_out,
                 self.plan_download,
-                self.confirm_button,
+                widgets.HBox([self.confirm_button]),
                 self.progress,
                 self.outcome_html,
                 widgets.HBox([self.deliver_button]),

@@ -272,7 +272,8 @@ def download_link(content: bytes, filename: str, label: str, mime: str = "text/c
     data = base64.b64encode(content).decode("ascii")
     return (
         f'<a class="selfcare-download" download="{html.escape(filename)}" '
-        f'href="data:{mime};base64,{data}">{html.escape(label)}</a>'
+        f'style="color:#0b57d0;text-decoration:underline" '
+        f'href="data:{mime};base64,{data}">⬇ {html.escape(label)}</a>'
     )
 
 

@@ -148,7 +148,7 @@ class OnboardingDashboard:
                 self.rejected,
                 self.changes,
                 self.plan_download,
-                self.apply_button,
+                widgets.HBox([self.apply_button]),
                 self.progress,
                 self.outcome,
                 self.report_download,
