@@ -200,6 +200,7 @@ def test_search_then_bulk_invite_in_a_real_browser(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.set_default_timeout(60_000)
+            expect.set_options(timeout=60_000)  # a busy CI machine answers slowly
             page.goto(voila, wait_until="domcontentloaded", timeout=PAGE_WAIT_MS)
             directory = page.locator(".selfcare-directory")
             directory.wait_for(timeout=PAGE_WAIT_MS)

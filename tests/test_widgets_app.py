@@ -88,3 +88,15 @@ def test_notebook_runs_in_a_kernel_and_displays_the_tabs(db_url, tree, monkeypat
     assert titles == [
         ["Annuaire", "Invitations en masse", "Import CSV", "Personnalisation", "Modules et droits"]
     ]
+
+
+def test_a_broken_tab_shows_its_reason_and_spares_the_others(session_factory, tree, monkeypatch):
+    from selfcare_ops.widgets import app
+
+    broken = [*app.TABS[:1], ("bulk", "Invitations en masse", "selfcare_ops.widgets.nowhere:X")]
+    monkeypatch.setattr(app, "TABS", broken)
+    board = Dashboard(session_factory, tree.system)
+    assert set(board.boards) == {"directory"}
+    assert "ModuleNotFoundError" in board.errors["bulk"]
+    assert "n'a pas pu s'ouvrir" in board.tab.children[1].value
+    assert "Traceback" not in board.tab.children[1].value
