@@ -223,3 +223,30 @@ def test_valid_emails_normalise_idempotently(address):
         return
     assert invitations.normalise_email(normalised) == normalised
     assert "@" in normalised
+
+
+def test_two_submissions_at_once_activate_once(session_factory, invited):
+    import threading
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        barrier.wait(timeout=30)
+        try:
+            _accept(session_factory, invited.token)
+            outcomes.append("accepted")
+        except TokenError as error:
+            outcomes.append(error.reason)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["accepted", "used"]
+    with session_factory() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "invitation.accept")
+        ).all()
+        assert len(events) == 1
