@@ -336,6 +336,31 @@ def test_two_bulk_invitations_at_once_invite_each_user_once(session_factory, tre
         assert _count(session, OutboundMessage) == 300
 
 
+def test_two_single_invitations_of_one_user_at_once(session_factory, tree):
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        barrier.wait(timeout=30)
+        try:
+            with session_factory.begin() as session:
+                invitations.invite_user(session, tree.system, JP)
+            outcomes.append("sent")
+        except Exception as exc:  # pragma: no cover - reported below
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # The row lock serialises them: the second is a resend that voids the first link.
+    assert outcomes == ["sent", "sent"]
+    with session_factory() as session:
+        statuses = sorted(session.scalars(select(Invitation.status)))
+        assert statuses == ["pending", "superseded"]
+
+
 # --- resend, revoke, expire ------------------------------------------------------------------
 
 

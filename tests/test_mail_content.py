@@ -200,6 +200,9 @@ def test_invitation_delivered_over_smtp_carries_link_language_and_escaping(
     deliver = pytest.importorskip("selfcare_ops.mail.deliver")
     port, recorder = smtp
     _set_language(session_factory, org="CA", language="en")
+    branding = pytest.importorskip("selfcare_ops.branding")
+    with session_factory.begin() as session:
+        branding.set_branding(session, tree.system, "CA", primary_color="#0A5C36")
     with session_factory.begin() as session:
         created = invitations.add_user(
             session, tree.system, "CA", NewUser(XSS, "Évian", email="evian@virginie.example")
@@ -218,5 +221,6 @@ def test_invitation_delivered_over_smtp_carries_link_language_and_escaping(
     assert link in text and f'href="{link}"' in html
     assert f"Hello {XSS} Évian," in text
     assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "background:#0a5c36" in html.lower()  # the client's own colour
     with session_factory() as session:
         assert invitations.inspect_token(session, created.invitation.token).login == created.login
