@@ -166,6 +166,10 @@ class Planner:
         self._claimed_logins: dict[str, int] = {}
         self._claimed_emails: dict[str, int] = {}
         self._claimed_users: dict[int, int] = {}
+        #: every login known to exist or claimed by a line: make_login's fast membership test
+        self._taken: set[str] = set()
+        #: known users by (client id, sort name): the only ones a generated login may reuse
+        self._by_name: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self._scope: dict[tuple[int, str, int | None], str | None] = {}
         self._new_clients_seen: set[int] = set()
         if not header.has("client") and not client_ref:
@@ -237,7 +241,11 @@ class Planner:
     def _remember(self, rows: Iterable[Any]) -> None:
         for row in rows:
             user = dict(row._mapping)
+            if user["login"] in self._taken:
+                continue
             self._by_login[user["login"]] = user
+            self._taken.add(user["login"])
+            self._by_name.setdefault((user["client_id"], user["sort_name"]), []).append(user)
             if user["email_folded"]:
                 self._by_email.setdefault(user["email_folded"], user)
 
@@ -427,6 +435,7 @@ class Planner:
                 )
         row["login"] = login
         self._claimed_logins[login] = line
+        self._taken.add(login)
         if folded_email:
             self._claimed_emails[folded_email] = line
         if existing is not None:
@@ -452,6 +461,10 @@ class Planner:
         self._load_domain(session, domain)
         sort_name = _sort_name(values["last_name"], values["first_name"])
         found: list[dict[str, Any]] = []
+        namesakes = self._by_name.get((client.id, sort_name))
+        if not namesakes or all(u["id"] in self._claimed_users for u in namesakes):
+            # Nobody this person could already be: any known or claimed login is taken.
+            return make_login(values["first_name"], values["last_name"], domain, self._taken), None
 
         def taken(candidate: str) -> bool:
             if candidate in self._claimed_logins:
