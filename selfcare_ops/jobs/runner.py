@@ -24,6 +24,7 @@ from jupyter_core.utils import run_sync
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from traitlets import Float
 
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine
@@ -44,6 +45,10 @@ class VenvKernelManager(AsyncKernelManager):
     """
 
     kernel_log: Path | None = None
+    #: Seconds a finished kernel gets to exit by itself after the shutdown request before it is
+    #: killed: every cell has returned and the notebook is written by then, so nothing waits
+    #: on a slow interpreter teardown.
+    shutdown_wait_time = Float(0.5)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         if self.kernel_log is not None:
@@ -121,7 +126,7 @@ def _stamp(moment: datetime) -> str:
 
 
 def _output_path(runs_dir: Path, job: Job, started: datetime) -> Path:
-    folder = runs_dir / job.name
+    folder = (runs_dir / job.name).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     base = _stamp(started)
     candidate, n = folder / f"{base}.ipynb", 1
@@ -172,6 +177,25 @@ def _export_html(notebook_path: Path) -> Path:
     return target
 
 
+def _import_papermill() -> None:
+    """Import papermill without jsonschema's optional ``rfc3987_syntax``.
+
+    jsonschema imports that package, if installed, for its 'iri' format checks, and it compiles
+    a grammar at import (about a second, on every job run). nbformat's schema checks no such
+    format, so the import is skipped; the package stays importable directly afterwards.
+    """
+    if "papermill" in sys.modules:
+        return
+    skipped = "rfc3987_syntax" not in sys.modules
+    if skipped:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+    try:
+        import papermill  # noqa: F401
+    finally:
+        if skipped and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+
+
 def _start_kernel(output: Path) -> VenvKernelManager:
     """Launch the kernel now; it boots while the run is recorded and papermill is imported."""
     manager = type("RunKernelManager", (VenvKernelManager,), {"kernel_log": _kernel_log(output)})
@@ -191,6 +215,7 @@ def _stop_kernel(kernel: VenvKernelManager) -> None:
 
 def _engine_name() -> str:
     """A papermill engine that executes on an already started kernel and closes its client."""
+    _import_papermill()
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.log import logger
@@ -266,8 +291,11 @@ def run_job(
     job = get_job(name)
     given = dict(parameters or {})
     resolved = resolve_parameters(job, given)
-    explicit_settings = settings is not None
-    settings = settings or get_settings()
+    environment = get_settings()
+    # The kernel reads the same environment; a database named only in ``settings`` is passed
+    # as the notebook's ``database_url`` (so it is written in the executed notebook).
+    explicit_settings = settings is not None and settings.database_url != environment.database_url
+    settings = settings or environment
     engine = make_engine(settings.database_url)
     try:
         check_ready(engine)
