@@ -155,14 +155,14 @@ def merge_level(parent: Resolution, own: Sequence[Any] | None, ref: str, org_id:
     ``own`` is one organisation's stored values in :data:`FIELDS` order, ``None`` inheriting;
     ``''`` in the gradient means "explicitly no gradient here".
     """
-    if own is None or all(value is None for value in own):
+    if own is None or own.count(None) == len(own):
         return parent
-    values = tuple(p if o is None else o for o, p in zip(own, parent.values, strict=True))
+    values = [p if o is None else o for o, p in zip(own, parent.values, strict=True)]
     if values[GRADIENT_INDEX] == NO_GRADIENT:
-        values = (*values[:GRADIENT_INDEX], None, *values[GRADIENT_INDEX + 1 :])
-    sources = tuple(p if o is None else ref for o, p in zip(own, parent.sources, strict=True))
-    ids = tuple(p if o is None else org_id for o, p in zip(own, parent.ids, strict=True))
-    return Resolution(values, sources, ids)
+        values[GRADIENT_INDEX] = None
+    sources = [p if o is None else ref for o, p in zip(own, parent.sources, strict=True)]
+    ids = [p if o is None else org_id for o, p in zip(own, parent.ids, strict=True)]
+    return Resolution(tuple(values), tuple(sources), tuple(ids))
 
 
 def level_from_row(row: Mapping[str, Any] | Any) -> tuple[Any, ...]:
