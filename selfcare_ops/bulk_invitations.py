@@ -212,8 +212,9 @@ def plan_message(plan: pd.DataFrame) -> str:
     """The sentence shown before sending: 'N invitations à envoyer (M utilisateurs écartés)'."""
     to_send = int(plan.attrs.get("to_send", (plan["action"] == "invite").sum()))
     left_out = int(plan.attrs.get("left_out", (plan["action"] == "skip").sum()))
-    word = "invitation" if to_send == 1 else "invitations"
-    kept = "utilisateur écarté" if left_out == 1 else "utilisateurs écartés"
+    # French keeps the singular for 0 and 1.
+    word = "invitation" if to_send <= 1 else "invitations"
+    kept = "utilisateur écarté" if left_out <= 1 else "utilisateurs écartés"
     return f"{to_send} {word} à envoyer ({left_out} {kept})"
 
 

@@ -577,3 +577,14 @@ def test_invite_demo_client_invites_everyone_invitable(session_factory, tree):
         assert invitations.invite_demo_client(session, tree.system, "CA") == 2
     with session_factory() as session:
         assert session.execute(text("SELECT count(*) FROM outbound_messages")).scalar() == 2
+
+
+def test_plan_and_apply_of_a_client_without_users(session_factory, tree):
+    with session_factory.begin() as session:
+        plan = invitations.plan_bulk(session, tree.system, client_ref="CB")
+        assert plan.empty and plan.attrs["to_send"] == 0
+        assert invitations.plan_message(plan) == "0 invitation à envoyer (0 utilisateur écarté)"
+        outcome = invitations.apply_bulk(session, tree.system, plan)
+        assert outcome.empty and outcome.attrs["invited"] == 0
+        assert list(outcome.columns) == invitations.OUTCOME_COLUMNS
+        assert invitations.invite_user_ids(session, tree.system, []) == 0

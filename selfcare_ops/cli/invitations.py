@@ -90,7 +90,8 @@ def invite_client(
         if as_json:
             echo_json({**report, "sent": 0})
         return
-    confirm_or_abort(f"Envoyer {to_send} invitations ?", yes)
+    noun = "invitation" if to_send <= 1 else "invitations"
+    confirm_or_abort(f"Envoyer {to_send} {noun} ?", yes)
     with cli.sessions().begin() as session:
         outcome = service.apply_bulk(session, cli.actor(session), plan)
     sent = int(outcome.attrs["invited"])
@@ -104,7 +105,7 @@ def invite_client(
             }
         )
         return
-    click.echo(f"{sent} invitations envoyées.")
+    click.echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
     if not late.empty:
         click.echo("Not sent (changed since the plan):")
         echo_table(late[["login", "reason"]])
