@@ -111,7 +111,16 @@ def demo_database(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def voila(demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path) -> Iterator[str]:
+def chromium() -> Path:
+    """Skips (or fails in CI) before anything is started when the browser is missing."""
+    _require_browser()
+    return CHROMIUM
+
+
+@pytest.fixture
+def voila(
+    chromium: Path, demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path
+) -> Iterator[str]:
     port = _free_port()
     env = {
         **os.environ,
@@ -178,7 +187,6 @@ def _open_tab(page, title: str) -> None:
 def test_search_then_bulk_invite_in_a_real_browser(
     voila: str, demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
-    _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
     mailbox, _ = smtp_server
