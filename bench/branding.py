@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "default: a temporary SQLite file",
     )
     parser.add_argument("--clients", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, private_database(args.url, Path(tmp)) as url:
         build(url, args.clients)

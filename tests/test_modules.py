@@ -264,7 +264,7 @@ def run(db_url, *args):
     return result
 
 
-def test_cli_show_set_and_set_many(db_url, tree):
+def test_cli_show_set_and_set_many(db_url, tree, tmp_path):
     result = run(db_url, "modules", "set", "PA", "offres_mobiles", "off")
     assert result.exit_code == 0, result.output
     assert "Impacted modules: Tableau de bord, Mes téléphones." in result.output
@@ -281,8 +281,20 @@ def test_cli_show_set_and_set_many(db_url, tree):
     }
     text = run(db_url, "modules", "show", "CA")
     assert "Mise en avant offres mobiles" in text.output and "from PA" in text.output
-    dry = run(db_url, "modules", "set-many", "contacts", "off", "--under", "PA")
+    dry = run(
+        db_url,
+        "modules",
+        "set-many",
+        "contacts",
+        "off",
+        "--under",
+        "PA",
+        "--csv",
+        str(tmp_path / "plan.csv"),
+    )
     assert dry.exit_code == 0 and "2 clients would change" in dry.output
+    plan_text = (tmp_path / "plan.csv").read_text(encoding="utf-8-sig")
+    assert plan_text.startswith("organisation_id;organisation_ref;") and ";CA1;" in plan_text
     done = run(db_url, "modules", "set-many", "contacts", "off", "--client", "CA", "--apply")
     assert done.exit_code == 0 and "1 clients changed" in done.output
     back = run(db_url, "modules", "set", "CA", "contacts", "inherit")

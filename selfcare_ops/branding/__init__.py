@@ -60,7 +60,7 @@ from .service import (
     set_branding,
     show_branding,
 )
-from .tree import branding_audit, resolve_all, write_audit_csv
+from .tree import branding_audit, resolve_all, write_audit_csv, write_safe_csv
 from .values import MESSAGE_MAX_CHARS, clean_link, clean_message, remaining_characters
 
 __all__ = [
@@ -89,6 +89,7 @@ __all__ = [
     "render_preview_png",
     "resolve_all",
     "write_audit_csv",
+    "write_safe_csv",
     "write_demo_preview",
     "write_preview",
     "asset_data_uri",

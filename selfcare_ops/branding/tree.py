@@ -290,10 +290,14 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def write_audit_csv(frame: pd.DataFrame, path: str | Path, *, sep: str = ";") -> Path:
-    """The audit as CSV for Excel (UTF-8 with BOM, ``;``), formula-like cells neutralised."""
+def write_safe_csv(frame: pd.DataFrame, path: str | Path, *, sep: str = ";") -> Path:
+    """A frame as CSV for Excel (UTF-8 with BOM, ``;``), formula-like cells neutralised."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     safe = frame.apply(lambda column: column.map(neutralise))
     safe.to_csv(target, sep=sep, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
     return target
+
+
+#: The branding audit's CSV writer (any frame works).
+write_audit_csv = write_safe_csv

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import modules as service
+from ..branding.tree import write_safe_csv
 from . import main
 from .common import CliContext, echo_json, echo_table, pass_cli
 
@@ -86,7 +87,7 @@ def modules_set_many(
             apply=do_apply,
         )
     if csv_path is not None:
-        frame.to_csv(csv_path, index=False, sep=";", encoding="utf-8-sig")
+        write_safe_csv(frame, csv_path)
     if as_json:
         echo_json(frame)
         return
