@@ -65,6 +65,12 @@ def test_filters_and_keyset_paging(session_factory, tree):
     board.status_filter.value = "__all__"
     board.user_search.value = "veronique"  # accent-insensitive user search
     assert list(board.users_page.rows["last_name"]) == ["Duduche"]
+    board.user_search.value = ""
+    board.sub_account.value = "siege"  # the sub-account "Siège"
+    assert board.users_page.total == 3  # Bubu, Pichon and their manager Lefèvre
+    assert board.users_page_label.value == "Page 1 / 2"  # two per page here
+    board.sub_account.value = "Nulle part"
+    assert board.feedback.kind == "error" and "Nulle part" in board.feedback.text
 
 
 def test_out_of_scope_client_is_a_readable_error(session_factory, tree):

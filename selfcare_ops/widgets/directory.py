@@ -108,6 +108,12 @@ class DirectoryDashboard:
         self.user_search = widgets.Text(
             placeholder="Nom, identifiant, e-mail", description="Chercher", continuous_update=False
         )
+        self.sub_account = widgets.Text(
+            placeholder="(tous)",
+            description="Sous-compte",
+            continuous_update=False,
+            style={"description_width": "initial"},
+        )
         self.filter_button = widgets.Button(description="Filtrer", icon="filter")
         self.prev_users = widgets.Button(description="◀", tooltip="Page précédente")
         self.next_users = widgets.Button(description="▶", tooltip="Page suivante")
@@ -142,6 +148,7 @@ class DirectoryDashboard:
         self.client_select.observe(safe(self._on_client), names="value")
         self.filter_button.on_click(safe(lambda _b: self.show_users()))
         self.user_search.observe(safe(lambda _c: self.show_users()), names="value")
+        self.sub_account.observe(safe(lambda _c: self.show_users()), names="value")
         self.status_filter.observe(safe(lambda _c: self.show_users()), names="value")
         self.email_filter.observe(safe(lambda _c: self.show_users()), names="value")
         self.prev_users.on_click(safe(self._on_prev_users))
@@ -159,7 +166,7 @@ class DirectoryDashboard:
                 self.client_title,
                 self.counts_html,
                 widgets.HBox([self.status_filter, self.email_filter]),
-                widgets.HBox([self.user_search, self.filter_button]),
+                widgets.HBox([self.user_search, self.sub_account, self.filter_button]),
                 self.users_html,
                 widgets.HBox([self.prev_users, self.users_page_label, self.next_users]),
                 self.user_select,
@@ -283,6 +290,7 @@ class DirectoryDashboard:
             "status": None if status == ALL else status,
             "has_email": None if email == ALL else email == "yes",
             "search": self.user_search.value.strip() or None,
+            "sub_account": self.sub_account.value.strip() or None,
         }
 
     def show_users(self, cursor_index: int = 0) -> None:
