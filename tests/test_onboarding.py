@@ -17,6 +17,7 @@ from selfcare_ops.models import (
     OutboundMessage,
     SubAccount,
     User,
+    utcnow,
 )
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users, write_report
 
@@ -66,7 +67,12 @@ def test_apply_creates_users_with_derived_columns_and_audit(session_factory, tre
         "reject": 0,
         "invite": 0,
     }
-    report = apply_plan(session_factory, tree.system, plan, batch_size=3)
+    calls: list[tuple[int, int]] = []
+    before = utcnow()
+    report = apply_plan(
+        session_factory, tree.system, plan, batch_size=3, progress=lambda *a: calls.append(a)
+    )
+    assert calls == [(3, 7), (6, 7), (7, 7)]
     assert report.counts["create"] == 7
     assert set(report.frame["outcome"]) == {"created"}
     created = users_named(session_factory, "Un", "Cinq", "Quatre")
@@ -75,6 +81,8 @@ def test_apply_creates_users_with_derived_columns_and_audit(session_factory, tre
     assert (un.phone, un.status, un.role) == ("+33123456701", "not_invited", "user")
     assert (un.sort_name, un.email_folded) == ("un alain", "alain.un@virginie.example")
     assert "aun@virginietelecom.sewan.eu" in un.search_text
+    assert before <= un.created_at <= utcnow() and un.created_at.tzinfo is not None
+    assert un.status_changed_at == un.created_at == un.updated_at
     assert created["Cinq"].role == "manager"
     assert created["Quatre"].email is None
     with session_factory() as session:
