@@ -440,6 +440,8 @@ def apply_rows(
             f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
             "run the same import again to complete it."
         ) from exc
+    if progress and done < total:
+        progress(total, total)  # the lines with nothing to write are done too
     report = []
     for row in rows:
         if row["action"] == "reject":
