@@ -74,6 +74,7 @@ def test_out_of_scope_and_unknown_client_are_readable(session_factory, tree):
     assert board.confirm_button.disabled
     board.client.value = "NOPE"
     assert board.feedback.kind == "error" and "NOPE" in board.feedback.text
+    assert board.summary.value == ""  # no plan of another client left on show
     # a DataFrame naming users out of scope plans them as left out, sends nothing
     board.use_users(pd.DataFrame({"login": [tree.client_a_users[2]]}))
     assert "0 invitation à envoyer" in board.summary.value

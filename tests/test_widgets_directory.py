@@ -76,9 +76,12 @@ def test_filters_and_keyset_paging(session_factory, tree):
 def test_out_of_scope_client_is_a_readable_error(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.partner_b_admin)
     assert "Virginie" not in board.clients_html.value  # not in partner B's subtree
+    board.open_client("CB")
+    assert "Bêta" in board.client_title.value
     board.open_client("CA")
     assert board.feedback.kind == "error"
     assert "outside their scope" in board.feedback.text
+    assert board.users_box.layout.display == "none"  # CB's users are not left on show
     assert "Traceback" not in board.feedback.value
 
 

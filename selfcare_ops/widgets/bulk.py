@@ -181,9 +181,9 @@ class BulkInvitationDashboard:
         self.outcome = None
         self.plan = None
         self.confirm_button.disabled = True
+        self.summary.value = self.left_out.value = self.plan_download.value = ""
         ref = self.client.value.strip()
         if self.users is None and not ref:
-            self.summary.value = self.left_out.value = self.plan_download.value = ""
             return None
         kwargs: dict[str, Any] = {"min_days": int(self.min_days.value)}
         if self.users is not None:

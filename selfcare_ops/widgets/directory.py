@@ -278,8 +278,10 @@ class DirectoryDashboard:
                 self.client_select.options = [*options, (client_ref, client_ref)]
             self.client_select.value = client_ref  # comes back here through the observer
             return
-        self.users_box.layout.display = ""
+        self.users_box.layout.display = "none"  # stays hidden if the client cannot be listed
+        self.user_select.value = None
         self.show_users()
+        self.users_box.layout.display = ""
 
     # --- users -----------------------------------------------------------------------------
 

@@ -177,6 +177,9 @@ class OnboardingDashboard:
         self._reset_outcome()
         self.plan = None
         self.apply_button.disabled = True
+        for shown in (self.file_info, self.summary, self.rejected, self.changes):
+            shown.value = ""
+        self.plan_download.value = ""
         if self._content is None:
             raise ValidationError("Choose a CSV file first (button « Fichier CSV »).")
         source = onboarding.read_rows(self._content, name=self._name)
