@@ -173,8 +173,12 @@ def test_invalid_inputs_are_readable_and_change_nothing(session_factory, tree):
 
 def test_out_of_scope_and_manager_refused(session_factory, tree):
     studio = BrandingStudio(session_factory, tree.partner_b_admin)
+    studio.picker.choose("CB")
+    assert studio.editor.layout.display == "" and "CB" in studio.picker.current.value
     studio.picker.choose("CA")
     assert studio.feedback.kind == "error" and "scope" in studio.feedback.text
+    assert studio.editor.layout.display == "none"  # CB's settings are not left on show
+    assert studio.picker.current.value == "" and studio.ref is None
 
     manager = BrandingStudio(session_factory, tree.manager_siege)
     manager.picker.choose("CA")  # a manager may look

@@ -91,3 +91,4 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     outsider = ModulesRightsDashboard(session_factory, tree.partner_b_admin)
     outsider.picker.choose("CA")
     assert outsider.feedback.kind == "error" and "scope" in outsider.feedback.text
+    assert outsider.modules_box.layout.display == "none" and outsider.ref is None

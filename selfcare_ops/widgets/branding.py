@@ -129,7 +129,7 @@ class BrandingStudio:
 
         with self.services.read() as session:
             own = branding.resolve_branding(session, actor.organisation_id).organisation_ref
-        self.picker = OrganisationPicker(self.services, self.feedback, safe(self.load), own_ref=own)
+        self.picker = OrganisationPicker(self.services, self.feedback, self.load, own_ref=own)
 
         edit = safe(self._on_edit)
         self.primary = _ColourField("Principale", lambda: edit("primary_color"))
@@ -231,9 +231,9 @@ class BrandingStudio:
     def load(self, ref: str | None) -> None:
         """Show the effective branding of ``ref`` and fill the form with it."""
         self.feedback.clear()
-        self.ref = ref
+        self.editor.layout.display = "none"  # until the new organisation is loaded
+        self.ref = None
         if not ref:
-            self.editor.layout.display = "none"
             return
         with self.services.read() as session:
             effective = branding.show_branding(session, self.services.actor, ref)
@@ -241,7 +241,7 @@ class BrandingStudio:
             logo, banner = effective.logo.value, effective.banner_image.value
             self._logo_uri = branding.asset_data_uri(session, logo) if logo else None
             self._banner_uri = branding.asset_data_uri(session, banner) if banner else None
-        self.effective, self.modules = effective, states
+        self.ref, self.effective, self.modules = ref, effective, states
         self._loading = True
         try:
             self.primary.load(effective.primary_color.value)

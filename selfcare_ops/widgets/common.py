@@ -382,7 +382,9 @@ class OrganisationPicker(widgets.VBox):
 
     def _on_select(self, change: dict) -> None:
         ref = change["new"]
+        self.current.value = ""
+        self.on_change(ref)  # may raise: then nothing claims to be shown
+        label = self.select.label or ref
         self.current.value = (
-            f"<p>Vous regardez actuellement <b>{html.escape(ref)}</b>.</p>" if ref else ""
+            f"<p>Vous regardez actuellement <b>{html.escape(label)}</b>.</p>" if ref else ""
         )
-        self.on_change(ref)

@@ -78,7 +78,7 @@ class ModulesRightsDashboard:
             from ..branding import resolve_branding
 
             own = resolve_branding(session, actor.organisation_id).organisation_ref
-        self.picker = OrganisationPicker(self.services, self.feedback, safe(self.load), own_ref=own)
+        self.picker = OrganisationPicker(self.services, self.feedback, self.load, own_ref=own)
 
         self.rows = {
             key: _ModuleRow(key, info.label, safe(self._on_toggle))
@@ -155,12 +155,13 @@ class ModulesRightsDashboard:
 
     def load(self, ref: str | None) -> None:
         self.feedback.clear()
-        self.ref = ref
+        self.modules_box.layout.display = self.rights_box.layout.display = "none"
+        self.ref = None
         if not ref:
-            self.modules_box.layout.display = self.rights_box.layout.display = "none"
             return
         with self.services.read() as session:
             states = modules.show_modules(session, self.services.actor, ref)
+        self.ref = ref
         self._render_modules(states)
         self.modules_box.layout.display = ""
         self.show_users(0)
