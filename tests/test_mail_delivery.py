@@ -372,6 +372,20 @@ def test_rejections_are_failed_with_the_reason_and_deferrals_retried(session_fac
     assert [str(m["To"]) for m in smtp_server.messages] == ["ok@client.test", "busy@client.test"]
 
 
+def test_an_impossible_address_fails_and_an_international_one_is_sent(session_factory, smtp_server):
+    queue(session_factory, 3, recipients=["not an address", "élodie@client.test", "ok@client.test"])
+    report = deliver(session_factory, smtp_settings(smtp_server.port))
+    assert (report.sent, report.failed) == (2, 1)
+    by_recipient = {row.recipient: row for row in rows(session_factory).values()}
+    assert by_recipient["not an address"].status == "failed"
+    assert "'not an address' is not a mail address" in by_recipient["not an address"].last_error
+    assert by_recipient["élodie@client.test"].status == "sent"  # the server offers SMTPUTF8
+    assert sorted(str(m["To"]) for m in smtp_server.messages) == [
+        "ok@client.test",
+        "élodie@client.test",
+    ]
+
+
 def test_temporary_failures_give_up_after_the_last_attempt(session_factory, smtp_server):
     queue(session_factory, 1, recipients=["busy@client.test"])
     smtp_server.handler.rcpt_replies = {"busy@client.test": "452 4.2.2 Mailbox full"}

@@ -8,15 +8,17 @@ A run repeats three steps until nothing is due (or ``limit`` is reached):
    ``FOR UPDATE SKIP LOCKED`` so that two deliverers never claim the same row; on SQLite the
    transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`selfcare_ops.db`), which serialises
    claims.
-2. **Send** through the transport, over several SMTP connections in parallel threads if asked
-   (``connections``), paced to ``rate`` messages per second at most.
+2. **Send**. Over SMTP, several connections (``connections``, default 4) are driven by one
+   thread (:class:`~selfcare_ops.mail.transports.SmtpPool`), so that the server works on several
+   messages at once; other transports (the Maildir) send one message at a time. Sends are paced
+   to ``rate`` messages per second at most.
 3. **Record** each outcome as soon as it is known: ``sent`` with ``sent_at``; a temporary failure
    (4xx, dropped connection) goes back to ``queued`` with ``attempts`` + 1, ``last_error`` and a
    ``next_attempt_at`` pushed back exponentially; a permanent refusal (5xx) becomes ``failed``
-   with the server's reason. A sending thread waits for its outcome to be committed before it
-   sends its next message, so that a killed deliverer leaves at most one message per connection
-   sent but not recorded: that message, reclaimed after the lease, is the only one that can be
-   sent twice. Outcomes that arrive together are committed together (one transaction).
+   with the server's reason. A connection hands its next message over (the SMTP payload after
+   ``354``) only once its previous outcome is committed, so a killed deliverer leaves at most one
+   message per connection sent but not recorded: that message, taken over after the lease, is
+   the only one that can be sent twice. Outcomes that arrive together are committed together.
 
 When the transport is unavailable (server unreachable, login refused) the run stops: the message
 being tried and every claimed one go back to ``queued`` untouched, and the report's ``error``
@@ -25,12 +27,14 @@ says why in one sentence.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,8 +49,10 @@ from ..config import Settings, get_settings
 from ..errors import MailError
 from ..models import MESSAGE_STATUSES, OutboundMessage, utcnow
 from .transports import (
+    Finished,
     OutgoingMail,
     PermanentDeliveryError,
+    SmtpPool,
     TemporaryDeliveryError,
     Transport,
     TransportUnavailableError,
@@ -58,8 +64,8 @@ DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_SMTP_CONNECTIONS = 4
 DEFAULT_BATCH_SIZE = 100
 MAX_CONNECTIONS = 16
-#: How long the recorder waits for the other connections' outcomes to commit them together.
-GROUP_COMMIT_WAIT = 0.002
+#: The longest the loop waits between two looks at the connections.
+POLL_SECONDS = 1.0
 
 TABLE = OutboundMessage.__table__
 _CLAIM_COLUMNS = [
@@ -122,32 +128,20 @@ class DeliveryReport:
         return text + "."
 
 
-@dataclass
-class _Outcome:
-    mail: OutgoingMail
-    kind: str  # sent | retry | failed | release
-    reason: str | None = None
-    at: datetime = field(default_factory=utcnow)
-    recorded: threading.Event = field(default_factory=threading.Event)
-
-
 class _Pacer:
-    """Spaces message starts ``1/rate`` seconds apart across every sending thread."""
+    """Spaces message starts ``1/rate`` seconds apart."""
 
     def __init__(self, rate: float | None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self.next = time.monotonic()
-        self.lock = threading.Lock()
 
-    def wait(self, stop: threading.Event) -> None:
-        if not self.interval:
-            return
-        with self.lock:
-            slot = max(self.next, time.monotonic())
-            self.next = slot + self.interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            stop.wait(delay)
+    def delay(self) -> float:
+        """Seconds until the next message may start (0: now)."""
+        return max(0.0, self.next - time.monotonic()) if self.interval else 0.0
+
+    def take(self) -> None:
+        if self.interval:
+            self.next = max(self.next, time.monotonic()) + self.interval
 
 
 def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
@@ -175,7 +169,7 @@ class _Run:
         lease: timedelta,
         retry: RetryPolicy,
         now: datetime | None,
-        transport_factory: Callable[[Settings], Transport],
+        transport_factory: Callable[[Settings], Transport] | None,
         batch_size: int,
     ) -> None:
         self.engine = _engine_of(session_factory)
@@ -187,19 +181,21 @@ class _Run:
         self.lease = lease
         self.retry = retry
         self.fixed_now = now
-        self.transport_factory = transport_factory
         self.me = worker_name()
         self.pacer = _Pacer(rate)
-        self.stop = threading.Event()
-        self.work: queue.Queue[OutgoingMail | None] = queue.Queue()
-        self.results: queue.Queue[_Outcome] = queue.Queue()
+        self.halted = False
+        self.done = 0
+        self.total = 0
         # Keep few claimed-but-unsent messages: at a slow rate they must all go out well within
         # the lease, or another deliverer would take them over.
         if rate:
             batch_size = min(batch_size, max(1, int(rate * lease.total_seconds() / 4)))
         self.batch_size = max(1, batch_size)
         self.low_water = 2 * connections
-        probe = transport_factory(settings)
+        # Over SMTP (unless the caller brings its own transport) the pool drives the connections.
+        self.pooled = transport_factory is None and settings.mail_transport == "smtp"
+        self.transport_factory = transport_factory or make_transport
+        probe = self.transport_factory(settings)
         self.report = DeliveryReport(transport=probe.label)
         probe.close()
 
@@ -305,7 +301,11 @@ class _Run:
                 self.report.reclaimed += len(stale)
         return [OutgoingMail.from_row(row) for row in rows]
 
-    def record(self, outcomes: list[_Outcome]) -> None:
+    def record(self, outcomes: list[Finished]) -> None:
+        """Commit ``outcomes`` in one transaction, then count them and report progress."""
+        if not outcomes:
+            return
+        now = self.now()
         sent: list[dict[str, Any]] = []
         retry: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -314,7 +314,7 @@ class _Run:
             mail = outcome.mail
             attempts = mail.attempts + 1
             if outcome.kind == "sent":
-                sent.append({"mid": mail.id, "at": outcome.at})
+                sent.append({"mid": mail.id, "at": now})
             elif outcome.kind == "release":
                 release.append({"mid": mail.id})
             elif outcome.kind == "retry" and attempts < self.retry.max_attempts:
@@ -322,7 +322,7 @@ class _Run:
                     {
                         "mid": mail.id,
                         "why": outcome.reason,
-                        "next": outcome.at + self.retry.delay(attempts),
+                        "next": now + self.retry.delay(attempts),
                     }
                 )
             else:
@@ -361,154 +361,241 @@ class _Run:
                         "reason": outcome.reason,
                     }
                 )
+        self.done += sum(1 for outcome in outcomes if outcome.kind != "release")
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
 
     # --- sending -------------------------------------------------------------------------
 
     def _halt(self, reason: str) -> None:
         if self.report.error is None:
             self.report.error = reason
-        self.stop.set()
+        self.halted = True
 
-    def worker(self) -> None:
-        transport: Transport | None = None
-        previous: _Outcome | None = None
-
-        def previous_recorded() -> None:
-            # At most one message per connection is handed over and not yet recorded.
-            if previous is not None and previous.kind != "release":
-                previous.recorded.wait()
-
-        try:
-            while True:
-                mail = self.work.get()
-                if mail is None:
-                    return
-                if not self.stop.is_set():
-                    self.pacer.wait(self.stop)
-                if self.stop.is_set():
-                    self.results.put(_Outcome(mail, "release"))
-                    continue
-                try:
-                    if transport is None:
-                        transport = self.transport_factory(self.settings)
-                    transport.send(mail, before_handover=previous_recorded)
-                    outcome = _Outcome(mail, "sent")
-                except PermanentDeliveryError as error:
-                    outcome = _Outcome(mail, "failed", str(error))
-                except TemporaryDeliveryError as error:
-                    outcome = _Outcome(mail, "retry", str(error))
-                except TransportUnavailableError as error:
-                    self._halt(str(error))
-                    outcome = _Outcome(mail, "release")
-                except Exception as error:  # a bug must not lose the message: retry it later
-                    outcome = _Outcome(mail, "retry", f"Unexpected {type(error).__name__}: {error}")
-                outcome.at = self.now()
-                self.results.put(outcome)
-                previous = outcome
-        finally:
-            if transport is not None:
-                transport.close()
+    def _claim_more(self, pending: deque[OutgoingMail], claimed: int) -> tuple[int, bool]:
+        """Claim the next batch into ``pending``; returns (claimed so far, nothing left)."""
+        size = self.batch_size
+        if self.limit is not None:
+            size = min(size, self.limit - claimed)
+        if size <= 0:
+            return claimed, True
+        batch = self.claim(size)
+        pending.extend(batch)
+        claimed += len(batch)
+        self.total = max(self.total, claimed)
+        return claimed, len(batch) < size
 
     def run(self) -> DeliveryReport:
-        with self.engine.connect() as conn:
-            self.conn = conn
-            try:
-                return self._run()
-            finally:
-                self.conn = None
-
-    def _run(self) -> DeliveryReport:
         started = time.perf_counter()
-        total = self.count_due()
+        self.total = self.count_due()
         if self.limit is not None:
-            total = min(total, self.limit)
-        threads = [
-            threading.Thread(target=self.worker, name=f"mail-{i}", daemon=True)
-            for i in range(self.connections)
-        ]
-        for thread in threads:
-            thread.start()
-        claimed = outstanding = done = 0
-        exhausted = False
-        waiting: list[_Outcome] = []
-        try:
-            while True:
-                if not exhausted and not self.stop.is_set() and outstanding < self.low_water:
-                    size = self.batch_size
-                    if self.limit is not None:
-                        size = min(size, self.limit - claimed)
-                    batch = self.claim(size) if size > 0 else []
-                    claimed += len(batch)
-                    outstanding += len(batch)
-                    for mail in batch:
-                        self.work.put(mail)
-                    exhausted = len(batch) < size or size <= 0
-                    total = max(total, claimed)
-                if outstanding == 0:
-                    break
-                waiting = self._collect(min(outstanding, self.connections))
-                self.record(waiting)
-                outstanding -= len(waiting)
-                done += sum(1 for o in waiting if o.kind != "release")
-                if self.progress is not None:
-                    self.progress(done, total)
-                for outcome in waiting:
-                    outcome.recorded.set()
-                waiting = []
-        finally:
-            self._shutdown(threads, waiting)
+            self.total = min(self.total, self.limit)
+        if self.pooled:
+            self._run_pool()
+        else:
+            with self.engine.connect() as conn:
+                self.conn = conn
+                try:
+                    self._run_one_by_one()
+                finally:
+                    self.conn = None
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
 
-    def _collect(self, busy: int) -> list[_Outcome]:
-        """Outcomes to commit together: wait a moment for every busy connection to report."""
-        collected = [self.results.get()]
-        deadline = time.monotonic() + GROUP_COMMIT_WAIT
-        while len(collected) < busy:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining > 0:
-                    collected.append(self.results.get(timeout=remaining))
-                else:
-                    collected.append(self.results.get_nowait())
-            except queue.Empty:
-                break
-        return collected
+    def _run_one_by_one(self) -> None:
+        """Any transport, one message at a time, each outcome committed before the next send."""
+        transport = self.transport_factory(self.settings)
+        pending: deque[OutgoingMail] = deque()
+        claimed, exhausted = 0, False
+        try:
+            while not self.halted:
+                if not pending:
+                    if exhausted:
+                        break
+                    claimed, exhausted = self._claim_more(pending, claimed)
+                    continue
+                time.sleep(self.pacer.delay())
+                self.pacer.take()
+                mail = pending.popleft()
+                try:
+                    transport.send(mail)
+                    outcome = Finished(mail, "sent")
+                except PermanentDeliveryError as error:
+                    outcome = Finished(mail, "failed", str(error))
+                except TemporaryDeliveryError as error:
+                    outcome = Finished(mail, "retry", str(error))
+                except TransportUnavailableError as error:
+                    self._halt(str(error))
+                    outcome = Finished(mail, "release")
+                self.record([outcome])
+        finally:
+            transport.close()
+            self._record_quietly([Finished(mail, "release") for mail in pending])
 
-    def _shutdown(self, threads: list[threading.Thread], waiting: list[_Outcome]) -> None:
-        """Stop the threads; on an interruption, give back what was claimed but not sent."""
-        self.stop.set()
-        unsent: list[_Outcome] = []
-        while True:
-            try:
-                mail = self.work.get_nowait()
-            except queue.Empty:
-                break
-            if mail is not None:
-                unsent.append(_Outcome(mail, "release"))
-        for outcome in waiting:
-            outcome.recorded.set()
-        for _ in threads:
-            self.work.put(None)
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.1)
-                self._drain_results(unsent)
-        self._drain_results(unsent)
-        if unsent:
-            try:
-                self.record(unsent)
-            except Exception:  # the lease gives them back to the next run anyway
-                pass
+    def _run_pool(self) -> None:
+        """SMTP: several connections in one loop, the database in a thread of its own."""
+        pool = SmtpPool(self.settings, self.connections)
+        wake_read, wake_write = socket.socketpair()
+        wake_read.setblocking(False)
+        pool.add_waker(wake_read)
+        database = _DatabaseThread(self, wake_write)
+        database.start()
+        pending: deque[OutgoingMail] = deque()
+        outcomes: list[Finished] = []
+        claimed, exhausted, claiming = 0, False, False
+        try:
+            while True:
+                # News from the database thread: claimed messages, committed outcomes.
+                with contextlib.suppress(BlockingIOError):
+                    while wake_read.recv(4096):
+                        pass
+                if database.error is not None:
+                    raise database.error
+                for size, batch in database.take_claims():
+                    pending.extend(batch)
+                    claimed += len(batch)
+                    exhausted = exhausted or len(batch) < size
+                    claiming = False
+                    self.total = max(self.total, claimed)
+                pool.recorded(database.recorded_upto)
+                if not claiming and not exhausted and not self.halted:
+                    if len(pending) < self.low_water:
+                        size = self.batch_size
+                        if self.limit is not None:
+                            size = min(size, self.limit - claimed)
+                        if size > 0:
+                            database.claim(size)
+                            claiming = True
+                        else:
+                            exhausted = True
+                wait = POLL_SECONDS
+                while pending and pool.idle() and not self.halted:
+                    delay = self.pacer.delay()
+                    if delay > 0:
+                        wait = min(wait, delay)
+                        break
+                    mail = pending.popleft()
+                    try:
+                        pool.start(mail)
+                    except TransportUnavailableError as error:
+                        pending.appendleft(mail)
+                        self._halt(str(error))
+                    self.pacer.take()
+                if pool.error:
+                    self._halt(pool.error)
+                if self.halted:
+                    # Nothing more goes out: what was not handed over is given back untouched.
+                    released = pool.abort_unsent() + list(pending)
+                    pending.clear()
+                    if released:
+                        database.record([Finished(mail, "release") for mail in released])
+                # Outcomes go to the database in groups: when a connection waits for them, when
+                # every connection has one, or when nothing else is going on.
+                if outcomes and (
+                    pool.waiting_for_record()
+                    or len(outcomes) >= self.connections
+                    or not pool.busy()
+                ):
+                    database.record(outcomes)
+                    outcomes = []
+                if (
+                    not pool.busy()
+                    and not pool.has_results()
+                    and not pending
+                    and not outcomes
+                    and not claiming
+                    and (exhausted or self.halted)
+                ):
+                    break
+                outcomes += pool.poll(wait)
+        finally:
+            # Interrupted (an exception, ^C): give back what was claimed and not handed over.
+            leftovers = outcomes + [Finished(mail, "release") for mail in pool.abort_unsent()]
+            leftovers += [Finished(mail, "release") for mail in pending]
+            if leftovers:
+                database.record(leftovers)
+            database.stop()
+            database.join()
+            pool.close()
+            wake_read.close()
+            wake_write.close()
+            if database.error is not None and leftovers:
+                self._record_quietly(leftovers)
 
-    def _drain_results(self, into: list[_Outcome]) -> None:
+    def _record_quietly(self, outcomes: list[Finished]) -> None:
+        try:
+            self.record(outcomes)
+        except Exception:  # the lease gives them back to the next run anyway
+            pass
+
+
+class _DatabaseThread(threading.Thread):
+    """The run's database work, in a thread of its own so that commits overlap the network.
+
+    The drivers (sqlite3, psycopg) release the interpreter lock while they wait, so the sending
+    loop keeps serving its connections during a commit. Requests that queue up while one is
+    served are served together: outcomes that arrive during a commit share the next one.
+    """
+
+    def __init__(self, run: _Run, waker: socket.socket) -> None:
+        super().__init__(name="mail-database", daemon=True)
+        self.owner = run
+        self.waker = waker
+        self.requests: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.claims: list[tuple[int, list[OutgoingMail]]] = []
+        self.recorded_upto = 0
+        self.error: BaseException | None = None
+
+    def claim(self, size: int) -> None:
+        self.requests.put(("claim", size))
+
+    def record(self, outcomes: list[Finished]) -> None:
+        self.requests.put(("record", outcomes))
+
+    def stop(self) -> None:
+        self.requests.put(("stop", None))
+
+    def take_claims(self) -> list[tuple[int, list[OutgoingMail]]]:
+        with self.lock:
+            claims, self.claims = self.claims, []
+        return claims
+
+    def run(self) -> None:
+        try:
+            with self.owner.engine.connect() as conn:
+                self.owner.conn = conn
+                try:
+                    self._serve()
+                finally:
+                    self.owner.conn = None
+        except BaseException as error:  # handed to the sending loop, which raises it
+            self.error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self.waker.send(b"!")
+
+    def _serve(self) -> None:
         while True:
-            try:
-                outcome = self.results.get_nowait()
-            except queue.Empty:
+            batch = [self.requests.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self.requests.get_nowait())
+            outcomes = [outcome for kind, value in batch if kind == "record" for outcome in value]
+            if outcomes:
+                self.owner.record(outcomes)
+                with self.lock:
+                    self.recorded_upto = max(self.recorded_upto, *(o.ticket for o in outcomes))
+            for kind, value in batch:
+                if kind == "claim":
+                    mails = self.owner.claim(value)
+                    with self.lock:
+                        self.claims.append((value, mails))
+            self._wake()
+            if any(kind == "stop" for kind, _ in batch):
                 return
-            into.append(outcome)
-            outcome.recorded.set()
 
 
 def deliver(
@@ -528,13 +615,13 @@ def deliver(
     """Send the due messages of the outbox; see the module docstring for the guarantees.
 
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
-    second. ``connections``: parallel SMTP connections (default 4; the Maildir uses one).
+    second. ``connections``: SMTP connections in parallel (default 4; the Maildir uses one).
+    ``transport_factory``: another transport, driven one message at a time.
     ``progress(done, total)`` is called after each recorded group of outcomes. ``now`` fixes the
     clock (tests, replays). The report's ``error`` is set when the run stopped early because the
     transport was unavailable; the unsent messages are then still queued.
     """
     settings = settings or get_settings()
-    factory = transport_factory or make_transport
     if limit is not None and limit < 1:
         raise MailError(f"The delivery limit must be at least 1 message, not {limit}.")
     if rate is not None and rate <= 0:
@@ -558,7 +645,7 @@ def deliver(
         lease=lease,
         retry=retry or RetryPolicy(),
         now=now,
-        transport_factory=factory,
+        transport_factory=transport_factory,
         batch_size=batch_size,
     )
     return run.run()
