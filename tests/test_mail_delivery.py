@@ -523,6 +523,32 @@ def test_rate_and_arguments_are_checked(session_factory, smtp_server):
     assert report.sent == 3
 
 
+def test_the_one_connection_transport_classifies_every_answer(smtp_server):
+    from selfcare_ops.mail.transports import (
+        PermanentDeliveryError,
+        SmtpTransport,
+        TemporaryDeliveryError,
+        TransportUnavailableError,
+    )
+
+    smtp_server.handler.rcpt_replies = {
+        "gone@client.test": "550 5.1.1 No such user",
+        "full@client.test": "452 4.2.2 Mailbox full",
+    }
+    transport = SmtpTransport(smtp_settings(smtp_server.port))
+    with transport:
+        transport.send(sample(recipient="ok@client.test"))
+        with pytest.raises(PermanentDeliveryError, match="550 5.1.1 No such user"):
+            transport.send(sample(recipient="gone@client.test"))
+        with pytest.raises(TemporaryDeliveryError, match="452 4.2.2 Mailbox full"):
+            transport.send(sample(recipient="full@client.test"))
+        transport.send(sample(recipient="again@client.test"))  # the connection is still good
+        smtp_server.stop()
+        with pytest.raises(TransportUnavailableError, match="cannot be reached"):
+            transport.send(sample(recipient="late@client.test"))
+    assert [str(m["To"]) for m in smtp_server.messages] == ["ok@client.test", "again@client.test"]
+
+
 # --- Maildir -----------------------------------------------------------------------------------
 
 
