@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, get_settings
+from ..db import translate_errors
 from ..errors import MailError
 from ..models import MESSAGE_STATUSES, OutboundMessage, utcnow
 from .transports import (
@@ -386,6 +387,10 @@ class _Run:
         return claimed, len(batch) < size
 
     def run(self) -> DeliveryReport:
+        with translate_errors(self.engine):  # a database lost mid-run: one sentence
+            return self._run()
+
+    def _run(self) -> DeliveryReport:
         started = time.perf_counter()
         self.total = self.count_due()
         if self.limit is not None:
@@ -617,9 +622,10 @@ def deliver(
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
     second. ``connections``: SMTP connections in parallel (default 4; the Maildir uses one).
     ``transport_factory``: another transport, driven one message at a time.
-    ``progress(done, total)`` is called after each recorded group of outcomes. ``now`` fixes the
-    clock (tests, replays). The report's ``error`` is set when the run stopped early because the
-    transport was unavailable; the unsent messages are then still queued.
+    ``progress(done, total)`` is called after each committed group of outcomes (over SMTP, from
+    the run's database thread). ``now`` fixes the clock (tests, replays). The report's ``error``
+    is set when the run stopped early because the transport was unavailable; the unsent
+    messages are then still queued.
     """
     settings = settings or get_settings()
     if limit is not None and limit < 1:
