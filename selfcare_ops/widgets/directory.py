@@ -362,7 +362,10 @@ class DirectoryDashboard:
         parts = [
             plural(int(row[s]), STATUS_LABELS[s].lower(), STATUS_PLURALS[s]) for s in STATUS_LABELS
         ]
-        shown = "" if listed is None else f" — {int(listed)} {'correspond' if int(listed) < 2 else 'correspondent'} aux filtres"
+        shown = ""
+        if listed is not None:
+            verb = "correspond" if int(listed) < 2 else "correspondent"
+            shown = f" — {int(listed)} {verb} aux filtres"
         self.counts_html.value = (
             f'<p class="selfcare-counts">{plural(int(row["users"]), "utilisateur")} : '
             f"{html.escape(' · '.join(parts))}{html.escape(shown)}</p>"
