@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine, make_session_factory
 
+#: The folder holding ``notebooks/`` and ``data/`` (a checkout of the project).
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
 
 @dataclass(frozen=True)
 class JobContext:
@@ -26,6 +29,16 @@ class JobContext:
     engine: Engine
     sessions: sessionmaker[Session]
     output_dir: Path
+
+    def input_path(self, name: str) -> Path:
+        """An input file named by a parameter: absolute, or relative to the current folder,
+        or else to the project folder (papermill and nbval start kernels in different folders).
+        """
+        path = Path(name).expanduser()
+        if path.is_absolute() or path.exists():
+            return path
+        in_project = PROJECT_DIR / path
+        return in_project if in_project.exists() else path
 
     def describe(self) -> dict[str, str]:
         """Which interpreter, package and database this run uses (shown by every notebook)."""
@@ -50,6 +63,9 @@ def open_job(job: str, *, database_url: str = "", output_dir: str = "") -> JobCo
         settings = replace(settings, database_url=database_url)
     folder = Path(output_dir) if output_dir else settings.runs_dir / job / "output"
     folder.mkdir(parents=True, exist_ok=True)
+    if settings.mail_transport == "maildir":
+        # The Maildir itself is created by its transport, but not the folders above it.
+        settings.maildir.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     check_ready(engine)
     return JobContext(job, settings, engine, make_session_factory(engine), folder)

@@ -75,9 +75,13 @@ def run_main_job(
     settings: Settings | None = None,
     *,
     csv_path: Path | str | None = None,
-    client: str = "",
+    client: str | None = None,
 ) -> MainJobSummary:
-    """Run the demo chain; raises :class:`~selfcare_ops.errors.JobError` if a job fails."""
+    """Run the demo chain; raises :class:`~selfcare_ops.errors.JobError` if a job fails.
+
+    ``csv_path`` defaults to the demo sample, whose lines (it has no client column) go to
+    ``client``: by default the demo client for the sample, none (the file says) for another file.
+    """
     from ..branding import seed_default_branding
 
     settings = settings or get_settings()
@@ -93,7 +97,7 @@ def run_main_job(
     summary = MainJobSummary(database=database, demo=demo, maildir=settings.maildir)
     onboarding = {
         "csv_path": str(csv_path or ONBOARDING_SAMPLE),
-        "client": client,
+        "client": client if client is not None else ("" if csv_path else DEMO_CLIENT_REF),
         "invite": True,
     }
     for name, parameters in (

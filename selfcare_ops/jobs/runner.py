@@ -64,7 +64,16 @@ class VenvKernelManager(AsyncKernelManager):
     def kernel_spec(self) -> KernelSpec:
         if self._kernel_spec is None:
             self._kernel_spec = KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "ipykernel_launcher",
+                    "-f",
+                    "{connection_file}",
+                    # Unattended runs keep no input history: no SQLite file in the home
+                    # directory shared (and locked) by every kernel that starts at once.
+                    "--HistoryManager.enabled=False",
+                ],
                 display_name="Python 3 (selfcare-ops)",
                 language="python",
                 name=KERNEL_NAME,
@@ -109,9 +118,10 @@ class JobRunResult:
             if self.output_path.exists()
             else "No executed notebook was written."
         )
+        error = (self.error or "unknown error").rstrip(".")
         return (
             f"Job {self.job!r} failed{where} after {self.duration_s:.1f} s (run {self.run_id}): "
-            f"{self.error}. {kept}"
+            f"{error}. {kept}"
         )
 
     def raise_for_status(self) -> JobRunResult:

@@ -2,7 +2,8 @@
 
 Each takes the session and the actor like every service (the notebooks pass the system
 actor), and calls the services that own the rules: :mod:`selfcare_ops.invitations` for
-reminders, :mod:`selfcare_ops.branding` for the audit and its previews.
+reminders, :mod:`selfcare_ops.mail.deliver` for the outbox, :mod:`selfcare_ops.branding`
+for the audit and its previews.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..access import Actor, user_scope
-from ..errors import ValidationError
+from ..config import Settings
+from ..errors import MailError, ValidationError
 from ..models import Organisation, User, utcnow
+
+if TYPE_CHECKING:
+    from ..mail.deliver import DeliveryReport
 
 
 def remind_invited(
@@ -119,3 +125,19 @@ def audit_branding(
         for ref in cases["organisation_ref"]
     }
     return BrandingAuditOutcome(audit=audit, worst=cases, csv_path=csv_path, previews=previews)
+
+
+def deliver_outbox(
+    sessions: sessionmaker[Session], settings: Settings, *, limit: int = 0
+) -> DeliveryReport:
+    """Deliver the due messages (all, or at most ``limit``); an unavailable transport fails
+    the job, so the run is recorded as failed while the messages stay queued for the next."""
+    from ..mail.deliver import deliver
+
+    report = deliver(sessions, settings, limit=limit or None)
+    if report.error:
+        raise MailError(
+            f"{report.error.rstrip('.')}: delivery stopped after {report.sent} messages sent; "
+            "the others stay queued for the next run."
+        )
+    return report
