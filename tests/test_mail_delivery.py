@@ -233,6 +233,20 @@ def test_mime_round_trips_any_text_and_never_breaks_a_header(subject, body, html
     assert normalised(message.get_body(("html",)).get_content()) == normalised(html)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", ".", "..", ".x", "a.b", "x", " ."]), max_size=12))
+def test_smtp_data_doubles_leading_dots_and_ends_with_a_lone_dot(lines):
+    from selfcare_ops.mail.transports import smtp_data
+
+    message = "\r\n".join(lines).encode()
+    data = smtp_data(message)
+    assert data.endswith(b"\r\n.\r\n")
+    body_lines = data[: -len(b".\r\n")].split(b"\r\n")[:-1]
+    assert all(line != b"." for line in body_lines)
+    unstuffed = b"\r\n".join(line[1:] if line.startswith(b".") else line for line in body_lines)
+    assert unstuffed == message.removesuffix(b"\r\n") or unstuffed == message
+
+
 def test_retry_policy_doubles_then_caps():
     retry = RetryPolicy(first_delay=timedelta(minutes=1), max_delay=timedelta(minutes=10))
     assert [retry.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [

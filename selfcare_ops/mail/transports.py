@@ -198,7 +198,9 @@ def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = No
 
 def smtp_data(message: bytes) -> bytes:
     """``message`` as the SMTP DATA payload: leading dots doubled, ended by a lone dot."""
-    stuffed = _LEADING_DOT.sub(b"..", message)
+    stuffed = message
+    if stuffed.startswith(b".") or b"\n." in stuffed:
+        stuffed = _LEADING_DOT.sub(b"..", stuffed)
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     return stuffed + b".\r\n"
@@ -534,6 +536,7 @@ class SmtpPool:
         self.error: str | None = None
         self._finished: list[Finished] = []
         self._tickets = 0
+        self._registered = 0
         self.recorded_upto = 0
 
     # --- owner API -------------------------------------------------------------------------
@@ -601,7 +604,7 @@ class SmtpPool:
                 for slot in self.slots
                 if isinstance(slot.sock, ssl.SSLSocket) and slot.sock.pending()
             ]
-            if not ready and self.selector.get_map():
+            if not ready and self._registered:
                 ready = [key.data for key, _ in self.selector.select(timeout)]
             elif not ready and timeout:
                 time.sleep(timeout)
@@ -628,6 +631,7 @@ class SmtpPool:
     def add_waker(self, sock: socket.socket) -> None:
         """A socket whose readability ends :meth:`poll` early (news from another thread)."""
         self.selector.register(sock, selectors.EVENT_READ, None)
+        self._registered += 1
 
     def abort_unsent(self) -> list[OutgoingMail]:
         """Stop the transactions that have not handed their message over; returns those."""
@@ -658,11 +662,13 @@ class SmtpPool:
         slot.sock = smtp.sock
         slot.buffer, slot.lines = b"", []
         self.selector.register(slot.sock, selectors.EVENT_READ, slot)
+        self._registered += 1
 
     def _drop(self, slot: _Slot) -> None:
         if slot.sock is not None:
             try:
                 self.selector.unregister(slot.sock)
+                self._registered -= 1
             except (KeyError, ValueError):
                 pass
             slot.transport._drop()
