@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lab bench lint clean install
+.PHONY: demo test lab voila bench lint clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,16 @@ test: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench
 	$(BIN)/python -m pytest
 
+# JupyterLab refuses to start as root without --allow-root (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP_RUN)
 	$(BIN)/selfcare-ops demo --quiet
-	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/dashboard.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/dashboard.ipynb
+
+voila: $(STAMP_TEST)
+	$(BIN)/selfcare-ops demo --quiet
+	$(BIN)/voila notebooks/dashboard.ipynb
 
 bench: $(STAMP_TEST)
 	set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
