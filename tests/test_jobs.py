@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from selfcare_ops.cli import main
 from selfcare_ops.config import Settings
@@ -361,3 +361,89 @@ def test_the_domain_side_of_jobs_never_imports_papermill() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+# --- the compositions the notebooks call ----------------------------------------------------
+
+
+def test_remind_invited_sends_a_new_link_once_and_only_in_scope(session_factory, tree) -> None:
+    from datetime import timedelta
+
+    from selfcare_ops.access import SYSTEM_ACTOR_EMAIL
+    from selfcare_ops.invitations import invite_user
+    from selfcare_ops.jobs.tasks import remind_invited
+    from selfcare_ops.models import AuditEvent, Invitation, OutboundMessage, User
+
+    jp, vero = tree.client_a_users[2], tree.client_a_users[4]
+    now = utcnow()
+    with session_factory.begin() as session:
+        invite_user(session, tree.system, jp, now=now - timedelta(days=10))
+        invite_user(session, tree.system, vero, now=now - timedelta(days=2))
+    with session_factory.begin() as session:
+        assert remind_invited(session, tree.partner_b_admin, older_than_days=5) == 0  # scope
+        assert remind_invited(session, tree.system, older_than_days=5, now=now) == 1
+    with session_factory.begin() as session:
+        assert remind_invited(session, tree.system, older_than_days=5, now=now) == 0  # once
+        user = session.scalar(select(User).where(User.login == jp))
+        assert user.status == "invited" and user.invited_at == now
+        statuses = sorted(
+            session.scalars(select(Invitation.status).where(Invitation.user_id == user.id))
+        )
+        assert statuses == ["pending", "superseded"]  # the old link no longer works
+        assert session.scalar(select(func.count()).select_from(OutboundMessage)) == 3
+        actors = set(
+            session.scalars(
+                select(AuditEvent.actor_label).where(AuditEvent.target_label.like("%bubu%"))
+            )
+        )
+        assert actors == {SYSTEM_ACTOR_EMAIL}
+    with session_factory() as session, pytest.raises(ValidationError, match="at least 1 day"):
+        remind_invited(session, tree.system, older_than_days=0)
+
+
+def test_worst_branding_cases_rank_by_problems_then_contrast() -> None:
+    import pandas as pd
+
+    from selfcare_ops.jobs.tasks import worst_branding_cases
+
+    audit = pd.DataFrame(
+        {
+            "organisation_ref": ["A", "B", "C", "D"],
+            "primary_color": ["#999999", "#333333", "#ffffff", "#eeeeee"],
+            "gradient_color": [None, None, "", "#000000"],
+            "text_color": ["#ffffff", "#444444", "#000000", "#ffffff"],
+            "issues": [1, 1, 1, 2],
+        }
+    )
+    worst = worst_branding_cases(audit, 3)
+    # D has two problems; then B (1.3:1) before A (2.8:1); C (21:1) is left out.
+    assert list(worst["organisation_ref"]) == ["D", "B", "A"]
+    assert worst["min_contrast"].tolist() == pytest.approx([1.16, 1.3, 2.85], abs=0.02)
+    assert worst_branding_cases(audit.iloc[0:0], 3).empty
+
+
+def test_an_unavailable_mail_transport_fails_the_maintenance_job(
+    db_url: str, session_factory, tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket as sockets
+
+    from selfcare_ops.invitations import invite_user
+    from selfcare_ops.models import OutboundMessage
+
+    with sockets.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with session_factory.begin() as session:
+        invite_user(session, tree.system, tree.client_a_users[2])
+    monkeypatch.setenv("SELFCARE_OPS_MAIL_TRANSPORT", "smtp")
+    monkeypatch.setenv("SELFCARE_OPS_SMTP_PORT", str(port))
+    result = CliRunner().invoke(
+        main, ["jobs", "run", "invitation_maintenance"], env={"SELFCARE_OPS_DATABASE_URL": db_url}
+    )
+    assert result.exit_code == 1
+    assert "MailError" in result.output and "stay queued for the next run" in result.output
+    with session_factory() as session:
+        run = session.scalars(select(JobRun)).one()
+        assert run.status == "failed" and run.failed_cell is not None
+        queued = session.scalars(select(OutboundMessage.status)).all()
+    assert queued == ["queued"]  # nothing lost
