@@ -14,9 +14,9 @@ toggles on one partner in two and one client in five.
   rows fetched as tuples and nothing else done with them. The bare settings tables alone
   (no tree) are timed and printed too.
 
-Each side runs ``--rounds`` times, alternating, and the best time of each is kept (medians are
-printed too), so that a burst of load from elsewhere on the machine does not decide the ratio.
-Prints both times and the ratio; the last line is ``ratio=<ours/raw>`` (must be <= 5).
+Each round times OURS, then RAW right after it (so both see the same load from the rest of the
+machine), and the ratio is the median of the per-round ratios; best and median times of each
+side are printed too. The last line is ``ratio=<ours/raw>`` (must be <= 5).
 """
 
 from __future__ import annotations
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         factory = make_session_factory(engine)
         ours, raw, bare = [], [], []
         rows = raw_rows = 0
+        with factory() as session:  # warm-up, untimed: statement caches, page cache
+            resolve_all(session, system_actor(session))
         for _ in range(args.rounds):
             with factory() as session:
                 actor = system_actor(session)
@@ -230,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"(bare settings tables without the tree: best {t_bare * 1000:.1f} ms; "
-        f"ours/bare={t_ours / t_bare:.2f}; median ours/raw={m_ours / m_raw:.2f})"
+        f"best ours/raw={t_ours / t_raw:.2f}; ours/bare={t_ours / t_bare:.2f})"
     )
-    ratio = t_ours / t_raw
-    print(f"ours/raw={ratio:.2f} (must be <= 5)")
+    ratio = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
+    print(f"ours/raw={ratio:.2f}, median of the per-round ratios (must be <= 5)")
     print(f"ratio={ratio:.2f}")
     return 0 if ratio <= 5 else 1
 

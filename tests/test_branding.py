@@ -287,12 +287,23 @@ def test_resolve_all_agrees_with_resolve_branding_and_modules(session_factory, t
     with session_factory() as session:
         frame = resolve_all(session, tree.system)
         assert sorted(frame["organisation_ref"]) == ["CA", "CA1", "CB"]
-        for row in frame.to_dict(orient="records"):
+        partner = resolve_all(session, tree.partner_a_admin, kinds=("partner", "client"))
+        client = resolve_all(session, tree.client_a_admin)
+        assert list(partner["organisation_ref"]) == ["CA", "CA1", "PA", "PA1"]
+        assert list(client["organisation_ref"]) == ["CA"]
+        everything = resolve_all(session, tree.system, kinds=("operator", "partner", "client"))
+        records = [
+            *frame.to_dict(orient="records"),
+            *partner.to_dict(orient="records"),
+            *client.to_dict(orient="records"),
+            *everything.to_dict(orient="records"),
+        ]
+        for row in records:
             one = resolve_branding(session, row["organisation_id"])
             for name in ("primary_color", "gradient_color", "text_color", "banner_message"):
                 assert row[name] == getattr(one, name).value, (row["organisation_ref"], name)
                 assert row[f"{name}_source"] == getattr(one, name).source
-            assert row["logo"] == one.logo.value.sha256
+            assert row["logo"] == (one.logo.value.sha256 if one.logo.value else None)
             modules = resolve_modules(session, row["organisation_id"])
             for key, state in modules.items():
                 assert row[f"module_{key}"] == state.enabled

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -71,42 +71,70 @@ def fetch_tuples(connection: Connection, statement: Select[Any]) -> list[tuple[A
 
 @dataclass(frozen=True)
 class TreeResolution:
-    """Every organisation in scope and its effective branding and modules.
+    """Every visible organisation (in reference order) and its effective branding and modules.
 
-    ``orgs`` are rows ``(id, parent_id, ref, name, kind, path, ...)`` in reference order.
-    Resolutions are stored once in ``branding``/``modules``; ``branding_of``/``modules_of``
-    give each organisation's index there (organisations without settings of their own share
-    their parent's).
+    Columns are parallel tuples, one item per organisation. Resolutions are stored once in
+    ``branding``/``modules``; ``branding_index``/``modules_index`` give each organisation's
+    position there (organisations without settings of their own share their parent's).
+    ``in_scope`` lists the positions the actor may see (ancestors are loaded only to inherit).
     """
 
-    orgs: list[tuple[Any, ...]]
+    ids: tuple[int, ...]
+    refs: tuple[str, ...]
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    in_scope: list[int]
     branding: list[Resolution]
-    branding_of: dict[int, int]
+    branding_index: list[int]
     modules: list[ModuleResolution]
-    modules_of: dict[int, int]
+    modules_index: list[int]
     hashes: dict[int, str]
 
-    def branding_for(self, org_id: int) -> Resolution:
-        return self.branding[self.branding_of[org_id]]
+    def positions(self, kinds: Iterable[str] | None = None) -> list[int]:
+        if kinds is None:
+            return self.in_scope
+        wanted = set(kinds)
+        return [p for p in self.in_scope if self.kinds[p] in wanted]
 
-    def modules_for(self, org_id: int) -> ModuleResolution:
-        return self.modules[self.modules_of[org_id]]
+    def branding_at(self, position: int) -> Resolution:
+        return self.branding[self.branding_index[position]]
+
+    def modules_at(self, position: int) -> ModuleResolution:
+        return self.modules[self.modules_index[position]]
+
+
+def _child_index(store: list[Any], parent: int, own: Any, ref: str, org_id: int, merge) -> int:  # type: ignore[no-untyped-def]
+    """Index in ``store`` of the resolution of an organisation whose parent's is ``parent``."""
+    if own is None:
+        return parent
+    merged = merge(store[parent], own, ref, org_id)
+    if merged is store[parent]:
+        return parent
+    store.append(merged)
+    return len(store) - 1
 
 
 def resolve_tree(session: Session, actor: Actor, *, with_modules: bool = True) -> TreeResolution:
-    """Four queries, then the inheritance rule applied parents first, in Python."""
+    """Four queries, then the inheritance rule, in Python and in bulk.
+
+    Organisations with children (the operator and the partners: few) are resolved one by one,
+    parents first. Every other organisation takes its parent's resolution in one list
+    comprehension, and only those with settings of their own are merged one by one.
+    """
     visible = _visible(actor)
     connection = session.connection()
     rows = fetch_tuples(
         connection,
         select(
             Organisation.id,
-            Organisation.parent_id,
+            func.coalesce(Organisation.parent_id, 0),
             Organisation.ref,
             Organisation.name,
             Organisation.kind,
             Organisation.path,
-        ).where(visible),
+        )
+        .where(visible)
+        .order_by(Organisation.ref),
     )
     own_branding = {
         row[0]: row[1:]
@@ -126,7 +154,6 @@ def resolve_tree(session: Session, actor: Actor, *, with_modules: bool = True) -
             .where(visible),
         ):
             own_modules.setdefault(org_id, {})[module] = bool(enabled)
-
     asset_ids = {own[i] for own in own_branding.values() for i in _ASSET_INDEXES} - {None}
     hashes: dict[int, str] = {}
     if asset_ids:
@@ -134,40 +161,45 @@ def resolve_tree(session: Session, actor: Actor, *, with_modules: bool = True) -
             fetch_tuples(connection, select(Asset.id, Asset.sha256).where(Asset.id.in_(asset_ids)))
         )
 
-    # A parent's path is a strict prefix of its children's: shorter paths first.
-    b_list, b_of = [BUILTIN], {}
-    m_list, m_of = [BUILTIN_MODULES], {}
-    for row in sorted(rows, key=_path_length):
-        org_id, parent_id, ref = row[0], row[1], row[2]
-        index = b_of.get(parent_id, 0)
-        own_b = own_branding.get(org_id)
-        if own_b is not None:
-            merged = merge_level(b_list[index], own_b, ref, org_id)
-            if merged is not b_list[index]:
-                index = len(b_list)
-                b_list.append(merged)
-        b_of[org_id] = index
-        index = m_of.get(parent_id, 0)
-        own_m = own_modules.get(org_id)
-        if own_m is not None:
-            index = len(m_list)
-            m_list.append(merge_modules(m_list[m_of.get(parent_id, 0)], own_m, ref, org_id))
-        m_of[org_id] = index
+    ids, parents, refs, names, kinds, paths = (
+        tuple(zip(*rows, strict=True)) if rows else ((), (), (), (), (), ())
+    )
+    parent_ids = set(parents)
+    position = dict(zip(ids, range(len(ids)), strict=True))
+    b_list: list[Resolution] = [BUILTIN]
+    m_list: list[ModuleResolution] = [BUILTIN_MODULES]
+    b_of, m_of = {0: 0}, {0: 0}  # 0: the root's parent
+    # organisations with children, parents first (a parent's path is a prefix of its child's)
+    inner = sorted((p for p, i in enumerate(ids) if i in parent_ids), key=lambda p: len(paths[p]))
+    for p in inner:
+        org_id, parent = ids[p], parents[p]
+        b_of[org_id] = _child_index(
+            b_list, b_of[parent], own_branding.get(org_id), refs[p], org_id, merge_level
+        )
+        m_of[org_id] = _child_index(
+            m_list, m_of[parent], own_modules.get(org_id), refs[p], org_id, merge_modules
+        )
+    # everyone else: the parent's resolution, then their own settings where they have some
+    b_index = [b_of[parent] for parent in parents]
+    m_index = [m_of[parent] for parent in parents]
+    for p in inner:
+        b_index[p], m_index[p] = b_of[ids[p]], m_of[ids[p]]
+    for org_id, own in own_branding.items():
+        if org_id not in parent_ids:
+            p = position[org_id]
+            b_index[p] = _child_index(b_list, b_index[p], own, refs[p], org_id, merge_level)
+    for org_id, own_m in own_modules.items():
+        if org_id not in parent_ids:
+            p = position[org_id]
+            m_index[p] = _child_index(m_list, m_index[p], own_m, refs[p], org_id, merge_modules)
     if actor.is_client_side:
-        in_scope = [row for row in rows if row[0] == actor.organisation_id]
+        in_scope = [position[actor.organisation_id]] if actor.organisation_id in position else []
     else:
         prefix = actor.organisation_path
-        in_scope = [row for row in rows if row[5].startswith(prefix)]
-    in_scope.sort(key=_ref)
-    return TreeResolution(in_scope, b_list, b_of, m_list, m_of, hashes)
-
-
-def _path_length(row: Any) -> int:
-    return len(row[5])
-
-
-def _ref(row: Any) -> str:
-    return row[2]
+        in_scope = [p for p, path in enumerate(paths) if path.startswith(prefix)]
+    return TreeResolution(
+        ids, refs, names, kinds, in_scope, b_list, b_index, m_list, m_index, hashes
+    )
 
 
 def _table(rows: list[tuple[Any, ...]], width: int) -> np.ndarray:
@@ -190,30 +222,29 @@ def resolve_all(
     Organisations without settings of their own share their parent's resolution object, so the
     distinct resolutions are few; each is laid out once and numpy repeats it per organisation.
     """
-    wanted = set(kinds)
     tree = resolve_tree(session, actor)
-    orgs = [row for row in tree.orgs if row[4] in wanted]
-    count = len(orgs)
-    b_picks = np.fromiter((tree.branding_of[o[0]] for o in orgs), dtype=np.intp, count=count)
-    m_picks = np.fromiter((tree.modules_of[o[0]] for o in orgs), dtype=np.intp, count=count)
+    positions = np.asarray(tree.positions(kinds), dtype=np.intp)
+    b_picks = np.asarray(tree.branding_index, dtype=np.intp)[positions]
+    m_picks = np.asarray(tree.modules_index, dtype=np.intp)[positions]
     b_values = _table([r.values for r in tree.branding], len(FIELDS))
     for i in _ASSET_INDEXES:  # images by content hash, not by database id
         b_values[:, i] = [None if v is None else tree.hashes.get(v) for v in b_values[:, i]]
     b_sources = _table([r.sources for r in tree.branding], len(FIELDS))
     m_values = _table([r.enabled for r in tree.modules], len(MODULE_KEYS))
     m_sources = _table([r.sources for r in tree.modules], len(MODULE_KEYS))
-    columns = list(zip(*orgs, strict=True)) if orgs else [()] * 5
-    ids, refs, names, org_kinds = columns[0], columns[2], columns[3], columns[4]
 
     def text(column: np.ndarray) -> pd.Series:
         # object columns keep None as None (pandas would turn missing text into NaN)
         return pd.Series(column, dtype=object, copy=False)
 
+    def pick(column: tuple[Any, ...], dtype: Any = object) -> np.ndarray:
+        return np.asarray(column, dtype=dtype)[positions] if column else np.empty(0, dtype)
+
     data: dict[str, Any] = {
-        "organisation_id": np.array(ids, dtype=np.int64),
-        "organisation_ref": text(np.array(refs, dtype=object)),
-        "name": text(np.array(names, dtype=object)),
-        "kind": text(np.array(org_kinds, dtype=object)),
+        "organisation_id": pick(tree.ids, np.int64),
+        "organisation_ref": text(pick(tree.refs)),
+        "name": text(pick(tree.names)),
+        "kind": text(pick(tree.kinds)),
     }
     for i, name in enumerate(FIELDS):
         data[name] = text(b_values[:, i].take(b_picks))
@@ -243,8 +274,8 @@ def branding_audit(session: Session, actor: Actor) -> pd.DataFrame:
     """Every organisation in scope whose effective branding is unreadable or lacks an image."""
     tree = resolve_tree(session, actor, with_modules=False)
     rows = []
-    for org in tree.orgs:
-        resolution = tree.branding_for(org[0])
+    for position in tree.positions():
+        resolution = tree.branding_at(position)
         primary, gradient, text = (
             resolution.field(n)[0] for n in ("primary_color", "gradient_color", "text_color")
         )
@@ -264,9 +295,9 @@ def branding_audit(session: Session, actor: Actor) -> pd.DataFrame:
         suggestion = next((i.suggestion for i in found if i.suggestion), None)
         rows.append(
             {
-                "organisation_ref": org[2],
-                "name": org[3],
-                "kind": org[4],
+                "organisation_ref": tree.refs[position],
+                "name": tree.names[position],
+                "kind": tree.kinds[position],
                 "primary_color": primary,
                 "gradient_color": gradient,
                 "text_color": text,
