@@ -329,3 +329,19 @@ def test_png_missing_its_end_is_refused(missing):
     data = png(50, 50)
     with pytest.raises(ImageError, match="truncated or damaged PNG"):
         check_image(data[:-missing], "logo")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 900), st.integers(1, 900), st.booleans())
+def test_logo_size_rule_and_fit_as_properties(width, height, fit):
+    data = png(width, height)
+    try:
+        checked = check_image(data, "logo", fit=fit)
+    except ImageError:
+        assert not fit and max(width, height) > LOGO_MAX_SIDE
+        return
+    assert fit or max(width, height) <= LOGO_MAX_SIDE
+    assert max(checked.width, checked.height) == min(LOGO_MAX_SIDE, max(width, height))
+    # the ratio is kept to within the rounding of one pixel
+    assert abs(checked.width * height - checked.height * width) <= max(width, height)
+    assert checked.resized == (max(width, height) > LOGO_MAX_SIDE)
