@@ -56,3 +56,16 @@ def test_hex_colours_round_trip(number, upper):
     assert parse_color(text.upper() if upper else text) == text
     short = f"#{number >> 20:x}{(number >> 12) & 0xF:x}{(number >> 4) & 0xF:x}"
     assert parse_color(short) == "#" + "".join(c * 2 for c in short[1:])
+
+
+def test_branding_and_modules_import_no_ui_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, selfcare_ops.branding, selfcare_ops.modules; "
+        "print(sorted(m for m in ('click', 'ipywidgets', 'IPython', 'papermill') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
