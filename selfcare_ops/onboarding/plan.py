@@ -305,12 +305,15 @@ class Planner:
             out.append(row)
         return out
 
-    def _reject(self, row: dict[str, Any], raw: RawRow, reasons: list[str]) -> dict[str, Any]:
+    def _reject(
+        self, row: dict[str, Any], raw: RawRow | None, reasons: list[str]
+    ) -> dict[str, Any]:
+        """Mark the row rejected; cells that could not be cleaned are shown as written."""
         row["action"] = "reject"
         row["reason"] = " | ".join(reasons)
         row["invite"] = False
         for name in ("last_name", "first_name", "email", "login"):
-            if row.get(name) is None and raw.values.get(name):
+            if raw is not None and row.get(name) is None and raw.values.get(name):
                 row[name] = raw.values[name].strip()[:200]
         return row
 
@@ -356,7 +359,7 @@ class Planner:
         if folded_email and folded_email in self._claimed_emails:
             return self._reject(
                 row,
-                _NO_RAW,
+                None,
                 [
                     f"line {line}, column {labels['email']!r}: {email} already appears on line "
                     f"{self._claimed_emails[folded_email]} (duplicate in the file)"
@@ -365,7 +368,7 @@ class Planner:
         if given_login and given_login in self._claimed_logins:
             return self._reject(
                 row,
-                _NO_RAW,
+                None,
                 [
                     f"line {line}, column {labels['login']!r}: {given_login} already appears on "
                     f"line {self._claimed_logins[given_login]} (duplicate in the file)"
@@ -379,7 +382,7 @@ class Planner:
             if existing is None and by_email is not None:
                 return self._reject(
                     row,
-                    _NO_RAW,
+                    None,
                     [
                         f"line {line}, column {labels['email']!r}: {email} is already the email of "
                         f"{self._who(by_email, client)}, not of {given_login}"
@@ -393,7 +396,7 @@ class Planner:
             if by_email["client_id"] == client.id and not same_person:
                 return self._reject(
                     row,
-                    _NO_RAW,
+                    None,
                     [
                         f"line {line}, column {labels['email']!r}: {email} is already the email of "
                         f"the user {by_email['login']} ({by_email['first_name']} "
@@ -409,7 +412,7 @@ class Planner:
                 column = labels["login"] if given_login else labels["email"]
                 return self._reject(
                     row,
-                    _NO_RAW,
+                    None,
                     [
                         f"line {line}, column {column!r}: this {what} belongs to a user of another "
                         "client"
@@ -418,7 +421,7 @@ class Planner:
             if existing["id"] in self._claimed_users:
                 return self._reject(
                     row,
-                    _NO_RAW,
+                    None,
                     [
                         f"line {line}: the user {existing['login']} is already imported by line "
                         f"{self._claimed_users[existing['id']]} (duplicate in the file)"
@@ -427,7 +430,7 @@ class Planner:
             if folded_email and by_email is not None and by_email["id"] != existing["id"]:
                 return self._reject(
                     row,
-                    _NO_RAW,
+                    None,
                     [
                         f"line {line}, column {labels['email']!r}: {email} is already the email of "
                         f"{self._who(by_email, client)}"
@@ -548,7 +551,7 @@ class Planner:
         if refusal is None:
             refusal = self._assignable(row, client, role, sub)
         if refusal:
-            return self._reject(row, _NO_RAW, [refusal])
+            return self._reject(row, None, [refusal])
         for name in RIGHT_FIELDS:
             if row[name] is None:
                 row[name] = False
@@ -568,7 +571,7 @@ class Planner:
         if self.actor.kind == "manager" and existing["sub_account_id"] != self.actor.sub_account_id:
             return self._reject(
                 row,
-                _NO_RAW,
+                None,
                 [
                     f"line {line}: {self.actor.describe()} may not change {existing['login']}: "
                     "outside their sub-account"
@@ -599,16 +602,17 @@ class Planner:
         elif sub_name:
             sub, refusal = self._sub_account(session, row, client, sub_name)
             if refusal:
-                return self._reject(row, _NO_RAW, [refusal])
+                return self._reject(row, None, [refusal])
             sub_id = sub.id if sub else None
         elif sub_id is not None:
-            sub = session.get(SubAccount, sub_id)
+            known = self._sub_accounts(session, client.id).values()
+            sub = next((candidate for candidate in known if candidate.id == sub_id), None)
         if sub_id != existing["sub_account_id"] or row["new_sub_account"]:
             changes.append("sub_account")
         if "role" in changes or "sub_account" in changes:
             refusal = self._assignable(row, client, role, sub)
             if refusal:
-                return self._reject(row, _NO_RAW, [refusal])
+                return self._reject(row, None, [refusal])
         row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
         row["action"] = "update" if changes else "unchanged"
         email = values.get("email") or existing["email"]
@@ -618,9 +622,6 @@ class Planner:
         for name in ("last_name", "first_name"):
             row[name] = row[name] or existing[name]
         return row
-
-
-_NO_RAW = RawRow(0, {})
 
 
 @lru_cache(maxsize=65536)
