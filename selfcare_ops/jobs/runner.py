@@ -270,6 +270,7 @@ def _engine_name() -> str:
 
 
 def _execute(job: Job, output: Path, parameters: dict[str, Any], kernel: VenvKernelManager) -> None:
+    _import_papermill()
     import papermill
 
     papermill.execute_notebook(
