@@ -39,10 +39,17 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
     cursor.close()
 
 
+READ_ONLY_OPTION = "selfcare_read_only"
+
+
 def _on_sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-    # Take the write lock at BEGIN: two writers then wait on the busy timeout instead of
-    # failing with "database is locked" when one upgrades a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock at BEGIN: two writers then wait on the busy timeout instead
+    # of failing with "database is locked" when one upgrades a read lock. Read-only sessions
+    # (see make_session_factory) begin deferred, so a long import never blocks a listing.
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
@@ -74,8 +81,10 @@ def describe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``read_only`` ones never wait for SQLite's write lock."""
+    bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ def audit_list(
     as_json: bool,
 ) -> None:
     """Who did what to what, newest first."""
-    with cli.sessions()() as session:
+    with cli.read_sessions()() as session:
         events = audit_service.list_events(
             session,
             cli.actor(session),

@@ -37,6 +37,11 @@ class CliContext:
             check_ready(self.engine)
         return make_session_factory(self.engine)
 
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for commands that only read: they never wait for SQLite's write lock."""
+        check_ready(self.engine)
+        return make_session_factory(self.engine, read_only=True)
+
     def actor(self, session: Session) -> Actor:
         return resolve_actor(session, self.actor_email)
 

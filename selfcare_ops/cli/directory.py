@@ -33,7 +33,7 @@ def clients_list(
     as_json: bool,
 ) -> None:
     """One page of clients with their users counted by account status."""
-    with cli.sessions()() as session:
+    with cli.read_sessions()() as session:
         result = directory.search_clients(
             session,
             cli.actor(session),
@@ -74,7 +74,7 @@ def users_list(
     as_json: bool,
 ) -> None:
     """The users of CLIENT_REF in name order, deactivated ones included and flagged."""
-    with cli.sessions()() as session:
+    with cli.read_sessions()() as session:
         actor = cli.actor(session)
         filters = {
             "status": status,

@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 import pandas as pd
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..access import Actor
+from ..db import make_session_factory
 from ..errors import SelfcareError
 
 log = logging.getLogger("selfcare_ops.widgets")
@@ -51,11 +53,16 @@ class Services:
     def __init__(self, session_factory: sessionmaker[Session], actor: Actor) -> None:
         self.session_factory = session_factory
         self.actor = actor
+        bind = session_factory.kw.get("bind")
+        self._read_factory = (
+            make_session_factory(bind, read_only=True) if isinstance(bind, Engine)
+            else session_factory
+        )
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for queries; nothing is committed."""
-        with self.session_factory() as session:
+        """A session for queries; nothing is committed and a running import never blocks it."""
+        with self._read_factory() as session:
             yield session
 
     @contextmanager
