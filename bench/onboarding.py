@@ -5,11 +5,14 @@
 * OURS: a dry run (:func:`build_plan`) then :func:`apply_plan` with invitations queued, into a
   fresh demo database (migrate + ``load_demo``), on the same file.
 
-``--million`` also imports a generated 1,000,000-row multi-client file with the streaming
-:func:`import_users` in a child process and prints its peak memory (must stay under 2 GiB).
-The last line is ``ratio=<ours/baseline at 100,000 rows>``.
+``--breakdown`` applies the same file again without invitations into another fresh demo
+database, to split the cost between planning, writing users and queueing invitations.
+``--million`` also imports a generated 1,000,000-row multi-client file (50 clients, no
+invitations) with the streaming :func:`import_users` in a child process and prints its peak
+memory (must stay under 2 GiB); it takes several minutes, hence the flag.
+The last line is ``ratio=<ours/baseline at 100,000 rows>`` (wall-clock seconds).
 
-    .venv/bin/python bench/onboarding.py [--rows 100000] [--million]
+    .venv/bin/python bench/onboarding.py [--rows 100000] [--breakdown] [--million]
 """
 
 from __future__ import annotations
