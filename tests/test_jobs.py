@@ -447,3 +447,34 @@ def test_an_unavailable_mail_transport_fails_the_maintenance_job(
         assert run.status == "failed" and run.failed_cell is not None
         queued = session.scalars(select(OutboundMessage.status)).all()
     assert queued == ["queued"]  # nothing lost
+
+
+def test_papermill_is_imported_without_the_rfc3987_grammar() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from selfcare_ops.jobs.runner import _import_papermill\n"
+        "_import_papermill()\n"
+        "import jsonschema, nbformat, papermill\n"
+        "print('rfc3987_syntax' in sys.modules)\n"
+        "import rfc3987_syntax\n"  # still importable by whoever really needs it
+        "print(rfc3987_syntax is not None)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.split() == ["False", "True"]
+
+
+def test_input_paths_are_found_from_the_project_folder(tmp_path: Path, monkeypatch) -> None:
+    from selfcare_ops.jobs.context import PROJECT_DIR, JobContext
+
+    context = JobContext("x", Settings(), None, None, tmp_path)  # type: ignore[arg-type]
+    monkeypatch.chdir(tmp_path)
+    assert context.input_path("data/demo/users.csv") == PROJECT_DIR / "data/demo/users.csv"
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "users.csv").write_text("x")
+    assert context.input_path("data/demo/users.csv") == Path("data/demo/users.csv")
+    assert context.input_path("/elsewhere/drop.csv") == Path("/elsewhere/drop.csv")
