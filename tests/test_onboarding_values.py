@@ -309,3 +309,12 @@ def test_planning_any_table_raises_only_toolkit_errors(session_factory, tree, ro
     assert set(plan.frame["action"]) <= {"create", "update", "unchanged", "reject"}
     rejected = plan.frame[plan.frame["action"] == "reject"]
     assert all(str(reason).startswith("line ") for reason in rejected["reason"])
+
+
+def test_progress_bar_draws_in_a_terminal(capsys) -> None:
+    from selfcare_ops.onboarding import progress_bar
+
+    with progress_bar("Import", total=4, disable=False) as progress:
+        progress(2, 4)
+        progress(4, 4)
+    assert "4/4" in capsys.readouterr().err

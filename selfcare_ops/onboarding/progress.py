@@ -19,6 +19,7 @@ def progress_bar(
         if new_total is not None and bar.total != new_total:
             bar.total = new_total
         bar.update(done - bar.n)
+        bar.refresh()  # called per batch, not per row: always show the latest count
 
     try:
         yield update
