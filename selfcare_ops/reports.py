@@ -52,6 +52,7 @@ class AdoptionReport:
     funnel_sub_accounts: pd.DataFrame
     time_to_accept: pd.DataFrame
     time_to_accept_by_partner: pd.DataFrame
+    time_to_accept_by_client: pd.DataFrame
     activations_by_week: pd.DataFrame
     failed_mails: pd.DataFrame
     totals: dict[str, float] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class AdoptionReport:
             "funnel_sub_accounts": self.funnel_sub_accounts,
             "time_to_accept": self.time_to_accept,
             "time_to_accept_by_partner": self.time_to_accept_by_partner,
+            "time_to_accept_by_client": self.time_to_accept_by_client,
             "activations_by_week": self.activations_by_week,
             "failed_mails": self.failed_mails,
         }
@@ -248,12 +250,15 @@ def time_to_accept(session: Session, actor: Actor, clients: pd.DataFrame) -> pd.
     )
 
 
-def summarise_time_to_accept(times: pd.DataFrame) -> pd.DataFrame:
-    """Per direct partner: how many accepted, and the median, mean and 90th percentile days."""
-    columns = ["partner_ref", "accepted", "median_days", "mean_days", "p90_days", "max_days"]
+def summarise_time_to_accept(times: pd.DataFrame, by: str = "partner_ref") -> pd.DataFrame:
+    """Per ``by`` (direct partner or client): how many accepted, median, mean, p90 and max days."""
+    columns = [by, "accepted", "median_days", "mean_days", "p90_days", "max_days"]
     if times.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = times.groupby("partner_ref")["days"]
+        empty = {c: pd.Series(dtype="float64") for c in columns[2:]}
+        return pd.DataFrame(
+            {by: pd.Series(dtype=object), "accepted": pd.Series(dtype="int64"), **empty}
+        )
+    grouped = times.groupby(by)["days"]
     frame = pd.DataFrame(
         {
             "accepted": grouped.size(),
@@ -263,7 +268,7 @@ def summarise_time_to_accept(times: pd.DataFrame) -> pd.DataFrame:
             "max_days": grouped.max(),
         }
     ).round(2)
-    return frame.reset_index().sort_values("partner_ref").reset_index(drop=True)[columns]
+    return frame.reset_index().sort_values(by).reset_index(drop=True)[columns]
 
 
 def activations_by_week(session: Session, actor: Actor) -> pd.DataFrame:
@@ -352,7 +357,8 @@ def adoption_report(session: Session, actor: Actor) -> AdoptionReport:
         funnel_clients=clients.drop(columns=["path"]),
         funnel_sub_accounts=funnel_by_sub_account(session, actor),
         time_to_accept=times,
-        time_to_accept_by_partner=summarise_time_to_accept(times),
+        time_to_accept_by_partner=summarise_time_to_accept(times, "partner_ref"),
+        time_to_accept_by_client=summarise_time_to_accept(times, "client_ref"),
         activations_by_week=activations_by_week(session, actor),
         failed_mails=mails,
         totals=totals,

@@ -118,6 +118,8 @@ def test_time_to_accept_uses_the_invitation_then_the_account_dates(
     assert len(times) == 3  # Robert has no invitation date: unknown, not zero
     summary = report.time_to_accept_by_partner.set_index("partner_ref")
     assert summary.loc["PA", "accepted"] == 3 and summary.loc["PA", "median_days"] == 3.0
+    by_client = report.time_to_accept_by_client.set_index("client_ref")
+    assert by_client.loc["CA", "max_days"] == 8.0 and by_client.loc["CA", "mean_days"] == 4.33
 
 
 def test_activations_by_week_are_continuous_and_cumulative(session_factory, history) -> None:
@@ -177,6 +179,8 @@ def test_charts_are_png_files_even_for_an_empty_database(
     with session_factory() as session:
         report = reports.adoption_report(session, history.system)
         empty = reports.adoption_report(session, history.partner_b_admin)
+    assert empty.time_to_accept_by_client.empty
+    assert empty.time_to_accept_by_client["median_days"].dtype == "float64"  # still sortable
     for name, source in (("full", report), ("empty", empty)):
         written = charts.save_charts(source, tmp_path / name)
         assert set(written) == {"funnel", "activations", "time_to_accept", "failed_mails"}
