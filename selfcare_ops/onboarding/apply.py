@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import audit
 from ..access import Actor
 from ..errors import DatabaseError
+from ..invitations import invite_user_ids
 from ..models import ImportRun, SubAccount, User, utcnow
 from ..subaccounts import create_sub_account
 from ..textnorm import fold
@@ -268,8 +269,6 @@ def apply_batch(
             int(row["user_id"]) for row in rows if row["invite"] and row["user_id"] is not None
         ]
         if wanted:
-            from ..invitations import invite_user_ids
-
             invite_user_ids(session, actor, wanted)
             invited = set(
                 session.scalars(
