@@ -478,3 +478,22 @@ def test_input_paths_are_found_from_the_project_folder(tmp_path: Path, monkeypat
     (tmp_path / "data" / "demo" / "users.csv").write_text("x")
     assert context.input_path("data/demo/users.csv") == Path("data/demo/users.csv")
     assert context.input_path("/elsewhere/drop.csv") == Path("/elsewhere/drop.csv")
+
+
+def test_a_kernel_that_dies_is_recorded_at_its_cell(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory
+) -> None:
+    notebook = _notebook(
+        tmp_path / "die.ipynb",
+        "x = 1",
+        "import os\nos._exit(3)",
+        "x = 2",
+        parameters='database_url = ""\noutput_dir = ""',
+    )
+    monkeypatch.setitem(JOBS, "die", Job("die", notebook, "Its kernel dies."))
+    result = run_job("die", settings=_settings(db_url, monkeypatch))
+    assert not result.ok and result.error == "DeadKernelError: Kernel died"
+    assert result.failed_cell == 4 and result.output_path.exists()
+    with session_factory() as session:
+        run = session.get(JobRun, result.run_id)
+    assert (run.status, run.failed_cell) == ("failed", 4)

@@ -158,18 +158,22 @@ def _recordable(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _failed_cell_from_output(path: Path) -> int | None:
-    """The cell papermill marked as running or failed when execution stopped abnormally."""
+    """Where execution stopped abnormally (a dead kernel, a timeout): the cell papermill marked
+    as running or failed, else the last cell it started."""
     import nbformat
 
     try:
         notebook = nbformat.read(path, as_version=4)
     except Exception:  # the notebook may not have been written at all
         return None
+    started = None
     for index, cell in enumerate(notebook.cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status in ("running", "failed"):
+        papermill = cell.get("metadata", {}).get("papermill", {})
+        if papermill.get("status") in ("running", "failed"):
             return index
-    return None
+        if papermill.get("start_time"):
+            started = index
+    return started
 
 
 def _kernel_log(output: Path) -> Path:
