@@ -71,6 +71,34 @@ def _counts(url: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.parametrize("notebook", JOB_NOTEBOOKS)
+def test_notebook_cells_only_call_the_package(notebook: str) -> None:
+    """Imports from selfcare_ops (and IPython.display), calls, assignments, ``with`` sessions
+    and display loops: no function, class, branch, loop with logic or exception handling."""
+    import ast
+
+    document = nbformat.read(REPO / notebook, as_version=4)
+    assert sum(c.cell_type == "markdown" for c in document.cells) >= 1
+    forbidden = (ast.FunctionDef, ast.ClassDef, ast.If, ast.While, ast.Try, ast.Lambda, ast.Global)
+    for cell in document.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            assert not isinstance(node, forbidden), f"{notebook}: {ast.dump(node)[:80]}"
+            if isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] in ("selfcare_ops", "IPython"), node.module
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] == "selfcare_ops" for a in node.names)
+            if isinstance(node, ast.For):  # only to display what the package returned
+                assert all(
+                    isinstance(s, ast.Expr)
+                    and isinstance(s.value, ast.Call)
+                    and getattr(s.value.func, "id", "") in ("display", "print")
+                    for s in node.body
+                ), f"{notebook}: a loop does more than display"
+
+
 def test_the_main_job_runs_end_to_end_and_a_second_run_changes_nothing(
     settings: Settings, demo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

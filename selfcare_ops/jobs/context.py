@@ -40,6 +40,16 @@ class JobContext:
         in_project = PROJECT_DIR / path
         return in_project if in_project.exists() else path
 
+    def save_json(self, name: str, data: dict) -> Path:
+        """Write ``data`` as ``<output_dir>/<name>`` (dates and other objects as text)."""
+        import json
+
+        target = self.output_dir / name
+        target.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+        )
+        return target
+
     def describe(self) -> dict[str, str]:
         """Which interpreter, package and database this run uses (shown by every notebook)."""
         import sys
