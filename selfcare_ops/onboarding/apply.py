@@ -48,7 +48,7 @@ REPORT_COLUMNS = [
     "notes",
     "user_id",
 ]
-DEFAULT_BATCH_SIZE = 2000
+DEFAULT_BATCH_SIZE = 5000
 
 
 @dataclass
