@@ -9,6 +9,7 @@ Papermill, nbformat, nbconvert and jupyter_client are imported here only.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -185,7 +186,15 @@ def _export_html(notebook_path: Path) -> Path:
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(notebook)
+    exporter = HTMLExporter()
+    # Its template ignores the images' alt text (kept in the outputs' metadata) and says so on
+    # stderr for every chart: not worth a line in every cron mail.
+    level = exporter.log.level
+    exporter.log.setLevel(logging.ERROR)
+    try:
+        body, _ = exporter.from_notebook_node(notebook)
+    finally:
+        exporter.log.setLevel(level)
     target = notebook_path.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
