@@ -338,7 +338,9 @@ def test_manager_imports_only_into_their_sub_account(session_factory, tree) -> N
     reasons = dict(zip(plan.frame["line"], plan.frame["reason"], strict=True))
     assert actions == {2: "create", 3: "reject", 4: "reject", 5: "reject", 6: "reject"}
     assert "may add people only to their own sub-account, not to 'Agence'" in reasons[3]
+    assert reasons[3].startswith("line 3, column 'Sous-compte': ")
     assert "may not grant the administrator role" in reasons[4]
+    assert reasons[4].startswith("line 4, column 'Rôle': ")
     assert "not to 'no sub-account'" in reasons[5]
     assert "outside their sub-account" in reasons[6]
     report = apply_plan(session_factory, tree.manager_siege, plan)

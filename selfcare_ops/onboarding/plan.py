@@ -528,7 +528,14 @@ class Planner:
             except AccessDeniedError as exc:
                 self._scope[key] = str(exc).rstrip(".")
         refusal = self._scope[key]
-        return f"line {row['line']}: {refusal}" if refusal else None
+        if not refusal:
+            return None
+        # The column to fix: the role a manager may not grant, else the sub-account.
+        if self.actor.kind == "manager" and role == "administrator":
+            column = self.labels["role"]
+        else:
+            column = self.labels["sub_account"]
+        return f"line {row['line']}, column {column!r}: {refusal}"
 
     def _create(
         self, session: Session, row: dict[str, Any], values: dict[str, Any], client: Organisation
