@@ -175,6 +175,9 @@ class _Run:
     ) -> None:
         self.engine = _engine_of(session_factory)
         self.conn: Connection | None = None
+        self._time_processor = TABLE.c.sent_at.type.dialect_impl(
+            self.engine.dialect
+        ).bind_processor(self.engine.dialect)
         self.settings = settings
         self.limit = limit
         self.progress = progress
@@ -192,7 +195,8 @@ class _Run:
         if rate:
             batch_size = min(batch_size, max(1, int(rate * lease.total_seconds() / 4)))
         self.batch_size = max(1, batch_size)
-        self.low_water = 2 * connections
+        # The next batch is claimed while half of this one is still to go: no connection waits.
+        self.low_water = max(2 * connections, self.batch_size // 2)
         # Over SMTP (unless the caller brings its own transport) the pool drives the connections.
         self.pooled = transport_factory is None and settings.mail_transport == "smtp"
         self.transport_factory = transport_factory or make_transport
@@ -215,43 +219,68 @@ class _Run:
         with self.conn.begin():
             yield self.conn
 
-    # Statements built once: a run records thousands of outcomes.
-    _mine = and_(
-        TABLE.c.id == bindparam("mid"),
-        TABLE.c.status == "sending",
-        TABLE.c.claimed_by == bindparam("me"),
+    # The hot statements go to the driver as they are (``?`` becomes the driver's placeholder):
+    # a run records thousands of outcomes, and SQLAlchemy's per-row work would cost more CPU
+    # than the database itself. Times are converted once by the column type's own processor.
+    _MARK_CLAIMED = (
+        "UPDATE outbound_messages SET status = 'sending', claimed_by = ?, claimed_at = ? "
+        "WHERE id = ?"
     )
-    _mark_sent = (
-        update(TABLE)
-        .where(_mine)
-        .values(status="sent", sent_at=bindparam("at"), attempts=TABLE.c.attempts + 1)
+    _MARK_SENT = (
+        "UPDATE outbound_messages SET status = 'sent', sent_at = ?, attempts = attempts + 1 "
+        "WHERE id = ? AND status = 'sending' AND claimed_by = ?"
     )
-    _mark_retry = (
-        update(TABLE)
-        .where(_mine)
-        .values(
-            status="queued",
-            attempts=TABLE.c.attempts + 1,
-            last_error=bindparam("why"),
-            next_attempt_at=bindparam("next"),
-            claimed_by=None,
-            claimed_at=None,
-        )
+    _MARK_RETRY = (
+        "UPDATE outbound_messages SET status = 'queued', attempts = attempts + 1, "
+        "last_error = ?, next_attempt_at = ?, claimed_by = NULL, claimed_at = NULL "
+        "WHERE id = ? AND status = 'sending' AND claimed_by = ?"
     )
-    _mark_failed = (
-        update(TABLE)
-        .where(_mine)
-        .values(
-            status="failed",
-            attempts=TABLE.c.attempts + 1,
-            last_error=bindparam("why"),
-            claimed_by=None,
-            claimed_at=None,
-        )
+    _MARK_FAILED = (
+        "UPDATE outbound_messages SET status = 'failed', attempts = attempts + 1, "
+        "last_error = ?, claimed_by = NULL, claimed_at = NULL "
+        "WHERE id = ? AND status = 'sending' AND claimed_by = ?"
     )
-    _mark_released = (
-        update(TABLE).where(_mine).values(status="queued", claimed_by=None, claimed_at=None)
+    _MARK_RELEASED = (
+        "UPDATE outbound_messages SET status = 'queued', claimed_by = NULL, claimed_at = NULL "
+        "WHERE id = ? AND status = 'sending' AND claimed_by = ?"
     )
+
+    @contextmanager
+    def _driver_transaction(self) -> Iterator[Any]:
+        """A transaction straight on the driver's connection (a cursor), for the hot path.
+
+        Used only between SQLAlchemy transactions of the run's own connection, so SQLAlchemy
+        never sees it half done. SQLite takes the write lock at once, as everywhere else.
+        """
+        if self.conn is None:  # no run connection (clean-up): a one-off SQLAlchemy transaction
+            with self._transaction() as conn:
+                yield conn.connection.dbapi_connection.cursor()
+            return
+        driver = self.conn.connection.dbapi_connection
+        cursor = driver.cursor()
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            driver.rollback()
+            raise
+        if sqlite:
+            cursor.execute("COMMIT")
+        else:
+            driver.commit()
+        cursor.close()
+
+    def _driver_sql(self, statement: str) -> str:
+        """``statement`` with the driver's placeholders (``?`` for sqlite3, ``%s`` for psycopg)."""
+        if self.engine.dialect.paramstyle == "qmark":
+            return statement
+        return statement.replace("?", "%s")
+
+    def _db_time(self, value: datetime) -> Any:
+        """``value`` as the driver stores it in a time column (a text on SQLite)."""
+        return self._time_processor(value) if self._time_processor else value
 
     def _due(self, now: datetime) -> Any:
         return or_(
@@ -276,11 +305,9 @@ class _Run:
             ).all()
             if not rows:
                 return []
-            ids = [row.id for row in rows]
-            conn.execute(
-                update(TABLE)
-                .where(TABLE.c.id.in_(ids))
-                .values(status="sending", claimed_by=self.me, claimed_at=now)
+            at = self._db_time(now)
+            conn.exec_driver_sql(
+                self._driver_sql(self._MARK_CLAIMED), [(self.me, at, row.id) for row in rows]
             )
             stale = [row for row in rows if row.status == "sending"]
             if stale:
@@ -307,42 +334,37 @@ class _Run:
         if not outcomes:
             return
         now = self.now()
-        sent: list[dict[str, Any]] = []
-        retry: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        release: list[dict[str, Any]] = []
+        at = self._db_time(now)
+        me = self.me
+        sent: list[tuple[Any, ...]] = []
+        retry: list[tuple[Any, ...]] = []
+        failed: list[tuple[Any, ...]] = []
+        release: list[tuple[Any, ...]] = []
         for outcome in outcomes:
             mail = outcome.mail
             attempts = mail.attempts + 1
             if outcome.kind == "sent":
-                sent.append({"mid": mail.id, "at": now})
+                sent.append((at, mail.id, me))
             elif outcome.kind == "release":
-                release.append({"mid": mail.id})
+                release.append((mail.id, me))
             elif outcome.kind == "retry" and attempts < self.retry.max_attempts:
-                retry.append(
-                    {
-                        "mid": mail.id,
-                        "why": outcome.reason,
-                        "next": now + self.retry.delay(attempts),
-                    }
-                )
+                later = self._db_time(now + self.retry.delay(attempts))
+                retry.append((outcome.reason, later, mail.id, me))
             else:
                 reason = outcome.reason or "unknown reason"
                 if outcome.kind == "retry":
                     outcome.kind = "failed"
                     reason = f"Given up after {attempts} attempts: {reason}"
-                failed.append({"mid": mail.id, "why": reason})
-        with self._transaction() as conn:
+                failed.append((reason, mail.id, me))
+        with self._driver_transaction() as cursor:
             for statement, rows in (
-                (self._mark_sent, sent),
-                (self._mark_retry, retry),
-                (self._mark_failed, failed),
-                (self._mark_released, release),
+                (self._MARK_SENT, sent),
+                (self._MARK_RETRY, retry),
+                (self._MARK_FAILED, failed),
+                (self._MARK_RELEASED, release),
             ):
                 if rows:
-                    for row in rows:
-                        row["me"] = self.me
-                    conn.execute(statement, rows)
+                    cursor.executemany(self._driver_sql(statement), rows)
         report = self.report
         for outcome in outcomes:
             if outcome.kind == "sent":
@@ -494,13 +516,10 @@ class _Run:
                     pending.clear()
                     if released:
                         database.record([Finished(mail, "release") for mail in released])
-                # Outcomes go to the database in groups: when a connection waits for them, when
-                # every connection has one, or when nothing else is going on.
-                if outcomes and (
-                    pool.waiting_for_record()
-                    or len(outcomes) >= self.connections
-                    or not pool.busy()
-                ):
+                # Outcomes go to the database at once: the commit then runs while the connection
+                # goes through MAIL, RCPT and DATA for its next message, and outcomes that arrive
+                # during a commit are committed together by the next one.
+                if outcomes:
                     database.record(outcomes)
                     outcomes = []
                 if (
