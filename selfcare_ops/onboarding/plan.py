@@ -494,7 +494,7 @@ class Planner:
         """(existing sub-account, or None) and the refusal sentence, if any."""
         if not name:
             return None, None
-        sub = self._sub_accounts(session, client.id).get(fold(name))
+        sub = self._sub_accounts(session, client.id).get(_folded(name))
         if sub is not None:
             return sub, None
         label = self.labels["sub_account"]
@@ -511,7 +511,7 @@ class Planner:
                 f"and {self.actor.describe()} may not create sub-accounts (administrators only)"
             )
         row["new_sub_account"] = name
-        key = (client.id, fold(name))
+        key = (client.id, _folded(name))
         if key not in self._new_subs:
             self._new_subs.add(key)
             row["notes"] = f"the sub-account {name!r} will be created"
@@ -629,6 +629,10 @@ class Planner:
         for name in ("last_name", "first_name"):
             row[name] = row[name] or existing[name]
         return row
+
+
+#: Sub-account names repeat on every line: fold each distinct one once.
+_folded = lru_cache(maxsize=4096)(fold)
 
 
 @lru_cache(maxsize=65536)
