@@ -25,7 +25,6 @@ from jupyter_core.utils import run_sync
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from traitlets import Float
 
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine
@@ -36,6 +35,7 @@ from .registry import Job, get_job, resolve_parameters
 
 KERNEL_NAME = "python3"
 ENGINE_NAME = "selfcare_ops"
+KERNEL_EXIT_WAIT_S = 0.5
 
 
 class VenvKernelManager(AsyncKernelManager):
@@ -46,10 +46,6 @@ class VenvKernelManager(AsyncKernelManager):
     """
 
     kernel_log: Path | None = None
-    #: Seconds a finished kernel gets to exit by itself after the shutdown request before it is
-    #: killed: every cell has returned and the notebook is written by then, so nothing waits
-    #: on a slow interpreter teardown.
-    shutdown_wait_time = Float(0.5)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         if self.kernel_log is not None:
@@ -222,7 +218,9 @@ def _import_papermill() -> None:
 def _start_kernel(output: Path) -> VenvKernelManager:
     """Launch the kernel now; it boots while the run is recorded and papermill is imported."""
     manager = type("RunKernelManager", (VenvKernelManager,), {"kernel_log": _kernel_log(output)})
-    kernel = manager(kernel_name=KERNEL_NAME)
+    # A finished kernel gets half a second to exit by itself after the shutdown request before
+    # it is killed: every cell has returned and the notebook is written by then.
+    kernel = manager(kernel_name=KERNEL_NAME, shutdown_wait_time=KERNEL_EXIT_WAIT_S)
     # jupyter_core's run_sync reuses this thread's event loop, the one nbclient runs on later.
     run_sync(kernel.start_kernel)()
     return kernel
