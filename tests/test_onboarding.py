@@ -188,9 +188,15 @@ def test_streaming_import_crash_then_rerun(session_factory, tree) -> None:
     assert (report.counts["create"], report.counts["unchanged"]) == (5, 2)
 
 
-def test_strict_writes_nothing_when_a_row_is_rejected(session_factory, tree) -> None:
+def test_strict_writes_nothing_when_a_row_is_rejected(session_factory, tree, tmp_path) -> None:
     data = csv_bytes("Bon;Jean;bon@virginie.example;;;", "Mauvais;Jean;pas-un-email;;;")
-    report = import_users(session_factory, tree.system, data, client_ref="CA", strict=True)
+    target = tmp_path / "strict.csv"
+    report = import_users(
+        session_factory, tree.system, data, client_ref="CA", strict=True, report_path=target
+    )
+    assert "not applied" in target.read_text(encoding="utf-8-sig")
+    with session_factory() as session:
+        assert session.get(ImportRun, report.run_id).report_path == str(target)
     assert report.counts["create"] == 0 and report.counts["reject"] == 1
     assert list(report.frame["outcome"]) == ["not applied", "rejected"]
     assert users_named(session_factory, "Bon") == {}

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..access import Actor
+from ..models import ImportRun
 from .apply import (
     DEFAULT_BATCH_SIZE,
     REPORT_COLUMNS,
@@ -156,4 +157,8 @@ def _strict(
             sep=options["report_sep"],
             encoding=options["report_encoding"],
         )
+        with session_factory.begin() as session:
+            run = session.get(ImportRun, report.run_id)
+            if run is not None:
+                run.report_path = str(options["report_path"])
     return report
