@@ -192,6 +192,33 @@ def test_the_adoption_report_notebook_on_each_backend(
     assert result.html_path is not None and "Funnel by partner" in result.html_path.read_text()
 
 
+def test_onboarding_maintenance_and_branding_notebooks_on_each_backend(
+    db_url: str, tree, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", db_url)
+    settings = Settings.from_env()
+    drop = tmp_path / "drop.csv"
+    drop.write_bytes(
+        "Civilité;Nom;Prénom;Adresse e-mail\r\n"
+        "Mme;Martin;Inès;ines.martin@virginie.example\r\n"
+        "M.;Petit;Noé;noe.petit@virginie.example\r\n".encode("cp1252")
+    )
+    onboarding = run_job(
+        "onboarding", {"csv_path": str(drop), "client": "CA", "invite": "oui"}, settings=settings
+    )
+    assert onboarding.ok, onboarding.describe()
+    first = run_job("invitation_maintenance", settings=settings)
+    assert first.ok, first.describe()
+    summary = json.loads((first.output_dir / "maintenance.json").read_text())
+    assert summary["delivery"]["sent"] == 2 and summary["outbox"]["queued"] == 0
+    assert len(list((settings.maildir / "new").iterdir())) == 2
+    second = run_job("invitation_maintenance", settings=settings)
+    assert json.loads((second.output_dir / "maintenance.json").read_text())["delivery"]["sent"] == 0
+    audit = run_job("branding_audit", {"worst": 1}, settings=settings)
+    assert audit.ok, audit.describe()
+    assert (audit.output_dir / "branding_audit.csv").exists()
+
+
 def test_nbval_executes_every_job_notebook(demo_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCARE_OPS_")}
     env.update(
