@@ -497,3 +497,38 @@ def test_a_kernel_that_dies_is_recorded_at_its_cell(
     with session_factory() as session:
         run = session.get(JobRun, result.run_id)
     assert (run.status, run.failed_cell) == ("failed", 4)
+
+
+def test_a_second_run_is_refused_while_the_first_really_runs(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory
+) -> None:
+    """Two real runs: the first waits in its notebook for a file the test writes once the
+    second has been refused, so the overlap is certain without any timing assumption."""
+    release = tmp_path / "release"
+    notebook = _notebook(
+        tmp_path / "wait.ipynb",
+        "from pathlib import Path\nimport time\n"
+        "while not Path(release).exists():\n    time.sleep(0.05)",
+        parameters=f'database_url = ""\noutput_dir = ""\nrelease = "{release}"',
+    )
+    monkeypatch.setitem(JOBS, "wait", Job("wait", notebook, "Waits for a file."))
+    settings = _settings(db_url, monkeypatch)
+    outcome: dict = {}
+    first = threading.Thread(
+        target=lambda: outcome.update(result=run_job("wait", {}, settings=settings))
+    )
+    first.start()
+    try:
+        for _ in range(1200):  # until the first run holds the lock and has named its run
+            with session_factory() as session:
+                if session.scalar(select(JobLock.run_id)) is not None:
+                    break
+            first.join(0.05)
+        with pytest.raises(ConcurrentRunError, match="'wait' is already running on .*run 1"):
+            run_job("wait", {}, settings=settings)
+    finally:
+        release.write_text("go")
+        first.join(120)
+    assert outcome["result"].ok, outcome["result"].describe()
+    with session_factory() as session:
+        assert session.scalars(select(JobRun.status)).all() == ["succeeded"]
