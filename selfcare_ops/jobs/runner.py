@@ -3,8 +3,10 @@
 The executed notebook is kept as ``<runs_dir>/<job>/<timestamp>.ipynb`` whatever happens, and
 the files the notebook writes go to ``<runs_dir>/<job>/<timestamp>/`` unless the caller names
 another ``output_dir``. The kernel is always this interpreter's ipykernel (not whatever
-``python3`` kernelspec the machine has), so the notebook imports the same ``selfcare_ops``.
-Papermill, nbformat, nbconvert and jupyter_client are imported here only.
+``python3`` kernelspec the machine has), so the notebook imports the same ``selfcare_ops``;
+it is launched as soon as the lock is held and boots while the run is recorded and papermill
+is imported, then papermill executes the notebook on it (a small engine, see
+:func:`_engine_name`). Papermill, nbformat, nbconvert and jupyter_client are imported here only.
 """
 
 from __future__ import annotations
