@@ -226,21 +226,21 @@ def _records(
         yield start, cells, problem
 
 
-def _rows(records: Iterator[tuple[int, list[str]]], header: HeaderMap) -> Iterator[RawRow]:
+def _rows(
+    records: Iterator[tuple[int, list[str], str | None]], header: HeaderMap
+) -> Iterator[RawRow]:
+    """Cells to fields; short rows are fine (Excel drops trailing empties), extra values not."""
     width = len(header.headers)
     fields = list(header.fields.items())
-    named = set(header.fields)
     unnamed = [i for i, h in enumerate(header.headers) if not h]
     for line, cells, problem in records:
         values = {name: cells[index] for index, name in fields if index < len(cells)}
-        if problem:
-            pass
-        elif len(cells) > width and any(cell.strip() for cell in cells[width:]):
+        if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = (
                 f"line {line} has {len(cells)} cells but the header names {width} columns: "
                 "a separator inside a value must be quoted"
             )
-        elif any(i < len(cells) and cells[i].strip() for i in unnamed if i not in named):
+        elif problem is None and any(i < len(cells) and cells[i].strip() for i in unnamed):
             problem = f"line {line} has a value in a column without a header"
         yield RawRow(line, values, problem)
 
