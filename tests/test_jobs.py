@@ -217,6 +217,9 @@ def test_ping_runs_in_this_environment_and_is_recorded(
 
     result = run_job("ping", {}, settings=_settings(db_url, monkeypatch))
     assert result.ok, result.describe()
+    shown = CliRunner().invoke(main, ["jobs", "run", "ping", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["status"] == "succeeded"
     assert result.output_path.parent == tmp_path / "runs" / "ping"
     assert result.output_dir == result.output_path.with_suffix("")
     executed = nbformat.read(result.output_path, as_version=4)
@@ -228,9 +231,9 @@ def test_ping_runs_in_this_environment_and_is_recorded(
     assert shown["schema_revision"]
     with session_factory() as session:
         history = job_history(session)
-    assert history.loc[0, "status"] == "succeeded" and history.loc[0, "job"] == "ping"
-    assert history.loc[0, "failed_cell"] is None or history["failed_cell"].isna().all()
-    assert history.loc[0, "output_path"] == str(result.output_path)
+    assert list(history["status"]) == ["succeeded", "succeeded"]
+    assert history["failed_cell"].isna().all()
+    assert history.loc[1, "output_path"] == str(result.output_path)
 
 
 def test_run_job_records_no_database_password(

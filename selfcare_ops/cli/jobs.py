@@ -62,10 +62,34 @@ def jobs_list(as_json: bool) -> None:
     metavar="KEY VALUE",
     help="Set a notebook parameter (repeatable); the value takes the type of the default.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the run as a JSON object.")
 @pass_cli
-def jobs_run(cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...]) -> None:
+def jobs_run(
+    cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool
+) -> None:
     """Run job NAME with papermill; exit status 1 when the notebook fails."""
     result = jobs_service.run_job(name, dict(parameters), settings=cli.settings)
+    if as_json:
+        echo_json(
+            {
+                "run_id": result.run_id,
+                "job": result.job,
+                "status": result.status,
+                "parameters": result.parameters,
+                "started_at": result.started_at,
+                "finished_at": result.finished_at,
+                "duration_s": round(result.duration_s, 3),
+                "output_path": str(result.output_path),
+                "output_dir": str(result.output_dir) if result.output_dir else None,
+                "html_path": str(result.html_path) if result.html_path else None,
+                "files": [str(p) for p in result.files],
+                "failed_cell": result.failed_cell,
+                "error": result.error,
+            }
+        )
+        if not result.ok:
+            sys.exit(1)
+        return
     if result.ok:
         click.echo(result.describe())
         if result.html_path:
