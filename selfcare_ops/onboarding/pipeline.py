@@ -8,6 +8,7 @@ needs the whole plan before writing anything, so it plans everything first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .apply import (
     start_run,
 )
 from .plan import build_plan, empty_counts, make_planner
-from .reading import read_rows
+from .reading import RowSource, read_rows
 from .report import ReportWriter, write_report
 
 #: Rows kept in memory for the returned report when ``keep_rows`` is off (rejects first).
@@ -62,9 +63,56 @@ def import_users(
     Returns the counts and the report rows (all of them with ``keep_rows``, else the first
     rejected ones). The report CSV, when ``report_path`` is given, is written either way.
     """
+    options = _Options(
+        client_ref=client_ref,
+        dry_run=dry_run,
+        invite=invite,
+        create_sub_accounts=create_sub_accounts,
+        report_path=report_path,
+        report_sep=report_sep,
+        report_encoding=report_encoding,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        progress=progress,
+        on_batch=on_batch,
+    )
     rows = read_rows(source, separator=separator)
-    if strict and not dry_run:
-        return _strict(session_factory, actor, rows, locals())
+    try:
+        if strict and not dry_run:
+            return _strict(session_factory, actor, rows, options)
+        return _streamed(session_factory, actor, rows, options, keep_rows=keep_rows)
+    finally:
+        rows.close()
+
+
+@dataclass(frozen=True)
+class _Options:
+    client_ref: str | None
+    dry_run: bool
+    invite: bool
+    create_sub_accounts: bool
+    report_path: str | Path | None
+    report_sep: str
+    report_encoding: str
+    chunk_size: int
+    batch_size: int
+    progress: Progress | None
+    on_batch: BatchHook | None
+
+
+def _streamed(
+    session_factory: sessionmaker[Session],
+    actor: Actor,
+    rows: RowSource,
+    options: _Options,
+    *,
+    keep_rows: bool,
+) -> ImportReport:
+    client_ref, dry_run, invite = options.client_ref, options.dry_run, options.invite
+    create_sub_accounts, report_path = options.create_sub_accounts, options.report_path
+    report_sep, report_encoding = options.report_sep, options.report_encoding
+    chunk_size, batch_size = options.chunk_size, options.batch_size
+    progress, on_batch = options.progress, options.on_batch
     planner = make_planner(
         actor, rows, client_ref=client_ref, create_sub_accounts=create_sub_accounts, invite=invite
     )
@@ -129,36 +177,34 @@ def import_users(
 
 
 def _strict(
-    session_factory: sessionmaker[Session], actor: Actor, rows: Any, options: dict[str, Any]
+    session_factory: sessionmaker[Session], actor: Actor, rows: RowSource, options: _Options
 ) -> ImportReport:
+    """All or nothing needs every line planned before the first write."""
     with session_factory() as session:
         plan = build_plan(
             session,
             actor,
             rows,
-            client_ref=options["client_ref"],
-            create_sub_accounts=options["create_sub_accounts"],
-            invite=options["invite"],
-            chunk_size=options["chunk_size"],
+            client_ref=options.client_ref,
+            create_sub_accounts=options.create_sub_accounts,
+            invite=options.invite,
+            chunk_size=options.chunk_size,
         )
     report = apply_plan(
         session_factory,
         actor,
         plan,
         strict=True,
-        progress=options["progress"],
-        batch_size=options["batch_size"],
-        on_batch=options["on_batch"],
+        progress=options.progress,
+        batch_size=options.batch_size,
+        on_batch=options.on_batch,
     )
-    if options["report_path"]:
+    if options.report_path:
         write_report(
-            report,
-            options["report_path"],
-            sep=options["report_sep"],
-            encoding=options["report_encoding"],
+            report, options.report_path, sep=options.report_sep, encoding=options.report_encoding
         )
         with session_factory.begin() as session:
             run = session.get(ImportRun, report.run_id)
             if run is not None:
-                run.report_path = str(options["report_path"])
+                run.report_path = str(options.report_path)
     return report

@@ -684,13 +684,20 @@ def build_plan(
     of the actor's scope. Every other problem rejects its own line with a reason.
     """
     rows = source if isinstance(source, RowSource) else read_rows(source, separator=separator)
-    planner = make_planner(
-        actor, rows, client_ref=client_ref, create_sub_accounts=create_sub_accounts, invite=invite
-    )
-    planner.prepare(session)
-    planned: list[dict[str, Any]] = []
-    for chunk in plan_rows(session, planner, rows, chunk_size=chunk_size):
-        planned.extend(chunk)
+    try:
+        planner = make_planner(
+            actor,
+            rows,
+            client_ref=client_ref,
+            create_sub_accounts=create_sub_accounts,
+            invite=invite,
+        )
+        planner.prepare(session)
+        planned: list[dict[str, Any]] = []
+        for chunk in plan_rows(session, planner, rows, chunk_size=chunk_size):
+            planned.extend(chunk)
+    finally:
+        rows.close()
     frame = pd.DataFrame(planned, columns=PLAN_COLUMNS)
     return Plan(
         frame=frame,

@@ -56,6 +56,12 @@ class RowSource:
     sha256: str | None = None
     #: line breaks in the file minus the header: an upper bound of the rows, for progress bars
     estimated_rows: int | None = None
+    handle: IO[Any] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Release the file (also done once every row has been read)."""
+        if self.handle is not None:
+            self.handle.close()
 
     def __iter__(self) -> Iterator[RawRow]:
         return self.rows
@@ -142,8 +148,9 @@ def _check_binary(head: bytes, name: str) -> None:
         )
 
 
-def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, int]:
-    """Lines with their endings, the detected encoding (a label or a fallback decoder), sha256."""
+def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, int, IO[Any]]:
+    """Lines with their endings, the detected encoding (a label or a fallback decoder), sha256,
+    line breaks, and the handle to close when done."""
     head = binary.read(65536)
     _check_binary(head, name)
     if not head.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
@@ -160,9 +167,9 @@ def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, 
     binary.seek(0)
     if encoding == "fallback":
         decoder = _FallbackLines(binary)
-        return iter(decoder), decoder, digest, breaks
+        return iter(decoder), decoder, digest, breaks, binary
     wrapper = io.TextIOWrapper(binary, encoding=encoding, newline="")
-    return iter(wrapper), encoding, digest, breaks
+    return iter(wrapper), encoding, digest, breaks, wrapper
 
 
 # --- separator and records ---------------------------------------------------------------------
@@ -245,21 +252,21 @@ def _rows(
         yield RawRow(line, values, problem)
 
 
-def _open_text(source: Any) -> tuple[IO[bytes], str, bool]:
+def _open_binary(source: Any) -> tuple[IO[bytes], str]:
     if isinstance(source, str | Path):
         path = Path(source)
         try:
-            return path.open("rb"), str(path), True
+            return path.open("rb"), str(path)
         except OSError as exc:
             raise ImportFileError(f"The file {path} cannot be read: {exc.strerror}.") from exc
     if isinstance(source, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(source)), "the data", False
+        return io.BytesIO(bytes(source)), "the data"
     if hasattr(source, "read"):
         name = str(getattr(source, "name", "the data"))
         data = source.read()
         if isinstance(data, str):
             data = data.encode("utf-8")
-        return io.BytesIO(data), name, False
+        return io.BytesIO(data), name
     raise ImportFileError(
         f"Cannot read users from a {type(source).__name__}: give a path, bytes, a file or a "
         "pandas DataFrame."
@@ -274,37 +281,53 @@ def read_rows(source: Any, *, separator: str | None = None, name: str | None = N
     """
     if isinstance(source, pd.DataFrame):
         return _frame_source(source, name or "the DataFrame")
-    binary, shown, _ = _open_text(source)
+    binary, shown = _open_binary(source)
     shown = name or shown
-    lines, detected, digest, breaks = _text_lines(binary, shown)
-    first = ""
-    pending: list[str] = []
-    for line in lines:
-        pending.append(line)
-        if line.strip():
-            first = line
-            break
-    if not first.strip():
-        raise ImportFileError(f"{shown} is empty: there is no header line and no row.")
-    sep = separator or sniff_separator(first)
-    records = _records(itertools.chain(pending, lines), sep, shown)
+    handle: IO[Any] = binary
     try:
-        _, header_cells, _ = next(records)
-    except StopIteration:
-        raise ImportFileError(f"{shown} is empty: there is no header line and no row.") from None
-    header = map_headers(header_cells, shown)
+        lines, detected, digest, breaks, handle = _text_lines(binary, shown)
+        first = ""
+        pending: list[str] = []
+        for line in lines:
+            pending.append(line)
+            if line.strip():
+                first = line
+                break
+        if not first.strip():
+            raise ImportFileError(f"{shown} is empty: there is no header line and no row.")
+        sep = separator or sniff_separator(first)
+        records = _records(itertools.chain(pending, lines), sep, shown)
+        try:
+            _, header_cells, _ = next(records)
+        except StopIteration:
+            raise ImportFileError(
+                f"{shown} is empty: there is no header line and no row."
+            ) from None
+        header = map_headers(header_cells, shown)
+    except BaseException:
+        handle.close()
+        raise
     source_rows = RowSource(
         name=shown,
         encoding=detected if isinstance(detected, str) else "cp1252",
         separator=sep,
         header=header,
-        rows=_rows(records, header),
+        rows=_closing(_rows(records, header), handle),
         sha256=digest,
+        handle=handle,
         estimated_rows=max(breaks, 1),
     )
     if isinstance(detected, _FallbackLines):
         source_rows.rows = _relabel(source_rows, source_rows.rows, detected)
     return source_rows
+
+
+def _closing(rows: Iterator[RawRow], handle: IO[Any]) -> Iterator[RawRow]:
+    """The rows, closing the file once they are all read (or the reader is dropped)."""
+    try:
+        yield from rows
+    finally:
+        handle.close()
 
 
 def _relabel(
