@@ -142,7 +142,9 @@ def build_database(path: Path, users: int) -> None:
     engine.dispose()
 
 
-def ours(path: Path, settings: Settings, users: int) -> tuple[float, float, float]:
+def ours(
+    path: Path, settings: Settings, users: int, connections: int | None
+) -> tuple[float, float, float]:
     """Invite every user of CBENCH and deliver: (total, invite, deliver) seconds."""
     engine = make_engine(f"sqlite:///{path}")
     sessions = make_session_factory(engine)
@@ -152,7 +154,7 @@ def ours(path: Path, settings: Settings, users: int) -> tuple[float, float, floa
         plan = plan_bulk(session, actor, client_ref=CLIENT_REF)
         outcome = apply_bulk(session, actor, plan)
     invited = time.perf_counter()
-    report = deliver(sessions, settings)
+    report = deliver(sessions, settings, connections=connections)
     finished = time.perf_counter()
     engine.dispose()
     if int(outcome.attrs["invited"]) != users or report.sent != users or report.error:
@@ -201,7 +203,10 @@ def baseline(port: int, messages: list[tuple[str, bytes]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--connections", type=int, default=None, help="SMTP connections (default: deliver's)"
+    )
     args = parser.parse_args()
 
     server = Server()
@@ -217,16 +222,22 @@ def main() -> None:
                 path = Path(folder) / f"bench-{round_number}.db"
                 started = time.perf_counter()
                 build_database(path, args.users)
-                print(f"round {round_number}: database built in "
-                      f"{time.perf_counter() - started:.1f} s", flush=True)
-                ours_times.append(ours(path, settings, args.users))
+                print(
+                    f"round {round_number}: database built in "
+                    f"{time.perf_counter() - started:.1f} s",
+                    flush=True,
+                )
+                ours_times.append(ours(path, settings, args.users, args.connections))
                 expected += args.users
                 messages = prebuilt_messages(path)
                 base_times.append(baseline(server.port, messages))
                 expected += len(messages)
                 total, invite, send = ours_times[-1]
-                print(f"round {round_number}: ours {total:.2f} s (invite {invite:.2f} s + "
-                      f"deliver {send:.2f} s), baseline {base_times[-1]:.2f} s", flush=True)
+                print(
+                    f"round {round_number}: ours {total:.2f} s (invite {invite:.2f} s + "
+                    f"deliver {send:.2f} s), baseline {base_times[-1]:.2f} s",
+                    flush=True,
+                )
         received = server.received()
     finally:
         server.close()
@@ -236,12 +247,18 @@ def main() -> None:
     best_ours = min(ours_times)
     best_base = min(base_times)
     ratio = best_ours[0] / best_base
-    print(f"users={args.users} rounds={args.rounds} server=aiosmtpd on 127.0.0.1 "
-          f"(every message received: {received})")
-    print(f"OURS     invite + deliver {best_ours[0]:.2f} s "
-          f"(invite {best_ours[1]:.2f} s, deliver {best_ours[2]:.2f} s)")
-    print(f"BASELINE raw smtplib loop  {best_base:.2f} s "
-          f"({best_base / args.users * 1000:.2f} ms per message, one connection)")
+    print(
+        f"users={args.users} rounds={args.rounds} server=aiosmtpd on 127.0.0.1 "
+        f"(every message received: {received})"
+    )
+    print(
+        f"OURS     invite + deliver {best_ours[0]:.2f} s "
+        f"(invite {best_ours[1]:.2f} s, deliver {best_ours[2]:.2f} s)"
+    )
+    print(
+        f"BASELINE raw smtplib loop  {best_base:.2f} s "
+        f"({best_base / args.users * 1000:.2f} ms per message, one connection)"
+    )
     print(f"ratio={ratio:.3f}")
 
 

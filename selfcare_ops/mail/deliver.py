@@ -8,7 +8,7 @@ A run repeats three steps until nothing is due (or ``limit`` is reached):
    ``FOR UPDATE SKIP LOCKED`` so that two deliverers never claim the same row; on SQLite the
    transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`selfcare_ops.db`), which serialises
    claims.
-2. **Send**. Over SMTP, several connections (``connections``, default 4) are driven by one
+2. **Send**. Over SMTP, several connections (``connections``, default 8) are driven by one
    thread (:class:`~selfcare_ops.mail.transports.SmtpPool`), so that the server works on several
    messages at once; other transports (the Maildir) send one message at a time. Sends are paced
    to ``rate`` messages per second at most.
@@ -62,7 +62,7 @@ from .transports import (
 
 #: A claimed message not recorded after this long is taken over by the next deliverer.
 DEFAULT_LEASE = timedelta(minutes=5)
-DEFAULT_SMTP_CONNECTIONS = 4
+DEFAULT_SMTP_CONNECTIONS = 8
 DEFAULT_BATCH_SIZE = 100
 MAX_CONNECTIONS = 16
 #: The longest the loop waits between two looks at the connections.
@@ -639,7 +639,7 @@ def deliver(
     """Send the due messages of the outbox; see the module docstring for the guarantees.
 
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
-    second. ``connections``: SMTP connections in parallel (default 4; the Maildir uses one).
+    second. ``connections``: SMTP connections in parallel (default 8; the Maildir uses one).
     ``transport_factory``: another transport, driven one message at a time.
     ``progress(done, total)`` is called after each committed group of outcomes (over SMTP, from
     the run's database thread). ``now`` fixes the clock (tests, replays). The report's ``error``

@@ -1,0 +1,599 @@
+"""Matching one chunk of rows against the database: what each line will do, and why.
+
+Rows are normalised (pure, see :mod:`.normalise`), then matched chunk by chunk: existing users
+by login, then by email, then (for generated logins) by the login this person got from an
+earlier import. Scope, sub-accounts, duplicates inside the file and conflicts with the database
+are decided here, so that apply only writes. The planner remembers what earlier chunks claimed,
+so streaming a file chunk by chunk gives the same plan as planning it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from ..access import Actor, can_see_organisation, require_assignable, require_organisation
+from ..errors import AccessDeniedError, ImportFileError, NotFoundError
+from ..logins import make_login
+from ..models import Organisation, SubAccount, User
+from ..textnorm import fold
+from ..users import derived_columns
+from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
+from .normalise import normalise_row
+from .reading import RawRow
+
+#: Fields an import can set on a user (besides the client and the sub-account).
+VALUE_FIELDS = (
+    "civility",
+    "last_name",
+    "first_name",
+    "email",
+    "phone",
+    "mobile",
+    "function",
+    "language",
+    "services",
+    "role",
+    *RIGHT_FIELDS,
+)
+PLAN_COLUMNS = [
+    "line",
+    "client",
+    "action",
+    "login",
+    "last_name",
+    "first_name",
+    "email",
+    "changes",
+    "reason",
+    "invite",
+    "notes",
+    "civility",
+    "phone",
+    "mobile",
+    "function",
+    "language",
+    "services",
+    "role",
+    "sub_account",
+    *RIGHT_FIELDS,
+    "user_id",
+    "client_id",
+    "sub_account_id",
+    "new_sub_account",
+]
+ACTIONS = ("create", "update", "unchanged", "reject")
+_USER_COLUMNS = (
+    User.id,
+    User.client_id,
+    User.sub_account_id,
+    User.login,
+    User.status,
+    User.sort_name,
+    User.email_folded,
+    *(getattr(User, name) for name in VALUE_FIELDS),
+)
+_IN_BATCH = 5000
+
+
+def empty_counts() -> dict[str, int]:
+    return {"rows": 0, "create": 0, "update": 0, "unchanged": 0, "reject": 0, "invite": 0}
+
+
+def _chunks(items: list[Any], size: int = _IN_BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Planner:
+    """Turns chunks of raw rows into plan rows, remembering what earlier chunks claimed.
+
+    Holds no session: each :meth:`plan_chunk` call gets one, so apply can commit in between
+    (streaming imports). Logins and emails claimed by earlier lines, and users already matched,
+    are remembered so that duplicates inside the file are caught across chunks.
+    """
+
+    def __init__(
+        self,
+        actor: Actor,
+        header: HeaderMap,
+        *,
+        client_ref: str | None = None,
+        create_sub_accounts: bool = False,
+        invite: bool = False,
+    ) -> None:
+        self.actor = actor
+        self.header = header
+        self.labels = {name: header.labels.get(name, FIELDS[name][0]) for name in FIELDS}
+        self.client_ref = client_ref
+        self.create_sub_accounts = create_sub_accounts
+        self.invite = invite
+        self.counts = empty_counts()
+        self.default_client: Organisation | None = None
+        self._clients: dict[str, Organisation | str] = {}
+        self._subs: dict[int, dict[str, SubAccount]] = {}
+        self._new_subs: set[tuple[int, str]] = set()
+        self._has_users: dict[int, bool] = {}
+        self._by_login: dict[str, dict[str, Any] | None] = {}
+        self._by_email: dict[str, dict[str, Any] | None] = {}
+        self._domains: set[str | None] = set()
+        self._claimed_logins: dict[str, int] = {}
+        self._claimed_emails: dict[str, int] = {}
+        self._claimed_users: dict[int, int] = {}
+        #: every login known to exist or claimed by a line: make_login's fast membership test
+        self._taken: set[str] = set()
+        #: known users by (client id, sort name): the only ones a generated login may reuse
+        self._by_name: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        self._scope: dict[tuple[int, str, int | None], str | None] = {}
+        self._new_clients_seen: set[int] = set()
+        if not header.has("client") and not client_ref:
+            raise ImportFileError(
+                "The file has no client column (Client / Référence client): say which client "
+                "the users belong to (--client REF)."
+            )
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def prepare(self, session: Session) -> None:
+        """Resolve the default client once: an unknown or out-of-scope client stops the import."""
+        if self.client_ref and self.default_client is None:
+            client = self._find_client(session, self.client_ref)
+            if client is None:
+                raise NotFoundError("client", self.client_ref)
+            require_organisation(self.actor, client, "add users to")
+            self.default_client = client
+
+    def _find_client(self, session: Session, ref: str) -> Organisation | None:
+        found = session.scalars(
+            select(Organisation).where(
+                Organisation.kind == "client",
+                or_(Organisation.ref == ref, Organisation.ref == ref.upper()),
+            )
+        ).first()
+        if found is None:
+            named = session.scalars(
+                select(Organisation)
+                .where(Organisation.kind == "client", Organisation.name_folded == fold(ref))
+                .limit(2)
+            ).all()
+            found = named[0] if len(named) == 1 else None
+        return found
+
+    def _client(self, session: Session, ref: str) -> Organisation | str:
+        """The client named in a row, or the sentence saying why it cannot be used."""
+        key = ref.strip()
+        if key not in self._clients:
+            client = self._find_client(session, key)
+            if client is None:
+                self._clients[key] = f"no client is known as {key!r}"
+            elif not can_see_organisation(self.actor, client):
+                self._clients[key] = (
+                    f"{self.actor.describe()} may not add users to client {client.ref}: "
+                    "it is outside their scope"
+                )
+            else:
+                self._clients[key] = client
+        return self._clients[key]
+
+    def _sub_accounts(self, session: Session, client_id: int) -> dict[str, SubAccount]:
+        if client_id not in self._subs:
+            self._subs[client_id] = {
+                sub.name_folded: sub
+                for sub in session.scalars(
+                    select(SubAccount).where(SubAccount.client_id == client_id)
+                )
+            }
+        return self._subs[client_id]
+
+    def _client_has_users(self, session: Session, client_id: int) -> bool:
+        if client_id not in self._has_users:
+            self._has_users[client_id] = bool(
+                session.scalar(select(exists().where(User.client_id == client_id)))
+            )
+        return self._has_users[client_id]
+
+    def _remember(self, rows: Iterable[Any]) -> None:
+        for row in rows:
+            user = dict(row._mapping)
+            if user["login"] in self._taken:
+                continue
+            self._by_login[user["login"]] = user
+            self._taken.add(user["login"])
+            self._by_name.setdefault((user["client_id"], user["sort_name"]), []).append(user)
+            if user["email_folded"]:
+                self._by_email.setdefault(user["email_folded"], user)
+
+    def _prefetch(self, session: Session, logins: set[str], emails: set[str]) -> None:
+        logins = {login for login in logins if login not in self._by_login}
+        emails = {email for email in emails if email not in self._by_email}
+        for part in _chunks(sorted(logins)):
+            self._remember(session.execute(select(*_USER_COLUMNS).where(User.login.in_(part))))
+        for part in _chunks(sorted(emails)):
+            self._remember(
+                session.execute(select(*_USER_COLUMNS).where(User.email_folded.in_(part)))
+            )
+        for login in logins:
+            self._by_login.setdefault(login, None)
+        for email in emails:
+            self._by_email.setdefault(email, None)
+
+    def _load_domain(self, session: Session, domain: str | None) -> None:
+        """Every login at ``domain`` (generated logins are checked against them in memory)."""
+        if domain in self._domains:
+            return
+        self._domains.add(domain)
+        if domain:
+            where = User.login.endswith(f"@{domain}", autoescape=True)
+        else:
+            where = ~User.login.contains("@")
+        self._remember(session.execute(select(*_USER_COLUMNS).where(where)))
+
+    def _owner(self, session: Session, login: str, domain: str | None) -> dict[str, Any] | None:
+        if login in self._by_login:
+            return self._by_login[login]
+        if domain in self._domains:
+            return None
+        self._prefetch(session, {login}, set())
+        return self._by_login[login]
+
+    # --- one chunk -------------------------------------------------------------------------
+
+    def plan_chunk(self, session: Session, raw_rows: list[RawRow]) -> list[dict[str, Any]]:
+        """Plan rows for these raw rows, in order; counts are accumulated on the planner."""
+        self.prepare(session)
+        normalised = [normalise_row(raw, self.labels) for raw in raw_rows]
+        logins, emails = set(), set()
+        for values, errors in normalised:
+            if not errors:
+                if values.get("login"):
+                    logins.add(values["login"])
+                if values.get("email"):
+                    emails.add(values["email"].lower())
+        self._prefetch(session, logins, emails)
+        out = []
+        for raw, (values, errors) in zip(raw_rows, normalised, strict=True):
+            row = self._plan_row(session, raw, values, errors)
+            self.counts["rows"] += 1
+            self.counts[row["action"]] += 1
+            self.counts["invite"] += bool(row["invite"])
+            out.append(row)
+        return out
+
+    def _reject(
+        self, row: dict[str, Any], raw: RawRow | None, reasons: list[str]
+    ) -> dict[str, Any]:
+        """Mark the row rejected; cells that could not be cleaned are shown as written."""
+        row["action"] = "reject"
+        row["reason"] = " | ".join(reasons)
+        row["invite"] = False
+        for name in ("last_name", "first_name", "email", "login"):
+            if raw is not None and row.get(name) is None and raw.values.get(name):
+                row[name] = raw.values[name].strip()[:200]
+        return row
+
+    def _plan_row(
+        self, session: Session, raw: RawRow, values: dict[str, Any], errors: list[str]
+    ) -> dict[str, Any]:
+        line = raw.line
+        row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
+        row.update(values)
+        row.update(line=line, changes="", reason="", notes="", invite=False)
+        client_cell = values.pop("client", None)
+        client: Organisation | str | None
+        if client_cell:
+            client = self._client(session, client_cell)
+        else:
+            client = self.default_client
+            if client is None:
+                errors = [
+                    *errors,
+                    f"line {line}, column {self.labels['client']!r}: the client is missing "
+                    "(fill the column or pass --client)",
+                ]
+        if isinstance(client, str):
+            errors = [*errors, f"line {line}, column {self.labels['client']!r}: {client}"]
+            row["client"] = client_cell
+        elif client is not None:
+            row["client"] = client.ref
+            row["client_id"] = client.id
+        if errors or client is None or isinstance(client, str):
+            return self._reject(row, raw, errors)
+        return self._match(session, row, values, client)
+
+    def _match(
+        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: Organisation
+    ) -> dict[str, Any]:
+        line = row["line"]
+        labels = self.labels
+        email = values.get("email")
+        folded_email = email.lower() if email else None
+        given_login = values.get("login")
+        if given_login and "@" not in given_login and client.login_domain:
+            given_login = f"{given_login}@{client.login_domain.lower()}"
+        if folded_email and folded_email in self._claimed_emails:
+            return self._reject(
+                row,
+                None,
+                [
+                    f"line {line}, column {labels['email']!r}: {email} already appears on line "
+                    f"{self._claimed_emails[folded_email]} (duplicate in the file)"
+                ],
+            )
+        if given_login and given_login in self._claimed_logins:
+            return self._reject(
+                row,
+                None,
+                [
+                    f"line {line}, column {labels['login']!r}: {given_login} already appears on "
+                    f"line {self._claimed_logins[given_login]} (duplicate in the file)"
+                ],
+            )
+        by_email = self._by_email.get(folded_email) if folded_email else None
+        existing: dict[str, Any] | None = None
+        if given_login:
+            existing = self._owner(session, given_login, None)
+            login = given_login
+            if existing is None and by_email is not None:
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
+                        f"{self._who(by_email, client)}, not of {given_login}"
+                    ],
+                )
+        elif by_email is not None:
+            existing, login = by_email, by_email["login"]
+            same_person = by_email["sort_name"] == _sort_name(
+                values["last_name"], values["first_name"]
+            )
+            if by_email["client_id"] == client.id and not same_person:
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
+                        f"the user {by_email['login']} ({by_email['first_name']} "
+                        f"{by_email['last_name']}); to change that user's name, give their login"
+                        f" in the {labels['login']!r} column"
+                    ],
+                )
+        else:
+            login, existing = self._generate_login(session, values, client, folded_email)
+        if existing is not None:
+            if existing["client_id"] != client.id:
+                what = "login" if given_login else "email"
+                column = labels["login"] if given_login else labels["email"]
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}, column {column!r}: this {what} belongs to a user of another "
+                        "client"
+                    ],
+                )
+            if existing["id"] in self._claimed_users:
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}: the user {existing['login']} is already imported by line "
+                        f"{self._claimed_users[existing['id']]} (duplicate in the file)"
+                    ],
+                )
+            if folded_email and by_email is not None and by_email["id"] != existing["id"]:
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
+                        f"{self._who(by_email, client)}"
+                    ],
+                )
+        row["login"] = login
+        self._claimed_logins[login] = line
+        self._taken.add(login)
+        if folded_email:
+            self._claimed_emails[folded_email] = line
+        if existing is not None:
+            self._claimed_users[existing["id"]] = line
+            row["user_id"] = existing["id"]
+            return self._update(session, row, values, client, existing)
+        return self._create(session, row, values, client)
+
+    def _who(self, user: dict[str, Any], client: Organisation) -> str:
+        if user["client_id"] == client.id:
+            return f"the user {user['login']}"
+        return "a user of another client"
+
+    def _generate_login(
+        self,
+        session: Session,
+        values: dict[str, Any],
+        client: Organisation,
+        folded_email: str | None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The generated login; an existing same-named user holding it is this person again."""
+        domain = client.login_domain.lower() if client.login_domain else None
+        self._load_domain(session, domain)
+        sort_name = _sort_name(values["last_name"], values["first_name"])
+        found: list[dict[str, Any]] = []
+        namesakes = self._by_name.get((client.id, sort_name))
+        if not namesakes or all(u["id"] in self._claimed_users for u in namesakes):
+            # Nobody this person could already be: any known or claimed login is taken.
+            return make_login(values["first_name"], values["last_name"], domain, self._taken), None
+
+        def taken(candidate: str) -> bool:
+            if candidate in self._claimed_logins:
+                return True
+            owner = self._owner(session, candidate, domain)
+            if owner is None:
+                return False
+            if (
+                owner["client_id"] == client.id
+                and owner["sort_name"] == sort_name
+                and owner["id"] not in self._claimed_users
+                and (owner["email_folded"] is None or folded_email is None)
+            ):
+                found.append(owner)
+                return False
+            return True
+
+        login = make_login(values["first_name"], values["last_name"], domain, taken)
+        return login, (found[-1] if found and found[-1]["login"] == login else None)
+
+    def _sub_account(
+        self, session: Session, row: dict[str, Any], client: Organisation, name: str | None
+    ) -> tuple[SubAccount | None, str | None]:
+        """(existing sub-account, or None) and the refusal sentence, if any."""
+        if not name:
+            return None, None
+        sub = self._sub_accounts(session, client.id).get(_folded(name))
+        if sub is not None:
+            return sub, None
+        label = self.labels["sub_account"]
+        if not self.create_sub_accounts:
+            known = sorted(s.name for s in self._sub_accounts(session, client.id).values())
+            shown = ", ".join(repr(n) for n in known[:10]) or "none yet"
+            return None, (
+                f"line {row['line']}, column {label!r}: client {client.ref} has no sub-account "
+                f"{name!r} (existing: {shown}); pass --create-sub-accounts to create it"
+            )
+        if self.actor.kind == "manager":
+            return None, (
+                f"line {row['line']}, column {label!r}: the sub-account {name!r} does not exist "
+                f"and {self.actor.describe()} may not create sub-accounts (administrators only)"
+            )
+        row["new_sub_account"] = name
+        key = (client.id, _folded(name))
+        if key not in self._new_subs:
+            self._new_subs.add(key)
+            row["notes"] = f"the sub-account {name!r} will be created"
+        return None, None
+
+    def _assignable(
+        self, row: dict[str, Any], client: Organisation, role: str, sub: SubAccount | None
+    ) -> str | None:
+        key = (client.id, role, sub.id if sub else None)
+        if key not in self._scope:
+            try:
+                require_assignable(self.actor, client, role, sub)
+                self._scope[key] = None
+            except AccessDeniedError as exc:
+                self._scope[key] = str(exc).rstrip(".")
+        refusal = self._scope[key]
+        if not refusal:
+            return None
+        # The column to fix: the role a manager may not grant, else the sub-account.
+        if self.actor.kind == "manager" and role == "administrator":
+            column = self.labels["role"]
+        else:
+            column = self.labels["sub_account"]
+        return f"line {row['line']}, column {column!r}: {refusal}"
+
+    def _create(
+        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: Organisation
+    ) -> dict[str, Any]:
+        role = values.get("role")
+        if role is None:
+            first = (
+                self.actor.kind != "manager"
+                and not self._client_has_users(session, client.id)
+                and client.id not in self._new_clients_seen
+            )
+            role = "administrator" if first else "user"
+        self._new_clients_seen.add(client.id)
+        sub_name = values.get("sub_account")
+        if role == "administrator" and sub_name:
+            row["notes"] = "an administrator covers every sub-account: the sub-account is ignored"
+            sub_name = None
+            row["sub_account"] = None
+        sub, refusal = self._sub_account(session, row, client, sub_name)
+        if refusal is None:
+            refusal = self._assignable(row, client, role, sub)
+        if refusal:
+            return self._reject(row, None, [refusal])
+        for name in RIGHT_FIELDS:
+            if row[name] is None:
+                row[name] = False
+        row.update(action="create", role=role, sub_account_id=sub.id if sub else None)
+        row["invite"] = bool(self.invite and values.get("email"))
+        return row
+
+    def _update(
+        self,
+        session: Session,
+        row: dict[str, Any],
+        values: dict[str, Any],
+        client: Organisation,
+        existing: dict[str, Any],
+    ) -> dict[str, Any]:
+        line = row["line"]
+        if self.actor.kind == "manager" and existing["sub_account_id"] != self.actor.sub_account_id:
+            return self._reject(
+                row,
+                None,
+                [
+                    f"line {line}: {self.actor.describe()} may not change {existing['login']}: "
+                    "outside their sub-account"
+                ],
+            )
+        changes = []
+        for name in VALUE_FIELDS:
+            if name not in values or name == "role":
+                continue
+            new, old = values[name], existing[name]
+            if name == "email":
+                if (new or "").lower() != (existing["email_folded"] or ""):
+                    changes.append(name)
+            elif new != old:
+                changes.append(name)
+        role = values.get("role") or existing["role"]
+        if role != existing["role"]:
+            changes.append("role")
+        sub_name = values.get("sub_account")
+        sub: SubAccount | None = None
+        sub_id = existing["sub_account_id"]
+        if role == "administrator":
+            if sub_name:
+                row["notes"] = (
+                    "an administrator covers every sub-account: the sub-account is ignored"
+                )
+            sub_id = None
+        elif sub_name:
+            sub, refusal = self._sub_account(session, row, client, sub_name)
+            if refusal:
+                return self._reject(row, None, [refusal])
+            sub_id = sub.id if sub else None
+        elif sub_id is not None:
+            known = self._sub_accounts(session, client.id).values()
+            sub = next((candidate for candidate in known if candidate.id == sub_id), None)
+        if sub_id != existing["sub_account_id"] or row["new_sub_account"]:
+            changes.append("sub_account")
+        if "role" in changes or "sub_account" in changes:
+            refusal = self._assignable(row, client, role, sub)
+            if refusal:
+                return self._reject(row, None, [refusal])
+        row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
+        row["action"] = "update" if changes else "unchanged"
+        email = values.get("email") or existing["email"]
+        row["invite"] = bool(self.invite and email and existing["status"] == "not_invited")
+        if row["email"] is None:
+            row["email"] = existing["email"]
+        for name in ("last_name", "first_name"):
+            row[name] = row[name] or existing[name]
+        return row
+
+
+#: Sub-account names repeat on every line: fold each distinct one once.
+_folded = lru_cache(maxsize=4096)(fold)
+
+
+@lru_cache(maxsize=65536)
+def _sort_name(last_name: str, first_name: str) -> str:
+    """The stored ``sort_name`` (see :func:`selfcare_ops.users.derived_columns`), cached."""
+    return derived_columns(first_name, last_name, "", None)["sort_name"]
