@@ -5,12 +5,15 @@ A transport sends one message at a time and says how it went by raising one of t
 :class:`PermanentDeliveryError` (the server refused for good: 5xx, with its reason) or
 :class:`TransportUnavailableError` (nothing can be sent now: the server cannot be reached, the
 login is refused, the Maildir folder cannot be written; the whole run stops and the messages stay
-queued). The deliverer (:mod:`selfcare_ops.mail.deliver`) turns these into outbox states.
+queued). :class:`SmtpPool` drives several SMTP connections from one thread and reports the same
+outcomes as :class:`Finished` values. The deliverer (:mod:`selfcare_ops.mail.deliver`) turns
+them into outbox states.
 
 The MIME text is built by hand rather than with :class:`email.message.EmailMessage` because the
 standard builder costs about a millisecond per message, more than the SMTP exchange itself; the
 output is a plain, standard multipart/alternative with quoted-printable UTF-8 parts (7-bit clean,
-no line longer than 76 characters), which :mod:`email` parses back in the tests.
+no line longer than 76 characters) and RFC 2047 headers, which :mod:`email` parses back in the
+tests. The Message-ID is derived from the row's ``message_key``: a resend is recognisable.
 """
 
 from __future__ import annotations
@@ -212,9 +215,6 @@ def smtp_data(message: bytes) -> bytes:
 class Transport(ABC):
     """Sends messages one by one; one instance per connection, used by one thread at a time."""
 
-    #: Several instances may run in parallel (several SMTP connections).
-    parallel = False
-
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
@@ -263,8 +263,6 @@ class SmtpTransport(Transport):
     Settings: ``SELFCARE_OPS_SMTP_HOST``, ``_PORT``, ``_SSL`` (implicit TLS), ``_STARTTLS``,
     ``_USER`` and ``_PASSWORD`` (login when a user is set), ``SELFCARE_OPS_MAIL_FROM``.
     """
-
-    parallel = True
 
     def __init__(self, settings: Settings, *, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
         super().__init__(settings)
@@ -550,9 +548,6 @@ class SmtpPool:
     def has_results(self) -> bool:
         """Outcomes are ready for :meth:`poll` to return (it will not wait)."""
         return bool(self._finished)
-
-    def waiting_for_record(self) -> bool:
-        return any(slot.stage == "ready" for slot in self.slots)
 
     def start(self, mail: OutgoingMail) -> None:
         """Begin sending ``mail`` on an idle connection (opened now if needed).
