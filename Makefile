@@ -33,11 +33,11 @@ test: $(STAMP_TEST)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lab: $(STAMP_RUN)
-	$(BIN)/selfcare-ops demo --quiet
+	$(BIN)/selfcare-ops demo --quiet --no-jobs
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/dashboard.ipynb
 
 voila: $(STAMP_TEST)
-	$(BIN)/selfcare-ops demo --quiet
+	$(BIN)/selfcare-ops demo --quiet --no-jobs
 	$(BIN)/voila notebooks/dashboard.ipynb
 
 bench: $(STAMP_TEST)

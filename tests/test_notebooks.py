@@ -119,14 +119,19 @@ def test_the_main_job_runs_end_to_end_and_a_second_run_changes_nothing(
     assert first.report_html is not None and first.report_html.read_text().startswith(
         "<!DOCTYPE html>"
     )
+    assert first.demo_invited > 0  # the demo client's users, delivered by the maintenance
+    assert first.preview is not None and first.preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert first.onboarding["create"] > 0 and first.onboarding["reject"] > 0
     text = "\n".join(first.lines())
-    for where in (first.onboarding_report, settings.maildir, first.report_html):
+    for where in (first.onboarding_report, settings.maildir, first.report_html, first.preview):
         assert str(where) in text
+    assert "Onboarding: " in text
     before = _counts(demo_url)
 
     second = run_main_job(settings)
     assert all(run.ok for run in second.runs.values())
     assert second.maintenance["reminded"] == 0
+    assert second.demo_invited == 0
     assert second.maintenance["delivery"]["sent"] == 0
     assert _counts(demo_url) == before
     assert len(list(maildir.iterdir())) == delivered

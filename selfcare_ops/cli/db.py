@@ -29,9 +29,24 @@ def db_upgrade(cli: CliContext) -> None:
 
 @main.command()
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--no-jobs", is_flag=True,
+              help="Only migrate and load the demo data; skip the notebook jobs.")
 @pass_cli
-def demo(cli: CliContext, quiet: bool) -> None:
-    """Migrate, load the demo data (idempotently) and print a summary."""
+def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
+    """The main job: migrate, load the demo data, then onboard, invite, deliver and report.
+
+    Onboards data/demo/onboarding_sample.csv into the demo client, invites the demo client's
+    users, delivers into the Maildir (embedded default) and writes the adoption report, each
+    through papermill like a scheduled run; then prints where everything is. Idempotent.
+    """
+    if not no_jobs:
+        from ..jobs import run_main_job
+
+        result = run_main_job(cli.settings)
+        if not quiet:
+            for line in result.lines():
+                click.echo(line)
+        return
     upgrade(cli.engine)
     with cli.sessions().begin() as session:
         summary = load_demo(session)

@@ -35,15 +35,25 @@ class MainJobSummary:
     report_csv: list[Path] = field(default_factory=list)
     charts: list[Path] = field(default_factory=list)
     report_html: Path | None = None
+    demo_invited: int = 0
+    onboarding: dict[str, Any] = field(default_factory=dict)
+    preview: Path | None = None
 
     def lines(self) -> list[str]:
         """The summary ``selfcare-ops demo`` prints, one fact a line."""
         out = [f"Database: {self.database}"]
+        out.append(
+            f"Demo data: {self.demo.organisations} organisations, {self.demo.users} users "
+            f"(added now: {self.demo.users_added} users); invitations queued for the demo "
+            f"client {DEMO_CLIENT_REF}: {self.demo_invited}"
+        )
         for name, run in self.runs.items():
             out.append(
                 f"Job {name}: {run.status} in {run.duration_s:.1f} s, "
                 f"executed notebook {run.output_path}"
             )
+        if self.onboarding.get("summary"):
+            out.append(f"Onboarding: {self.onboarding['summary']}")
         if self.onboarding_report:
             out.append(f"Onboarding report (CSV): {self.onboarding_report}")
         if self.maintenance:
@@ -64,6 +74,8 @@ class MainJobSummary:
             out.append(f"Charts: {', '.join(str(p) for p in self.charts)}")
         if self.report_html:
             out.append(f"Adoption report page (HTML): {self.report_html}")
+        if self.preview:
+            out.append(f"Branding preview of {DEMO_CLIENT_REF}: {self.preview}")
         return out
 
 
@@ -82,7 +94,9 @@ def run_main_job(
     ``csv_path`` defaults to the demo sample, whose lines (it has no client column) go to
     ``client``: by default the demo client for the sample, none (the file says) for another file.
     """
-    from ..branding import seed_default_branding
+    from ..access import system_actor
+    from ..branding import seed_default_branding, write_demo_preview
+    from ..invitations import invite_demo_client
 
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
@@ -91,10 +105,16 @@ def run_main_job(
         with make_session_factory(engine).begin() as session:
             demo = load_demo(session)
             seed_default_branding(session)
+            # The demo client's users are invited here; invitation_maintenance delivers them.
+            invited = invite_demo_client(session, system_actor(session), DEMO_CLIENT_REF)
+        with make_session_factory(engine).begin() as session:
+            preview = write_demo_preview(session, settings.data_dir / "previews" / "C0001.png",
+                                         client_ref=DEMO_CLIENT_REF)
         database = describe(engine)
     finally:
         engine.dispose()
-    summary = MainJobSummary(database=database, demo=demo, maildir=settings.maildir)
+    summary = MainJobSummary(database=database, demo=demo, maildir=settings.maildir,
+                             demo_invited=invited, preview=preview)
     onboarding = {
         "csv_path": str(csv_path or ONBOARDING_SAMPLE),
         "client": client if client is not None else ("" if csv_path else DEMO_CLIENT_REF),
@@ -109,6 +129,9 @@ def run_main_job(
     summary.onboarding_report = next(
         iter(_files(summary.runs["onboarding"], "onboarding_report.csv")), None
     )
+    onboarded = _files(summary.runs["onboarding"], "onboarding_summary.json")
+    if onboarded:
+        summary.onboarding = json.loads(onboarded[0].read_text(encoding="utf-8"))
     maintenance = _files(summary.runs["invitation_maintenance"], "maintenance.json")
     if maintenance:
         summary.maintenance = json.loads(maintenance[0].read_text(encoding="utf-8"))
