@@ -8,6 +8,7 @@ for the audit and its previews.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,7 +100,8 @@ def worst_branding_cases(audit: pd.DataFrame, count: int) -> pd.DataFrame:
             for background in (row["primary_color"], row["gradient_color"])
             if isinstance(background, str) and background and isinstance(row["text_color"], str)
         ]
-        return round(min(ratios), 2) if ratios else float("nan")
+        # Truncated, never rounded up: 4.497 shows as 4.49, which fails, not as 4.50.
+        return math.floor(min(ratios) * 100) / 100 if ratios else float("nan")
 
     ranked = audit.assign(min_contrast=audit.apply(lowest, axis=1))
     ranked = ranked.sort_values(
