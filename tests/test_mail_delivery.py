@@ -11,8 +11,10 @@ import email
 import json
 import mailbox
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,13 +82,16 @@ class Recorder:
 class SmtpServer:
     """A real SMTP server on loopback that a test can stop and start again on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options) -> None:
         self.port = free_port()
         self.handler = Recorder()
+        self.options = options  # passed to aiosmtpd's SMTP: TLS, authentication
         self.controller: Controller | None = None
 
     def start(self) -> None:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, **self.options
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -561,6 +567,70 @@ def test_the_one_connection_transport_classifies_every_answer(smtp_server):
         with pytest.raises(TransportUnavailableError, match="cannot be reached"):
             transport.send(sample(recipient="late@client.test"))
     assert [str(m["To"]) for m in smtp_server.messages] == ["ok@client.test", "again@client.test"]
+
+
+@pytest.fixture
+def tls_smtp_server(tmp_path, monkeypatch):
+    """A server that requires STARTTLS and a login, with a certificate this run trusts."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (auth_data.login, auth_data.password) == (b"relay", b"s3cret")
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
+
+    server = SmtpServer(tls_context=context, require_starttls=True, authenticator=authenticator)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_starttls_and_login_over_several_connections(session_factory, tls_smtp_server):
+    keys = queue(session_factory, 6)
+    settings_ = dataclasses.replace(
+        smtp_settings(tls_smtp_server.port),
+        smtp_starttls=True,
+        smtp_user="relay",
+        smtp_password="s3cret",
+    )
+    report = deliver(session_factory, settings_, connections=3)
+    assert (report.sent, report.error) == (6, None)
+    assert tls_smtp_server.handler.keys() == Counter(dict.fromkeys(keys, 1))
+
+    queue(session_factory, 1, prefix="late")
+    wrong = dataclasses.replace(settings_, smtp_password="wrong")
+    report = deliver(session_factory, wrong)
+    assert report.sent == 0
+    assert report.error.startswith(
+        f"The SMTP server 127.0.0.1:{tls_smtp_server.port} refused the login of 'relay': 535"
+    )
+    assert statuses(session_factory) == Counter({"sent": 6, "queued": 1})
 
 
 # --- Maildir -----------------------------------------------------------------------------------
