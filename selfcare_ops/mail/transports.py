@@ -42,6 +42,8 @@ from ..errors import MailError
 from ..models import utcnow
 
 SMTP_TIMEOUT_SECONDS = 30.0
+#: How often the pool looks for connections whose reply is overdue.
+DEADLINE_CHECK_SECONDS = 0.5
 #: Called by a transport right before it hands a message over for good.
 Hook = Callable[[], None] | None
 CRLF = "\r\n"
@@ -156,6 +158,21 @@ def from_header(mail_from: str) -> str:
     return formataddr((name, address or mail_from), charset="utf-8")
 
 
+_last_date: tuple[int, str] = (0, "")
+
+
+def _date_header(date: datetime | None) -> str:
+    """RFC 5322 date; the current one is formatted once per second (thousands a second)."""
+    global _last_date
+    if date is not None:
+        return format_datetime(date)
+    now = utcnow()
+    second = int(now.timestamp())
+    if _last_date[0] != second:
+        _last_date = (second, format_datetime(now.replace(microsecond=0)))
+    return _last_date[1]
+
+
 def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = None) -> bytes:
     """The RFC 5322 bytes (CRLF line ends) of ``mail``: text, plus HTML as an alternative."""
     digest = hashlib.sha256(mail.message_key.encode("utf-8")).hexdigest()
@@ -163,8 +180,8 @@ def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = No
         f"From: {from_header(mail_from)}",
         f"To: {_one_line(mail.recipient)}",
         _encoded_header("Subject", mail.subject),
-        f"Date: {format_datetime(date or utcnow())}",
-        f"Message-ID: {message_id(mail.message_key, mail_from)}",
+        f"Date: {_date_header(date)}",
+        f"Message-ID: <selfcare.{digest[:40]}@{_message_id_domain(mail_from)}>",
         _encoded_header("X-Selfcare-Message-Key", mail.message_key),
         f"Content-Language: {_one_line(mail.language)}",
         "MIME-Version: 1.0",
@@ -535,7 +552,10 @@ class SmtpPool:
         self._finished: list[Finished] = []
         self._tickets = 0
         self._registered = 0
+        self._tls = settings.smtp_ssl or settings.smtp_starttls
+        self._next_check = time.monotonic() + DEADLINE_CHECK_SECONDS
         self.recorded_upto = 0
+        self.woken = False
 
     # --- owner API -------------------------------------------------------------------------
 
@@ -544,6 +564,10 @@ class SmtpPool:
 
     def busy(self) -> int:
         return len(self.slots) - self.idle()
+
+    def waiting_for_record(self) -> bool:
+        """A connection holds a message back until its previous outcome is committed."""
+        return any(slot.stage == "ready" for slot in self.slots)
 
     def has_results(self) -> bool:
         """Outcomes are ready for :meth:`poll` to return (it will not wait)."""
@@ -586,37 +610,42 @@ class SmtpPool:
         self._send(slot, f"MAIL FROM:<{self.sender}>{options}\r\n".encode(), "mail")
 
     def poll(self, timeout: float) -> list[Finished]:
-        """Wait up to ``timeout`` seconds for replies; returns the messages that finished."""
+        """Wait up to ``timeout`` seconds for replies; returns the messages that finished.
+
+        :attr:`woken` tells whether the waker (see :meth:`add_waker`) fired meanwhile.
+        """
         if not self._finished:
-            now = time.monotonic()
-            for slot in self.slots:
-                if slot.stage not in ("idle", "ready"):
-                    timeout = min(timeout, slot.deadline - now)
-            timeout = max(0.0, timeout)
-            # TLS may hold decrypted bytes that the selector cannot see.
-            ready = [
-                slot
-                for slot in self.slots
-                if isinstance(slot.sock, ssl.SSLSocket) and slot.sock.pending()
-            ]
+            timeout = max(0.0, min(timeout, self._next_check - time.monotonic()))
+            ready: list[Any] = []
+            if self._tls:  # TLS may hold decrypted bytes that the selector cannot see
+                ready = [
+                    slot
+                    for slot in self.slots
+                    if isinstance(slot.sock, ssl.SSLSocket) and slot.sock.pending()
+                ]
             if not ready and self._registered:
                 ready = [key.data for key, _ in self.selector.select(timeout)]
             elif not ready and timeout:
                 time.sleep(timeout)
             for slot in ready:
                 if slot is None:  # the waker: its owner drains it
-                    continue
-                self._read(slot)
+                    self.woken = True
+                else:
+                    self._read(slot)
             now = time.monotonic()
-            for slot in self.slots:
-                if slot.stage not in ("idle", "ready") and now > slot.deadline:
-                    self._broken(slot, TimeoutError("no reply within the timeout"))
+            if now >= self._next_check:  # timeouts are seconds long: a look now and then
+                self._next_check = now + DEADLINE_CHECK_SECONDS
+                for slot in self.slots:
+                    if slot.stage not in ("idle", "ready") and now > slot.deadline:
+                        self._broken(slot, TimeoutError("no reply within the timeout"))
         finished, self._finished = self._finished, []
         return finished
 
     def recorded(self, upto: int) -> None:
         """Outcomes up to ticket ``upto`` are committed: connections waiting on them go on."""
-        self.recorded_upto = max(self.recorded_upto, upto)
+        if upto <= self.recorded_upto:
+            return
+        self.recorded_upto = upto
         for slot in self.slots:
             if slot.waiting and slot.waiting <= self.recorded_upto:
                 slot.waiting = 0
