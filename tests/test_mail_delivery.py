@@ -406,6 +406,20 @@ def test_an_impossible_address_fails_and_an_international_one_is_sent(session_fa
     ]
 
 
+def test_a_server_closing_with_421_defers_that_message_and_the_rest_go_on(
+    session_factory, smtp_server
+):
+    recipients = [f"user{n}@client.test" for n in range(6)]
+    recipients[2] = "busy@client.test"
+    queue(session_factory, 6, recipients=recipients)
+    smtp_server.handler.rcpt_replies = {"busy@client.test": "421 4.7.0 Too busy, closing"}
+    report = deliver(session_factory, smtp_settings(smtp_server.port), connections=1)
+    assert (report.sent, report.retried, report.error) == (5, 1, None)
+    busy = {r.recipient: r for r in rows(session_factory).values()}["busy@client.test"]
+    assert busy.status == "queued" and "421 4.7.0 Too busy, closing" in busy.last_error
+    assert len(smtp_server.messages) == 5
+
+
 def test_temporary_failures_give_up_after_the_last_attempt(session_factory, smtp_server):
     queue(session_factory, 1, recipients=["busy@client.test"])
     smtp_server.handler.rcpt_replies = {"busy@client.test": "452 4.2.2 Mailbox full"}
