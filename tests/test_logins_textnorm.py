@@ -39,3 +39,13 @@ def test_logins_are_always_plain_ascii(first, last):
 @given(st.text(max_size=60))
 def test_fold_is_idempotent(text):
     assert fold(fold(text)) == fold(text)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_ascii_fast_path_matches_the_unicode_path(text):
+    import re
+    import unicodedata
+
+    slow = "".join(c for c in unicodedata.normalize("NFKD", text.lower())
+                   if not unicodedata.combining(c))
+    assert fold(text) == re.sub(r"\s+", " ", slow).strip()
