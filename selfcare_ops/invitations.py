@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
 from .acceptance import AcceptResult, TokenInfo, accept, inspect_token
@@ -45,6 +46,7 @@ from .bulk_invitations import (
     plan_bulk,
     plan_message,
 )
+from .config import Settings
 from .errors import (
     AccessDeniedError,
     ConflictError,
@@ -72,6 +74,9 @@ from .models import (
 from .supervision import SupervisionBanner, SupervisionResult, supervise, supervision_banner
 from .users import NewUser, create_user, derived_columns
 
+if TYPE_CHECKING:
+    from .mail.deliver import DeliveryReport
+
 __all__ = [
     "DEFAULT_MIN_DAYS",
     "AcceptResult",
@@ -87,6 +92,7 @@ __all__ = [
     "add_user",
     "apply_bulk",
     "deactivate",
+    "deliver_and_redact",
     "expire_overdue",
     "inspect_token",
     "invite_admin",
@@ -456,7 +462,9 @@ _LINK = re.compile(re.escape(INVITATION_PATH) + r"[A-Za-z0-9_-]{20,}")
 REDACTED = INVITATION_PATH + "[redacted]"
 
 
-def redact_sent_links(session: Session, *, batch: int = 1000) -> int:
+def redact_sent_links(
+    session: Session, *, batch: int = 1000, since: datetime | None = None
+) -> int:
     """Blank the invitation links of mails already sent; returns how many mails were redacted.
 
     The outbox must hold the raw link until the mail is delivered; after that the database
@@ -472,6 +480,7 @@ def redact_sent_links(session: Session, *, batch: int = 1000) -> int:
                 OutboundMessage.kind.in_(tuple(MESSAGE_KINDS.values())),
                 OutboundMessage.body_text.contains(INVITATION_PATH),
                 OutboundMessage.id > last_id,
+                *([OutboundMessage.sent_at >= since] if since is not None else []),
             )
             .order_by(OutboundMessage.id)
             .limit(batch)
@@ -488,6 +497,22 @@ def redact_sent_links(session: Session, *, batch: int = 1000) -> int:
             session.execute(update(OutboundMessage), changes)
         done += len(changes)
         last_id = rows[-1].id
+
+
+def deliver_and_redact(
+    session_factory: sessionmaker[Session], settings: Settings | None = None, **options: Any
+) -> DeliveryReport:
+    """Deliver the outbox (:func:`~selfcare_ops.mail.deliver.deliver`), then blank the
+    invitation links of the mails this run sent: once delivered, the database keeps no
+    live token. Every caller that delivers (CLI, jobs, dashboards) goes through here."""
+    from .mail.deliver import deliver  # the SMTP machinery loads only when mail goes out
+
+    started = utcnow() - timedelta(minutes=1)
+    report = deliver(session_factory, settings, **options)
+    if report.sent:
+        with session_factory.begin() as session:
+            redact_sent_links(session, since=started)
+    return report
 
 
 # --- demo ------------------------------------------------------------------------------------

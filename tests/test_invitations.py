@@ -588,3 +588,21 @@ def test_plan_and_apply_of_a_client_without_users(session_factory, tree):
         assert outcome.empty and outcome.attrs["invited"] == 0
         assert list(outcome.columns) == invitations.OUTCOME_COLUMNS
         assert invitations.invite_user_ids(session, tree.system, []) == 0
+
+
+def test_delivery_leaves_no_live_link_in_the_database(db_url, session_factory, tree, tmp_path):
+    """After deliver_and_redact, the sent mail's body no longer holds the token."""
+    from selfcare_ops.config import Settings
+
+    with session_factory.begin() as session:
+        result = invitations.invite_user(session, tree.system, tree.client_a_users[2])
+    token = result.token
+    settings = Settings.from_env({"SELFCARE_OPS_DATABASE_URL": db_url,
+                                  "SELFCARE_OPS_MAILDIR": str(tmp_path / "outbox")})
+    report = invitations.deliver_and_redact(session_factory, settings)
+    assert report.sent == 1
+    delivered = next((tmp_path / "outbox" / "new").iterdir()).read_text()
+    assert "/invitation/" in delivered  # the invitee got the link
+    with session_factory() as session:
+        bodies = session.execute(select(OutboundMessage.body_text, OutboundMessage.body_html)).one()
+    assert token not in bodies[0] and token not in (bodies[1] or "")

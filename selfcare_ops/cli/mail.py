@@ -8,7 +8,8 @@ from collections.abc import Callable
 import click
 
 from ..errors import MailError
-from ..mail.deliver import MAX_CONNECTIONS, deliver, mail_status
+from ..invitations import deliver_and_redact
+from ..mail.deliver import MAX_CONNECTIONS, mail_status
 from . import main
 from .common import CliContext, echo_json, pass_cli
 
@@ -58,7 +59,7 @@ def deliver_command(
     """Send the queued messages that are due through the configured transport."""
     progress, close_bar = _progress_bar()
     try:
-        report = deliver(
+        report = deliver_and_redact(
             cli.sessions(),
             cli.settings,
             limit=limit,

@@ -134,9 +134,9 @@ def deliver_outbox(
 ) -> DeliveryReport:
     """Deliver the due messages (all, or at most ``limit``); an unavailable transport fails
     the job, so the run is recorded as failed while the messages stay queued for the next."""
-    from ..mail.deliver import deliver
+    from ..invitations import deliver_and_redact
 
-    report = deliver(sessions, settings, limit=limit or None)
+    report = deliver_and_redact(sessions, settings, limit=limit or None)
     if report.error:
         raise MailError(
             f"{report.error.rstrip('.')}: delivery stopped after {report.sent} messages sent; "

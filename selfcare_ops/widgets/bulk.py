@@ -273,11 +273,11 @@ class BulkInvitationDashboard:
 
     def _on_deliver(self, _button: Any = None) -> None:
         from ..config import get_settings
-        from ..mail.deliver import deliver
+        from ..invitations import deliver_and_redact
 
         self.delivery_progress.start(0, "Distribution")
         try:
-            report = deliver(
+            report = deliver_and_redact(
                 self.services.session_factory,
                 get_settings(),
                 progress=self.delivery_progress.callback,
