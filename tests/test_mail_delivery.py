@@ -652,7 +652,7 @@ def test_starttls_and_login_over_several_connections(session_factory, tls_smtp_s
 
 def test_maildir_transport_writes_one_file_per_message(session_factory, tmp_path):
     keys = queue(session_factory, 4)
-    folder = tmp_path / "outbox"
+    folder = tmp_path / "fresh-data" / "outbox"  # neither folder exists yet
     settings_ = dataclasses.replace(
         Settings.from_env(), mail_transport="maildir", maildir=folder, mail_from=MAIL_FROM
     )

@@ -465,6 +465,8 @@ class MaildirTransport(Transport):
             before_handover()
         try:
             if self._box is None:
+                # Maildir(create=True) makes only the last folder: a fresh data/ needs its parents.
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._box = mailbox.Maildir(self.path, factory=None, create=True)
             self._box.add(data)
         except OSError as error:
