@@ -22,7 +22,8 @@ def fold(text: str | None) -> str:
     lowered = text.lower().translate(_SPECIAL)
     decomposed = unicodedata.normalize("NFKD", lowered)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SPACES.sub(" ", stripped).strip()
+    # Lower again: decomposition can reveal capitals (the modifier letter 'ᴬ' becomes 'A').
+    return _SPACES.sub(" ", stripped.lower()).strip()
 
 
 def like_pattern(text: str) -> str:

@@ -49,3 +49,7 @@ def test_ascii_fast_path_matches_the_unicode_path(text):
     slow = "".join(c for c in unicodedata.normalize("NFKD", text.lower())
                    if not unicodedata.combining(c))
     assert fold(text) == re.sub(r"\s+", " ", slow).strip()
+
+
+def test_fold_lowers_what_decomposition_reveals():
+    assert fold("ᴬᴮ") == "ab"
