@@ -72,7 +72,7 @@ from .models import (
     utcnow,
 )
 from .supervision import SupervisionBanner, SupervisionResult, supervise, supervision_banner
-from .users import NewUser, create_user, derived_columns
+from .users import NewUser, create_user, derived_columns, lock_user
 
 if TYPE_CHECKING:
     from .mail.deliver import DeliveryReport
@@ -113,19 +113,6 @@ __all__ = [
 ]
 
 #: A bulk invitation skips users invited less than this many days ago.
-
-
-def _locked_user(session: Session, login: str) -> User:
-    """The user by login, re-read under a row lock (PostgreSQL) for a state change."""
-    user = session.scalar(
-        select(User)
-        .where(User.login == login.strip().lower())
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if user is None:
-        raise NotFoundError("user", login)
-    return user
 
 
 def _refuse_state(user: User, *, allow_invited: bool = True) -> None:
@@ -207,7 +194,7 @@ def invite_user(
     the actor's scope. Inviting an invited user again sends a new link and voids the old one.
     """
     now = now or utcnow()
-    user = _locked_user(session, login)
+    user = lock_user(session, login)
     require_user(actor, user, "invite")
     _refuse_state(user, allow_invited=not _draft_only)
     if email:
@@ -255,7 +242,7 @@ def resend(
                 session, actor, [admin_target(admin)], now=now, action="invitation.resend"
             )
             return InvitationResult.from_issued(issued)
-    user = _locked_user(session, login)
+    user = lock_user(session, login)
     require_user(actor, user, "invite")
     if user.status == "not_invited":
         raise InvitationError(
@@ -289,7 +276,7 @@ def revoke(
     if (login is None) == (email is None):
         raise ValidationError("Revoke by login or by email, one of the two.")
     if login is not None:
-        user = _locked_user(session, login)
+        user = lock_user(session, login)
         require_user(actor, user, "revoke the invitation of")
         invitations = list(
             session.scalars(

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor, require_user
-from .errors import ConflictError, NotFoundError
-from .models import Invitation, SupervisionSession, User, utcnow
+from .errors import ConflictError
+from .models import Invitation, SupervisionSession, utcnow
+from .users import lock_user
 
 
 @dataclass(frozen=True)
@@ -27,24 +28,12 @@ class LifecycleResult:
     invitations_revoked: int = 0
 
 
-def _locked(session: Session, login: str) -> User:
-    user = session.scalar(
-        select(User)
-        .where(User.login == login.strip().lower())
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if user is None:
-        raise NotFoundError("user", login)
-    return user
-
-
 def deactivate(
     session: Session, actor: Actor, login: str, *, now: datetime | None = None
 ) -> LifecycleResult:
     """Deactivate an account: it stays listed (struck through) and can be reactivated."""
     now = now or utcnow()
-    user = _locked(session, login)
+    user = lock_user(session, login)
     require_user(actor, user, "deactivate")
     if user.status == "deactivated":
         raise ConflictError(
@@ -88,7 +77,7 @@ def reactivate(
 ) -> LifecycleResult:
     """Bring a deactivated account back: ``active`` if it had been activated, else a draft."""
     now = now or utcnow()
-    user = _locked(session, login)
+    user = lock_user(session, login)
     require_user(actor, user, "reactivate")
     if user.status != "deactivated":
         raise ConflictError(f"{user.login} is not deactivated (it is {user.status}).")

@@ -56,6 +56,20 @@ def get_user(session: Session, login: str) -> User:
     return user
 
 
+def lock_user(session: Session, login: str) -> User:
+    """The user by login, re-read under a row lock (PostgreSQL) before a state change, so two
+    concurrent changes of one user serialise and each records the true "before"."""
+    user = session.scalar(
+        select(User)
+        .where(User.login == login.strip().lower())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise NotFoundError("user", login)
+    return user
+
+
 def get_visible_user(session: Session, actor: Actor, login: str, action: str = "see") -> User:
     user = get_user(session, login)
     require_user(actor, user, action)

@@ -122,8 +122,12 @@ def any_readable_text(backgrounds: tuple[str, ...]) -> bool:
 
 
 @dataclass(frozen=True)
-class ReadabilityWarning:
-    """One readability problem of a colour set; ``message`` is the sentence to show."""
+class BrandingIssue:
+    """One problem of an effective branding; ``message`` is the sentence to show.
+
+    ``code`` is low_contrast or gradient_too_different (made here) or missing_asset (made by
+    :mod:`.issues`).
+    """
 
     code: str  # "low_contrast" | "gradient_too_different"
     field: str  # the background field concerned: primary_color or gradient_color
@@ -141,10 +145,14 @@ class ReadabilityWarning:
         }
 
 
+#: Readability problems are branding issues; the older name stays for callers.
+ReadabilityWarning = BrandingIssue
+
+
 @lru_cache(maxsize=4096)
 def readability_warnings(
     primary: str | None, gradient: str | None, text: str | None
-) -> tuple[ReadabilityWarning, ...]:
+) -> tuple[BrandingIssue, ...]:
     """Warnings for text on the primary colour and on both ends of the gradient.
 
     The gradient runs from the primary colour to ``gradient``; the text must reach 4.5:1 on
@@ -154,7 +162,7 @@ def readability_warnings(
     if primary is None or text is None:
         return ()
     ends = (primary,) if gradient is None or gradient == primary else (primary, gradient)
-    warnings: list[ReadabilityWarning] = []
+    warnings: list[BrandingIssue] = []
     feasible = any_readable_text(ends)
     suggestion_all = suggest_text_color(text, ends) if feasible else None
     names = {"primary_color": "primary colour", "gradient_color": "gradient end colour"}
@@ -164,7 +172,7 @@ def readability_warnings(
             continue
         suggestion = suggestion_all or suggest_text_color(text, (background,))
         warnings.append(
-            ReadabilityWarning(
+            BrandingIssue(
                 code="low_contrast",
                 field=field,
                 ratio=ratio,
@@ -178,7 +186,7 @@ def readability_warnings(
         )
     if not feasible:
         warnings.append(
-            ReadabilityWarning(
+            BrandingIssue(
                 code="gradient_too_different",
                 field="gradient_color",
                 message=(
