@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor
+from .bulk_sql import insert_returning_ids
 from .config import Settings, get_settings
 from .errors import ValidationError
 from .mail.outbox import enqueue
@@ -289,14 +290,12 @@ def issue(
 def _insert_returning_ids(
     session: Session, table: Any, rows: list[dict[str, Any]], key: str
 ) -> list[int]:
-    """Multi-row INSERT ... RETURNING, ids matched back to ``rows`` through a unique ``key``.
+    """One driver executemany, ids matched back to ``rows`` through a unique ``key``.
 
-    Asking the database for the ids in parameter order makes SQLite insert row by row; matching
-    on a unique column keeps one statement per batch on both databases.
+    Asking the database for the ids in parameter order makes SQLite insert row by row; reading
+    them back by a unique column keeps one statement per batch on both databases.
     """
-    statement = insert(table).returning(table.c.id, table.c[key])
-    ids = {row_key: row_id for row_id, row_key in session.execute(statement, rows).tuples()}
-    return [ids[row[key]] for row in rows]
+    return insert_returning_ids(session, table, rows, key)
 
 
 def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
