@@ -28,14 +28,25 @@ def make_login(
     last_name: str,
     domain: str | None,
     taken: Container[str] | Callable[[str], bool],
+    *,
+    hints: dict[tuple[str, str], int] | None = None,
 ) -> str:
-    """The first free login for this person: stem@domain, then stem2@domain, stem3@domain..."""
+    """The first free login for this person: stem@domain, then stem2@domain, stem3@domain...
+
+    ``hints`` (optional, kept by the caller between calls) remembers per stem the number last
+    returned, so the 1,000th Jean Martin of an import does not try jmartin..jmartin999 again.
+    Only pass it with a ``taken`` that never frees a login (a set that only grows): every
+    number below the hint was taken when tried, so it still is and the result is the same.
+    """
     is_taken = taken if callable(taken) else taken.__contains__
     stem = login_stem(first_name, last_name)
     suffix = f"@{domain.lower()}" if domain else ""
-    number = 1
+    key = (stem, suffix)
+    number = hints.get(key, 1) if hints is not None else 1
     while True:
         candidate = f"{stem}{number if number > 1 else ''}{suffix}"
         if not is_taken(candidate):
+            if hints is not None:
+                hints[key] = number
             return candidate
         number += 1

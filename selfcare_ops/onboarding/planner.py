@@ -126,6 +126,8 @@ class Planner:
         self._claimed_users: dict[int, int] = {}
         #: every login known to exist or claimed by a line: make_login's fast membership test
         self._taken: set[str] = set()
+        #: make_login's per-stem numbers (valid because ``_taken`` only grows)
+        self._login_hints: dict[tuple[str, str], int] = {}
         #: known users by (client id, sort name): the only ones a generated login may reuse
         self._by_name: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self._scope: dict[tuple[int, str, int | None], str | None] = {}
@@ -425,7 +427,14 @@ class Planner:
         namesakes = self._by_name.get((client.id, sort_name))
         if not namesakes or all(u["id"] in self._claimed_users for u in namesakes):
             # Nobody this person could already be: any known or claimed login is taken.
-            return make_login(values["first_name"], values["last_name"], domain, self._taken), None
+            login = make_login(
+                values["first_name"],
+                values["last_name"],
+                domain,
+                self._taken,
+                hints=self._login_hints,
+            )
+            return login, None
 
         def taken(candidate: str) -> bool:
             if candidate in self._claimed_logins:
