@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ from ..textnorm import fold
 from ..users import derived_columns
 from .headers import RIGHT_FIELDS
 from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from .planner import _sort_name as sort_name
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -171,6 +173,25 @@ _INSERT_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=65536)
+def _folded_name(first_name: str, last_name: str) -> str:
+    return fold(f"{first_name} {last_name}")
+
+
+def search_text(first_name: str, last_name: str, login: str, email: str | None) -> str:
+    """``derived_columns(...)["search_text"]``, folding each distinct name once.
+
+    Names repeat across an import and only they need the slow Unicode fold: when the folded
+    name, the login and the email are ASCII, folding them joined by spaces gives the same text
+    (fold works character by character and collapses the spaces; a property test checks it).
+    """
+    tail = f"{login} {email or ''}"
+    name = _folded_name(first_name, last_name)
+    if name.isascii() and tail.isascii():
+        return fold(f"{name} {tail}")[:700]
+    return derived_columns(first_name, last_name, login, email)["search_text"]
+
+
 def _insert_users(session: Session, rows: list[dict[str, Any]], now: Any) -> None:
     """One executemany of plain tuples straight to the driver.
 
@@ -190,7 +211,7 @@ def _insert_users(session: Session, rows: list[dict[str, Any]], now: Any) -> Non
     sql = f"INSERT INTO users ({names}) VALUES ({markers})"  # noqa: S608
     records = []
     for row in rows:
-        derived = derived_columns(row["first_name"], row["last_name"], row["login"], row["email"])
+        first, last, email = row["first_name"], row["last_name"], row["email"]
         records.append(
             (
                 *(row[name] for name in VALUE_FIELDS[: -len(RIGHT_FIELDS)]),
@@ -199,9 +220,9 @@ def _insert_users(session: Session, rows: list[dict[str, Any]], now: Any) -> Non
                 row["sub_account_id"],
                 row["login"],
                 "not_invited",
-                derived["sort_name"],
-                derived["search_text"],
-                derived["email_folded"],
+                sort_name(last, first),
+                search_text(first, last, row["login"], email),
+                email.strip().lower() if email else None,
                 stamp,
                 stamp,
                 stamp,
