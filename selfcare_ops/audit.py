@@ -18,8 +18,12 @@ from .access import Actor, organisation_scope
 from .bulk_sql import insert_rows
 from .models import AuditEvent, Organisation, utcnow
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 def _json_safe(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values of bulk events: nothing to convert
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):
