@@ -40,6 +40,12 @@ def _check_language(language: str | None) -> None:
         )
 
 
+def _audit_created(session: Session, actor: Actor, org: Organisation) -> None:
+    audit.record(session, actor, "organisation.create", "organisation", org.id,
+                 target_label=org.ref, organisation_id=org.id,
+                 after=audit.snapshot(org, ORG_FIELDS))
+
+
 def create_operator(
     session: Session,
     ref: str,
@@ -71,16 +77,7 @@ def create_operator(
     session.add(system)
     session.flush()
     actor = actor_for_administrator(system)
-    audit.record(
-        session,
-        actor,
-        "organisation.create",
-        "organisation",
-        org.id,
-        target_label=ref,
-        organisation_id=org.id,
-        after=audit.snapshot(org, ORG_FIELDS),
-    )
+    _audit_created(session, actor, org)
     return org, system
 
 
@@ -126,16 +123,7 @@ def create_organisation(
     session.add(org)
     session.flush()
     org.path = f"{parent.path}{org.id}/"
-    audit.record(
-        session,
-        actor,
-        "organisation.create",
-        "organisation",
-        org.id,
-        target_label=ref,
-        organisation_id=org.id,
-        after=audit.snapshot(org, ORG_FIELDS),
-    )
+    _audit_created(session, actor, org)
     return org
 
 
