@@ -272,18 +272,7 @@ def _invite_scoped_ids(
         winners = _claim(session, chunk, cutoff, now)
         if winners:
             supersede_pending(session, user_ids=[w.id for w in winners], now=now)
-            targets = [
-                Target(
-                    email=w.email,
-                    organisation_id=w.client_id,
-                    user_id=w.id,
-                    login=w.login,
-                    first_name=w.first_name,
-                    last_name=w.last_name,
-                    language=w.language,
-                )
-                for w in winners
-            ]
+            targets = [Target.for_user(w) for w in winners]
             for issued in issue(session, actor, targets, now=now, settings=settings, frames=frames):
                 assert issued.target.user_id is not None
                 invited[issued.target.user_id] = issued.invitation_id

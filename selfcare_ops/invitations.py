@@ -161,19 +161,6 @@ def _set_email(session: Session, actor: Actor, user: User, email: str) -> None:
     )
 
 
-def _user_target(user: User) -> Target:
-    assert user.email
-    return Target(
-        email=user.email,
-        organisation_id=user.client_id,
-        user_id=user.id,
-        login=user.login,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        language=user.language,
-    )
-
-
 def _mark_invited(session: Session, user: User, now: datetime) -> None:
     user.status, user.invited_at, user.status_changed_at = "invited", now, now
     session.flush()
@@ -206,7 +193,7 @@ def invite_user(
         )
     supersede_pending(session, user_ids=[user.id], now=now)
     _mark_invited(session, user, now)
-    (issued,) = issue(session, actor, [_user_target(user)], now=now)
+    (issued,) = issue(session, actor, [Target.for_user(user)], now=now)
     return InvitationResult.from_issued(issued)
 
 
@@ -253,7 +240,7 @@ def resend(
         raise InvitationError(f"{user.login} has no email address: an invitation cannot be sent.")
     supersede_pending(session, user_ids=[user.id], now=now)
     _mark_invited(session, user, now)
-    (issued,) = issue(session, actor, [_user_target(user)], now=now, action="invitation.resend")
+    (issued,) = issue(session, actor, [Target.for_user(user)], now=now, action="invitation.resend")
     return InvitationResult.from_issued(issued)
 
 

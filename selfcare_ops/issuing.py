@@ -23,7 +23,7 @@ from . import audit
 from .access import Actor
 from .bulk_sql import insert_returning_ids
 from .config import Settings, get_settings
-from .errors import ValidationError
+from .errors import InvitationError, ValidationError
 from .mail.outbox import enqueue
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
 from .models import Invitation, Organisation, OutboundMessage, utcnow
@@ -54,6 +54,21 @@ class Target:
     language: str | None = None
     #: ``accepted`` for a notice that needs no answer (an account that gains admin access).
     status: str = "pending"
+
+    @classmethod
+    def for_user(cls, user: Any) -> Target:
+        """The invitation of a user (an ORM ``User`` or a row with the same columns)."""
+        if not user.email:
+            raise InvitationError(f"{user.login} has no email address to invite.")
+        return cls(
+            email=user.email,
+            organisation_id=user.client_id,
+            user_id=user.id,
+            login=user.login,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            language=user.language,
+        )
 
     @property
     def kind(self) -> str:
