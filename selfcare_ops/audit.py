@@ -11,12 +11,12 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .access import Actor, organisation_scope
 from .bulk_sql import insert_rows
-from .models import AuditEvent, Organisation, utcnow
+from .models import AuditEvent, Organisation, User, utcnow
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
@@ -111,6 +111,10 @@ AUDIT_COLUMNS = [
 ]
 
 
+def _as_int(text: str) -> int:
+    return int(text) if text.isdigit() and len(text) < 18 else -1
+
+
 def list_events(
     session: Session,
     actor: Actor,
@@ -132,7 +136,24 @@ def list_events(
     if action:
         query = query.where(AuditEvent.action == action)
     if target:
-        query = query.where(or_(AuditEvent.target_label == target, AuditEvent.target_id == target))
+        named = or_(AuditEvent.target_label == target, AuditEvent.target_id == target)
+        # A user created by a CSV import is traced by ``users.import_run_id`` to the import's
+        # one event (no event per imported user): show that event in the user's history too.
+        run_ids = [
+            str(run_id)
+            for run_id in session.scalars(
+                select(User.import_run_id).where(
+                    or_(User.login == target, User.id == _as_int(target)),
+                    User.import_run_id.is_not(None),
+                )
+            )
+        ]
+        if run_ids:
+            named = or_(
+                named,
+                and_(AuditEvent.target_type == "import_run", AuditEvent.target_id.in_(run_ids)),
+            )
+        query = query.where(named)
     if actor_label:
         query = query.where(AuditEvent.actor_label == actor_label)
     rows = [

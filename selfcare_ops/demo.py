@@ -7,6 +7,7 @@ name, users by login, administrators by email.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .access import system_actor
 from .errors import ImportFileError
-from .models import Administrator, Organisation, SubAccount, User
+from .models import Administrator, Organisation, SubAccount, User, count_new_users
 from .organisations import create_operator
 from .textnorm import fold
 from .users import derived_columns
@@ -157,6 +158,9 @@ def load_demo(session: Session, demo_dir: Path = DEMO_DIR) -> DemoSummary:
         logins.add(row["login"])
     for start in range(0, len(new_users), 5000):
         session.execute(insert(User), new_users[start : start + 5000])
+    count_new_users(
+        session.connection(), Counter((user["client_id"], user["status"]) for user in new_users)
+    )
 
     admins = set(session.scalars(select(Administrator.email)))
     new_admins = 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Container
+from functools import lru_cache
 
 from .textnorm import fold
 
 _NOT_LOGIN = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=65536)  # imports repeat the same names thousands of times
 def login_stem(first_name: str, last_name: str) -> str:
     """'Jean-Pierre', "D'Artagnan-Écu" -> 'jdartagnanecu' (never empty)."""
     first = _NOT_LOGIN.sub("", fold(first_name))

@@ -8,6 +8,7 @@ list costs the size of the page, not of the user table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,8 +27,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -130,7 +132,12 @@ class Organisation(Base):
 
 
 class ClientUserCount(Base):
-    """Users of one client by account status, kept current by triggers on ``users``."""
+    """Users of one client by account status.
+
+    Status changes and deletions are counted by triggers on ``users``; inserts are counted by
+    their writer through :func:`count_new_users` (the ORM does it for every ``User`` it
+    inserts), because a row trigger makes a bulk insert several times slower on SQLite.
+    """
 
     __tablename__ = "client_user_counts"
     __table_args__ = (CheckConstraint(_in("status", ACCOUNT_STATUSES), name="status"),)
@@ -208,6 +215,8 @@ class User(Base):
     activated_at: Mapped[datetime | None]
     deactivated_at: Mapped[datetime | None]
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: The CSV import that created this user (its one audit event holds the counts).
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -457,3 +466,35 @@ class JobLock(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"))
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     holder: Mapped[str] = mapped_column(String(200))
+
+
+def count_new_users(connection: Connection, added: Mapping[tuple[int, str], int]) -> None:
+    """Add newly inserted users to ``client_user_counts``: (client id, status) -> how many.
+
+    Called in the inserting transaction by every writer that inserts users with Core or driver
+    statements (one upsert per client and status, whatever the number of rows).
+    """
+    rows = [
+        {"client_id": client_id, "status": status, "users": number}
+        for (client_id, status), number in added.items()
+        if number
+    ]
+    if not rows:
+        return
+    table = ClientUserCount.__table__
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    statement = upsert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.client_id, table.c.status],
+        set_={"users": table.c.users + statement.excluded.users},
+    )
+    for row in rows:
+        connection.execute(statement, row)
+
+
+@event.listens_for(User, "after_insert")
+def _count_orm_user(_mapper: Any, connection: Connection, user: User) -> None:
+    count_new_users(connection, {(user.client_id, user.status): 1})

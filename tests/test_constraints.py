@@ -3,7 +3,13 @@
 import pytest
 from sqlalchemy import exc, insert, select, text, update
 
-from selfcare_ops.models import ClientUserCount, Organisation, User, utcnow
+from selfcare_ops.models import (
+    ClientUserCount,
+    Organisation,
+    User,
+    count_new_users,
+    utcnow,
+)
 from selfcare_ops.users import derived_columns
 
 
@@ -86,8 +92,13 @@ def test_counts_follow_inserts_status_changes_moves_and_deletes(session_factory,
 
     with session_factory.begin() as session:
         ca, cb = _client_id(session, "CA"), _client_id(session, "CB")
-        session.execute(insert(User), [_user_row(cb, "n1@b"), _user_row(cb, "n2@b")])
+        session.add_all([User(**_user_row(cb, "n1@b")), User(**_user_row(cb, "n2@b"))])
+        session.flush()  # the ORM counts the users it inserts
         assert counts(session, "CB") == {"not_invited": 2}
+        session.execute(insert(User), [_user_row(cb, "n3@b")])
+        count_new_users(session.connection(), {(cb, "not_invited"): 1})  # Core writers count
+        assert counts(session, "CB") == {"not_invited": 3}
+        session.execute(text("DELETE FROM users WHERE login = 'n3@b'"))
         session.execute(update(User).where(User.login == "n1@b")
                         .values(status="invited", invited_at=utcnow()))
         assert counts(session, "CB") == {"not_invited": 1, "invited": 1}

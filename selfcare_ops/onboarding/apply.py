@@ -8,6 +8,7 @@ exists, or an update whose values are already there, changes nothing. Bulk state
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,9 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..access import Actor
+from ..bulk_sql import allocate_ids
 from ..errors import DatabaseError
 from ..invitations import invite_user_ids
-from ..models import ImportRun, SubAccount, User, utcnow
+from ..issuing import Target, issue
+from ..models import ImportRun, SubAccount, User, count_new_users, utcnow
 from ..subaccounts import create_sub_account
 from ..textnorm import fold
 from ..users import derived_columns
@@ -50,7 +53,9 @@ REPORT_COLUMNS = [
     "notes",
     "user_id",
 ]
-DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_SIZE = 20_000
+#: Keys per ``IN (...)`` (SQLite allows 32,766 bound parameters per statement).
+_IN_CHUNK = 5000
 
 
 @dataclass
@@ -159,6 +164,7 @@ def _create_sub_accounts(
 
 #: Columns an import writes when it creates a user, in insert order.
 _INSERT_COLUMNS = (
+    "id",
     *VALUE_FIELDS,
     "client_id",
     "sub_account_id",
@@ -167,7 +173,9 @@ _INSERT_COLUMNS = (
     "sort_name",
     "search_text",
     "email_folded",
+    "import_run_id",
     "status_changed_at",
+    "invited_at",
     "created_at",
     "updated_at",
 )
@@ -192,43 +200,77 @@ def search_text(first_name: str, last_name: str, login: str, email: str | None) 
     return derived_columns(first_name, last_name, login, email)["search_text"]
 
 
-def _insert_users(session: Session, rows: list[dict[str, Any]], now: Any) -> None:
-    """One executemany of plain tuples straight to the driver.
+def _insert_users(
+    session: Session, rows: list[dict[str, Any]], now: Any, run_id: int, invite: bool
+) -> None:
+    """One executemany of plain tuples straight to the driver, ids allocated beforehand.
 
     The per-value type processing of a Core insert costs more than the database's own work
     here; the only typed values (timestamps) are the same for the whole batch, so they are
-    processed once through the column's own type.
+    processed once through the column's own type. Users to invite are written ``invited``
+    at once (their invitations follow in the same transaction), and the client counts get
+    one upsert per client and status.
     """
     connection = session.connection()
     dialect = connection.dialect
     table = User.__table__
-    stamp_type = table.c.created_at.type
-    process = stamp_type.bind_processor(dialect)
+    process = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     stamp = process(now) if process else now
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(_INSERT_COLUMNS)  # constant column names, values are bound parameters
     markers = ", ".join([marker] * len(_INSERT_COLUMNS))
     sql = f"INSERT INTO users ({names}) VALUES ({markers})"  # noqa: S608
+    ids = allocate_ids(session, table, len(rows))
+    plain_fields = VALUE_FIELDS[: -len(RIGHT_FIELDS)]
+    added: Counter[tuple[int, str]] = Counter()
     records = []
-    for row in rows:
+    for user_id, row in zip(ids, rows, strict=True):
+        row["user_id"] = user_id
         first, last, email = row["first_name"], row["last_name"], row["email"]
+        invited = invite and bool(row["invite"]) and bool(email)
+        status = "invited" if invited else "not_invited"
+        added[(row["client_id"], status)] += 1
         records.append(
             (
-                *(row[name] for name in VALUE_FIELDS[: -len(RIGHT_FIELDS)]),
-                *(bool(row[name]) for name in RIGHT_FIELDS),
+                user_id,
+                *[row[name] for name in plain_fields],
+                *[bool(row[name]) for name in RIGHT_FIELDS],
                 row["client_id"],
                 row["sub_account_id"],
                 row["login"],
-                "not_invited",
+                status,
                 sort_name(last, first),
                 search_text(first, last, row["login"], email),
                 email.strip().lower() if email else None,
+                run_id,
                 stamp,
+                stamp if invited else None,
                 stamp,
                 stamp,
             )
         )
     connection.exec_driver_sql(sql, records)
+    count_new_users(connection, added)
+
+
+def _invite_new_users(
+    session: Session, actor: Actor, rows: list[dict[str, Any]], now: Any
+) -> set[int]:
+    """Invitations for users this batch created ``invited``: nothing to claim or supersede."""
+    targets = [
+        Target(
+            email=row["email"],
+            organisation_id=row["client_id"],
+            user_id=row["user_id"],
+            login=row["login"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            language=row["language"],
+        )
+        for row in rows
+    ]
+    issue(session, actor, targets, now=now)
+    return {row["user_id"] for row in rows}
 
 
 def apply_batch(
@@ -239,7 +281,11 @@ def apply_batch(
     run_id: int,
     invite: bool,
 ) -> dict[int, tuple[str, bool]]:
-    """Write one batch in the caller's transaction; line -> (outcome, invited)."""
+    """Write one batch in the caller's transaction; line -> (outcome, invited).
+
+    Created users are traced to the import by ``users.import_run_id`` (the import's one audit
+    event holds the counts); updates get an audit event each, with the fields before and after.
+    """
     now = utcnow()
     outcomes: dict[int, tuple[str, bool]] = {}
     client_refs = {row["client_id"]: row["client"] for row in rows}
@@ -247,60 +293,50 @@ def apply_batch(
         _create_sub_accounts(session, actor, rows, client_refs)
     creates = [row for row in rows if row["action"] == "create"]
     updates = [row for row in rows if row["action"] == "update"]
-    events: list[dict[str, Any]] = []
+    invited: set[int] = set()
+    fresh: list[dict[str, Any]] = []
     if creates:
-        present = set(
-            session.scalars(select(User.login).where(User.login.in_([r["login"] for r in creates])))
-        )
+        present = set()
+        logins = [r["login"] for r in creates]
+        for start in range(0, len(logins), _IN_CHUNK):
+            present.update(
+                session.scalars(
+                    select(User.login).where(User.login.in_(logins[start : start + _IN_CHUNK]))
+                )
+            )
         fresh = [row for row in creates if row["login"] not in present]
         for row in creates:
             if row["login"] in present:
+                row["user_id"] = None  # someone else's now: the invitation is not for them
                 outcomes[row["line"]] = ("unchanged", False)
         if fresh:
-            # Plain executemany (no RETURNING: SQLite would then insert row by row), then
-            # one query for the new ids.
-            _insert_users(session, fresh, now)
-            ids = {
-                login: user_id
-                for login, user_id in session.execute(
-                    select(User.login, User.id).where(User.login.in_([r["login"] for r in fresh]))
-                )
-            }
+            _insert_users(session, fresh, now, run_id, invite)
             for row in fresh:
-                user_id = ids[row["login"]]
-                row["user_id"] = user_id
                 outcomes[row["line"]] = ("created", False)
-                events.append(
-                    audit.event_row(
-                        actor,
-                        "user.import.create",
-                        "user",
-                        user_id,
-                        target_label=row["login"],
-                        organisation_id=row["client_id"],
-                        after={"import_run": run_id, "line": row["line"]},
-                        occurred_at=now,
-                    )
-                )
+            if invite:
+                new_invites = [row for row in fresh if row["invite"] and row["email"]]
+                if new_invites:
+                    invited |= _invite_new_users(session, actor, new_invites, now)
     if updates:
-        events.extend(_apply_updates(session, actor, updates, outcomes, run_id, now))
-    audit.record_many(session, events)
+        audit.record_many(session, _apply_updates(session, actor, updates, outcomes, run_id, now))
     if invite:
+        fresh_ids = {row["user_id"] for row in fresh}
         wanted = [
-            int(row["user_id"]) for row in rows if row["invite"] and row["user_id"] is not None
+            int(row["user_id"])
+            for row in rows
+            if row["invite"] and row["user_id"] is not None and row["user_id"] not in fresh_ids
         ]
         if wanted:
             invite_user_ids(session, actor, wanted)
-            invited = set(
+            invited |= set(
                 session.scalars(
                     select(User.id).where(User.id.in_(wanted), User.status == "invited")
                 )
             )
-            for row in rows:
-                if row["user_id"] in invited:
-                    outcome = outcomes.get(row["line"], ("unchanged", False))[0]
-                    outcomes[row["line"]] = (outcome, True)
     for row in rows:
+        if row["user_id"] in invited:
+            outcome = outcomes.get(row["line"], ("unchanged", False))[0]
+            outcomes[row["line"]] = (outcome, True)
         outcomes.setdefault(row["line"], ("unchanged", False))
     return outcomes
 

@@ -10,6 +10,7 @@ so streaming a file chunk by chunk gives the same plan as planning it at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -89,6 +90,17 @@ def _chunks(items: list[Any], size: int = _IN_BATCH) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientView:
+    """What the per-row code reads of a client, as plain attributes (ORM ones cost more)."""
+
+    id: int
+    ref: str
+    #: lower case, or None
+    login_domain: str | None
+    org: Organisation
+
+
 class Planner:
     """Turns chunks of raw rows into plan rows, remembering what earlier chunks claimed.
 
@@ -132,6 +144,7 @@ class Planner:
         self._by_name: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self._scope: dict[tuple[int, str, int | None], str | None] = {}
         self._new_clients_seen: set[int] = set()
+        self._views: dict[int, _ClientView] = {}
         if not header.has("client") and not client_ref:
             raise ImportFileError(
                 "The file has no client column (Client / Référence client): say which client "
@@ -139,6 +152,13 @@ class Planner:
             )
 
     # --- lookups ---------------------------------------------------------------------------
+
+    def _view(self, client: Organisation) -> _ClientView:
+        view = self._views.get(client.id)
+        if view is None:
+            domain = client.login_domain.lower() if client.login_domain else None
+            view = self._views[client.id] = _ClientView(client.id, client.ref, domain, client)
+        return view
 
     def prepare(self, session: Session) -> None:
         """Resolve the default client once: an unknown or out-of-scope client stops the import."""
@@ -304,10 +324,10 @@ class Planner:
             row["client_id"] = client.id
         if errors or client is None or isinstance(client, str):
             return self._reject(row, raw, errors)
-        return self._match(session, row, values, client)
+        return self._match(session, row, values, self._view(client))
 
     def _match(
-        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: Organisation
+        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: _ClientView
     ) -> dict[str, Any]:
         line = row["line"]
         labels = self.labels
@@ -315,7 +335,7 @@ class Planner:
         folded_email = email.lower() if email else None
         given_login = values.get("login")
         if given_login and "@" not in given_login and client.login_domain:
-            given_login = f"{given_login}@{client.login_domain.lower()}"
+            given_login = f"{given_login}@{client.login_domain}"
         if folded_email and folded_email in self._claimed_emails:
             return self._reject(
                 row,
@@ -407,7 +427,7 @@ class Planner:
             return self._update(session, row, values, client, existing)
         return self._create(session, row, values, client)
 
-    def _who(self, user: dict[str, Any], client: Organisation) -> str:
+    def _who(self, user: dict[str, Any], client: _ClientView) -> str:
         if user["client_id"] == client.id:
             return f"the user {user['login']}"
         return "a user of another client"
@@ -416,11 +436,11 @@ class Planner:
         self,
         session: Session,
         values: dict[str, Any],
-        client: Organisation,
+        client: _ClientView,
         folded_email: str | None,
     ) -> tuple[str, dict[str, Any] | None]:
         """The generated login; an existing same-named user holding it is this person again."""
-        domain = client.login_domain.lower() if client.login_domain else None
+        domain = client.login_domain
         self._load_domain(session, domain)
         sort_name = _sort_name(values["last_name"], values["first_name"])
         found: list[dict[str, Any]] = []
@@ -456,7 +476,7 @@ class Planner:
         return login, (found[-1] if found and found[-1]["login"] == login else None)
 
     def _sub_account(
-        self, session: Session, row: dict[str, Any], client: Organisation, name: str | None
+        self, session: Session, row: dict[str, Any], client: _ClientView, name: str | None
     ) -> tuple[SubAccount | None, str | None]:
         """(existing sub-account, or None) and the refusal sentence, if any."""
         if not name:
@@ -485,12 +505,12 @@ class Planner:
         return None, None
 
     def _assignable(
-        self, row: dict[str, Any], client: Organisation, role: str, sub: SubAccount | None
+        self, row: dict[str, Any], client: _ClientView, role: str, sub: SubAccount | None
     ) -> str | None:
         key = (client.id, role, sub.id if sub else None)
         if key not in self._scope:
             try:
-                require_assignable(self.actor, client, role, sub)
+                require_assignable(self.actor, client.org, role, sub)
                 self._scope[key] = None
             except AccessDeniedError as exc:
                 self._scope[key] = str(exc).rstrip(".")
@@ -505,7 +525,7 @@ class Planner:
         return f"line {row['line']}, column {column!r}: {refusal}"
 
     def _create(
-        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: Organisation
+        self, session: Session, row: dict[str, Any], values: dict[str, Any], client: _ClientView
     ) -> dict[str, Any]:
         role = values.get("role")
         if role is None:
@@ -538,7 +558,7 @@ class Planner:
         session: Session,
         row: dict[str, Any],
         values: dict[str, Any],
-        client: Organisation,
+        client: _ClientView,
         existing: dict[str, Any],
     ) -> dict[str, Any]:
         line = row["line"]
