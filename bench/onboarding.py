@@ -20,17 +20,20 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 
 from selfcare_ops.access import system_actor
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.db import SQLITE_CACHE_KIB, make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import load_demo
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users
 
@@ -150,8 +153,21 @@ def baseline(csv_path: Path, db_path: Path) -> Clock:
     return clock
 
 
-def ours(csv_path: Path, url: str, *, invite: bool = True) -> tuple[Clock, Clock, dict[str, int]]:
+def ours(
+    csv_path: Path,
+    url: str,
+    *,
+    invite: bool = True,
+    captured: list[tuple[str, Any]] | None = None,
+) -> tuple[Clock, Clock, dict[str, int]]:
     engine = make_engine(url)
+    if captured is not None:
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def capture(_conn, _cursor, statement, parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("INSERT"):
+                captured.append((statement, parameters if executemany else [parameters]))
+
     factory = make_session_factory(engine)
     with factory() as session:
         actor = system_actor(session)
@@ -161,6 +177,34 @@ def ours(csv_path: Path, url: str, *, invite: bool = True) -> tuple[Clock, Clock
         report = apply_plan(factory, actor, plan)
     engine.dispose()
     return planned, applied, report.counts
+
+
+def floor(db_path: Path, captured: list[tuple[str, Any]]) -> Clock:
+    """Our own INSERTs replayed by raw sqlite3 into an identical fresh database.
+
+    The same statements with the same ready-made parameters, the same pragmas, one
+    transaction: what the database alone costs for the rows an import must write (users with
+    their indexes, invitations, mails), without any Python work. A lower bound for ours.
+    """
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    for pragma in (
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+        f"cache_size = -{SQLITE_CACHE_KIB}",
+        "temp_store = MEMORY",
+    ):
+        connection.execute(f"PRAGMA {pragma}")
+    with Clock() as clock:
+        connection.execute("BEGIN IMMEDIATE")
+        for statement, parameters in captured:
+            if len(parameters) == 1:
+                connection.execute(statement, parameters[0]).fetchall()
+            else:
+                connection.executemany(statement, parameters)
+        connection.execute("COMMIT")
+    connection.close()
+    return clock
 
 
 def million_child(csv_path: str, url: str, report_path: str) -> None:
@@ -202,7 +246,9 @@ def main() -> None:
             f"baseline read_csv + to_sql (no validation): {base.wall:.2f} s (cpu {base.cpu:.2f} s)"
         )
         url = fresh_demo(work / "ours.db")
-        plan_t, apply_t, counts = ours(csv_path, url)
+        shutil.copy(work / "ours.db", work / "floor.db")
+        captured: list[tuple[str, Any]] = []
+        plan_t, apply_t, counts = ours(csv_path, url, captured=captured)
         wall, cpu = plan_t.wall + apply_t.wall, plan_t.cpu + apply_t.cpu
         print(
             f"ours dry run (plan): {plan_t.wall:.2f} s (cpu {plan_t.cpu:.2f} s); apply with "
@@ -211,6 +257,12 @@ def main() -> None:
         )
         print(f"ours counts: {counts}")
         ratio = wall / base.wall
+        lower = floor(work / "floor.db", captured)
+        rows_written = sum(len(parameters) for _, parameters in captured)
+        print(
+            f"floor: our {len(captured)} INSERT statements ({rows_written} rows) replayed by raw "
+            f"sqlite3, no Python work: {lower.wall:.2f} s = {lower.wall / base.wall:.2f}x baseline"
+        )
         print(
             f"ours/baseline = {ratio:.2f} wall, {cpu / base.cpu:.2f} cpu "
             "(target <= 3.0, aim <= 2.0)"

@@ -273,7 +273,6 @@ class Invitation(Base):
         CheckConstraint("user_id IS NOT NULL OR administrator_id IS NOT NULL", name="has_target"),
         Index("ix_invitations_user_status", "user_id", "status"),
         Index("ix_invitations_status_expires", "status", "expires_at"),
-        Index("ix_invitations_email", "email"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from selfcare_ops.errors import ImportFileError
 from selfcare_ops.logins import make_login
+from selfcare_ops.onboarding import reading
 from selfcare_ops.onboarding.apply import search_text
 from selfcare_ops.users import derived_columns
 
@@ -70,3 +72,38 @@ def test_hints_skip_taken_numbers() -> None:
     assert hints == {("jmartin", ""): 3}
     taken.add("jmartin3")
     assert make_login("Jean", "Martin", None, taken, hints=hints) == "jmartin4"
+
+
+# Bytes a customer file may hold: ASCII (separators, quotes, line breaks included), cp1252
+# letters, the five bytes cp1252 leaves undefined, and UTF-8 sequences.
+FILE_PIECES = st.sampled_from(
+    [b"a", b"Z", b";", b",", b'"', b" ", b"\r\n", b"\n", b"\r", b"1"]
+    + [bytes([code]) for code in (0xE9, 0xC9, 0x80, 0x9C, 0xA0, 0xFF, 0xC3, 0xA9, 0x81, 0x9D)]
+    + ["é".encode(), "€".encode(), "Ö".encode()]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FILE_PIECES, max_size=60))
+def test_single_byte_files_read_as_the_line_by_line_fallback(pieces) -> None:
+    """Decoding a whole file as cp1252 gives the rows and label the per-line fallback gives."""
+    data = b"Nom;Pr\xe9nom;Mail\r\n" + b"".join(pieces)
+
+    def read(force_fallback: bool) -> tuple[list[tuple[int, dict[str, str], str | None]], str]:
+        original = reading._detect
+
+        def detect(head: bytes, blocks):  # type: ignore[no-untyped-def]
+            encoding, digest, breaks = original(head, blocks)
+            return ("fallback" if encoding == "cp1252" else encoding), digest, breaks
+
+        reading._detect = detect if force_fallback else original
+        try:
+            source = reading.read_rows(data)
+            rows = [(row.line, row.values, row.problem) for row in source]
+            return rows, source.encoding
+        except ImportFileError as error:
+            return [(0, {"error": str(error)}, None)], ""
+        finally:
+            reading._detect = original
+
+    assert read(force_fallback=False) == read(force_fallback=True)

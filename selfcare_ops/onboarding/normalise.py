@@ -54,6 +54,27 @@ NORMALISERS: dict[str, Callable[[str], Any]] = {
 }
 
 _REQUIRED_NAMES = {"last_name": "last name", "first_name": "first name"}
+#: Fields whose values repeat across a file (names, functions, vocabularies): each distinct
+#: cell is cleaned once. Emails, phones and logins are nearly all distinct: not remembered.
+_REPEATING = frozenset(NORMALISERS) - {"email", "phone", "mobile", "login"}
+_MEMO_LIMIT = 50_000
+_memo: dict[str, dict[str, Any]] = {name: {} for name in _REPEATING}
+
+
+def _clean_cell(name: str, cell: str) -> Any:
+    """The normalised cell; raises CellError. Remembered for repeating fields (bounded)."""
+    memo = _memo.get(name)
+    if memo is None:
+        return NORMALISERS[name](cell)
+    try:
+        return memo[cell]
+    except KeyError:
+        pass
+    value = NORMALISERS[name](cell)  # a CellError is not remembered: it is rare
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[cell] = value
+    return value
 
 
 def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -67,7 +88,7 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
         if not cell and name not in RIGHT_FIELDS:
             continue
         try:
-            values[name] = NORMALISERS[name](cell)
+            values[name] = _clean_cell(name, cell)
         except v.CellError as exc:
             errors.append(f"line {raw.line}, column {labels[name]!r}: {exc}")
     for name in REQUIRED_FIELDS:

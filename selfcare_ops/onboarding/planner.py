@@ -154,10 +154,10 @@ class Planner:
     # --- lookups ---------------------------------------------------------------------------
 
     def _view(self, client: Organisation) -> _ClientView:
-        view = self._views.get(client.id)
+        view = self._views.get(id(client))
         if view is None:
             domain = client.login_domain.lower() if client.login_domain else None
-            view = self._views[client.id] = _ClientView(client.id, client.ref, domain, client)
+            view = self._views[id(client)] = _ClientView(client.id, client.ref, domain, client)
         return view
 
     def prepare(self, session: Session) -> None:
@@ -316,15 +316,17 @@ class Planner:
                     f"line {line}, column {self.labels['client']!r}: the client is missing "
                     "(fill the column or pass --client)",
                 ]
+        view = None
         if isinstance(client, str):
             errors = [*errors, f"line {line}, column {self.labels['client']!r}: {client}"]
             row["client"] = client_cell
         elif client is not None:
-            row["client"] = client.ref
-            row["client_id"] = client.id
-        if errors or client is None or isinstance(client, str):
+            view = self._view(client)
+            row["client"] = view.ref
+            row["client_id"] = view.id
+        if errors or view is None:
             return self._reject(row, raw, errors)
-        return self._match(session, row, values, self._view(client))
+        return self._match(session, row, values, view)
 
     def _match(
         self, session: Session, row: dict[str, Any], values: dict[str, Any], client: _ClientView

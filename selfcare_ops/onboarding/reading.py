@@ -15,6 +15,7 @@ import hashlib
 import io
 import itertools
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,10 +79,19 @@ class RowSource:
 # --- decoding ----------------------------------------------------------------------------------
 
 
-def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
-    """('utf-8-sig' | 'utf-16' | 'utf-8' | 'fallback', sha256 of the bytes, line breaks).
+#: A UTF-8 lead byte followed by a continuation byte: no valid multi-byte UTF-8 without it.
+_UTF8_PAIR = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+#: The five bytes cp1252 leaves undefined (decoded as Latin-1 by the fallback).
+_CP1252_HOLES = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 
-    'fallback' means line by line: UTF-8 where valid, else cp1252.
+
+def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
+    """('utf-8-sig' | 'utf-16' | 'utf-8' | 'cp1252' | 'fallback', sha256, line breaks).
+
+    'fallback' means line by line: UTF-8 where valid, else cp1252. A file that is not UTF-8
+    and holds no lead-plus-continuation byte pair at all cannot have a single valid non-ASCII
+    UTF-8 line, so the fallback would read every line as cp1252: such a file (the usual
+    French Excel export) is decoded as cp1252 in one go, unless it has cp1252's holes.
     """
     digest = hashlib.sha256()
     if head.startswith(codecs.BOM_UTF8):
@@ -92,9 +102,18 @@ def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
         encoding = "utf-8"
     decoder = codecs.getincrementaldecoder("utf-8")()
     breaks = 0
+    single_bytes = True  # no UTF-8 pair and no cp1252 hole seen so far
+    previous = b""
     for block in blocks:
         digest.update(block)
         breaks += block.count(b"\n")
+        if single_bytes and (
+            _UTF8_PAIR.search(previous + block[:1])
+            or _UTF8_PAIR.search(block)
+            or _CP1252_HOLES.search(block)
+        ):
+            single_bytes = False
+        previous = block[-1:]
         if encoding in ("utf-8", "utf-8-sig"):
             try:
                 decoder.decode(block)
@@ -105,6 +124,8 @@ def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             encoding = "fallback"
+    if encoding == "fallback" and single_bytes:
+        encoding = "cp1252"
     return encoding, digest.hexdigest(), breaks
 
 

@@ -3,7 +3,9 @@
 A row trigger on ``users`` made every bulk insert pay a per-row upsert and, on SQLite, a
 statement journal: importing 100,000 users took several times longer. Inserts are now
 counted by their writer (one upsert per client and status, see ``models.count_new_users``);
-status changes and deletions keep their triggers. ``users.import_run_id`` ties each user an
+status changes and deletions keep their triggers. The index on ``invitations.email`` goes:
+the only lookup by email compares ``lower(email)``, which it cannot serve, and every
+invitation paid for it. ``users.import_run_id`` ties each user an
 import created to that import's run and audit event, instead of one audit row per user.
 
 Revision ID: 0003
@@ -29,6 +31,7 @@ END
 
 
 def upgrade() -> None:
+    op.drop_index("ix_invitations_email", table_name="invitations")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS users_count_insert")
     else:
@@ -52,6 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index("ix_invitations_email", "invitations", ["email"], unique=False)
     if op.get_bind().dialect.name == "sqlite":
         # SQLite drops a column only without its inline foreign key: rebuild is not worth
         # losing the triggers, so the column stays (unused) and the trigger comes back.
