@@ -5,8 +5,9 @@ invitable users (bulk inserted), starts an aiosmtpd server on loopback in its ow
 times:
 
 - OURS: plan and apply the bulk invitation of that client (``invitations.plan_bulk`` +
-  ``apply_bulk``: tokens, branded fr mails, invitations and outbox rows in one transaction), then
-  ``mail.deliver`` over SMTP (several connections, one commit per group of outcomes);
+  ``apply_bulk``: tokens, the branded fr template stored once, invitations and outbox rows with
+  each person's slot values in one transaction), then ``mail.deliver`` over SMTP (several
+  connections, one commit per group of outcomes, each mail filled from its template);
 - BASELINE: a raw ``smtplib`` loop sending the same 5,000 messages, built beforehand with the
   standard library (untimed), over one connection to the same server.
 
@@ -34,6 +35,7 @@ from selfcare_ops.config import Settings
 from selfcare_ops.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import DEMO_DIR, load_demo
 from selfcare_ops.invitations import apply_bulk, plan_bulk
+from selfcare_ops.mail.content import load_templates, message_content
 from selfcare_ops.mail.deliver import deliver
 from selfcare_ops.mail.transports import sender_address
 from selfcare_ops.models import Organisation, OutboundMessage, User
@@ -175,19 +177,24 @@ def prebuilt_messages(path: Path) -> list[tuple[str, bytes]]:
                 OutboundMessage.subject,
                 OutboundMessage.body_text,
                 OutboundMessage.body_html,
+                OutboundMessage.template_id,
+                OutboundMessage.person,
+                OutboundMessage.language,
             ).order_by(OutboundMessage.id)
         ).all()
+        templates = load_templates(session, (row.template_id for row in rows))
     engine.dispose()
     messages = []
-    for recipient, subject, text, html in rows:
+    for row in rows:
+        mail = message_content(row, templates.get(row.template_id))
         message = EmailMessage()
         message["From"] = MAIL_FROM
-        message["To"] = recipient
-        message["Subject"] = subject
-        message.set_content(text)
-        if html:
-            message.add_alternative(html, subtype="html")
-        messages.append((recipient, message.as_bytes(policy=SMTP)))
+        message["To"] = row.recipient
+        message["Subject"] = mail.subject
+        message.set_content(mail.text)
+        if mail.html:
+            message.add_alternative(mail.html, subtype="html")
+        messages.append((row.recipient, message.as_bytes(policy=SMTP)))
     return messages
 
 

@@ -9,7 +9,7 @@ than the database's own work. Here each column's bind processor runs once per di
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -36,10 +36,18 @@ def _column_values(values: list[Any], processor: Any) -> list[Any]:
     return out
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    driver_ready: Collection[str] = (),
+) -> None:
     """INSERT ``rows`` (dictionaries with the same keys) with one driver ``executemany``.
 
     Columns left out of the rows get NULL: callers give every column that has a default.
+    Columns named in ``driver_ready`` already hold what the driver takes (e.g. JSON text the
+    caller serialised once per row) and skip the column type's processing.
     """
     if not rows:
         return
@@ -49,7 +57,12 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     dialect = connection.dialect
     names = list(rows[0])
     columns = [table.c[name] for name in names]
-    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    processors = [
+        None
+        if column.name in driver_ready
+        else column.type.dialect_impl(dialect).bind_processor(dialect)
+        for column in columns
+    ]
     by_column = [
         _column_values([row[name] for row in rows], processor)
         for name, processor in zip(names, processors, strict=True)
@@ -65,12 +78,17 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def insert_returning_ids(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    *,
+    driver_ready: Collection[str] = (),
 ) -> list[int]:
     """:func:`insert_rows`, then the new ids in row order, read back through a unique ``key``."""
     if not rows:
         return []
-    insert_rows(session, table, rows)
+    insert_rows(session, table, rows, driver_ready=driver_ready)
     keys = [row[key] for row in rows]
     ids: dict[Any, int] = {}
     for start in range(0, len(keys), ID_CHUNK):

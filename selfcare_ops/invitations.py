@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Text, and_, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
@@ -436,23 +436,36 @@ _LINK = re.compile(re.escape(INVITATION_PATH) + r"[A-Za-z0-9_-]{20,}")
 REDACTED = INVITATION_PATH + "[redacted]"
 
 
-def redact_sent_links(
-    session: Session, *, batch: int = 1000, since: datetime | None = None
-) -> int:
+def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | None = None) -> int:
     """Blank the invitation links of mails already sent; returns how many mails were redacted.
 
     The outbox must hold the raw link until the mail is delivered; after that the database
-    needs it no more, and a copy of the database should open no account.
+    needs it no more, and a copy of the database should open no account. A templated message
+    keeps its link in ``person``; an older plain one in its bodies.
     """
+    person_text = cast(OutboundMessage.person, Text)
     done = 0
     last_id = 0
     while True:
         rows = session.execute(
-            select(OutboundMessage.id, OutboundMessage.body_text, OutboundMessage.body_html)
+            select(
+                OutboundMessage.id,
+                OutboundMessage.template_id,
+                OutboundMessage.person,
+                OutboundMessage.body_text,
+                OutboundMessage.body_html,
+            )
             .where(
                 OutboundMessage.status == "sent",
                 OutboundMessage.kind.in_(tuple(MESSAGE_KINDS.values())),
-                OutboundMessage.body_text.contains(INVITATION_PATH),
+                or_(
+                    OutboundMessage.body_text.contains(INVITATION_PATH),
+                    and_(
+                        OutboundMessage.template_id.is_not(None),
+                        person_text.contains(INVITATION_PATH),
+                        ~person_text.contains(REDACTED),
+                    ),
+                ),
                 OutboundMessage.id > last_id,
                 *([OutboundMessage.sent_at >= since] if since is not None else []),
             )
@@ -461,14 +474,23 @@ def redact_sent_links(
         ).all()
         if not rows:
             return done
-        changes = []
+        changes: list[dict[str, Any]] = []
         for row in rows:
+            if row.template_id is not None:
+                link = (row.person or {}).get("link")
+                if link and _LINK.search(link):
+                    person = {**row.person, "link": _LINK.sub(REDACTED, link)}
+                    changes.append({"id": row.id, "person": person})
+                continue
             text_body = _LINK.sub(REDACTED, row.body_text)
             html_body = _LINK.sub(REDACTED, row.body_html) if row.body_html else row.body_html
             if text_body != row.body_text or html_body != row.body_html:
                 changes.append({"id": row.id, "body_text": text_body, "body_html": html_body})
-        if changes:
-            session.execute(update(OutboundMessage), changes)
+        plain = [change for change in changes if "person" not in change]
+        templated = [change for change in changes if "person" in change]
+        for group in (plain, templated):
+            if group:
+                session.execute(update(OutboundMessage), group)
         done += len(changes)
         last_id = rows[-1].id
 

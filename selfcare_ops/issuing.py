@@ -5,10 +5,13 @@ rules hold everywhere: a fresh 256-bit token of which only the SHA-256 is stored
 the mail queued in the outbox in the same transaction (``Invitation.message_id``)
 and one audit event per invitation. Work is done with a handful of multi-row statements per
 batch and each template is rendered once per language and organisation, not once per person.
+The rendered template is stored once (``mail_templates``) and each message keeps only its
+recipient's slot values: the mail is filled when it is delivered (:mod:`.mail.content`).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +27,9 @@ from .access import Actor
 from .bulk_sql import insert_returning_ids
 from .config import Settings, get_settings
 from .errors import InvitationError, ValidationError
+from .mail.content import store_template
 from .mail.outbox import enqueue
-from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date
+from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date, person_values
 from .models import Invitation, Organisation, OutboundMessage, utcnow
 from .tokens import hash_token, new_token
 
@@ -138,12 +142,16 @@ def mail_branding(session: Session, organisation_id: int, settings: Settings) ->
 
 
 class MailFrames:
-    """Per-batch caches: organisation language/branding and rendered templates."""
+    """Per-batch caches: organisation language/branding, rendered templates and their ids."""
 
     def __init__(self, session: Session, settings: Settings, expires_at: datetime) -> None:
         self.session, self.settings, self.expires_at = session, settings, expires_at
         self._orgs: dict[int, _OrgMailInfo] = {}
         self._templates: dict[tuple[str, str, int], MailTemplate] = {}
+        # Ids of stored templates by sha256, valid in one transaction (or savepoint) only: a
+        # batch rolled back takes its template rows with it, so the next one looks them up again.
+        self._stored: dict[str, int] = {}
+        self._stored_in: object = None
 
     def organisation(self, organisation_id: int) -> _OrgMailInfo:
         info = self._orgs.get(organisation_id)
@@ -187,6 +195,17 @@ class MailFrames:
             template = self._templates[key] = MailTemplate(target.template, language, frame)
         return template
 
+    def stored_id(self, session: Session, template: MailTemplate) -> int:
+        """The ``mail_templates`` id of ``template``: one lookup per template and transaction."""
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        if transaction is not self._stored_in:
+            self._stored, self._stored_in = {}, transaction
+        digest = template.sha256
+        stored = self._stored.get(digest)
+        if stored is None:
+            stored = self._stored[digest] = store_template(session, template)
+        return stored
+
 
 def issue(
     session: Session,
@@ -216,7 +235,8 @@ def issue(
     for target, token in zip(targets, tokens, strict=True):
         link = invitation_link(token, settings)
         links.append(link)
-        mail = frames.template(target).fill(
+        template = frames.template(target)
+        values = person_values(
             {
                 "first_name": target.first_name,
                 "last_name": target.last_name,
@@ -230,10 +250,13 @@ def issue(
             {
                 "kind": MESSAGE_KINDS[target.template],
                 "recipient": target.email,
-                "subject": mail.subject,
-                "body_text": mail.text,
-                "body_html": mail.html,
-                "language": mail.language,
+                "subject": None,
+                "body_text": None,
+                "body_html": None,
+                "template_id": frames.stored_id(session, template),
+                # Only the slots the mail shows: a notice without a link keeps no token.
+                "person": {name: values[name] for name in template.slots},
+                "language": template.language,
                 # Unique per invitation; the message is written first so that each invitation
                 # row is inserted already pointing at its message (no second pass).
                 "message_key": f"invitation-{who}-{secrets.token_hex(8)}",
@@ -314,14 +337,28 @@ def _insert_returning_ids(
 
 
 def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
-    """One message through the outbox's ``enqueue``; a batch as one multi-row insert."""
+    """One message through the outbox's ``enqueue``; a batch as one multi-row insert.
+
+    In the batch, each ``person`` is serialised to JSON text here, once per row, and handed
+    to the driver as it is (the JSON type's own processing would cost more per row).
+    """
     if len(messages) == 1:
         return [enqueue(session, **messages[0]).id]
+    dumps = json.dumps
     rows = [
-        {**m, "status": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        {
+            **m,
+            "person": None if m["person"] is None else dumps(m["person"]),
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
         for m in messages
     ]
-    return _insert_returning_ids(session, OutboundMessage.__table__, rows, "message_key")
+    return insert_returning_ids(
+        session, OutboundMessage.__table__, rows, "message_key", driver_ready=("person",)
+    )
 
 
 def supersede_pending(

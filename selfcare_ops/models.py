@@ -391,12 +391,41 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class MailTemplateRecord(Base):
+    """A rendered mail template with its slot markers, stored once for every message using it.
+
+    100,000 invitations of one client share one row here instead of carrying 100,000 copies of
+    the same HTML; each message keeps only its recipient's slot values (``person``).
+    """
+
+    __tablename__ = "mail_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Of kind, language, subject, text and HTML: the same content is stored once.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    language: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboundMessage(Base):
-    """A mail waiting in, or gone through, the outbox."""
+    """A mail waiting in, or gone through, the outbox.
+
+    Either plain (``subject`` and ``body_text`` hold the mail) or templated (``template_id``
+    names a :class:`MailTemplateRecord`, ``person`` holds the recipient's slot values); read
+    either with :func:`selfcare_ops.mail.content.message_content`.
+    """
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
         CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        CheckConstraint(
+            "template_id IS NOT NULL OR (subject IS NOT NULL AND body_text IS NOT NULL)",
+            name="has_content",
+        ),
         Index("ix_outbound_messages_status_next", "status", "next_attempt_at"),
     )
 
@@ -404,9 +433,12 @@ class OutboundMessage(Base):
     message_key: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(30))
     recipient: Mapped[str] = mapped_column(String(254))
-    subject: Mapped[str] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("mail_templates.id"))
+    #: Slot values of a templated message; ``None`` is SQL NULL (a plain message), not 'null'.
+    person: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     language: Mapped[str] = mapped_column(String(2), default="fr")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -416,6 +448,10 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    #: Loaded with the messages (one IN query for all of them): a message read in a session
+    #: can still say what it contains once the session is closed.
+    template: Mapped[MailTemplateRecord | None] = relationship(lazy="selectin")
 
 
 class ImportRun(Base):

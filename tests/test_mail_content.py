@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from selfcare_ops import invitations
 from selfcare_ops.config import Settings
+from selfcare_ops.mail.content import message_content
 from selfcare_ops.mail.render import MailBranding, MailTemplate, format_date, render
 from selfcare_ops.models import Organisation, OutboundMessage, User
 from selfcare_ops.users import NewUser
@@ -28,7 +29,7 @@ def _invite(session_factory, actor, login, **kwargs):
     with session_factory.begin() as session:
         result = invitations.invite_user(session, actor, login, **kwargs)
     with session_factory() as session:
-        return result, session.get(OutboundMessage, result.message_id)
+        return result, message_content(session.get(OutboundMessage, result.message_id))
 
 
 def _set_language(session_factory, *, user=None, org=None, language):
@@ -45,8 +46,8 @@ def test_french_by_default_from_the_operator(session_factory, tree):
     _, message = _invite(session_factory, tree.system, JP)
     assert message.language == "fr"
     assert message.subject == "Votre accès au Selfcare de Virginie Télécom"
-    assert "Bonjour Jean-Pierre Bubu," in message.body_text
-    assert 'lang="fr"' in message.body_html
+    assert "Bonjour Jean-Pierre Bubu," in message.text
+    assert 'lang="fr"' in message.html
 
 
 def test_language_of_the_user_wins(session_factory, tree):
@@ -55,7 +56,7 @@ def test_language_of_the_user_wins(session_factory, tree):
     _, message = _invite(session_factory, tree.system, JP)
     assert message.language == "en"
     assert message.subject == "Your access to the Virginie Télécom Selfcare"
-    assert "Hello Jean-Pierre Bubu," in message.body_text
+    assert "Hello Jean-Pierre Bubu," in message.text
 
 
 def test_language_of_the_client_then_of_the_partner(session_factory, tree):
@@ -77,11 +78,11 @@ def test_user_text_is_escaped_in_html_and_kept_in_text(session_factory, tree):
             "CA",
             NewUser(XSS, "O'Brien & <b>Co</b>", email="x@virginie.example"),
         )
-        message = session.get(OutboundMessage, created.invitation.message_id)
-        assert "<script>" not in message.body_html
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.body_html
-        assert "O&#x27;Brien &amp; &lt;b&gt;Co&lt;/b&gt;" in message.body_html
-        assert f"Bonjour {XSS} O'Brien & <b>Co</b>," in message.body_text
+        message = message_content(session.get(OutboundMessage, created.invitation.message_id))
+        assert "<script>" not in message.html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.html
+        assert "O&#x27;Brien &amp; &lt;b&gt;Co&lt;/b&gt;" in message.html
+        assert f"Bonjour {XSS} O'Brien & <b>Co</b>," in message.text
 
 
 def test_organisation_names_are_escaped_too(session_factory, tree):
@@ -90,7 +91,7 @@ def test_organisation_names_are_escaped_too(session_factory, tree):
             update(Organisation).where(Organisation.ref == "CA").values(name="A<i>B</i> & Cie")
         )
     _, message = _invite(session_factory, tree.system, JP)
-    assert "A&lt;i&gt;B&lt;/i&gt; &amp; Cie" in message.body_html
+    assert "A&lt;i&gt;B&lt;/i&gt; &amp; Cie" in message.html
     assert "A<i>B</i> & Cie" in message.subject
 
 
@@ -98,13 +99,13 @@ def test_the_link_is_the_portal_url_and_the_token(session_factory, tree, monkeyp
     monkeypatch.setenv("SELFCARE_OPS_PORTAL_URL", "https://portail.example.net/")
     result, message = _invite(session_factory, tree.system, JP)
     link = f"https://portail.example.net/invitation/{result.token}"
-    assert link in message.body_text
-    assert f'href="{link}"' in message.body_html
+    assert link in message.text
+    assert f'href="{link}"' in message.html
 
 
 def test_operator_default_colours_without_personalisation(session_factory, tree):
     _, message = _invite(session_factory, tree.system, JP)
-    assert "background:#E2001A" in message.body_html.replace("#e2001a", "#E2001A")
+    assert "background:#E2001A" in message.html.replace("#e2001a", "#E2001A")
 
 
 def test_client_branding_colours_are_used(session_factory, tree):
@@ -114,7 +115,7 @@ def test_client_branding_colours_are_used(session_factory, tree):
             session, tree.system, "CA", primary_color="#003366", text_color="#FFFFFF"
         )
     _, message = _invite(session_factory, tree.system, JP)
-    html = message.body_html.lower()
+    html = message.html.lower()
     assert "background:#003366" in html and "color:#ffffff" in html
 
 
@@ -124,14 +125,16 @@ def test_admin_mails_in_both_cases_and_languages(session_factory, tree):
         new = invitations.invite_admin(session, tree.system, "boss@beta.example", "PB")
         existing = invitations.invite_admin(session, tree.system, "alice@virginie.example", "CA")
     with session_factory() as session:
-        new_mail = session.get(OutboundMessage, new.invitation.message_id)
-        existing_mail = session.get(OutboundMessage, existing.invitation.message_id)
+        new_mail = message_content(session.get(OutboundMessage, new.invitation.message_id))
+        existing_mail = message_content(
+            session.get(OutboundMessage, existing.invitation.message_id)
+        )
     assert new_mail.language == "en"
-    assert "You do not have an account yet" in new_mail.body_text
-    assert new.invitation.token in new_mail.body_text
+    assert "You do not have an account yet" in new_mail.text
+    assert new.invitation.token in new_mail.text
     assert existing_mail.language == "fr"
-    assert "vos accès ne changent pas" in existing_mail.body_text
-    assert "/invitation/" not in existing_mail.body_text  # nothing to accept: access is granted
+    assert "vos accès ne changent pas" in existing_mail.text
+    assert "/invitation/" not in existing_mail.text  # nothing to accept: access is granted
 
 
 def test_bulk_and_single_render_the_same_mail(session_factory, tree):
@@ -140,13 +143,13 @@ def test_bulk_and_single_render_the_same_mail(session_factory, tree):
         plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
         invitations.apply_bulk(session, tree.system, plan)
     with session_factory() as session:
-        one = session.get(OutboundMessage, single.message_id)
-        other = session.scalar(
-            select(OutboundMessage).where(OutboundMessage.id != single.message_id)
+        one = message_content(session.get(OutboundMessage, single.message_id))
+        other = message_content(
+            session.scalar(select(OutboundMessage).where(OutboundMessage.id != single.message_id))
         )
     assert one.subject == other.subject
-    tail = one.body_html.split("Pour activer")[1].split("/invitation/")[0]
-    assert tail in other.body_html
+    tail = one.html.split("Pour activer")[1].split("/invitation/")[0]
+    assert tail in other.html
 
 
 def test_template_rendering_unit():

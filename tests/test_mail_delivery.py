@@ -33,13 +33,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from selfcare_ops import invitations
 from selfcare_ops.cli import main
 from selfcare_ops.config import Settings
 from selfcare_ops.db import make_engine, make_session_factory
 from selfcare_ops.mail.deliver import RetryPolicy, deliver, mail_status
 from selfcare_ops.mail.outbox import enqueue, enqueue_many
 from selfcare_ops.mail.transports import OutgoingMail, build_mime, message_id
-from selfcare_ops.models import OutboundMessage, utcnow
+from selfcare_ops.models import Organisation, OutboundMessage, User, utcnow
+from selfcare_ops.users import NewUser
 
 MAIL_FROM = "Selfcare Télécom <no-reply@selfcare.test>"
 
@@ -288,6 +290,62 @@ def test_messages_arrive_with_text_and_html_parts(session_factory, smtp_server):
     # Nothing is due any more: a second run sends nothing again.
     assert deliver(session_factory, smtp_settings(smtp_server.port)).sent == 0
     assert len(smtp_server.messages) == 3
+
+
+XSS = "<script>alert(1)</script>"
+
+
+def test_templated_invitations_arrive_filled_and_escaped(session_factory, tree, smtp_server):
+    """Invitations store one template and per-person values; each mail is filled when sent."""
+    with session_factory.begin() as session:
+        session.execute(update(Organisation).where(Organisation.ref == "CA").values(language="fr"))
+        created = invitations.add_user(
+            session, tree.system, "CA", NewUser(XSS, "O'Brien & Co", email="xss@virginie.example")
+        )
+        for number in range(12):
+            invitations.add_user(
+                session,
+                tree.system,
+                "CA",
+                NewUser("Élodie", f"N{number}", email=f"e{number}@virginie.example"),
+            )
+        session.execute(
+            update(User).where(User.email == "e3@virginie.example").values(language="en")
+        )
+    queue(session_factory, 2, prefix="plain")
+    with session_factory.begin() as session:  # resent in English: a second stored template
+        english = invitations.resend(session, tree.system, email="e3@virginie.example")
+    with session_factory() as session:
+        stored = session.get(OutboundMessage, created.invitation.message_id)
+        assert stored.template_id is not None and stored.subject is None
+        assert stored.body_text is None and stored.body_html is None
+        assert stored.person["full_name"] == f"{XSS} O'Brien & Co"  # raw: escaped when filled
+    # Small claims over several connections: templates are read once, then served from the
+    # run's cache.
+    report = deliver(session_factory, smtp_settings(smtp_server.port), batch_size=3)
+    assert (report.sent, report.failed, report.error) == (16, 0, None)
+    received = {}
+    for message in smtp_server.messages:
+        received.setdefault(str(message["To"]), []).append(message)
+    xss = received["xss@virginie.example"][0]
+    text = plain(xss)
+    html = xss.get_body(("html",)).get_content()
+    assert xss["Subject"] == "Votre accès au Selfcare de Virginie Télécom"
+    link = f"/invitation/{created.invitation.token}"
+    assert link in text and f'{link}"' in html
+    assert f"Bonjour {XSS} O'Brien & Co," in text
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; O&#x27;Brien &amp; Co" in html
+    for number in range(12):
+        french = received[f"e{number}@virginie.example"][0]
+        assert f"Bonjour Élodie N{number}," in plain(french)
+        assert f"Élodie N{number}" in french.get_body(("html",)).get_content()
+    (_, again) = received["e3@virginie.example"]
+    assert again["Subject"] == "Your access to the Virginie Télécom Selfcare"
+    assert "Hello Élodie N3," in plain(again) and english.token in plain(again)
+    assert {str(m["Subject"]) for m in received["user0@client.test"]} == {
+        "Invitation n°0 à votre espace Selfcare"
+    }
 
 
 def test_limit_sends_only_that_many(session_factory, smtp_server):

@@ -1,12 +1,37 @@
 """The shipped migrations build exactly the schema the models describe, on both databases."""
 
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
 
-from selfcare_ops.db import check_ready, current_revision, head_revision, make_engine, upgrade
+from selfcare_ops.db import (
+    alembic_config,
+    check_ready,
+    current_revision,
+    head_revision,
+    make_engine,
+    make_session_factory,
+    table_names,
+    upgrade,
+)
 from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError
-from selfcare_ops.models import Base
+from selfcare_ops.mail.content import message_content, store_template
+from selfcare_ops.mail.outbox import enqueue
+from selfcare_ops.mail.render import MailTemplate
+from selfcare_ops.models import Base, OutboundMessage, utcnow
+
+POSTGRES_ENV = "SELFCARE_OPS_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+LINK = "https://portal.example/invitation/" + "t" * 43
 
 
 def test_models_and_migrations_agree(engine):
@@ -65,3 +90,111 @@ def test_unsupported_database_is_refused():
         assert "not supported" in str(error)
     else:
         raise AssertionError("mysql was accepted")
+
+
+# --- 0002: outbox templates ------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database (nothing migrated): a SQLite file or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL cases skipped")
+    schema = f"m_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(base)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+def _check_names(engine, table: str) -> set[str]:
+    with engine.connect() as connection:
+        return {c["name"] for c in inspect(connection).get_check_constraints(table)}
+
+
+def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
+    engine = make_engine(blank_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0001")
+    now = utcnow()
+    # An invitation queued before templates existed: its row points at its message, so on
+    # SQLite the rebuild of outbound_messages must not trip over the foreign key.
+    statements = [
+        "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, "
+        "updated_at) VALUES ('operator', 'OP', 'Op', 'op', '/1/', :now, :now)",
+        "INSERT INTO users (client_id, login, first_name, last_name, sort_name, search_text, "
+        "role, right_manage_rights, right_place_orders, right_view_invoices, status, "
+        "status_changed_at, created_at, updated_at) VALUES ((SELECT id FROM organisations), "
+        "'old@op.fr', 'A', 'B', 'b a', 'a b', 'user', false, false, false, 'not_invited', :now, "
+        ":now, :now)",
+        "INSERT INTO outbound_messages (message_key, kind, recipient, subject, body_text, "
+        "language, status, attempts, next_attempt_at, created_at) VALUES ('old', "
+        "'invitation', 'old@example.com', 'Ancien', 'Texte ancien', 'fr', 'queued', 0, :now, "
+        ":now)",
+        "INSERT INTO invitations (kind, user_id, organisation_id, email, token_hash, status, "
+        "created_at, expires_at, created_by, message_id) VALUES ('user', (SELECT id FROM users), "
+        "(SELECT id FROM organisations), 'old@example.com', 'h', 'pending', :now, :now, 'test', "
+        "(SELECT id FROM outbound_messages))",
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement), {"now": now})
+    command.upgrade(config, "head")
+    assert current_revision(engine) == "0002"
+    assert {"ck_outbound_messages_status", "ck_outbound_messages_has_content"} <= _check_names(
+        engine, "outbound_messages"
+    )
+    sessions = make_session_factory(engine)
+    frame = {"organisation_name": "Org <Télécom>", "expires_on": "demain", "admin_url": "/admin/"}
+    template = MailTemplate("invitation_user", "fr", frame)
+    person = {"full_name": "<b>Zoé</b> O'Brien", "login": "zoe@c1.fr", "link": LINK}
+    with sessions.begin() as session:
+        templated = enqueue(
+            session,
+            kind="invitation",
+            recipient="zoe@c1.example",
+            language="fr",
+            message_key="templated",
+            template_id=store_template(session, template),
+            person=person,
+        )
+        expected = message_content(templated, template)
+        assert expected == template.fill(person)
+    with sessions() as session:
+        old = session.scalar(select(OutboundMessage).where(OutboundMessage.message_key == "old"))
+        assert message_content(old).text == "Texte ancien"
+
+    command.downgrade(config, "0001")
+    assert current_revision(engine) == "0001"
+    assert "mail_templates" not in table_names(engine)
+    assert "ck_outbound_messages_has_content" not in _check_names(engine, "outbound_messages")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("outbound_messages")}
+        assert not {"template_id", "person"} & columns
+        written = connection.execute(
+            text("SELECT subject, body_text, body_html FROM outbound_messages WHERE id = :id"),
+            {"id": templated.id},
+        ).one()
+        # Filled as the toolkit fills it: nothing lost for a mail still waiting in the outbox.
+        assert tuple(written) == (expected.subject, expected.text, expected.html)
+        assert "&lt;b&gt;Zoé&lt;/b&gt; O&#x27;Brien" in written.body_html
+        assert LINK in written.body_text and f'href="{LINK}"' in written.body_html
+        assert connection.execute(text("SELECT message_id FROM invitations")).scalar() == old.id
+        if engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+
+    command.upgrade(config, "head")
+    check_ready(engine)
+    with sessions() as session:
+        again = session.get(OutboundMessage, templated.id)
+        assert again.template_id is None and message_content(again) == expected
+    engine.dispose()

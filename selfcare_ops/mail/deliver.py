@@ -49,6 +49,8 @@ from ..config import Settings, get_settings
 from ..db import translate_errors
 from ..errors import MailError
 from ..models import MESSAGE_STATUSES, OutboundMessage, utcnow
+from .content import TEMPLATES, stored_template
+from .render import MailTemplate
 from .transports import (
     Finished,
     OutgoingMail,
@@ -76,6 +78,8 @@ _CLAIM_COLUMNS = [
     TABLE.c.subject,
     TABLE.c.body_text,
     TABLE.c.body_html,
+    TABLE.c.template_id,
+    TABLE.c.person,
     TABLE.c.language,
     TABLE.c.attempts,
     TABLE.c.status,
@@ -190,6 +194,9 @@ class _Run:
         self.halted = False
         self.done = 0
         self.total = 0
+        #: Stored templates by id, read once per run: a bulk invitation's 100,000 messages
+        #: share a handful of them.
+        self.templates: dict[int, MailTemplate] = {}
         # Keep few claimed-but-unsent messages: at a slow rate they must all go out well within
         # the lease, or another deliverer would take them over.
         if rate:
@@ -327,7 +334,18 @@ class _Run:
                     ],
                 )
                 self.report.reclaimed += len(stale)
-        return [OutgoingMail.from_row(row) for row in rows]
+            self._load_templates(conn, rows)
+        # Filled outside the transaction: SQLite's write lock is not held while mails are built.
+        templates = self.templates
+        return [OutgoingMail.from_row(row, templates.get(row.template_id)) for row in rows]
+
+    def _load_templates(self, conn: Connection, rows: Any) -> None:
+        """Read the templates of ``rows`` that this run has not read yet (one query)."""
+        missing = {row.template_id for row in rows if row.template_id is not None}
+        missing -= self.templates.keys()
+        if missing:
+            found = conn.execute(select(TEMPLATES).where(TEMPLATES.c.id.in_(sorted(missing))))
+            self.templates.update((row.id, stored_template(row)) for row in found)
 
     def record(self, outcomes: list[Finished]) -> None:
         """Commit ``outcomes`` in one transaction, then count them and report progress."""

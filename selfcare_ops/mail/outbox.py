@@ -2,6 +2,10 @@
 
 Delivery is a separate step (claim, send through a transport, record the result); nothing is
 lost if it fails and nothing is sent twice if two deliverers run.
+
+A message is plain (its own subject and bodies) or templated (``template_id`` names a stored
+template, ``person`` holds the recipient's slot values, filled when it is delivered): see
+:mod:`selfcare_ops.mail.content`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,18 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from ..errors import MailError
 from ..models import OutboundMessage, utcnow
+
+
+def _check_content(message_key: str, message: dict[str, Any]) -> None:
+    if message.get("template_id") is None and (
+        message.get("subject") is None or message.get("body_text") is None
+    ):
+        raise MailError(
+            f"The message {message_key} has neither a subject and a text body nor a stored "
+            "template: nothing could be sent."
+        )
 
 
 def enqueue(
@@ -19,13 +34,22 @@ def enqueue(
     *,
     kind: str,
     recipient: str,
-    subject: str,
-    body_text: str,
-    body_html: str | None,
+    subject: str | None = None,
+    body_text: str | None = None,
+    body_html: str | None = None,
     language: str,
     message_key: str,
+    template_id: int | None = None,
+    person: dict[str, Any] | None = None,
 ) -> OutboundMessage:
-    """Queue one message in the caller's transaction; ``message_key`` is unique per message."""
+    """Queue one message in the caller's transaction; ``message_key`` is unique per message.
+
+    Plain: ``subject`` and ``body_text`` (``body_html`` optional). Templated: ``template_id``
+    (see :func:`~selfcare_ops.mail.content.store_template`) and the ``person`` slot values.
+    """
+    _check_content(
+        message_key, {"template_id": template_id, "subject": subject, "body_text": body_text}
+    )
     message = OutboundMessage(
         message_key=message_key,
         kind=kind,
@@ -33,6 +57,8 @@ def enqueue(
         subject=subject,
         body_text=body_text,
         body_html=body_html,
+        template_id=template_id,
+        person=person,
         language=language,
         status="queued",
         next_attempt_at=utcnow(),
@@ -50,15 +76,19 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int]:
     """
     if not messages:
         return []
+    for m in messages:
+        _check_content(m["message_key"], m)
     now = utcnow()
     rows = [
         {
             "message_key": m["message_key"],
             "kind": m["kind"],
             "recipient": m["recipient"],
-            "subject": m["subject"],
-            "body_text": m["body_text"],
+            "subject": m.get("subject"),
+            "body_text": m.get("body_text"),
             "body_html": m.get("body_html"),
+            "template_id": m.get("template_id"),
+            "person": m.get("person"),
             "language": m.get("language") or "fr",
             "status": "queued",
             "attempts": 0,

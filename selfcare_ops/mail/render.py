@@ -8,7 +8,9 @@ keeps 100,000 invitations cheap and makes escaping of user-supplied text impossi
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,7 +68,8 @@ class MailBranding:
 class RenderedMail:
     subject: str
     text: str
-    html: str
+    #: ``None`` for a message written without an HTML part.
+    html: str | None
     language: str
 
 
@@ -96,8 +99,20 @@ def _clean(value: object) -> str:
     return text.replace(_MARK, "").replace("\r", " ").replace("\n", " ")
 
 
+def person_values(person: Mapping[str, object]) -> dict[str, str]:
+    """Every slot value of one recipient, cleaned; ``full_name`` defaults to first + last."""
+    values = {name: _clean(person.get(name)) for name in PERSON_FIELDS}
+    if not values["full_name"]:
+        values["full_name"] = f"{values['first_name']} {values['last_name']}".strip()
+    return values
+
+
 class MailTemplate:
-    """One kind of mail rendered for one frame (language, organisation, branding, dates)."""
+    """One kind of mail rendered for one frame (language, organisation, branding, dates).
+
+    Its :attr:`subject`, :attr:`text` and :attr:`html` still hold the slot markers, so that it
+    can be stored once (:mod:`selfcare_ops.mail.content`) and filled per recipient later.
+    """
 
     def __init__(self, kind: str, language: str, frame: Mapping[str, object]) -> None:
         if kind not in KINDS:
@@ -105,7 +120,6 @@ class MailTemplate:
                 f"There is no mail template of kind {kind!r}; known: {', '.join(KINDS)}."
             )
         language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-        self.kind, self.language = kind, language
         slots = {name: f"{_MARK}{name}{_MARK}" for name in PERSON_FIELDS}
         context = {**frame, "person": slots, "language": language}
         branding = frame.get("branding")
@@ -119,9 +133,55 @@ class MailTemplate:
         except TemplateNotFound as exc:
             raise MailError(f"The mail template {exc.name} is missing.") from exc
         subject, _, text = text.partition("\n\n")
-        self._subject = subject.removeprefix("Subject:").strip()
-        self._text = text.lstrip("\n")
-        self._html = body_html
+        self._set(
+            kind, language, subject.removeprefix("Subject:").strip(), text.lstrip("\n"), body_html
+        )
+
+    def _set(self, kind: str, language: str, subject: str, text: str, html: str | None) -> None:
+        self.kind, self.language = kind, language
+        self._subject, self._text, self._html = subject, text, html
+        self._sha256: str | None = None
+        self._slots: tuple[str, ...] | None = None
+
+    @classmethod
+    def stored(
+        cls, kind: str, language: str, subject: str, text: str, html: str | None
+    ) -> MailTemplate:
+        """A template read back from the database (markers included): no rendering again."""
+        template = cls.__new__(cls)
+        template._set(kind, language or DEFAULT_LANGUAGE, subject, text, html)
+        return template
+
+    @property
+    def subject(self) -> str:
+        return self._subject
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def html(self) -> str | None:
+        return self._html
+
+    @property
+    def sha256(self) -> str:
+        """Identifies the content: equal templates are stored once whoever rendered them."""
+        if self._sha256 is None:
+            parts = [self.kind, self.language, self._subject, self._text, self._html]
+            encoded = json.dumps(parts, ensure_ascii=False).encode()
+            self._sha256 = hashlib.sha256(encoded).hexdigest()
+        return self._sha256
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """The person fields this template shows, in :data:`PERSON_FIELDS` order."""
+        if self._slots is None:
+            found: set[str] = set()
+            for part in (self._subject, self._text, self._html or ""):
+                found.update(part.split(_MARK)[1::2])
+            self._slots = tuple(name for name in PERSON_FIELDS if name in found)
+        return self._slots
 
     @staticmethod
     def _fill(template: str, values: Mapping[str, str], escape: bool) -> str:
@@ -136,15 +196,25 @@ class MailTemplate:
 
     def fill(self, person: Mapping[str, object]) -> RenderedMail:
         """The mail for one recipient; ``person`` holds :data:`PERSON_FIELDS`."""
-        values = {name: _clean(person.get(name)) for name in PERSON_FIELDS}
-        if not values["full_name"]:
-            values["full_name"] = f"{values['first_name']} {values['last_name']}".strip()
+        values = person_values(person)
         return RenderedMail(
             subject=self._fill(self._subject, values, escape=False),
             text=self._fill(self._text, values, escape=False),
-            html=self._fill(self._html, values, escape=True),
+            html=None if self._html is None else self._fill(self._html, values, escape=True),
             language=self.language,
         )
+
+    @classmethod
+    def fill_stored(
+        cls,
+        subject: str,
+        text: str,
+        html: str | None,
+        language: str,
+        person: Mapping[str, object],
+    ) -> RenderedMail:
+        """Fill stored parts (markers included) for one recipient, as :meth:`fill` does."""
+        return cls.stored("", language, subject, text, html).fill(person)
 
 
 def render(

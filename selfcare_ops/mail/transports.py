@@ -40,6 +40,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import MailError
 from ..models import utcnow
+from .content import message_content
 
 SMTP_TIMEOUT_SECONDS = 30.0
 #: How often the pool looks for connections whose reply is overdue.
@@ -78,18 +79,23 @@ class OutgoingMail:
     attempts: int = 0
 
     @classmethod
-    def from_row(cls, row: Any) -> OutgoingMail:
-        """From an :class:`~selfcare_ops.models.OutboundMessage` or a row with its columns."""
+    def from_row(cls, row: Any, template: Any = None) -> OutgoingMail:
+        """From an :class:`~selfcare_ops.models.OutboundMessage` or a row with its columns.
+
+        A templated row is filled from ``template`` (its stored template, see
+        :func:`~selfcare_ops.mail.content.message_content`).
+        """
         values = row._mapping if hasattr(row, "_mapping") else row
         get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name)
+        content = message_content(values, template)
         return cls(
             id=get("id"),
             message_key=get("message_key"),
             recipient=get("recipient"),
-            subject=get("subject"),
-            body_text=get("body_text"),
-            body_html=get("body_html"),
-            language=get("language") or "fr",
+            subject=content.subject,
+            body_text=content.text,
+            body_html=content.html,
+            language=content.language,
             attempts=get("attempts") or 0,
         )
 
