@@ -15,9 +15,6 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-#: Keys per ``IN (...)`` when reading the new ids back.
-ID_CHUNK = 500
-
 
 def _column_values(values: list[Any], processor: Any) -> list[Any]:
     """Values of one column through its bind processor, each distinct hashable value once."""
@@ -77,29 +74,25 @@ def insert_rows(
     connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
 
 
-def insert_returning_ids(
+def insert_with_ids(
     session: Session,
     table: Table,
     rows: Sequence[dict[str, Any]],
-    key: str,
     *,
     driver_ready: Collection[str] = (),
 ) -> list[int]:
-    """:func:`insert_rows`, then the new ids in row order, read back through a unique ``key``."""
+    """:func:`insert_rows` with ids allocated beforehand (:func:`allocate_ids`); returns them
+    in row order, without reading anything back."""
     if not rows:
         return []
-    insert_rows(session, table, rows, driver_ready=driver_ready)
-    keys = [row[key] for row in rows]
-    ids: dict[Any, int] = {}
-    for start in range(0, len(keys), ID_CHUNK):
-        part = keys[start : start + ID_CHUNK]
-        ids.update(
-            (row_key, row_id)
-            for row_id, row_key in session.execute(
-                select(table.c.id, table.c[key]).where(table.c[key].in_(part))
-            ).tuples()
-        )
-    return [ids[row_key] for row_key in keys]
+    ids = allocate_ids(session, table, len(rows))
+    insert_rows(
+        session,
+        table,
+        [{"id": row_id, **row} for row_id, row in zip(ids, rows, strict=True)],
+        driver_ready=driver_ready,
+    )
+    return ids
 
 
 def allocate_ids(session: Session, table: Table, count: int) -> list[int]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor
-from .bulk_sql import insert_returning_ids
+from .bulk_sql import insert_with_ids
 from .config import Settings, get_settings
 from .errors import InvitationError, ValidationError
 from .mail.content import store_template
@@ -217,10 +217,13 @@ def issue(
     settings: Settings | None = None,
     audit_extra: dict[str, Any] | None = None,
     frames: MailFrames | None = None,
+    audit_each: bool = True,
 ) -> list[Issued]:
     """Write invitations, queue their mails and audit them, all in the caller's transaction.
 
     ``frames`` carries rendered templates from one batch to the next (same ``now``).
+    ``audit_each=False`` is for a caller that audits the whole operation itself (a CSV import:
+    its one event counts the invitations, and each invitation row keeps who sent it and when).
     """
     if not targets:
         return []
@@ -281,7 +284,9 @@ def issue(
         }
         for target, token, message_id in zip(targets, tokens, message_ids, strict=True)
     ]
-    invitation_ids = _insert_returning_ids(session, Invitation.__table__, rows, "token_hash")
+    invitation_ids = insert_with_ids(session, Invitation.__table__, rows)
+    if not audit_each:
+        return _issued(targets, tokens, links, invitation_ids, message_ids, expires_at)
     audit.record_many(
         session,
         [
@@ -308,6 +313,18 @@ def issue(
             )
         ],
     )
+    return _issued(targets, tokens, links, invitation_ids, message_ids, expires_at)
+
+
+def _issued(
+    targets: Sequence[Target],
+    tokens: list[str],
+    links: list[str],
+    invitation_ids: list[int],
+    message_ids: list[int],
+    expires_at: datetime,
+) -> list[Issued]:
+    """What :func:`issue` wrote, one entry per target (the raw tokens only live here)."""
     return [
         Issued(
             invitation_id=invitation_id,
@@ -323,17 +340,6 @@ def issue(
             targets, tokens, links, invitation_ids, message_ids, strict=True
         )
     ]
-
-
-def _insert_returning_ids(
-    session: Session, table: Any, rows: list[dict[str, Any]], key: str
-) -> list[int]:
-    """One driver executemany, ids matched back to ``rows`` through a unique ``key``.
-
-    Asking the database for the ids in parameter order makes SQLite insert row by row; reading
-    them back by a unique column keeps one statement per batch on both databases.
-    """
-    return insert_returning_ids(session, table, rows, key)
 
 
 def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
@@ -356,9 +362,7 @@ def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> l
         }
         for m in messages
     ]
-    return insert_returning_ids(
-        session, OutboundMessage.__table__, rows, "message_key", driver_ready=("person",)
-    )
+    return insert_with_ids(session, OutboundMessage.__table__, rows, driver_ready=("person",))
 
 
 def supersede_pending(

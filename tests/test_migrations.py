@@ -147,7 +147,7 @@ def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
     with engine.begin() as connection:
         for statement in statements:
             connection.execute(text(statement), {"now": now})
-    command.upgrade(config, "head")
+    command.upgrade(config, "0002")
     assert current_revision(engine) == "0002"
     assert {"ck_outbound_messages_status", "ck_outbound_messages_has_content"} <= _check_names(
         engine, "outbound_messages"
@@ -197,4 +197,79 @@ def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
     with sessions() as session:
         again = session.get(OutboundMessage, templated.id)
         assert again.template_id is None and message_content(again) == expected
+    engine.dispose()
+
+
+# --- 0003: users count their own inserts --------------------------------------------------
+
+
+def _trigger_names(engine) -> set[str]:
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if engine.dialect.name == "sqlite"
+        else "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    )
+    with engine.connect() as connection:
+        return set(connection.execute(text(query)).scalars())
+
+
+def _counts(engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return dict(
+            connection.execute(text("SELECT status, users FROM client_user_counts")).tuples().all()
+        )
+
+
+def test_bulk_user_counts_migrate_up_and_down(blank_url):
+    engine = make_engine(blank_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0002")
+    now = {"now": utcnow()}
+    user = (
+        "INSERT INTO users (client_id, login, first_name, last_name, sort_name, search_text, "
+        "role, right_manage_rights, right_place_orders, right_view_invoices, status, "
+        "status_changed_at, created_at, updated_at) VALUES ((SELECT id FROM organisations), "
+        ":login, 'A', 'B', 'b a', 'a b', 'user', false, false, false, 'not_invited', :now, "
+        ":now, :now)"
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, "
+                "updated_at) VALUES ('operator', 'OP', 'Op', 'op', '/1/', :now, :now)"
+            ),
+            now,
+        )
+        connection.execute(text(user), {**now, "login": "before@op.fr"})
+    assert _counts(engine) == {"not_invited": 1}  # the 0001 insert trigger
+
+    command.upgrade(config, "0003")
+    names = _trigger_names(engine)
+    assert not {"users_count_insert", "users_count_insert_delete"} & names
+    assert {"users_count_update", "users_count_delete"} <= names
+    with engine.begin() as connection:
+        connection.execute(text(user), {**now, "login": "after@op.fr"})
+    assert _counts(engine) == {"not_invited": 1}  # inserts are counted by their writer now
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM users WHERE login = 'before@op.fr'"))
+    assert _counts(engine) == {"not_invited": 0}  # deletions still by trigger
+
+    command.downgrade(config, "0002")
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("users")}
+    assert "import_run_id" not in columns
+    assert {"users_count_update"} <= _trigger_names(engine)
+    with engine.begin() as connection:
+        connection.execute(text(user), {**now, "login": "again@op.fr"})
+        connection.execute(
+            text("UPDATE users SET status = 'invited', invited_at = :now WHERE login = :login"),
+            {**now, "login": "again@op.fr"},
+        )
+    assert _counts(engine) == {"not_invited": 0, "invited": 1}  # 0001's triggers are back
+
+    command.upgrade(config, "head")
+    check_ready(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
     engine.dispose()

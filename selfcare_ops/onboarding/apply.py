@@ -256,7 +256,11 @@ def _insert_users(
 def _invite_new_users(
     session: Session, actor: Actor, rows: list[dict[str, Any]], now: Any
 ) -> set[int]:
-    """Invitations for users this batch created ``invited``: nothing to claim or supersede."""
+    """Invitations for users this batch created ``invited``: nothing to claim or supersede.
+
+    Audited by the import's own event (its counts) and by each invitation row (sent by whom,
+    when), not by one more audit row per invitation.
+    """
     targets = [
         Target(
             email=row["email"],
@@ -269,7 +273,7 @@ def _invite_new_users(
         )
         for row in rows
     ]
-    issue(session, actor, targets, now=now)
+    issue(session, actor, targets, now=now, audit_each=False)
     return {row["user_id"] for row in rows}
 
 

@@ -18,16 +18,34 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"  # TODO: 0002 once the outbox templates land
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-SQLITE_INSERT_TRIGGER = """
-CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN
-  INSERT INTO client_user_counts (client_id, status, users) VALUES (NEW.client_id, NEW.status, 1)
-  ON CONFLICT (client_id, status) DO UPDATE SET users = users + 1;
-END
-"""
+#: The count triggers of revision 0001: a table rebuild on SQLite drops them with the table.
+SQLITE_TRIGGERS = {
+    "users_count_insert": """
+    CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN
+      INSERT INTO client_user_counts (client_id, status, users) VALUES (NEW.client_id, NEW.status, 1)
+      ON CONFLICT (client_id, status) DO UPDATE SET users = users + 1;
+    END
+    """,
+    "users_count_delete": """
+    CREATE TRIGGER users_count_delete AFTER DELETE ON users BEGIN
+      UPDATE client_user_counts SET users = users - 1
+      WHERE client_id = OLD.client_id AND status = OLD.status;
+    END
+    """,
+    "users_count_update": """
+    CREATE TRIGGER users_count_update AFTER UPDATE OF status, client_id ON users
+    WHEN OLD.status IS NOT NEW.status OR OLD.client_id IS NOT NEW.client_id BEGIN
+      UPDATE client_user_counts SET users = users - 1
+      WHERE client_id = OLD.client_id AND status = OLD.status;
+      INSERT INTO client_user_counts (client_id, status, users) VALUES (NEW.client_id, NEW.status, 1)
+      ON CONFLICT (client_id, status) DO UPDATE SET users = users + 1;
+    END
+    """,
+}
 
 
 def upgrade() -> None:
@@ -57,9 +75,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_index("ix_invitations_email", "invitations", ["email"], unique=False)
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite drops a column only without its inline foreign key: rebuild is not worth
-        # losing the triggers, so the column stays (unused) and the trigger comes back.
-        op.execute(SQLITE_INSERT_TRIGGER)
+        # SQLite cannot drop a column holding a foreign key: the table is rebuilt, which drops
+        # its triggers, so all three count triggers of revision 0001 are created again.
+        with op.batch_alter_table("users", schema=None) as batch_op:
+            batch_op.drop_column("import_run_id")  # its inline foreign key goes with it
+        for name, statement in SQLITE_TRIGGERS.items():
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+            op.execute(statement)
     else:
         op.drop_constraint("fk_users_import_run_id_import_runs", "users", type_="foreignkey")
         op.drop_column("users", "import_run_id")
