@@ -179,7 +179,7 @@ def ours(
     return planned, applied, report.counts
 
 
-def floor(db_path: Path, captured: list[tuple[str, Any]]) -> Clock:
+def floor(db_path: Path, captured: list[tuple[str, Any]]) -> tuple[Clock, dict[str, float]]:
     """Our own INSERTs replayed by raw sqlite3 into an identical fresh database.
 
     The same statements with the same ready-made parameters, the same pragmas, one
@@ -195,16 +195,22 @@ def floor(db_path: Path, captured: list[tuple[str, Any]]) -> Clock:
         "temp_store = MEMORY",
     ):
         connection.execute(f"PRAGMA {pragma}")
+    by_table: dict[str, float] = {}
     with Clock() as clock:
         connection.execute("BEGIN IMMEDIATE")
         for statement, parameters in captured:
+            table = statement.split()[2].strip('"')  # INSERT INTO <table> ...
+            start = time.perf_counter()
             if len(parameters) == 1:
                 connection.execute(statement, parameters[0]).fetchall()
             else:
                 connection.executemany(statement, parameters)
+            by_table[table] = by_table.get(table, 0.0) + time.perf_counter() - start
+        start = time.perf_counter()
         connection.execute("COMMIT")
+        by_table["(commit)"] = time.perf_counter() - start
     connection.close()
-    return clock
+    return clock, by_table
 
 
 def million_child(csv_path: str, url: str, report_path: str) -> None:
@@ -257,11 +263,16 @@ def main() -> None:
         )
         print(f"ours counts: {counts}")
         ratio = wall / base.wall
-        lower = floor(work / "floor.db", captured)
+        lower, by_table = floor(work / "floor.db", captured)
         rows_written = sum(len(parameters) for _, parameters in captured)
         print(
             f"floor: our {len(captured)} INSERT statements ({rows_written} rows) replayed by raw "
             f"sqlite3, no Python work: {lower.wall:.2f} s = {lower.wall / base.wall:.2f}x baseline"
+        )
+        shares = sorted(by_table.items(), key=lambda item: -item[1])
+        print(
+            "  floor by table: "
+            + ", ".join(f"{table} {seconds / base.wall:.2f}x" for table, seconds in shares)
         )
         print(
             f"ours/baseline = {ratio:.2f} wall, {cpu / base.cpu:.2f} cpu "

@@ -239,6 +239,7 @@ def issue(
         link = invitation_link(token, settings)
         links.append(link)
         template = frames.template(target)
+        # Only the slots the mail shows: a notice without a link keeps no token.
         values = person_values(
             {
                 "first_name": target.first_name,
@@ -246,7 +247,8 @@ def issue(
                 "login": target.login or target.email,
                 "email": target.email,
                 "link": link,
-            }
+            },
+            template.slots,
         )
         who = f"u{target.user_id}" if target.user_id is not None else f"a{target.administrator_id}"
         messages.append(
@@ -257,8 +259,7 @@ def issue(
                 "body_text": None,
                 "body_html": None,
                 "template_id": frames.stored_id(session, template),
-                # Only the slots the mail shows: a notice without a link keeps no token.
-                "person": {name: values[name] for name in template.slots},
+                "person": values,
                 "language": template.language,
                 # Unique per invitation; the message is written first so that each invitation
                 # row is inserted already pointing at its message (no second pass).

@@ -27,7 +27,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
     event,
+    func,
+    insert,
+    select,
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -528,6 +532,42 @@ def count_new_users(connection: Connection, added: Mapping[tuple[int, str], int]
     )
     for row in rows:
         connection.execute(statement, row)
+
+
+def recount_users(connection: Connection) -> dict[tuple[int, str], int]:
+    """Rebuild ``client_user_counts`` from ``users`` (after hand-written SQL inserted users).
+
+    Returns the rows that were wrong: (client id, status) -> the count they held before.
+    """
+    counts = ClientUserCount.__table__
+    users = User.__table__
+    before = {
+        (client_id, status): number
+        for client_id, status, number in connection.execute(
+            select(counts.c.client_id, counts.c.status, counts.c.users)
+        )
+    }
+    actual = {
+        (client_id, status): number
+        for client_id, status, number in connection.execute(
+            select(users.c.client_id, users.c.status, func.count()).group_by(
+                users.c.client_id, users.c.status
+            )
+        )
+    }
+    wrong = {
+        key: before.get(key, 0)
+        for key in before.keys() | actual.keys()
+        if before.get(key, 0) != actual.get(key, 0)
+    }
+    if wrong:
+        connection.execute(delete(counts))
+        if actual:
+            connection.execute(
+                insert(counts),
+                [{"client_id": c, "status": s, "users": n} for (c, s), n in actual.items()],
+            )
+    return wrong
 
 
 @event.listens_for(User, "after_insert")

@@ -60,6 +60,22 @@ def test_demo_then_directory_from_the_command_line(db_url):
     assert events[0]["actor_kind"] == "system"
     assert events[0]["actor_label"] == "system@selfcare-ops.local"
 
+    # The demo's 20,000 users were counted by their writer: nothing to correct.
+    right = run(db_url, "db", "recount")
+    assert right.exit_code == 0 and "were right: nothing changed" in right.output
+    engine = make_engine(db_url)
+    with engine.begin() as connection:  # what a hand-written SQL insert leaves behind
+        connection.exec_driver_sql(
+            "UPDATE client_user_counts SET users = users + 5 WHERE status = 'invited'"
+        )
+    engine.dispose()
+    fixed = run(db_url, "db", "recount")
+    assert fixed.exit_code == 0 and "Corrected" in fixed.output
+    recounted = run(
+        db_url, "clients", "list", "--search", "telecom", "--page-size", "1000", "--json"
+    )
+    assert json.loads(recounted.output) == clients  # the counts shown are the true ones again
+
 
 def test_errors_are_one_sentence_with_status_1(db_url, tmp_path):
     empty = f"sqlite:///{tmp_path / 'nothing.db'}"
@@ -95,7 +111,8 @@ def test_db_upgrade_twice(tmp_path):
     make_engine(url).dispose()
 
 
-@pytest.mark.parametrize("command", [[], ["db"], ["db", "upgrade"], ["demo"], ["clients", "list"],
+@pytest.mark.parametrize("command", [[], ["db"], ["db", "upgrade"], ["db", "recount"], ["demo"],
+                                     ["clients", "list"],
                                      ["users", "list"], ["audit", "list"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])

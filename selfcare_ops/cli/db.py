@@ -6,6 +6,7 @@ import click
 
 from ..db import describe, upgrade
 from ..demo import load_demo
+from ..models import recount_users
 from . import main
 from .common import CliContext, pass_cli
 
@@ -25,6 +26,21 @@ def db_upgrade(cli: CliContext) -> None:
         click.echo(f"The database {where} is already at revision {after}.")
     else:
         click.echo(f"Migrated {where} from {before or 'empty'} to revision {after}.")
+
+
+@db.command("recount")
+@pass_cli
+def db_recount(cli: CliContext) -> None:
+    """Rebuild the per-client user counts from the users table.
+
+    The toolkit keeps them right itself; run this after inserting users with hand-written SQL.
+    """
+    with cli.engine.begin() as connection:
+        wrong = recount_users(connection)
+    if not wrong:
+        click.echo("The per-client user counts were right: nothing changed.")
+    else:
+        click.echo(f"Corrected {len(wrong)} per-client user count(s).")
 
 
 @main.command()

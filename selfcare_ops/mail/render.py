@@ -93,17 +93,28 @@ def environment() -> Environment:
     )
 
 
+_UNSAFE = re.compile(f"[{_MARK}\r\n]")
+
+
 def _clean(value: object) -> str:
     # No marker characters (they delimit the slots) and no line breaks (subjects are headers).
     text = "" if value is None else str(value)
+    if _UNSAFE.search(text) is None:  # the usual case: one scan instead of three copies
+        return text
     return text.replace(_MARK, "").replace("\r", " ").replace("\n", " ")
 
 
-def person_values(person: Mapping[str, object]) -> dict[str, str]:
-    """Every slot value of one recipient, cleaned; ``full_name`` defaults to first + last."""
-    values = {name: _clean(person.get(name)) for name in PERSON_FIELDS}
-    if not values["full_name"]:
-        values["full_name"] = f"{values['first_name']} {values['last_name']}".strip()
+def person_values(
+    person: Mapping[str, object], slots: tuple[str, ...] = PERSON_FIELDS
+) -> dict[str, str]:
+    """The slot values of one recipient, cleaned; ``full_name`` defaults to first + last.
+
+    ``slots`` limits the work to the fields a template shows (bulk invitations).
+    """
+    values = {name: _clean(person.get(name)) for name in slots}
+    if "full_name" in values and not values["full_name"]:
+        first, last = _clean(person.get("first_name")), _clean(person.get("last_name"))
+        values["full_name"] = f"{first} {last}".strip()
     return values
 
 

@@ -52,7 +52,7 @@ def import_users(
     report_sep: str = ";",
     report_encoding: str = "utf-8-sig",
     separator: str | None = None,
-    chunk_size: int = 5000,
+    chunk_size: int = DEFAULT_BATCH_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
     on_batch: BatchHook | None = None,
