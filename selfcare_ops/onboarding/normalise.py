@@ -83,9 +83,14 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
     errors: list[str] = []
     if raw.problem:
         errors.append(raw.problem)
+    memos = _memo
     for name, cell in raw.values.items():
         cell = cell.strip()
         if not cell and name not in RIGHT_FIELDS:
+            continue
+        memo = memos.get(name)
+        if memo is not None and cell in memo:  # the common case, without a call
+            values[name] = memo[cell]
             continue
         try:
             values[name] = _clean_cell(name, cell)
