@@ -11,11 +11,11 @@ recipient's slot values: the mail is filled when it is delivered (:mod:`.mail.co
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -233,12 +233,18 @@ def issue(
     tokens = [new_token() for _ in targets]
     if frames is None or frames.expires_at != expires_at:
         frames = MailFrames(session, settings, expires_at)
+    hashes = [hash_token(token) for token in tokens]
+    link_prefix = invitation_link("", settings)
+    template_ids: dict[int, int] = {}  # id(template) -> stored id, for this call
     messages = []
     links = []
     for target, token in zip(targets, tokens, strict=True):
-        link = invitation_link(token, settings)
+        link = link_prefix + token
         links.append(link)
         template = frames.template(target)
+        template_id = template_ids.get(id(template))
+        if template_id is None:
+            template_id = template_ids[id(template)] = frames.stored_id(session, template)
         # Only the slots the mail shows: a notice without a link keeps no token.
         values = person_values(
             {
@@ -259,11 +265,12 @@ def issue(
                 "subject": None,
                 "body_text": None,
                 "body_html": None,
-                "template_id": frames.stored_id(session, template),
+                "template_id": template_id,
                 "person": values,
                 "language": template.language,
-                # Unique per invitation; the message is written first so that each invitation
-                # row is inserted already pointing at its message (no second pass).
+                # Unique per invitation, and random: the key travels in the mail's headers, so
+                # it must not be derived from the token. The message is written first so that
+                # each invitation row is inserted already pointing at its message.
                 "message_key": f"invitation-{who}-{secrets.token_hex(8)}",
             }
         )
@@ -275,7 +282,7 @@ def issue(
             "administrator_id": target.administrator_id,
             "organisation_id": target.organisation_id,
             "email": target.email,
-            "token_hash": hash_token(token),
+            "token_hash": token_hash,
             "status": target.status,
             "created_at": now,
             "expires_at": expires_at,
@@ -284,7 +291,7 @@ def issue(
             "created_by": actor.label,
             "message_id": message_id,
         }
-        for target, token, message_id in zip(targets, tokens, message_ids, strict=True)
+        for target, token_hash, message_id in zip(targets, hashes, message_ids, strict=True)
     ]
     invitation_ids = insert_with_ids(session, Invitation.__table__, rows)
     if not audit_each:
@@ -344,6 +351,17 @@ def _issued(
     ]
 
 
+def json_strings(values: dict[str, str]) -> str:
+    """``json.dumps(values)`` for a dictionary of strings, a few times faster (tested equal)."""
+    return (
+        "{"
+        + ", ".join(
+            f"{_json_string(key)}: {_json_string(value)}" for key, value in values.items()
+        )
+        + "}"
+    )
+
+
 def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
     """One message through the outbox's ``enqueue``; a batch as one multi-row insert.
 
@@ -352,11 +370,10 @@ def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> l
     """
     if len(messages) == 1:
         return [enqueue(session, **messages[0]).id]
-    dumps = json.dumps
     rows = [
         {
             **m,
-            "person": None if m["person"] is None else dumps(m["person"]),
+            "person": None if m["person"] is None else json_strings(m["person"]),
             "status": "queued",
             "attempts": 0,
             "next_attempt_at": now,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfcare_ops.errors import ImportFileError
+from selfcare_ops.issuing import json_strings
 from selfcare_ops.logins import make_login
 from selfcare_ops.onboarding import reading
 from selfcare_ops.onboarding.apply import search_text
@@ -107,3 +110,11 @@ def test_single_byte_files_read_as_the_line_by_line_fallback(pieces) -> None:
             reading._detect = original
 
     assert read(force_fallback=False) == read(force_fallback=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=6))
+def test_person_json_is_json_dumps(values) -> None:
+    """The outbox's per-person values are written as json.dumps would write them."""
+    assert json_strings(values) == json.dumps(values)
+    assert json.loads(json_strings(values)) == values
