@@ -16,8 +16,9 @@ import io
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -249,9 +250,20 @@ def _records(
                 f"{previous} were read as one row"
             )
         tracker.quotes = 0
-        if not problem and (not cells or not any(cell.strip() for cell in cells)):
+        if not problem and not "".join(cells).strip():
             continue  # blank line, or a line of separators only
         yield start, cells, problem
+
+
+def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """The cells at ``indexes``, as a tuple, whatever their number (itemgetter returns a bare
+    value for one index)."""
+    if not indexes:
+        return lambda cells: ()
+    if len(indexes) == 1:
+        only = indexes[0]
+        return lambda cells: (cells[only],)
+    return itemgetter(*indexes)
 
 
 def _rows(
@@ -260,15 +272,23 @@ def _rows(
     """Cells to fields; short rows are fine (Excel drops trailing empties), extra values not."""
     width = len(header.headers)
     fields = list(header.fields.items())
+    names = [name for _, name in fields]
+    pick = _picker([index for index, _ in fields])
+    needed = max((index for index, _ in fields), default=-1) + 1
     unnamed = [i for i, h in enumerate(header.headers) if not h]
     for line, cells, problem in records:
-        values = {name: cells[index] for index, name in fields if index < len(cells)}
-        if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
+        if len(cells) >= needed:  # the usual full row: one C-level pick of every field
+            values = dict(zip(names, pick(cells), strict=True))
+        else:
+            values = {name: cells[index] for index, name in fields if index < len(cells)}
+        if problem is None and len(cells) > width and "".join(cells[width:]).strip():
             problem = (
                 f"line {line} has {len(cells)} cells but the header names {width} columns: "
                 "a separator inside a value must be quoted"
             )
-        elif problem is None and any(i < len(cells) and cells[i].strip() for i in unnamed):
+        elif problem is None and unnamed and any(
+            i < len(cells) and cells[i].strip() for i in unnamed
+        ):
             problem = f"line {line} has a value in a column without a header"
         yield RawRow(line, values, problem)
 
