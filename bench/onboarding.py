@@ -18,8 +18,11 @@ The last line is ``ratio=<ours/baseline at 100,000 rows>`` (wall-clock seconds).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import random
 import resource
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -153,6 +156,112 @@ def baseline(csv_path: Path, db_path: Path) -> Clock:
     return clock
 
 
+#: The generated file's headers -> users columns (the naive import knows its one file).
+NAIVE_COLUMNS = {
+    "Civilité": "civility",
+    "Nom": "last_name",
+    "Prénom": "first_name",
+    "Adresse e-mail": "email",
+    "Téléphone": "phone",
+    "Mobile": "mobile",
+    "Fonction": "function",
+}
+
+
+def _ascii_folded(series: pd.Series) -> pd.Series:
+    return (
+        series.str.normalize("NFKD")
+        .str.encode("ascii", "ignore")
+        .str.decode("ascii")
+        .str.lower()
+    )
+
+
+def naive_same_rows(csv_path: Path, url: str) -> Clock:
+    """What an analyst's pandas notebook does to write the same rows, checking nothing.
+
+    ``read_csv``, logins and the derived columns with vectorised string methods, then
+    ``to_sql`` of the users (into the real table, with its indexes), their invitations
+    (tokens hashed) and one outbox row each pointing at a stored template. No validation,
+    no duplicate or conflict checks, no audit, no batches, no report.
+    """
+    engine = make_engine(url)
+    with Clock() as clock:
+        frame = pd.read_csv(csv_path, sep=";", encoding="cp1252", dtype=str,
+                            keep_default_na=False)
+        users = frame[list(NAIVE_COLUMNS)].rename(columns=NAIVE_COLUMNS)
+        with engine.connect() as connection:
+            client_id, domain = connection.exec_driver_sql(
+                "SELECT id, login_domain FROM organisations WHERE ref = 'C0001'"
+            ).one()
+        last = _ascii_folded(users["last_name"]).str.replace(r"[^a-z0-9]", "", regex=True)
+        first = _ascii_folded(users["first_name"]).str.replace(r"[^a-z0-9]", "", regex=True)
+        suffix = f"@{(domain or '').lower()}"
+        taken = set(
+            pd.read_sql(
+                "SELECT login FROM users WHERE login LIKE :pattern", engine,
+                params={"pattern": f"%{suffix}"},
+            )["login"]
+        )
+        logins, next_number = [], {}
+        for stem in (first.str[:1] + last).tolist():  # the loop every notebook ends up with
+            number = next_number.get(stem, 1)
+            while (login := f"{stem}{number if number > 1 else ''}{suffix}") in taken:
+                number += 1
+            taken.add(login)
+            next_number[stem] = number
+            logins.append(login)
+        users["login"] = logins
+        users["civility"] = users["civility"].map({"M.": "M.", "Monsieur": "M.", "Mme": "Mme",
+                                                   "Madame": "Mme"})
+        users = users.replace({"": None})
+        now = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
+        users["sort_name"] = last + " " + first
+        users["search_text"] = first + " " + last + " " + users["login"] + " " + users["email"]
+        users["email_folded"] = users["email"].str.lower()
+        users = users.assign(
+            client_id=client_id, role="user", status="invited", right_manage_rights=False,
+            right_place_orders=False, right_view_invoices=False, status_changed_at=now,
+            invited_at=now, created_at=now, updated_at=now,
+        )
+        users = users[users["email"].notna()]
+        users.to_sql("users", engine, if_exists="append", index=False)
+        ids = pd.read_sql(f"SELECT id, login FROM users WHERE client_id = {int(client_id)}",
+                          engine)
+        users = users.merge(ids, on="login")
+        tokens = [secrets.token_urlsafe(32) for _ in range(len(users))]
+        with engine.begin() as connection:
+            template_id = connection.exec_driver_sql(
+                "INSERT INTO mail_templates (sha256, kind, language, subject, body_text, "
+                "created_at) VALUES ('naive', 'invitation_user', 'fr', 'Votre accès', "
+                f"'Bonjour \x1efull_name\x1e', '{now}') RETURNING id"
+            ).scalar()
+        keys = [f"naive-{user_id}" for user_id in users["id"]]
+        pd.DataFrame({
+            "message_key": keys, "kind": "invitation", "recipient": users["email"].to_numpy(),
+            "template_id": template_id,
+            "person": [json.dumps({"full_name": f"{f} {la}", "login": lo,
+                                   "link": f"https://portal.example/invitation/{t}"})
+                       for f, la, lo, t in zip(users["first_name"], users["last_name"],
+                                               users["login"], tokens, strict=True)],
+            "language": "fr", "status": "queued", "attempts": 0, "next_attempt_at": now,
+            "created_at": now,
+        }).to_sql("outbound_messages", engine, if_exists="append", index=False)
+        messages = pd.read_sql("SELECT id AS message_id, message_key FROM outbound_messages "
+                               "WHERE message_key LIKE 'naive-%'", engine)
+        pd.DataFrame({
+            "kind": "user", "user_id": users["id"].to_numpy(), "organisation_id": client_id,
+            "email": users["email"].to_numpy(),
+            "token_hash": [hashlib.sha256(t.encode()).hexdigest() for t in tokens],
+            "status": "pending", "created_at": now, "expires_at": now, "created_by": "naive",
+            "message_key": keys,
+        }).merge(messages, on="message_key").drop(columns="message_key").to_sql(
+            "invitations", engine, if_exists="append", index=False
+        )
+    engine.dispose()
+    return clock
+
+
 def ours(
     csv_path: Path,
     url: str,
@@ -277,6 +386,12 @@ def main() -> None:
         print(
             f"ours/baseline = {ratio:.2f} wall, {cpu / base.cpu:.2f} cpu "
             "(target <= 3.0, aim <= 2.0)"
+        )
+        naive = naive_same_rows(csv_path, fresh_demo(work / "naive.db"))
+        print(
+            f"naive pandas import writing the same rows (no checks, no audit, no batches): "
+            f"{naive.wall:.2f} s = {naive.wall / base.wall:.2f}x baseline; "
+            f"ours / naive = {wall / naive.wall:.2f}"
         )
         if args.breakdown:
             _, bare, _ = ours(csv_path, fresh_demo(work / "bare.db"), invite=False)
