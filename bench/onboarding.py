@@ -5,6 +5,10 @@
 * OURS: a dry run (:func:`build_plan`) then :func:`apply_plan` with invitations queued, into a
   fresh demo database (migrate + ``load_demo``), on the same file.
 
+Two more references from the same run: FLOOR replays our own INSERT statements with raw
+sqlite3 into an identical database (the database's cost for the rows alone), and NAIVE is a
+pandas notebook writing the same rows (users, invitations, outbox) with no check at all.
+
 ``--breakdown`` applies the same file again without invitations into another fresh demo
 database, to split the cost between planning, writing users and queueing invitations.
 ``--million`` also imports a generated 1,000,000-row multi-client file (50 clients, no
