@@ -152,6 +152,15 @@ def test_bulk_and_single_render_the_same_mail(session_factory, tree):
     assert tail in other.html
 
 
+def mail_links(text: str) -> int:
+    """How many times a normal mail shows its link (the same template, a plain name)."""
+    frame = {"organisation_name": "Org", "expires_on": "demain", "admin_url": "https://a/admin/"}
+    plain = MailTemplate("invitation_user", "fr", frame).fill(
+        {"first_name": "A", "last_name": "B", "link": "https://portal.example/i/t"}
+    )
+    return plain.text.count("https://portal.example/i/t")
+
+
 def test_template_rendering_unit():
     frame = {"organisation_name": "Org", "expires_on": "demain", "admin_url": "https://a/admin/"}
     mail = render(
@@ -166,6 +175,12 @@ def test_template_rendering_unit():
     assert "red;x:y" not in bad.html and "javascript:" not in bad.html
     assert "\n" not in bad.subject
     assert "Hello A Bcc: evil@example.com" in bad.text
+    # A slot marker in an organisation's name cannot shift the slots.
+    marked = MailTemplate(
+        "invitation_user", "fr", {**frame, "organisation_name": "Org\x1elink\x1e"}
+    ).fill({"first_name": "A", "last_name": "B", "link": "https://portal.example/i/t"})
+    assert marked.text.count("https://portal.example/i/t") == mail_links(marked.text)
+    assert "Orglink" in marked.text
     assert format_date(date(2026, 12, 1), "fr") == "1er décembre 2026"
     assert format_date(date(2026, 12, 24), "en") == "December 24, 2026"
 

@@ -132,7 +132,10 @@ class MailTemplate:
             )
         language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         slots = {name: f"{_MARK}{name}{_MARK}" for name in PERSON_FIELDS}
-        context = {**frame, "person": slots, "language": language}
+        # The marker delimits the slots: a marker in an organisation's name (any text of the
+        # frame) would shift them and put one person's value where another belongs.
+        cleaned = {k: v.replace(_MARK, "") if isinstance(v, str) else v for k, v in frame.items()}
+        context = {**cleaned, "person": slots, "language": language}
         branding = frame.get("branding")
         context["branding"] = (
             branding if isinstance(branding, MailBranding) else MailBranding()
