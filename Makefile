@@ -27,6 +27,7 @@ demo: $(STAMP_RUN)
 
 test: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench
+	$(BIN)/ruff format --check selfcare_ops tests bench
 	$(BIN)/python -m pytest
 
 # JupyterLab refuses to start as root without --allow-root (containers, CI machines).
@@ -45,6 +46,7 @@ bench: $(STAMP_TEST)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench
+	$(BIN)/ruff format --check selfcare_ops tests bench
 
 clean:
 	rm -rf $(VENV) data/selfcare.db* data/outbox runs

@@ -32,11 +32,54 @@ from selfcare_ops.models import ACCOUNT_STATUSES
 from selfcare_ops.organisations import create_operator
 from selfcare_ops.textnorm import fold
 
-FIRST = ["Jean", "Marie", "Cédric", "Véronique", "Hélène", "Loïc", "Zoé", "Noël", "Anaïs",
-         "Jérôme", "Élodie", "François", "Gaëlle", "Maël", "Agnès", "Raphaël", "Inès", "Benoît"]
-LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
-        "Lefèvre", "Moreau", "Simon", "Laurent", "Michel", "Garcia", "Bubu", "Pichon", "Duduche",
-        "Faure", "Rousseau", "Blanc", "Guérin", "Muller", "Henry", "Roussel", "Nicolas", "Perrin"]
+FIRST = [
+    "Jean",
+    "Marie",
+    "Cédric",
+    "Véronique",
+    "Hélène",
+    "Loïc",
+    "Zoé",
+    "Noël",
+    "Anaïs",
+    "Jérôme",
+    "Élodie",
+    "François",
+    "Gaëlle",
+    "Maël",
+    "Agnès",
+    "Raphaël",
+    "Inès",
+    "Benoît",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Lefèvre",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Michel",
+    "Garcia",
+    "Bubu",
+    "Pichon",
+    "Duduche",
+    "Faure",
+    "Rousseau",
+    "Blanc",
+    "Guérin",
+    "Muller",
+    "Henry",
+    "Roussel",
+    "Nicolas",
+    "Perrin",
+]
 PAGE_SIZE = 20
 
 
@@ -63,17 +106,29 @@ def build(path: Path, users: int, clients: int = 700, partners: int = 32) -> Non
     cursor.execute("BEGIN")
     orgs = []
     for number in range(1, partners + 1):
-        orgs.append((number + 1, "partner", 1, f"P{number:03d}", f"Partenaire {number}",
-                     f"partenaire {number}", f"/1/{number + 1}/"))
+        orgs.append(
+            (
+                number + 1,
+                "partner",
+                1,
+                f"P{number:03d}",
+                f"Partenaire {number}",
+                f"partenaire {number}",
+                f"/1/{number + 1}/",
+            )
+        )
     for number in range(1, clients + 1):
         oid = partners + 1 + number
         parent = 2 + (number % partners)
         name = f"Client {number:04d}" + (" Télécom" if number % 9 == 0 else " Services")
-        orgs.append((oid, "client", parent, f"C{number:04d}", name, fold(name),
-                     f"/1/{parent}/{oid}/"))
+        orgs.append(
+            (oid, "client", parent, f"C{number:04d}", name, fold(name), f"/1/{parent}/{oid}/")
+        )
     cursor.executemany(
         "INSERT INTO organisations (id, kind, parent_id, ref, name, name_folded, path, "
-        f"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, '{now}', '{now}')", orgs)
+        f"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, '{now}', '{now}')",
+        orgs,
+    )
     statuses = list(ACCOUNT_STATUSES)
     batch: list[tuple] = []
     login_number = 0
@@ -85,10 +140,20 @@ def build(path: Path, users: int, clients: int = 700, partners: int = 32) -> Non
             login = f"{login_stem(first, last)}{login_number}@c{client_id}.example"
             status = rng.choices(statuses, (40, 22, 33, 5))[0]
             dated = now if status != "not_invited" else None
-            batch.append((client_id, login, first, last, fold(f"{last} {first}"),
-                          fold(f"{first} {last} {login}"), status, dated,
-                          dated if status in ("active", "deactivated") else None,
-                          dated if status == "deactivated" else None))
+            batch.append(
+                (
+                    client_id,
+                    login,
+                    first,
+                    last,
+                    fold(f"{last} {first}"),
+                    fold(f"{first} {last} {login}"),
+                    status,
+                    dated,
+                    dated if status in ("active", "deactivated") else None,
+                    dated if status == "deactivated" else None,
+                )
+            )
             if len(batch) >= 50_000:
                 _insert_users(cursor, batch, now)
                 batch.clear()
@@ -105,7 +170,8 @@ def _insert_users(cursor, rows: list[tuple], now: str) -> None:  # type: ignore[
         "status, invited_at, activated_at, deactivated_at, role, right_manage_rights, "
         "right_place_orders, right_view_invoices, status_changed_at, created_at, updated_at) "
         f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'user', 0, 0, 0, '{now}', '{now}', '{now}')",
-        rows)
+        rows,
+    )
 
 
 def median_seconds(action: Callable[[], object], repeat: int) -> float:
@@ -148,24 +214,32 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
     with sessions() as session:
         actor = system_actor(session)
         biggest = session.execute(
-            directory.select_biggest_client() if hasattr(directory, "select_biggest_client")
-            else _biggest_client_query()).scalar_one()
+            directory.select_biggest_client()
+            if hasattr(directory, "select_biggest_client")
+            else _biggest_client_query()
+        ).scalar_one()
         client_id = session.execute(_client_id_query(biggest)).scalar_one()
         cursor = None
         for _ in range(9):
-            cursor = directory.list_users(session, actor, biggest, page_size=PAGE_SIZE,
-                                          cursor=cursor, with_total=False).next_cursor
+            cursor = directory.list_users(
+                session, actor, biggest, page_size=PAGE_SIZE, cursor=cursor, with_total=False
+            ).next_cursor
         page10_cursor = cursor
         results["client search"] = median_seconds(
-            lambda: directory.search_clients(session, actor, "telecom", page_size=PAGE_SIZE),
-            repeat)
+            lambda: directory.search_clients(session, actor, "telecom", page_size=PAGE_SIZE), repeat
+        )
         results["users page 1"] = median_seconds(
-            lambda: directory.list_users(session, actor, biggest, page_size=PAGE_SIZE), repeat)
+            lambda: directory.list_users(session, actor, biggest, page_size=PAGE_SIZE), repeat
+        )
         results["users page 10"] = median_seconds(
-            lambda: directory.list_users(session, actor, biggest, page_size=PAGE_SIZE,
-                                         cursor=page10_cursor), repeat)
+            lambda: directory.list_users(
+                session, actor, biggest, page_size=PAGE_SIZE, cursor=page10_cursor
+            ),
+            repeat,
+        )
         results["client list page"] = median_seconds(
-            lambda: directory.search_clients(session, actor, page_size=PAGE_SIZE), repeat)
+            lambda: directory.search_clients(session, actor, page_size=PAGE_SIZE), repeat
+        )
 
     raw = engine.raw_connection()
     after_name, after_id = directory._decode_cursor(page10_cursor)
@@ -183,13 +257,17 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
     for frame in (True, False):
         suffix = "" if frame else " (bare fetch)"
         results["raw client search" + suffix] = median_seconds(
-            lambda f=frame: raw_clients(search, f), repeat)
+            lambda f=frame: raw_clients(search, f), repeat
+        )
         results["raw users page 1" + suffix] = median_seconds(
-            lambda f=frame: raw_users("", 0, f), repeat)
+            lambda f=frame: raw_users("", 0, f), repeat
+        )
         results["raw users page 10" + suffix] = median_seconds(
-            lambda f=frame: raw_users(after_name, after_id, f), repeat)
+            lambda f=frame: raw_users(after_name, after_id, f), repeat
+        )
         results["raw client list page" + suffix] = median_seconds(
-            lambda f=frame: raw_clients("", f), repeat)
+            lambda f=frame: raw_clients("", f), repeat
+        )
     raw.close()
     engine.dispose()
     return results
@@ -200,9 +278,13 @@ def _biggest_client_query():  # type: ignore[no-untyped-def]
 
     from selfcare_ops.models import ClientUserCount, Organisation
 
-    return (select(Organisation.ref).join(ClientUserCount, ClientUserCount.client_id ==
-                                          Organisation.id)
-            .group_by(Organisation.ref).order_by(func.sum(ClientUserCount.users).desc()).limit(1))
+    return (
+        select(Organisation.ref)
+        .join(ClientUserCount, ClientUserCount.client_id == Organisation.id)
+        .group_by(Organisation.ref)
+        .order_by(func.sum(ClientUserCount.users).desc())
+        .limit(1)
+    )
 
 
 def _client_id_query(ref: str):  # type: ignore[no-untyped-def]
@@ -225,8 +307,10 @@ def main() -> int:
             path = Path(folder) / f"{label}.db"
             start = time.perf_counter()
             build(path, size)
-            print(f"built {label} database: {size:,} users in {time.perf_counter() - start:.1f} s",
-                  flush=True)
+            print(
+                f"built {label} database: {size:,} users in {time.perf_counter() - start:.1f} s",
+                flush=True,
+            )
             timings[label] = measure(path, args.repeat)
     small, large = timings["small"], timings["large"]
     print(f"\n{'operation':38} {'10k users':>11} {'1M users':>11} {'large/small':>12}")
@@ -244,8 +328,10 @@ def main() -> int:
         worst_raw = max(worst_raw, ratio)
         print(f"  {name:24} {ratio:5.2f}x  ({bare:.2f}x)")
     verdict = "ok" if worst <= 1.5 and worst_raw <= 3.0 else "ABOVE TARGET"
-    print(f"\nworst large/small {worst:.2f} (target <= 1.5), worst listing/raw {worst_raw:.2f} "
-          f"(target <= 3): {verdict}")
+    print(
+        f"\nworst large/small {worst:.2f} (target <= 1.5), worst listing/raw {worst_raw:.2f} "
+        f"(target <= 3): {verdict}"
+    )
     print(f"ratio={worst:.2f}")
     return 0
 

@@ -174,10 +174,7 @@ NAIVE_COLUMNS = {
 
 def _ascii_folded(series: pd.Series) -> pd.Series:
     return (
-        series.str.normalize("NFKD")
-        .str.encode("ascii", "ignore")
-        .str.decode("ascii")
-        .str.lower()
+        series.str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii").str.lower()
     )
 
 
@@ -191,8 +188,7 @@ def naive_same_rows(csv_path: Path, url: str) -> Clock:
     """
     engine = make_engine(url)
     with Clock() as clock:
-        frame = pd.read_csv(csv_path, sep=";", encoding="cp1252", dtype=str,
-                            keep_default_na=False)
+        frame = pd.read_csv(csv_path, sep=";", encoding="cp1252", dtype=str, keep_default_na=False)
         users = frame[list(NAIVE_COLUMNS)].rename(columns=NAIVE_COLUMNS)
         with engine.connect() as connection:
             client_id, domain = connection.exec_driver_sql(
@@ -203,7 +199,8 @@ def naive_same_rows(csv_path: Path, url: str) -> Clock:
         suffix = f"@{(domain or '').lower()}"
         taken = set(
             pd.read_sql(
-                "SELECT login FROM users WHERE login LIKE :pattern", engine,
+                "SELECT login FROM users WHERE login LIKE :pattern",
+                engine,
                 params={"pattern": f"%{suffix}"},
             )["login"]
         )
@@ -216,22 +213,29 @@ def naive_same_rows(csv_path: Path, url: str) -> Clock:
             next_number[stem] = number
             logins.append(login)
         users["login"] = logins
-        users["civility"] = users["civility"].map({"M.": "M.", "Monsieur": "M.", "Mme": "Mme",
-                                                   "Madame": "Mme"})
+        users["civility"] = users["civility"].map(
+            {"M.": "M.", "Monsieur": "M.", "Mme": "Mme", "Madame": "Mme"}
+        )
         users = users.replace({"": None})
         now = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
         users["sort_name"] = last + " " + first
         users["search_text"] = first + " " + last + " " + users["login"] + " " + users["email"]
         users["email_folded"] = users["email"].str.lower()
         users = users.assign(
-            client_id=client_id, role="user", status="invited", right_manage_rights=False,
-            right_place_orders=False, right_view_invoices=False, status_changed_at=now,
-            invited_at=now, created_at=now, updated_at=now,
+            client_id=client_id,
+            role="user",
+            status="invited",
+            right_manage_rights=False,
+            right_place_orders=False,
+            right_view_invoices=False,
+            status_changed_at=now,
+            invited_at=now,
+            created_at=now,
+            updated_at=now,
         )
         users = users[users["email"].notna()]
         users.to_sql("users", engine, if_exists="append", index=False)
-        ids = pd.read_sql(f"SELECT id, login FROM users WHERE client_id = {int(client_id)}",
-                          engine)
+        ids = pd.read_sql(f"SELECT id, login FROM users WHERE client_id = {int(client_id)}", engine)
         users = users.merge(ids, on="login")
         tokens = [secrets.token_urlsafe(32) for _ in range(len(users))]
         with engine.begin() as connection:
@@ -241,25 +245,50 @@ def naive_same_rows(csv_path: Path, url: str) -> Clock:
                 f"'Bonjour \x1efull_name\x1e', '{now}') RETURNING id"
             ).scalar()
         keys = [f"naive-{user_id}" for user_id in users["id"]]
-        pd.DataFrame({
-            "message_key": keys, "kind": "invitation", "recipient": users["email"].to_numpy(),
-            "template_id": template_id,
-            "person": [json.dumps({"full_name": f"{f} {la}", "login": lo,
-                                   "link": f"https://portal.example/invitation/{t}"})
-                       for f, la, lo, t in zip(users["first_name"], users["last_name"],
-                                               users["login"], tokens, strict=True)],
-            "language": "fr", "status": "queued", "attempts": 0, "next_attempt_at": now,
-            "created_at": now,
-        }).to_sql("outbound_messages", engine, if_exists="append", index=False)
-        messages = pd.read_sql("SELECT id AS message_id, message_key FROM outbound_messages "
-                               "WHERE message_key LIKE 'naive-%'", engine)
-        pd.DataFrame({
-            "kind": "user", "user_id": users["id"].to_numpy(), "organisation_id": client_id,
-            "email": users["email"].to_numpy(),
-            "token_hash": [hashlib.sha256(t.encode()).hexdigest() for t in tokens],
-            "status": "pending", "created_at": now, "expires_at": now, "created_by": "naive",
-            "message_key": keys,
-        }).merge(messages, on="message_key").drop(columns="message_key").to_sql(
+        pd.DataFrame(
+            {
+                "message_key": keys,
+                "kind": "invitation",
+                "recipient": users["email"].to_numpy(),
+                "template_id": template_id,
+                "person": [
+                    json.dumps(
+                        {
+                            "full_name": f"{f} {la}",
+                            "login": lo,
+                            "link": f"https://portal.example/invitation/{t}",
+                        }
+                    )
+                    for f, la, lo, t in zip(
+                        users["first_name"], users["last_name"], users["login"], tokens, strict=True
+                    )
+                ],
+                "language": "fr",
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        ).to_sql("outbound_messages", engine, if_exists="append", index=False)
+        messages = pd.read_sql(
+            "SELECT id AS message_id, message_key FROM outbound_messages "
+            "WHERE message_key LIKE 'naive-%'",
+            engine,
+        )
+        pd.DataFrame(
+            {
+                "kind": "user",
+                "user_id": users["id"].to_numpy(),
+                "organisation_id": client_id,
+                "email": users["email"].to_numpy(),
+                "token_hash": [hashlib.sha256(t.encode()).hexdigest() for t in tokens],
+                "status": "pending",
+                "created_at": now,
+                "expires_at": now,
+                "created_by": "naive",
+                "message_key": keys,
+            }
+        ).merge(messages, on="message_key").drop(columns="message_key").to_sql(
             "invitations", engine, if_exists="append", index=False
         )
     engine.dispose()

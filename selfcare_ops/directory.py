@@ -28,10 +28,28 @@ from .textnorm import fold, like_pattern
 
 CLIENT_COLUMNS = ["ref", "name", "partner_ref", "partner_name", "users", *ACCOUNT_STATUSES]
 USER_COLUMNS = [
-    "login", "civility", "first_name", "last_name", "email", "phone", "mobile", "status",
-    "status_changed_at", "invited_at", "activated_at", "deactivated_at", "deactivated",
-    "sub_account", "role", "right_manage_rights", "right_place_orders", "right_view_invoices",
-    "services", "function", "language", "id",
+    "login",
+    "civility",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "mobile",
+    "status",
+    "status_changed_at",
+    "invited_at",
+    "activated_at",
+    "deactivated_at",
+    "deactivated",
+    "sub_account",
+    "role",
+    "right_manage_rights",
+    "right_place_orders",
+    "right_view_invoices",
+    "services",
+    "function",
+    "language",
+    "id",
 ]
 MAX_PAGE_SIZE = 1000
 
@@ -68,7 +86,9 @@ def _check_page_size(page_size: int) -> None:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError(
             f"The page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}.",
-            field="page_size", limit=MAX_PAGE_SIZE, actual=page_size,
+            field="page_size",
+            limit=MAX_PAGE_SIZE,
+            actual=page_size,
         )
 
 
@@ -83,8 +103,9 @@ def _scope_params(actor: Actor) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
-def _client_statements(client_side: bool, searching: bool, in_partner: bool) -> tuple[Select,
-                                                                                       Select]:
+def _client_statements(
+    client_side: bool, searching: bool, in_partner: bool
+) -> tuple[Select, Select]:
     """(count, page) statements for one combination of filters, built once.
 
     The page carries the total of matching clients (a window count), so one query answers
@@ -96,8 +117,12 @@ def _client_statements(client_side: bool, searching: bool, in_partner: bool) -> 
     else:
         conditions.append(_org.c.path.like(bindparam("scope_path"), escape="\\"))
     if searching:
-        conditions.append(or_(_org.c.name_folded.like(bindparam("pattern"), escape="\\"),
-                              func.lower(_org.c.ref).like(bindparam("pattern"), escape="\\")))
+        conditions.append(
+            or_(
+                _org.c.name_folded.like(bindparam("pattern"), escape="\\"),
+                func.lower(_org.c.ref).like(bindparam("pattern"), escape="\\"),
+            )
+        )
     if in_partner:
         conditions.append(_org.c.path.like(bindparam("partner_path"), escape="\\"))
     count = select(func.count()).select_from(_org).where(*conditions)
@@ -105,7 +130,8 @@ def _client_statements(client_side: bool, searching: bool, in_partner: bool) -> 
         select(_org.c.id, _org.c.name_folded, func.count().over().label("total"))
         .where(*conditions)
         .order_by(_org.c.name_folded, _org.c.id)
-        .limit(bindparam("limit")).offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
         .subquery("page")
     )
     client, parent = _org.alias("client"), _org.alias("parent")
@@ -114,14 +140,22 @@ def _client_statements(client_side: bool, searching: bool, in_partner: bool) -> 
         for s in ACCOUNT_STATUSES
     ]
     page = (
-        select(client.c.ref, client.c.name, parent.c.ref, parent.c.name, *per_status,
-               page_ids.c.total)
+        select(
+            client.c.ref, client.c.name, parent.c.ref, parent.c.name, *per_status, page_ids.c.total
+        )
         .select_from(page_ids)
         .join(client, client.c.id == page_ids.c.id)
         .join(parent, parent.c.id == client.c.parent_id)
         .outerjoin(_counts, _counts.c.client_id == client.c.id)
-        .group_by(page_ids.c.name_folded, page_ids.c.total, client.c.id, client.c.ref,
-                  client.c.name, parent.c.ref, parent.c.name)
+        .group_by(
+            page_ids.c.name_folded,
+            page_ids.c.total,
+            client.c.id,
+            client.c.ref,
+            client.c.name,
+            parent.c.ref,
+            parent.c.name,
+        )
         .order_by(page_ids.c.name_folded, client.c.id)
     )
     return count, page
@@ -152,15 +186,18 @@ def search_clients(
     connection = session.connection()
     params.update(limit=page_size, offset=(page - 1) * page_size)
     fetched = connection.execute(page_query, params).all()
-    records = [(ref, name, p_ref, p_name, a + b + c + d, a, b, c, d)
-               for ref, name, p_ref, p_name, a, b, c, d, _ in fetched]
+    records = [
+        (ref, name, p_ref, p_name, a + b + c + d, a, b, c, d)
+        for ref, name, p_ref, p_name, a, b, c, d, _ in fetched
+    ]
     total = fetched[0][-1] if fetched else connection.execute(count, params).scalar_one()
     rows = pd.DataFrame.from_records(records, columns=CLIENT_COLUMNS)
     return ClientPage(rows, page, math.ceil(total / page_size), total)
 
 
 _ORG_BY_REF = select(_org.c.id, _org.c.kind, _org.c.ref, _org.c.name, _org.c.path).where(
-    _org.c.ref == bindparam("ref"))
+    _org.c.ref == bindparam("ref")
+)
 _CLIENT_BY_REF = _ORG_BY_REF.where(_org.c.kind == "client")
 
 
@@ -180,14 +217,18 @@ def _encode_cursor(sort_name: str, user_id: int) -> str:
 def _decode_cursor(cursor: str) -> tuple[str, int]:
     user_id, sep, sort_name = cursor.partition(":")
     if not sep or not user_id.isdigit():
-        raise ValidationError(f"The page cursor {cursor!r} is not one this directory gave out.",
-                              field="cursor", actual=cursor)
+        raise ValidationError(
+            f"The page cursor {cursor!r} is not one this directory gave out.",
+            field="cursor",
+            actual=cursor,
+        )
     return sort_name, int(user_id)
 
 
 @lru_cache(maxsize=256)
-def _user_conditions(manager: bool, status: bool, has_email: bool | None, sub_account: bool,
-                     searching: bool) -> tuple:
+def _user_conditions(
+    manager: bool, status: bool, has_email: bool | None, sub_account: bool, searching: bool
+) -> tuple:
     conditions = [_users.c.client_id == bindparam("client_id")]
     if manager:
         conditions.append(_users.c.sub_account_id == bindparam("scope_sub"))
@@ -208,15 +249,37 @@ def _user_conditions(manager: bool, status: bool, has_email: bool | None, sub_ac
 def _user_page_statement(filters: tuple, after: bool) -> Select:
     conditions = list(_user_conditions(*filters))
     if after:
-        conditions.append(tuple_(_users.c.sort_name, _users.c.id)
-                          > tuple_(bindparam("after_name"), bindparam("after_id")))
+        conditions.append(
+            tuple_(_users.c.sort_name, _users.c.id)
+            > tuple_(bindparam("after_name"), bindparam("after_id"))
+        )
     u = _users.c
     return (
-        select(u.login, u.civility, u.first_name, u.last_name, u.email, u.phone, u.mobile,
-               u.status, u.status_changed_at, u.invited_at, u.activated_at, u.deactivated_at,
-               literal_column("0"), _subs.c.name, u.role, u.right_manage_rights,
-               u.right_place_orders, u.right_view_invoices, u.services, u.function, u.language,
-               u.id, u.sort_name)
+        select(
+            u.login,
+            u.civility,
+            u.first_name,
+            u.last_name,
+            u.email,
+            u.phone,
+            u.mobile,
+            u.status,
+            u.status_changed_at,
+            u.invited_at,
+            u.activated_at,
+            u.deactivated_at,
+            literal_column("0"),
+            _subs.c.name,
+            u.role,
+            u.right_manage_rights,
+            u.right_place_orders,
+            u.right_view_invoices,
+            u.services,
+            u.function,
+            u.language,
+            u.id,
+            u.sort_name,
+        )
         .select_from(_users.outerjoin(_subs, _subs.c.id == u.sub_account_id))
         .where(and_(*conditions))
         .order_by(u.sort_name, u.id)
@@ -230,10 +293,12 @@ def _user_count_statement(filters: tuple) -> Select:
 
 
 _COUNTS_OF_CLIENT = select(func.coalesce(func.sum(_counts.c.users), 0)).where(
-    _counts.c.client_id == bindparam("client_id"))
+    _counts.c.client_id == bindparam("client_id")
+)
 _COUNTS_OF_CLIENT_STATUS = _COUNTS_OF_CLIENT.where(_counts.c.status == bindparam("status"))
-_SUB_ACCOUNT_ID = select(_subs.c.id).where(_subs.c.client_id == bindparam("client_id"),
-                                           _subs.c.name_folded == bindparam("name"))
+_SUB_ACCOUNT_ID = select(_subs.c.id).where(
+    _subs.c.client_id == bindparam("client_id"), _subs.c.name_folded == bindparam("name")
+)
 
 
 def list_users(
@@ -254,7 +319,8 @@ def list_users(
     if status is not None and status not in ACCOUNT_STATUSES:
         raise ValidationError(
             f"The status must be one of {', '.join(ACCOUNT_STATUSES)}, not {status!r}.",
-            field="status", actual=status,
+            field="status",
+            actual=status,
         )
     client = _organisation_row(session, client_ref, "client")
     require_organisation(actor, client, "list the users of")
@@ -265,10 +331,14 @@ def list_users(
         params["scope_sub"] = actor.sub_account_id
     if sub_account:
         sub_id = connection.execute(
-            _SUB_ACCOUNT_ID, {"client_id": client.id, "name": fold(sub_account)}).scalar()
+            _SUB_ACCOUNT_ID, {"client_id": client.id, "name": fold(sub_account)}
+        ).scalar()
         if sub_id is None:
-            raise ValidationError(f"Client {client.ref} has no sub-account named {sub_account!r}.",
-                                  field="sub_account", actual=sub_account)
+            raise ValidationError(
+                f"Client {client.ref} has no sub-account named {sub_account!r}.",
+                field="sub_account",
+                actual=sub_account,
+            )
         if manager and sub_id != actor.sub_account_id:
             raise AccessDeniedError(f"{actor.describe()} may only list their own sub-account.")
         params["sub_id"] = sub_id
@@ -297,14 +367,22 @@ def list_users(
     return UserPage(rows, next_cursor, int(total) if total is not None else None)
 
 
-def iter_users(session: Session, actor: Actor, client_ref: str, *, page_size: int = 500,
-               **filters: Any) -> pd.DataFrame:
+def iter_users(
+    session: Session, actor: Actor, client_ref: str, *, page_size: int = 500, **filters: Any
+) -> pd.DataFrame:
     """Every matching user of a client, fetched page by page (for exports and bulk plans)."""
     frames = []
     cursor = None
     while True:
-        page = list_users(session, actor, client_ref, page_size=page_size, cursor=cursor,
-                          with_total=False, **filters)
+        page = list_users(
+            session,
+            actor,
+            client_ref,
+            page_size=page_size,
+            cursor=cursor,
+            with_total=False,
+            **filters,
+        )
         frames.append(page.rows)
         cursor = page.next_cursor
         if cursor is None:

@@ -355,9 +355,7 @@ def json_strings(values: dict[str, str]) -> str:
     """``json.dumps(values)`` for a dictionary of strings, a few times faster (tested equal)."""
     return (
         "{"
-        + ", ".join(
-            f"{_json_string(key)}: {_json_string(value)}" for key, value in values.items()
-        )
+        + ", ".join(f"{_json_string(key)}: {_json_string(value)}" for key, value in values.items())
         + "}"
     )
 

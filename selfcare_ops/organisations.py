@@ -41,9 +41,16 @@ def _check_language(language: str | None) -> None:
 
 
 def _audit_created(session: Session, actor: Actor, org: Organisation) -> None:
-    audit.record(session, actor, "organisation.create", "organisation", org.id,
-                 target_label=org.ref, organisation_id=org.id,
-                 after=audit.snapshot(org, ORG_FIELDS))
+    audit.record(
+        session,
+        actor,
+        "organisation.create",
+        "organisation",
+        org.id,
+        target_label=org.ref,
+        organisation_id=org.id,
+        after=audit.snapshot(org, ORG_FIELDS),
+    )
 
 
 def create_operator(

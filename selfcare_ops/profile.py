@@ -74,18 +74,29 @@ class SaveResult:
         return f"The {self.section} of {self.target} is saved ({fields})."
 
 
-
 def _record_changes(
-    session: Session, actor: Actor, action: str, target_type: str, target_id: int,
-    label: str, organisation_id: int, changed: dict[str, tuple[Any, Any]],
+    session: Session,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: int,
+    label: str,
+    organisation_id: int,
+    changed: dict[str, tuple[Any, Any]],
 ) -> None:
     """One audit event holding only the changed fields, before and after."""
     audit.record(
-        session, actor, action, target_type, target_id, target_label=label,
+        session,
+        actor,
+        action,
+        target_type,
+        target_id,
+        target_label=label,
         organisation_id=organisation_id,
         before={k: old for k, (old, _new) in changed.items()},
         after={k: new for k, (_old, new) in changed.items()},
     )
+
 
 # --- phones ----------------------------------------------------------------------------------
 
@@ -277,8 +288,16 @@ def set_notification_prefs(
     if changed:
         user.notification_prefs = after
         session.flush()
-        _record_changes(session, actor, "user.notifications", "user", user.id,
-                        user.login, user.client_id, changed)
+        _record_changes(
+            session,
+            actor,
+            "user.notifications",
+            "user",
+            user.id,
+            user.login,
+            user.client_id,
+            changed,
+        )
     return SaveResult("notification preferences", user.login, changed)
 
 
@@ -352,8 +371,9 @@ def update_profile(
             ).items():
                 setattr(user, column, value)
         session.flush()
-        _record_changes(session, actor, "user.profile", "user", user.id,
-                        user.login, user.client_id, changed)
+        _record_changes(
+            session, actor, "user.profile", "user", user.id, user.login, user.client_id, changed
+        )
     return SaveResult("profile", user.login, changed)
 
 
@@ -413,8 +433,16 @@ def update_company(
         if "name" in changed:
             client.name_folded = fold(client.name)
         session.flush()
-        _record_changes(session, actor, "organisation.details", "organisation", client.id,
-                        client.ref, client.id, changed)
+        _record_changes(
+            session,
+            actor,
+            "organisation.details",
+            "organisation",
+            client.id,
+            client.ref,
+            client.id,
+            changed,
+        )
     return SaveResult("company details", client.ref, changed)
 
 

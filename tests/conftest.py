@@ -130,39 +130,97 @@ def tree(session_factory: sessionmaker[Session]) -> Tree:
     with session_factory.begin() as session:
         _, system_admin = create_operator(session, "OP", "Opérateur Télécom", login_domain="op.fr")
         system = actor_for_administrator(system_admin)
-        create_organisation(session, system, kind="partner", parent_ref="OP", ref="PA",
-                            name="Partenaire Alpha")
-        create_organisation(session, system, kind="partner", parent_ref="PA", ref="PA1",
-                            name="Alpha Sud")
-        create_organisation(session, system, kind="partner", parent_ref="OP", ref="PB",
-                            name="Partenaire Bêta")
-        create_organisation(session, system, kind="client", parent_ref="PA", ref="CA",
-                            name="Virginie Télécom", login_domain="virginietelecom.sewan.eu")
-        create_organisation(session, system, kind="client", parent_ref="PA1", ref="CA1",
-                            name="Société Sudiste", login_domain="sudiste.sewan.eu")
-        create_organisation(session, system, kind="client", parent_ref="PB", ref="CB",
-                            name="Bêta Client", login_domain="betaclient.sewan.eu")
+        create_organisation(
+            session, system, kind="partner", parent_ref="OP", ref="PA", name="Partenaire Alpha"
+        )
+        create_organisation(
+            session, system, kind="partner", parent_ref="PA", ref="PA1", name="Alpha Sud"
+        )
+        create_organisation(
+            session, system, kind="partner", parent_ref="OP", ref="PB", name="Partenaire Bêta"
+        )
+        create_organisation(
+            session,
+            system,
+            kind="client",
+            parent_ref="PA",
+            ref="CA",
+            name="Virginie Télécom",
+            login_domain="virginietelecom.sewan.eu",
+        )
+        create_organisation(
+            session,
+            system,
+            kind="client",
+            parent_ref="PA1",
+            ref="CA1",
+            name="Société Sudiste",
+            login_domain="sudiste.sewan.eu",
+        )
+        create_organisation(
+            session,
+            system,
+            kind="client",
+            parent_ref="PB",
+            ref="CB",
+            name="Bêta Client",
+            login_domain="betaclient.sewan.eu",
+        )
         admins = {
-            ref: actor_for_administrator(create_administrator(
-                session, system, ref, f"admin@{ref.lower()}.example", f"Admin {ref}"))
+            ref: actor_for_administrator(
+                create_administrator(
+                    session, system, ref, f"admin@{ref.lower()}.example", f"Admin {ref}"
+                )
+            )
             for ref in ("OP", "PA", "PA1", "PB")
         }
         ca = session.scalar(text("SELECT id FROM organisations WHERE ref = 'CA'"))
-        session.add_all([SubAccount(client_id=ca, name="Siège", name_folded="siege"),
-                         SubAccount(client_id=ca, name="Agence", name_folded="agence")])
+        session.add_all(
+            [
+                SubAccount(client_id=ca, name="Siège", name_folded="siege"),
+                SubAccount(client_id=ca, name="Agence", name_folded="agence"),
+            ]
+        )
         session.flush()
-        alice = create_user(session, system, "CA", NewUser(
-            "Alice", "Dupont", email="alice@virginie.example"))
-        marc = create_user(session, system, "CA", NewUser(
-            "Marc", "Lefèvre", email="marc@virginie.example", role="manager", sub_account="Siège"))
+        alice = create_user(
+            session, system, "CA", NewUser("Alice", "Dupont", email="alice@virginie.example")
+        )
+        marc = create_user(
+            session,
+            system,
+            "CA",
+            NewUser(
+                "Marc",
+                "Lefèvre",
+                email="marc@virginie.example",
+                role="manager",
+                sub_account="Siège",
+            ),
+        )
         users = [
-            create_user(session, system, "CA", NewUser(
-                "Jean-Pierre", "Bubu", email="jp.bubu@virginie.example", sub_account="Siège")),
+            create_user(
+                session,
+                system,
+                "CA",
+                NewUser(
+                    "Jean-Pierre", "Bubu", email="jp.bubu@virginie.example", sub_account="Siège"
+                ),
+            ),
             create_user(session, system, "CA", NewUser("Cédric", "Pichon", sub_account="Siège")),
-            create_user(session, system, "CA", NewUser(
-                "Véronique", "Duduche", email="v.duduche@virginie.example", sub_account="Agence")),
-            create_user(session, system, "CA", NewUser(
-                "Robert", "Convenant", email="r.convenant@virginie.example")),
+            create_user(
+                session,
+                system,
+                "CA",
+                NewUser(
+                    "Véronique", "Duduche", email="v.duduche@virginie.example", sub_account="Agence"
+                ),
+            ),
+            create_user(
+                session,
+                system,
+                "CA",
+                NewUser("Robert", "Convenant", email="r.convenant@virginie.example"),
+            ),
         ]
         from selfcare_ops.models import utcnow
 

@@ -45,8 +45,14 @@ def test_partner_admin_cannot_change_another_partners_client(session_factory, tr
         with pytest.raises(AccessDeniedError, match="outside their scope"):
             access.require_organisation(tree.partner_b_admin, _org(session, "CA"))
         with pytest.raises(AccessDeniedError):
-            create_organisation(session, tree.partner_b_admin, kind="client", parent_ref="PA",
-                                ref="CX", name="Intrus")
+            create_organisation(
+                session,
+                tree.partner_b_admin,
+                kind="client",
+                parent_ref="PA",
+                ref="CX",
+                name="Intrus",
+            )
 
 
 def test_nested_partner_admin_cannot_reach_up(session_factory, tree):
@@ -82,8 +88,9 @@ def test_manager_adds_only_non_administrators_to_their_sub_account(session_facto
             create_user(session, manager, "CA", NewUser("Eve", "Ailleurs", sub_account="Agence"))
         with pytest.raises(AccessDeniedError, match="own sub-account"):
             create_user(session, manager, "CA", NewUser("Eve", "Nulle", role="manager"))
-        created = create_user(session, manager, "CA",
-                              NewUser("Eve", "Siège", role="manager", sub_account="Siège"))
+        created = create_user(
+            session, manager, "CA", NewUser("Eve", "Siège", role="manager", sub_account="Siège")
+        )
         assert created.sub_account_id == manager.sub_account_id
         with pytest.raises(AccessDeniedError):
             create_user(session, manager, "CB", NewUser("Eve", "Beta", sub_account="Siège"))

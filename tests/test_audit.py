@@ -12,8 +12,12 @@ from selfcare_ops.users import NewUser, create_user
 
 def test_user_creation_is_audited_with_after_state(session_factory, tree):
     with session_factory.begin() as session:
-        user = create_user(session, tree.partner_a_admin, "CA", NewUser(
-            "Zoé", "Éclair", email="zoe@virginie.example", sub_account="Agence"))
+        user = create_user(
+            session,
+            tree.partner_a_admin,
+            "CA",
+            NewUser("Zoé", "Éclair", email="zoe@virginie.example", sub_account="Agence"),
+        )
     with session_factory() as session:
         event = session.scalar(select(AuditEvent).where(AuditEvent.target_label == user.login))
         assert event.action == "user.create"
@@ -28,8 +32,9 @@ def test_refused_change_writes_nothing(session_factory, tree):
     with session_factory() as session:
         before = session.scalar(select(func.count()).select_from(AuditEvent))
     with pytest.raises(AccessDeniedError), session_factory.begin() as session:
-        create_organisation(session, tree.partner_b_admin, kind="client", parent_ref="PA",
-                            ref="CZ", name="Refusé")
+        create_organisation(
+            session, tree.partner_b_admin, kind="client", parent_ref="PA", ref="CZ", name="Refusé"
+        )
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == before
 
@@ -53,7 +58,8 @@ def test_list_events_is_scoped(session_factory, tree):
         assert "aalpha@virginietelecom.sewan.eu" not in set(mine["target_label"])
         everything = audit.list_events(session, tree.system, limit=500)
         assert {"bbeta@betaclient.sewan.eu", "aalpha@virginietelecom.sewan.eu"} <= set(
-            everything["target_label"])
+            everything["target_label"]
+        )
         only = audit.list_events(session, tree.system, action="organisation.create")
         assert set(only["action"]) == {"organisation.create"}
         assert list(only.columns) == audit.AUDIT_COLUMNS

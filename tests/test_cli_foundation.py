@@ -30,10 +30,19 @@ def test_demo_then_directory_from_the_command_line(db_url):
     assert "Virginie Télécom" in names
     assert any("Télécom" in n for n in names - {"Virginie Télécom"})
     for client in clients:
-        assert {"ref", "name", "partner_ref", "users", "not_invited", "invited", "active",
-                "deactivated"} <= set(client)
-        assert client["users"] == sum(client[s] for s in (
-            "not_invited", "invited", "active", "deactivated"))
+        assert {
+            "ref",
+            "name",
+            "partner_ref",
+            "users",
+            "not_invited",
+            "invited",
+            "active",
+            "deactivated",
+        } <= set(client)
+        assert client["users"] == sum(
+            client[s] for s in ("not_invited", "invited", "active", "deactivated")
+        )
 
     paged = run(db_url, "clients", "list", "--page", "2", "--page-size", "25")
     assert paged.exit_code == 0 and "Page 2 / 28 (700 clients)" in paged.output
@@ -46,12 +55,23 @@ def test_demo_then_directory_from_the_command_line(db_url):
     text_out = run(db_url, "users", "list", "C0001", "--status", "invited", "--limit", "5")
     assert "invited (20" in text_out.output
 
-    scoped = json.loads(run(db_url, "--as", "admin@newleader.example", "clients", "list",
-                            "--page-size", "1000", "--json").output)
+    scoped = json.loads(
+        run(
+            db_url,
+            "--as",
+            "admin@newleader.example",
+            "clients",
+            "list",
+            "--page-size",
+            "1000",
+            "--json",
+        ).output
+    )
     assert scoped and all(c["partner_ref"] == "P003" for c in scoped)
     outside = next(c["ref"] for c in clients if c["partner_ref"] != "P003")
-    refused = run(db_url, "users", "list", outside,
-                  env={"SELFCARE_OPS_ACTOR": "admin@newleader.example"})
+    refused = run(
+        db_url, "users", "list", outside, env={"SELFCARE_OPS_ACTOR": "admin@newleader.example"}
+    )
     assert refused.exit_code == 1
     assert "outside their scope" in refused.output
 
@@ -82,7 +102,8 @@ def test_errors_are_one_sentence_with_status_1(db_url, tmp_path):
     result = run(empty, "clients", "list")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: The database is not initialised: run `selfcare-ops db upgrade`.")
+        "Error: The database is not initialised: run `selfcare-ops db upgrade`."
+    )
     unknown = run(db_url, "--as", "ghost@nowhere.example", "clients", "list")
     assert unknown.exit_code == 1 and "Traceback" not in unknown.output
     missing = run(db_url, "users", "list", "NOPE")
@@ -111,9 +132,19 @@ def test_db_upgrade_twice(tmp_path):
     make_engine(url).dispose()
 
 
-@pytest.mark.parametrize("command", [[], ["db"], ["db", "upgrade"], ["db", "recount"], ["demo"],
-                                     ["clients", "list"],
-                                     ["users", "list"], ["audit", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "recount"],
+        ["demo"],
+        ["clients", "list"],
+        ["users", "list"],
+        ["audit", "list"],
+    ],
+)
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output

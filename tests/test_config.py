@@ -21,8 +21,9 @@ def test_environment_wins_over_settings_file(tmp_path):
     file.write_text(
         "# team settings\nSELFCARE_OPS_SMTP_PORT=2525\nSELFCARE_OPS_MAIL_TRANSPORT=smtp\n"
     )
-    settings = Settings.from_env({"SELFCARE_OPS_SETTINGS": str(file),
-                                  "SELFCARE_OPS_SMTP_PORT": "587"})
+    settings = Settings.from_env(
+        {"SELFCARE_OPS_SETTINGS": str(file), "SELFCARE_OPS_SMTP_PORT": "587"}
+    )
     assert settings.smtp_port == 587
     assert settings.mail_transport == "smtp"
 

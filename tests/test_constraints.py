@@ -16,10 +16,19 @@ from selfcare_ops.users import derived_columns
 def _user_row(client_id: int, login: str, **overrides):
     now = utcnow()
     row = {
-        "client_id": client_id, "login": login, "first_name": "Anne", "last_name": "Test",
-        "role": "user", "status": "not_invited", "status_changed_at": now, "created_at": now,
-        "updated_at": now, "right_manage_rights": False, "right_place_orders": False,
-        "right_view_invoices": False, **derived_columns("Anne", "Test", login, None),
+        "client_id": client_id,
+        "login": login,
+        "first_name": "Anne",
+        "last_name": "Test",
+        "role": "user",
+        "status": "not_invited",
+        "status_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "right_manage_rights": False,
+        "right_place_orders": False,
+        "right_view_invoices": False,
+        **derived_columns("Anne", "Test", login, None),
     }
     row.update(overrides)
     return row
@@ -76,19 +85,25 @@ def test_administrator_has_no_sub_account(session_factory, tree):
 def test_only_the_operator_is_a_root(session_factory, tree):
     with session_factory() as session:
         with pytest.raises(exc.IntegrityError):
-            session.execute(text(
-                "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, "
-                "updated_at) VALUES ('client', 'ORPHAN', 'x', 'x', '/', :now, :now)"
-            ), {"now": utcnow()})
+            session.execute(
+                text(
+                    "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, "
+                    "updated_at) VALUES ('client', 'ORPHAN', 'x', 'x', '/', :now, :now)"
+                ),
+                {"now": utcnow()},
+            )
         session.rollback()
 
 
 def test_counts_follow_inserts_status_changes_moves_and_deletes(session_factory, tree):
     def counts(session, ref):
-        return dict(session.execute(
-            select(ClientUserCount.status, ClientUserCount.users)
-            .where(ClientUserCount.client_id == _client_id(session, ref), ClientUserCount.users > 0)
-        ).all())
+        return dict(
+            session.execute(
+                select(ClientUserCount.status, ClientUserCount.users).where(
+                    ClientUserCount.client_id == _client_id(session, ref), ClientUserCount.users > 0
+                )
+            ).all()
+        )
 
     with session_factory.begin() as session:
         ca, cb = _client_id(session, "CA"), _client_id(session, "CB")
@@ -99,8 +114,9 @@ def test_counts_follow_inserts_status_changes_moves_and_deletes(session_factory,
         count_new_users(session.connection(), {(cb, "not_invited"): 1})  # Core writers count
         assert counts(session, "CB") == {"not_invited": 3}
         session.execute(text("DELETE FROM users WHERE login = 'n3@b'"))
-        session.execute(update(User).where(User.login == "n1@b")
-                        .values(status="invited", invited_at=utcnow()))
+        session.execute(
+            update(User).where(User.login == "n1@b").values(status="invited", invited_at=utcnow())
+        )
         assert counts(session, "CB") == {"not_invited": 1, "invited": 1}
         session.execute(update(User).where(User.login == "n2@b").values(client_id=ca))
         assert counts(session, "CB") == {"invited": 1}

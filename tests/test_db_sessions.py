@@ -13,8 +13,12 @@ def test_reader_is_not_blocked_by_a_writer_holding_the_lock(sqlite_template, tmp
     path.write_bytes(sqlite_template.read_bytes())
     engine = make_engine(f"sqlite:///{path}")
     writer = make_session_factory(engine)()
-    writer.execute(text("INSERT INTO job_locks (job_name, acquired_at, holder) "
-                        "VALUES ('held', '2026-01-01', 'test')"))  # holds the write lock
+    writer.execute(
+        text(
+            "INSERT INTO job_locks (job_name, acquired_at, holder) "
+            "VALUES ('held', '2026-01-01', 'test')"
+        )
+    )  # holds the write lock
     answers: list[int] = []
 
     def read() -> None:

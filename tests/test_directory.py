@@ -29,7 +29,12 @@ def test_client_counts_by_status(session_factory, tree):
         assert list(rows.columns) == directory.CLIENT_COLUMNS[1:]
         ca = rows.loc["CA"]
         assert (ca["users"], ca["not_invited"], ca["invited"], ca["active"], ca["deactivated"]) == (
-            6, 3, 0, 2, 1)
+            6,
+            3,
+            0,
+            2,
+            1,
+        )
         assert rows.loc["CB"]["users"] == 0
         assert rows.loc["CA"]["partner_ref"] == "PA"
 
@@ -37,15 +42,24 @@ def test_client_counts_by_status(session_factory, tree):
 def test_client_pages_cover_everything_once(session_factory, tree):
     with session_factory.begin() as session:
         for number in range(23):
-            create_organisation(session, tree.system, kind="client", parent_ref="PB",
-                                ref=f"X{number:02d}", name=f"Client Éphémère {number:02d}")
+            create_organisation(
+                session,
+                tree.system,
+                kind="client",
+                parent_ref="PB",
+                ref=f"X{number:02d}",
+                name=f"Client Éphémère {number:02d}",
+            )
     with session_factory() as session:
         first = directory.search_clients(session, tree.system, "ephemere", page_size=10)
         assert (first.total, first.pages, first.label) == (23, 3, "Page 1 / 3")
         refs = []
         for number in range(1, 4):
-            refs += list(directory.search_clients(session, tree.system, "éphémère", page=number,
-                                                  page_size=10).rows["ref"])
+            refs += list(
+                directory.search_clients(
+                    session, tree.system, "éphémère", page=number, page_size=10
+                ).rows["ref"]
+            )
         assert sorted(refs) == [f"X{n:02d}" for n in range(23)]
         assert directory.search_clients(session, tree.system, "éphémère", page=9).rows.empty
 
@@ -53,10 +67,13 @@ def test_client_pages_cover_everything_once(session_factory, tree):
 def test_client_search_is_scoped(session_factory, tree):
     with session_factory() as session:
         assert set(directory.search_clients(session, tree.partner_a_admin).rows["ref"]) == {
-            "CA", "CA1"}
+            "CA",
+            "CA1",
+        }
         assert set(directory.search_clients(session, tree.client_a_admin).rows["ref"]) == {"CA"}
-        assert set(directory.search_clients(session, tree.system, partner_ref="PA").rows[
-            "ref"]) == {"CA", "CA1"}
+        assert set(
+            directory.search_clients(session, tree.system, partner_ref="PA").rows["ref"]
+        ) == {"CA", "CA1"}
         with pytest.raises(AccessDeniedError):
             directory.search_clients(session, tree.partner_b_admin, partner_ref="PA")
 
@@ -85,8 +102,13 @@ def test_keyset_pages_walk_all_users_once(session_factory, tree):
     with session_factory.begin() as session:
         for number in range(37):
             create_user(session, tree.system, "CB", NewUser("Même", f"Nom{number % 5}"))
-        session.execute(update(User).where(User.login.like("mnom1%")).values(status="deactivated",
-                        deactivated_at=User.created_at, activated_at=User.created_at))
+        session.execute(
+            update(User)
+            .where(User.login.like("mnom1%"))
+            .values(
+                status="deactivated", deactivated_at=User.created_at, activated_at=User.created_at
+            )
+        )
     with session_factory() as session:
         seen, cursor, pages = [], None, 0
         while True:

@@ -17,7 +17,8 @@ def test_fold_examples():
 
 def test_login_examples_from_the_seed():
     assert make_login("Jean-Pierre", "Bubu", "virginietelecom.sewan.eu", set()) == (
-        "jbubu@virginietelecom.sewan.eu")
+        "jbubu@virginietelecom.sewan.eu"
+    )
     assert login_stem("Cédric", "D'Artagnan-Écu") == "cdartagnanecu"
     taken = {"jbubu@x.fr", "jbubu2@x.fr"}
     assert make_login("Jules", "Bubu", "x.fr", taken) == "jbubu3@x.fr"
@@ -46,8 +47,9 @@ def test_ascii_fast_path_matches_the_unicode_path(text):
     import re
     import unicodedata
 
-    slow = "".join(c for c in unicodedata.normalize("NFKD", text.lower())
-                   if not unicodedata.combining(c))
+    slow = "".join(
+        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
+    )
     assert fold(text) == re.sub(r"\s+", " ", slow).strip()
 
 

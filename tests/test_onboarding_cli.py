@@ -149,9 +149,7 @@ def test_errors_are_one_sentence(db_url, tree, tmp_path) -> None:
 def test_unknown_columns_and_warnings_are_shown(db_url, tree, tmp_path) -> None:
     source = tmp_path / "mixed.csv"
     source.write_bytes(
-        "Nom;Prénom;Remarque\n".encode()
-        + "Été;Anne;x\n".encode()
-        + "Noël;Bob;y\n".encode("cp1252")
+        "Nom;Prénom;Remarque\n".encode() + "Été;Anne;x\n".encode() + "Noël;Bob;y\n".encode("cp1252")
     )
     result = run(db_url, "import", "users", str(source), "--client", "CA")
     assert result.exit_code == 0

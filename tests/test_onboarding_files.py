@@ -40,8 +40,9 @@ def test_corpus_file(name: str, session_factory, tree, tmp_path: Path) -> None:
     client = expected.get("client", "CA")
     if "error" in expected:
         kind, fragment = expected["error"]
-        with session_factory() as session, pytest.raises(
-            getattr(errors, kind), match=re.escape(fragment)
+        with (
+            session_factory() as session,
+            pytest.raises(getattr(errors, kind), match=re.escape(fragment)),
         ):
             build_plan(session, tree.system, path, client_ref=client)
         return

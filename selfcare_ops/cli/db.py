@@ -45,8 +45,9 @@ def db_recount(cli: CliContext) -> None:
 
 @main.command()
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--no-jobs", is_flag=True,
-              help="Only migrate and load the demo data; skip the notebook jobs.")
+@click.option(
+    "--no-jobs", is_flag=True, help="Only migrate and load the demo data; skip the notebook jobs."
+)
 @pass_cli
 def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
     """The main job: migrate, load the demo data, then onboard, invite, deliver and report.

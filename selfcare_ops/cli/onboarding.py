@@ -30,9 +30,7 @@ def _default_report(cli: CliContext, file: Path) -> Path:
 @click.option("--dry-run", is_flag=True, help="Plan and report only; change nothing.")
 @click.option("--invite", is_flag=True, help="Invite the users who have an email.")
 @click.option("--strict", is_flag=True, help="All or nothing: any rejected row stops the import.")
-@click.option(
-    "--create-sub-accounts", is_flag=True, help="Create the sub-accounts the file names."
-)
+@click.option("--create-sub-accounts", is_flag=True, help="Create the sub-accounts the file names.")
 @click.option(
     "--report",
     "report_path",

@@ -108,13 +108,19 @@ def run_main_job(
             # The demo client's users are invited here; invitation_maintenance delivers them.
             invited = invite_demo_client(session, system_actor(session), DEMO_CLIENT_REF)
         with make_session_factory(engine).begin() as session:
-            preview = write_demo_preview(session, settings.data_dir / "previews" / "C0001.png",
-                                         client_ref=DEMO_CLIENT_REF)
+            preview = write_demo_preview(
+                session, settings.data_dir / "previews" / "C0001.png", client_ref=DEMO_CLIENT_REF
+            )
         database = describe(engine)
     finally:
         engine.dispose()
-    summary = MainJobSummary(database=database, demo=demo, maildir=settings.maildir,
-                             demo_invited=invited, preview=preview)
+    summary = MainJobSummary(
+        database=database,
+        demo=demo,
+        maildir=settings.maildir,
+        demo_invited=invited,
+        preview=preview,
+    )
     onboarding = {
         "csv_path": str(csv_path or ONBOARDING_SAMPLE),
         "client": client if client is not None else ("" if csv_path else DEMO_CLIENT_REF),

@@ -286,8 +286,10 @@ def _rows(
                 f"line {line} has {len(cells)} cells but the header names {width} columns: "
                 "a separator inside a value must be quoted"
             )
-        elif problem is None and unnamed and any(
-            i < len(cells) and cells[i].strip() for i in unnamed
+        elif (
+            problem is None
+            and unnamed
+            and any(i < len(cells) and cells[i].strip() for i in unnamed)
         ):
             problem = f"line {line} has a value in a column without a header"
         yield RawRow(line, values, problem)

@@ -55,7 +55,8 @@ class Services:
         self.actor = actor
         bind = session_factory.kw.get("bind")
         self._read_factory = (
-            make_session_factory(bind, read_only=True) if isinstance(bind, Engine)
+            make_session_factory(bind, read_only=True)
+            if isinstance(bind, Engine)
             else session_factory
         )
 
