@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Column, Table, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 
@@ -31,6 +32,30 @@ def _column_values(values: list[Any], processor: Any) -> list[Any]:
             processed = processor(value)
         out.append(processed)
     return out
+
+
+def execute_insert(
+    connection: Connection, table: Table, columns: Sequence[Column[Any]], records: list[Any]
+) -> None:
+    """One driver ``executemany`` of ready tuples (values in ``columns`` order)."""
+    dialect = connection.dialect
+    preparer = dialect.identifier_preparer
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (  # quoted identifiers from the table definition; values are bound parameters
+        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
+        f"({', '.join(preparer.format_column(column) for column in columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    connection.exec_driver_sql(sql, records)
+
+
+def upsert_insert(connection: Connection, table: Table) -> Any:
+    """An INSERT of ``table`` that takes ``on_conflict_do_nothing`` / ``_do_update``."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
 
 
 def insert_rows(
@@ -64,14 +89,7 @@ def insert_rows(
         _column_values([row[name] for row in rows], processor)
         for name, processor in zip(names, processors, strict=True)
     ]
-    preparer = dialect.identifier_preparer
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (  # quoted identifiers from the table definition; values are bound parameters
-        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
-        f"({', '.join(preparer.format_column(column) for column in columns)}) "
-        f"VALUES ({', '.join([marker] * len(columns))})"
-    )
-    connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+    execute_insert(connection, table, columns, list(zip(*by_column, strict=True)))
 
 
 def insert_with_ids(

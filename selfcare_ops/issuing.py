@@ -250,7 +250,6 @@ def issue(
             {
                 "first_name": target.first_name,
                 "last_name": target.last_name,
-                "full_name": f"{target.first_name} {target.last_name}".strip(),
                 "login": target.login or target.email,
                 "email": target.email,
                 "link": link,

@@ -36,6 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .bulk_sql import upsert_insert
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -521,17 +523,12 @@ def count_new_users(connection: Connection, added: Mapping[tuple[int, str], int]
     if not rows:
         return
     table = ClientUserCount.__table__
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    statement = upsert(table)
+    statement = upsert_insert(connection, table)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.client_id, table.c.status],
         set_={"users": table.c.users + statement.excluded.users},
     )
-    for row in rows:
-        connection.execute(statement, row)
+    connection.execute(statement, rows)
 
 
 def recount_users(connection: Connection) -> dict[tuple[int, str], int]:

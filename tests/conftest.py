@@ -11,20 +11,20 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, actor_for_administrator, actor_for_user
 from selfcare_ops.db import make_engine, make_session_factory, upgrade
-from selfcare_ops.models import Base, SubAccount, User
+from selfcare_ops.models import Base, Organisation, SubAccount, User, count_new_users
 from selfcare_ops.organisations import create_administrator, create_operator, create_organisation
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.users import NewUser, create_user, derived_columns
 
 POSTGRES_ENV = "SELFCARE_OPS_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -239,3 +239,50 @@ def tree(session_factory: sessionmaker[Session]) -> Tree:
             manager_siege=actor_for_user(session.get(User, marc.id)),
             client_a_users=[alice.login, marc.login, *(u.login for u in users)],
         )
+
+
+AddClient = Callable[..., None]
+
+
+@pytest.fixture
+def add_client(session_factory: sessionmaker[Session], tree: Tree) -> AddClient:
+    """Adds a client of partner PA with ``count`` invitable users, written in one bulk insert
+    (every ``english_every``-th one speaks English): ``add_client("BIG", 300)``."""
+
+    def add(ref: str, count: int, *, english_every: int = 0) -> None:
+        with session_factory.begin() as session:
+            pa = session.scalar(select(Organisation).where(Organisation.ref == "PA"))
+            assert pa is not None
+            org = Organisation(
+                kind="client",
+                parent_id=pa.id,
+                ref=ref,
+                name=f"Client {ref}",
+                name_folded=f"client {ref.lower()}",
+                path=pa.path,
+                login_domain=f"{ref.lower()}.fr",
+            )
+            session.add(org)
+            session.flush()
+            org.path = f"{pa.path}{org.id}/"
+            rows = []
+            for n in range(count):
+                login, email = f"u{n}@{ref.lower()}.fr", f"u{n}@{ref.lower()}.example"
+                english = english_every and n % english_every == 0
+                rows.append(
+                    {
+                        "client_id": org.id,
+                        "login": login,
+                        "first_name": "User",
+                        "last_name": str(n),
+                        "email": email,
+                        "language": "en" if english else None,
+                        "role": "user",
+                        "status": "not_invited",
+                        **derived_columns("User", str(n), login, email),
+                    }
+                )
+            session.execute(insert(User), rows)
+            count_new_users(session.connection(), {(org.id, "not_invited"): count})
+
+    return add

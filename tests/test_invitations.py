@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 
 from selfcare_ops import invitations
 from selfcare_ops.errors import (
@@ -24,12 +24,11 @@ from selfcare_ops.models import (
     AuditEvent,
     Base,
     Invitation,
-    Organisation,
     OutboundMessage,
     User,
     utcnow,
 )
-from selfcare_ops.users import NewUser, derived_columns
+from selfcare_ops.users import NewUser
 
 ALICE = "adupont@virginietelecom.sewan.eu"
 MARC = "mlefevre@virginietelecom.sewan.eu"
@@ -272,42 +271,8 @@ def test_invite_user_ids_skips_the_ineligible(session_factory, tree):
         assert _count(session, User, User.status == "invited") == 2
 
 
-def _add_client_with_users(session_factory, ref: str, count: int) -> None:
-    with session_factory.begin() as session:
-        pa = session.scalar(select(Organisation).where(Organisation.ref == "PA"))
-        org = Organisation(
-            kind="client",
-            parent_id=pa.id,
-            ref=ref,
-            name=f"Client {ref}",
-            name_folded=f"client {ref.lower()}",
-            path=pa.path,
-            login_domain=f"{ref.lower()}.fr",
-        )
-        session.add(org)
-        session.flush()
-        org.path = f"{pa.path}{org.id}/"
-        rows = []
-        for n in range(count):
-            login = f"u{n}@{ref.lower()}.fr"
-            email = f"u{n}@{ref.lower()}.example"
-            rows.append(
-                {
-                    "client_id": org.id,
-                    "login": login,
-                    "first_name": "User",
-                    "last_name": str(n),
-                    "email": email,
-                    "role": "user",
-                    "status": "not_invited",
-                    **derived_columns("User", str(n), login, email),
-                }
-            )
-        session.execute(insert(User), rows)
-
-
-def test_two_bulk_invitations_at_once_invite_each_user_once(session_factory, tree):
-    _add_client_with_users(session_factory, "BIG", 300)
+def test_two_bulk_invitations_at_once_invite_each_user_once(session_factory, tree, add_client):
+    add_client("BIG", 300)
     barrier = threading.Barrier(2)
     results, errors = [], []
 

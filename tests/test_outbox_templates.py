@@ -20,52 +20,14 @@ from selfcare_ops.mail.render import PERSON_FIELDS, MailTemplate
 from selfcare_ops.models import (
     Invitation,
     MailTemplateRecord,
-    Organisation,
     OutboundMessage,
     User,
     utcnow,
 )
-from selfcare_ops.users import derived_columns
 
 JP = "jbubu@virginietelecom.sewan.eu"
 XSS = "<script>alert(1)</script>"
 FRAME = {"organisation_name": "Org & <Co>", "expires_on": "demain", "admin_url": "https://a/admin/"}
-
-
-def _add_client(session_factory, ref: str, count: int, *, english_every: int = 0) -> None:
-    """A client of partner PA with ``count`` invitable users (every n-th one speaks English)."""
-    with session_factory.begin() as session:
-        pa = session.scalar(select(Organisation).where(Organisation.ref == "PA"))
-        org = Organisation(
-            kind="client",
-            parent_id=pa.id,
-            ref=ref,
-            name=f"Client {ref}",
-            name_folded=f"client {ref.lower()}",
-            path=pa.path,
-            login_domain=f"{ref.lower()}.fr",
-        )
-        session.add(org)
-        session.flush()
-        org.path = f"{pa.path}{org.id}/"
-        rows = []
-        for n in range(count):
-            login, email = f"u{n}@{ref.lower()}.fr", f"u{n}@{ref.lower()}.example"
-            english = english_every and n % english_every == 0
-            rows.append(
-                {
-                    "client_id": org.id,
-                    "login": login,
-                    "first_name": "User",
-                    "last_name": str(n),
-                    "email": email,
-                    "language": "en" if english else None,
-                    "role": "user",
-                    "status": "not_invited",
-                    **derived_columns("User", str(n), login, email),
-                }
-            )
-        session.execute(insert(User), rows)
 
 
 # --- the template itself -----------------------------------------------------------------------
@@ -78,9 +40,6 @@ def test_a_stored_template_fills_like_the_rendered_one():
         template.kind, template.language, template.subject, template.text, template.html
     )
     assert stored.fill(person) == template.fill(person)
-    assert MailTemplate.fill_stored(
-        template.subject, template.text, template.html, template.language, person
-    ) == template.fill(person)
     assert stored.sha256 == template.sha256 == MailTemplate("invitation_user", "en", FRAME).sha256
     assert MailTemplate("invitation_user", "fr", FRAME).sha256 != template.sha256
     assert template.slots == ("full_name", "login", "link")
@@ -105,9 +64,9 @@ def test_store_template_is_get_or_create(session_factory):
 
 
 def test_a_thousand_invitations_store_one_template_per_kind_language_and_client(
-    session_factory, engine, tree
+    session_factory, engine, tree, add_client
 ):
-    _add_client(session_factory, "BIG", 1000, english_every=10)
+    add_client("BIG", 1000, english_every=10)
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..bulk_sql import upsert_insert
 from ..errors import MailError
 from ..models import MailTemplateRecord, utcnow
 from .render import DEFAULT_LANGUAGE, MailTemplate, RenderedMail
@@ -100,14 +99,8 @@ def store_template(session: Session, template: MailTemplate) -> int:
         "body_html": template.html,
         "created_at": utcnow(),
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql_insert(TEMPLATES).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite_insert(TEMPLATES).values(values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported (see db.make_engine)
-        statement = insert(TEMPLATES).values(values)
-    session.execute(statement)
+    statement = upsert_insert(session.connection(), TEMPLATES)
+    session.execute(statement.values(values).on_conflict_do_nothing())
     stored = session.scalar(query)
     assert stored is not None
     return int(stored)

@@ -218,18 +218,6 @@ class MailTemplate:
             language=self.language,
         )
 
-    @classmethod
-    def fill_stored(
-        cls,
-        subject: str,
-        text: str,
-        html: str | None,
-        language: str,
-        person: Mapping[str, object],
-    ) -> RenderedMail:
-        """Fill stored parts (markers included) for one recipient, as :meth:`fill` does."""
-        return cls.stored("", language, subject, text, html).fill(person)
-
 
 def render(
     kind: str, language: str, *, frame: Mapping[str, object], person: Mapping[str, object]

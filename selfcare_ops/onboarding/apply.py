@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..access import Actor
-from ..bulk_sql import allocate_ids
+from ..bulk_sql import allocate_ids, execute_insert
 from ..errors import DatabaseError
 from ..invitations import invite_user_ids
 from ..issuing import Target, issue
@@ -216,10 +216,6 @@ def _insert_users(
     table = User.__table__
     process = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     stamp = process(now) if process else now
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(_INSERT_COLUMNS)  # constant column names, values are bound parameters
-    markers = ", ".join([marker] * len(_INSERT_COLUMNS))
-    sql = f"INSERT INTO users ({names}) VALUES ({markers})"  # noqa: S608
     ids = allocate_ids(session, table, len(rows))
     plain_fields = VALUE_FIELDS[: -len(RIGHT_FIELDS)]
     added: Counter[tuple[int, str]] = Counter()
@@ -249,7 +245,7 @@ def _insert_users(
                 stamp,
             )
         )
-    connection.exec_driver_sql(sql, records)
+    execute_insert(connection, table, [table.c[name] for name in _INSERT_COLUMNS], records)
     count_new_users(connection, added)
 
 

@@ -61,16 +61,8 @@ _MEMO_LIMIT = 50_000
 _memo: dict[str, dict[str, Any]] = {name: {} for name in _REPEATING}
 
 
-def _clean_cell(name: str, cell: str) -> Any:
-    """The normalised cell; raises CellError. Remembered for repeating fields (bounded)."""
-    memo = _memo.get(name)
-    if memo is None:
-        return NORMALISERS[name](cell)
-    try:
-        return memo[cell]
-    except KeyError:
-        pass
-    value = NORMALISERS[name](cell)  # a CellError is not remembered: it is rare
+def _remember(memo: dict[str, Any], cell: str, value: Any) -> Any:
+    """Keep ``value`` as the clean form of ``cell`` (the memo is emptied when full)."""
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
     memo[cell] = value
@@ -93,9 +85,11 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
             values[name] = memo[cell]
             continue
         try:
-            values[name] = _clean_cell(name, cell)
-        except v.CellError as exc:
+            value = NORMALISERS[name](cell)
+        except v.CellError as exc:  # not remembered: rare
             errors.append(f"line {raw.line}, column {labels[name]!r}: {exc}")
+            continue
+        values[name] = value if memo is None else _remember(memo, cell, value)
     for name in REQUIRED_FIELDS:
         if not values.get(name) and not any(f"column {labels[name]!r}" in e for e in errors):
             errors.append(
