@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     event,
+    false,
     func,
     insert,
     select,
@@ -54,8 +55,20 @@ LANGUAGES = ("fr", "en")
 ADMIN_KINDS = ("administrator", "system")
 RESTRICTION_KINDS = ("contract", "billing_account", "application")
 INVITATION_KINDS = ("user", "admin")
-INVITATION_STATUSES = ("pending", "accepted", "revoked", "expired", "superseded")
-MESSAGE_STATUSES = ("queued", "sending", "sent", "failed")
+INVITATION_STATUSES = (
+    "pending",
+    "sent",
+    "bounced",
+    "accepted",
+    "revoked",
+    "expired",
+    "superseded",
+)
+#: An invitation whose link still works: queued (``pending``) or accepted by the mail server.
+OPEN_INVITATION_STATUSES = ("pending", "sent")
+MESSAGE_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+#: Why a queued message was cancelled before it left (stable codes, shown translated).
+CANCEL_REASONS = ("revoked", "superseded", "deactivated", "removed", "email_changed")
 JOB_STATUSES = ("running", "succeeded", "failed")
 MODULE_KEYS = (
     "mes_telephones",
@@ -221,6 +234,8 @@ class User(Base):
     activated_at: Mapped[datetime | None]
     deactivated_at: Mapped[datetime | None]
     password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: Created "without activating" (seed 003): left out of bulk invitations until activated.
+    draft: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: The CSV import that created this user (its one audit event holds the counts).
     import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -279,6 +294,8 @@ class Invitation(Base):
         CheckConstraint("user_id IS NOT NULL OR administrator_id IS NOT NULL", name="has_target"),
         Index("ix_invitations_user_status", "user_id", "status"),
         Index("ix_invitations_status_expires", "status", "expires_at"),
+        Index("ix_invitations_message_id", "message_id"),
+        Index("ix_invitations_organisation_id", "organisation_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -292,7 +309,11 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
+    #: When the mail server accepted the invitation's mail (status ``sent``).
+    sent_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: Why it closed, for people: the server's refusal of a ``bounced`` mail, say.
+    status_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(254))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"))
 
@@ -453,6 +474,8 @@ class OutboundMessage(Base):
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Why a message was ``cancelled`` before it left (one of ``CANCEL_REASONS``).
+    cancel_reason: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     #: Loaded with the messages (one IN query for all of them): a message read in a session
@@ -496,6 +519,8 @@ class JobRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str | None] = mapped_column(String(200))
     pid: Mapped[int | None] = mapped_column(Integer)
+    #: Who started the run (the notebook acts as them).
+    actor_label: Mapped[str | None] = mapped_column(String(254))
 
 
 class JobLock(Base):
