@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 from . import audit
 from .access import Actor
 from .errors import InvitationError, TokenError, ValidationError
-from .models import CIVILITIES, Administrator, Invitation, Organisation, User, utcnow
+from .models import (
+    CIVILITIES,
+    OPEN_INVITATION_STATUSES,
+    Administrator,
+    Invitation,
+    Organisation,
+    User,
+    utcnow,
+)
 from .passwords import check_password, hash_password
 from .tokens import hash_token
 
@@ -93,6 +101,12 @@ def _find(session: Session, token: str, *, lock: bool, now: datetime) -> Invitat
             f"This invitation link was revoked by an administrator on "
             f"{_day(invitation.closed_at)}: ask them for a new invitation.",
             reason="revoked",
+        )
+    if invitation.status == "bounced":
+        raise TokenError(
+            "The mail of this invitation was refused by the mail server, so this link was "
+            "closed: ask your administrator to check your email address and invite you again.",
+            reason="bounced",
         )
     if invitation.status == "accepted":
         raise TokenError(
@@ -205,7 +219,7 @@ def accept(
         check_password(password, email=admin.email)
     spent = session.execute(
         update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.status == "pending")
+        .where(Invitation.id == invitation.id, Invitation.status.in_(OPEN_INVITATION_STATUSES))
         .values(status="accepted", accepted_at=now, closed_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -14,7 +14,6 @@ invitations, mails and audit events in :mod:`.issuing`; all are re-exported here
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -55,16 +54,19 @@ from .errors import (
     ValidationError,
 )
 from .issuing import (
-    INVITATION_PATH,
     MESSAGE_KINDS,
     InvitationResult,
     Target,
+    close_open_invitations,
     issue,
     normalise_email,
     supersede_pending,
 )
 from .lifecycle import LifecycleResult, deactivate, reactivate
+from .mail.links import INVITATION_PATH, REDACTED, apply_changes, redacted_changes
 from .models import (
+    FINAL_MESSAGE_STATUSES,
+    OPEN_INVITATION_STATUSES,
     Invitation,
     Organisation,
     OutboundMessage,
@@ -255,25 +257,30 @@ def revoke(
     email: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Revoke the pending invitations of a user (by login) or sent to an email; returns how many.
+    """Revoke the open invitations of a user (by login) or sent to an email; returns how many.
 
-    Revoked users go back to ``not_invited``; their link stops working.
+    Revoked users go back to ``not_invited``; their link stops working and a mail not yet sent
+    is cancelled, never delivered. Each revocation is audited under the user when there is one
+    (``audit list --target LOGIN`` finds it), else under the invitation's address.
     """
     now = now or utcnow()
     if (login is None) == (email is None):
         raise ValidationError("Revoke by login or by email, one of the two.")
+    labels: dict[int, str] = {}
     if login is not None:
         user = lock_user(session, login)
         require_user(actor, user, "revoke the invitation of")
         invitations = list(
             session.scalars(
                 select(Invitation).where(
-                    Invitation.user_id == user.id, Invitation.status == "pending"
+                    Invitation.user_id == user.id,
+                    Invitation.status.in_(OPEN_INVITATION_STATUSES),
                 )
             )
         )
         if not invitations:
             raise InvitationError(f"{user.login} has no pending invitation to revoke.")
+        labels[user.id] = user.login
     else:
         assert email is not None
         wanted = email.strip().lower()
@@ -281,20 +288,29 @@ def revoke(
             session.execute(
                 select(Invitation, Organisation)
                 .join(Organisation, Organisation.id == Invitation.organisation_id)
-                .where(func.lower(Invitation.email) == wanted, Invitation.status == "pending")
+                .where(
+                    func.lower(Invitation.email) == wanted,
+                    Invitation.status.in_(OPEN_INVITATION_STATUSES),
+                )
             ).tuples()
         )
         invitations = [inv for inv, org in candidates if _may_manage(session, actor, inv, org)]
         if not invitations:
             hidden = " within your scope" if candidates else ""
             raise InvitationError(f"There is no pending invitation to {wanted}{hidden} to revoke.")
-    ids = [inv.id for inv in invitations]
-    session.execute(
-        update(Invitation)
-        .where(Invitation.id.in_(ids), Invitation.status == "pending")
-        .values(status="revoked", closed_at=now)
-        .execution_options(synchronize_session=False)
+        user_ids = [inv.user_id for inv in invitations if inv.user_id is not None]
+        if user_ids:
+            rows = session.execute(select(User.id, User.login).where(User.id.in_(user_ids)))
+            labels.update((user_id, user_login) for user_id, user_login in rows)
+    before = {inv.id: inv.status for inv in invitations}
+    closed = close_open_invitations(
+        session,
+        Invitation.id.in_([inv.id for inv in invitations]),
+        status="revoked",
+        now=now,
     )
+    closed_ids = {invitation_id for invitation_id, _ in closed}
+    invitations = [inv for inv in invitations if inv.id in closed_ids]
     user_ids = {inv.user_id for inv in invitations if inv.user_id is not None}
     if user_ids:
         session.execute(
@@ -309,11 +325,11 @@ def revoke(
             audit.event_row(
                 actor,
                 "invitation.revoke",
-                "invitation",
-                inv.id,
-                target_label=inv.email,
+                "user" if inv.user_id is not None else "invitation",
+                inv.user_id if inv.user_id is not None else inv.id,
+                target_label=labels.get(inv.user_id, inv.email) if inv.user_id else inv.email,
                 organisation_id=inv.organisation_id,
-                before={"status": "pending"},
+                before={"status": before[inv.id], "invitation_id": inv.id, "email": inv.email},
                 after={"status": "revoked"},
                 occurred_at=now,
             )
@@ -336,16 +352,17 @@ def _may_manage(session: Session, actor: Actor, inv: Invitation, org: Organisati
 
 
 def expire_overdue(session: Session, actor: Actor, *, now: datetime | None = None) -> int:
-    """Mark every pending invitation past its expiry as ``expired``; returns how many.
+    """Mark every open invitation past its expiry as ``expired``; returns how many.
 
     Meant for the scheduled job; the users stay ``invited`` (a resend or the next bulk
-    invitation gives them a new link).
+    invitation gives them a new link). A mail of theirs still queued is cancelled: its link
+    would not work.
     """
     now = now or utcnow()
     query = (
-        select(Invitation.id, Invitation.email, Invitation.organisation_id)
+        select(Invitation.id, Invitation.email, Invitation.organisation_id, Invitation.status)
         .join(Organisation, Organisation.id == Invitation.organisation_id)
-        .where(Invitation.status == "pending", Invitation.expires_at <= now)
+        .where(Invitation.status.in_(OPEN_INVITATION_STATUSES), Invitation.expires_at <= now)
         .where(organisation_scope(actor))
     )
     if actor.kind == "manager":
@@ -356,13 +373,11 @@ def expire_overdue(session: Session, actor: Actor, *, now: datetime | None = Non
     expired = 0
     for start in range(0, len(overdue), 1000):
         chunk = overdue[start : start + 1000]
-        result = session.execute(
-            update(Invitation)
-            .where(Invitation.id.in_([row[0] for row in chunk]), Invitation.status == "pending")
-            .values(status="expired", closed_at=now)
-            .execution_options(synchronize_session=False)
+        closed = close_open_invitations(
+            session, Invitation.id.in_([row[0] for row in chunk]), status="expired", now=now
         )
-        expired += result.rowcount or 0
+        expired += len(closed)
+        closed_ids = {invitation_id for invitation_id, _ in closed}
         audit.record_many(
             session,
             [
@@ -373,11 +388,12 @@ def expire_overdue(session: Session, actor: Actor, *, now: datetime | None = Non
                     inv_id,
                     target_label=email,
                     organisation_id=org_id,
-                    before={"status": "pending"},
+                    before={"status": status},
                     after={"status": "expired"},
                     occurred_at=now,
                 )
-                for inv_id, email, org_id in chunk
+                for inv_id, email, org_id, status in chunk
+                if inv_id in closed_ids
             ],
         )
     return expired
@@ -432,16 +448,14 @@ def activate(
 
 # --- outbox hygiene --------------------------------------------------------------------------
 
-_LINK = re.compile(re.escape(INVITATION_PATH) + r"[A-Za-z0-9_-]{20,}")
-REDACTED = INVITATION_PATH + "[redacted]"
-
 
 def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | None = None) -> int:
-    """Blank the invitation links of mails already sent; returns how many mails were redacted.
+    """Blank the invitation links of mails in a final state; returns how many were redacted.
 
-    The outbox must hold the raw link until the mail is delivered; after that the database
-    needs it no more, and a copy of the database should open no account. A templated message
-    keeps its link in ``person``; an older plain one in its bodies.
+    The deliverer blanks each link when it records the mail's final state, and a revocation
+    when it cancels a mail: this sweep is the repair for rows written before that was so (or
+    by hand). A templated message keeps its link in ``person``; an older plain one in its
+    bodies.
     """
     person_text = cast(OutboundMessage.person, Text)
     done = 0
@@ -450,13 +464,12 @@ def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | 
         rows = session.execute(
             select(
                 OutboundMessage.id,
-                OutboundMessage.template_id,
                 OutboundMessage.person,
                 OutboundMessage.body_text,
                 OutboundMessage.body_html,
             )
             .where(
-                OutboundMessage.status == "sent",
+                OutboundMessage.status.in_(FINAL_MESSAGE_STATUSES),
                 OutboundMessage.kind.in_(tuple(MESSAGE_KINDS.values())),
                 or_(
                     OutboundMessage.body_text.contains(INVITATION_PATH),
@@ -474,23 +487,8 @@ def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | 
         ).all()
         if not rows:
             return done
-        changes: list[dict[str, Any]] = []
-        for row in rows:
-            if row.template_id is not None:
-                link = (row.person or {}).get("link")
-                if link and _LINK.search(link):
-                    person = {**row.person, "link": _LINK.sub(REDACTED, link)}
-                    changes.append({"id": row.id, "person": person})
-                continue
-            text_body = _LINK.sub(REDACTED, row.body_text)
-            html_body = _LINK.sub(REDACTED, row.body_html) if row.body_html else row.body_html
-            if text_body != row.body_text or html_body != row.body_html:
-                changes.append({"id": row.id, "body_text": text_body, "body_html": html_body})
-        plain = [change for change in changes if "person" not in change]
-        templated = [change for change in changes if "person" in change]
-        for group in (plain, templated):
-            if group:
-                session.execute(update(OutboundMessage), group)
+        changes = redacted_changes(rows)
+        apply_changes(session.connection(), changes)
         done += len(changes)
         last_id = rows[-1].id
 
@@ -498,9 +496,9 @@ def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | 
 def deliver_and_redact(
     session_factory: sessionmaker[Session], settings: Settings | None = None, **options: Any
 ) -> DeliveryReport:
-    """Deliver the outbox (:func:`~selfcare_ops.mail.deliver.deliver`), then blank the
-    invitation links of the mails this run sent: once delivered, the database keeps no
-    live token. Every caller that delivers (CLI, jobs, dashboards) goes through here."""
+    """Deliver the outbox (:func:`~selfcare_ops.mail.deliver.deliver`); every caller that
+    delivers (CLI, jobs, dashboards) goes through here. The deliverer blanks each link as it
+    records the mail's final state; the sweep after it repairs older rows of this run's span."""
     from .mail.deliver import deliver  # the SMTP machinery loads only when mail goes out
 
     started = utcnow() - timedelta(minutes=1)

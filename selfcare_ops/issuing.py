@@ -28,12 +28,12 @@ from .bulk_sql import insert_with_ids
 from .config import Settings, get_settings
 from .errors import InvitationError, ValidationError
 from .mail.content import store_template
+from .mail.links import INVITATION_PATH, blank_links
 from .mail.outbox import enqueue
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date, person_values
-from .models import Invitation, Organisation, OutboundMessage, utcnow
+from .models import OPEN_INVITATION_STATUSES, Invitation, Organisation, OutboundMessage, utcnow
 from .tokens import hash_token, new_token
 
-INVITATION_PATH = "/invitation/"
 ADMIN_PATH = "/admin/"
 #: Template kind -> outbox message kind.
 MESSAGE_KINDS = {
@@ -381,27 +381,87 @@ def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> l
     return insert_with_ids(session, OutboundMessage.__table__, rows, driver_ready=("person",))
 
 
+def close_open_invitations(
+    session: Session,
+    condition: Any,
+    *,
+    status: str,
+    now: datetime,
+    cancel_reason: str | None = None,
+    status_reason: str | None = None,
+) -> list[tuple[int, int | None]]:
+    """Close the open (pending or sent) invitations matching ``condition`` as ``status``.
+
+    Their mails still waiting in the outbox are cancelled in the same transaction
+    (``cancel_reason``, default ``status``): a link that no longer works is never mailed.
+    Returns (invitation id, message id) of each closed invitation.
+    """
+    closed = [
+        (row[0], row[1])
+        for row in session.execute(
+            update(Invitation)
+            .where(condition, Invitation.status.in_(OPEN_INVITATION_STATUSES))
+            .values(status=status, closed_at=now, status_reason=status_reason)
+            .returning(Invitation.id, Invitation.message_id)
+            .execution_options(synchronize_session=False)
+        )
+    ]
+    cancel_messages(
+        session, [message_id for _, message_id in closed if message_id], cancel_reason or status
+    )
+    return closed
+
+
+def cancel_messages(session: Session, message_ids: Sequence[int], reason: str) -> int:
+    """Cancel the queued messages among ``message_ids`` and blank their links; returns how many.
+
+    A message already claimed by a deliverer (``sending``) is left to it: the deliverer checks
+    the invitation before sending and cancels it then (see :mod:`.mail.deliver`).
+    """
+    cancelled: list[int] = []
+    ids = sorted(set(message_ids))
+    for start in range(0, len(ids), 1000):
+        cancelled.extend(
+            session.scalars(
+                update(OutboundMessage)
+                .where(
+                    OutboundMessage.id.in_(ids[start : start + 1000]),
+                    OutboundMessage.status == "queued",
+                )
+                .values(status="cancelled", cancel_reason=reason)
+                .returning(OutboundMessage.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    if cancelled:
+        blank_links(session.connection(), cancelled)
+    return len(cancelled)
+
+
 def supersede_pending(
     session: Session,
     *,
     user_ids: Iterable[int] = (),
     administrator_ids: Iterable[int] = (),
     now: datetime,
+    reason: str = "superseded",
 ) -> int:
-    """Void the pending invitations of these people (a new one replaces them)."""
+    """Void the open invitations of these people (a new one replaces them, or their email
+    changed: ``reason="email_changed"``) and cancel their unsent mails; returns how many."""
     total = 0
     for column, ids in (
         (Invitation.user_id, list(user_ids)),
         (Invitation.administrator_id, list(administrator_ids)),
     ):
         for start in range(0, len(ids), 1000):
-            result = session.execute(
-                update(Invitation)
-                .where(column.in_(ids[start : start + 1000]), Invitation.status == "pending")
-                .values(status="superseded", closed_at=now)
-                .execution_options(synchronize_session=False)
+            closed = close_open_invitations(
+                session,
+                column.in_(ids[start : start + 1000]),
+                status="superseded",
+                now=now,
+                cancel_reason=reason,
             )
-            total += result.rowcount or 0
+            total += len(closed)
     return total
 
 

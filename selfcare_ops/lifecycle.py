@@ -1,7 +1,7 @@
 """Deactivate and reactivate accounts (soft: the user stays listed, flagged, and can come back).
 
-Deactivating also closes what would let the person in: pending invitation links are revoked and
-open supervision sessions end.
+Deactivating also closes what would let the person in: open invitation links are revoked (their
+unsent mails cancelled) and open supervision sessions end.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import audit
 from .access import Actor, require_user
 from .errors import ConflictError
+from .issuing import close_open_invitations
 from .models import Invitation, SupervisionSession, utcnow
 from .users import lock_user
 
@@ -29,9 +30,18 @@ class LifecycleResult:
 
 
 def deactivate(
-    session: Session, actor: Actor, login: str, *, now: datetime | None = None
+    session: Session,
+    actor: Actor,
+    login: str,
+    *,
+    now: datetime | None = None,
+    cancel_reason: str = "deactivated",
 ) -> LifecycleResult:
-    """Deactivate an account: it stays listed (struck through) and can be reactivated."""
+    """Deactivate an account: it stays listed (struck through) and can be reactivated.
+
+    Its open invitations are revoked and their unsent mails cancelled (``cancel_reason``:
+    ``deactivated``, or ``removed`` for seed 004's removal).
+    """
     now = now or utcnow()
     user = lock_user(session, login)
     require_user(actor, user, "deactivate")
@@ -44,12 +54,15 @@ def deactivate(
             f"{user.login} is your own account: another administrator must deactivate it."
         )
     previous = user.status
-    revoked = session.execute(
-        update(Invitation)
-        .where(Invitation.user_id == user.id, Invitation.status == "pending")
-        .values(status="revoked", closed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    revoked = len(
+        close_open_invitations(
+            session,
+            Invitation.user_id == user.id,
+            status="revoked",
+            now=now,
+            cancel_reason=cancel_reason,
+        )
+    )
     session.execute(
         update(SupervisionSession)
         .where(SupervisionSession.user_id == user.id, SupervisionSession.ended_at.is_(None))

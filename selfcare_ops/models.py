@@ -67,8 +67,10 @@ INVITATION_STATUSES = (
 #: An invitation whose link still works: queued (``pending``) or accepted by the mail server.
 OPEN_INVITATION_STATUSES = ("pending", "sent")
 MESSAGE_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+#: States a message does not leave: its link is blanked when it reaches one of them.
+FINAL_MESSAGE_STATUSES = ("sent", "failed", "cancelled")
 #: Why a queued message was cancelled before it left (stable codes, shown translated).
-CANCEL_REASONS = ("revoked", "superseded", "deactivated", "removed", "email_changed")
+CANCEL_REASONS = ("revoked", "superseded", "expired", "deactivated", "removed", "email_changed")
 JOB_STATUSES = ("running", "succeeded", "failed")
 MODULE_KEYS = (
     "mes_telephones",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from smtp_support import SmtpServer
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(key)
     monkeypatch.setenv("SELFCARE_OPS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SELFCARE_OPS_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback (tests/smtp_support.py), stopped after the test."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

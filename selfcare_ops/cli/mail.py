@@ -93,4 +93,4 @@ def status_command(cli: CliContext, as_json: bool) -> None:
         echo_json(counts)
         return
     for status, count in counts.items():
-        click.echo(f"{status:<8} {count}")
+        click.echo(f"{status:<9} {count}")

@@ -235,7 +235,7 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
         yes,
     )
     with cli.sessions().begin() as session:
-        result = invitations.deactivate(session, cli.actor(session), login)
+        result = invitations.deactivate(session, cli.actor(session), login, cancel_reason="removed")
     click.echo(
         f"{result.login} is removed: the account is deactivated (was {result.previous_status}), "
         "stays listed struck through, and `users reactivate` brings it back."

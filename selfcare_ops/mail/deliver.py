@@ -28,6 +28,7 @@ says why in one sentence.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import secrets
@@ -48,8 +49,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..config import Settings, get_settings
 from ..db import translate_errors
 from ..errors import MailError
-from ..models import MESSAGE_STATUSES, OutboundMessage, utcnow
+from ..models import MESSAGE_STATUSES, OPEN_INVITATION_STATUSES, Invitation, OutboundMessage, utcnow
 from .content import TEMPLATES, stored_template
+from .links import blank_links, redact_person, redact_text
 from .render import MailTemplate
 from .transports import (
     Finished,
@@ -71,6 +73,7 @@ MAX_CONNECTIONS = 16
 POLL_SECONDS = 1.0
 
 TABLE = OutboundMessage.__table__
+INVITATIONS = Invitation.__table__
 _CLAIM_COLUMNS = [
     TABLE.c.id,
     TABLE.c.message_key,
@@ -111,6 +114,8 @@ class DeliveryReport:
     failed: int = 0
     reclaimed: int = 0
     released: int = 0
+    #: Claimed messages whose link no longer worked (revoked, superseded, expired): not sent.
+    cancelled: int = 0
     seconds: float = 0.0
     error: str | None = None
     #: One entry per message that failed for good or will be retried: id, recipient, reason.
@@ -130,6 +135,8 @@ class DeliveryReport:
         )
         if self.reclaimed:
             text += f" ({self.reclaimed} taken over from a deliverer that stopped)"
+        if self.cancelled:
+            text += f"; {self.cancelled} not sent: their link no longer worked"
         return text + "."
 
 
@@ -197,6 +204,8 @@ class _Run:
         #: Stored templates by id, read once per run: a bulk invitation's 100,000 messages
         #: share a handful of them.
         self.templates: dict[int, MailTemplate] = {}
+        #: What each claimed message holds (person, bodies), to blank its link once final.
+        self.contents: dict[int, tuple[Any, str | None, str | None]] = {}
         # Keep few claimed-but-unsent messages: at a slow rate they must all go out well within
         # the lease, or another deliverer would take them over.
         if rate:
@@ -250,6 +259,25 @@ class _Run:
     _MARK_RELEASED = (
         "UPDATE outbound_messages SET status = 'queued', claimed_by = NULL, claimed_at = NULL "
         "WHERE id = ? AND status = 'sending' AND claimed_by = ?"
+    )
+    # An invitation follows its mail: ``sent`` when the server accepted it, ``bounced`` (with
+    # the server's reason) when it refused it for good.
+    _INVITATION_SENT = (
+        "UPDATE invitations SET status = 'sent', sent_at = ? "
+        "WHERE message_id = ? AND status = 'pending'"
+    )
+    _INVITATION_BOUNCED = (
+        "UPDATE invitations SET status = 'bounced', closed_at = ?, status_reason = ? "
+        "WHERE message_id = ? AND status IN ('pending', 'sent')"
+    )
+    # A final message keeps no live link (only when it did reach its final state).
+    _BLANK_PERSON = (
+        "UPDATE outbound_messages SET person = ? "
+        "WHERE id = ? AND status IN ('sent', 'failed', 'cancelled')"
+    )
+    _BLANK_BODIES = (
+        "UPDATE outbound_messages SET body_text = ?, body_html = ? "
+        "WHERE id = ? AND status IN ('sent', 'failed', 'cancelled')"
     )
 
     @contextmanager
@@ -312,6 +340,11 @@ class _Run:
             ).all()
             if not rows:
                 return []
+            dead = self._cancel_dead_links(conn, rows, now)
+            if dead:
+                rows = [row for row in rows if row.id not in dead]
+                if not rows:
+                    return []
             at = self._db_time(now)
             conn.exec_driver_sql(
                 self._driver_sql(self._MARK_CLAIMED), [(self.me, at, row.id) for row in rows]
@@ -335,9 +368,44 @@ class _Run:
                 )
                 self.report.reclaimed += len(stale)
             self._load_templates(conn, rows)
+        for row in rows:
+            self.contents[row.id] = (row.person, row.body_text, row.body_html)
         # Filled outside the transaction: SQLite's write lock is not held while mails are built.
         templates = self.templates
         return [OutgoingMail.from_row(row, templates.get(row.template_id)) for row in rows]
+
+    def _cancel_dead_links(self, conn: Connection, rows: Any, now: datetime) -> set[int]:
+        """Cancel the claimed rows whose invitation link no longer works; returns their ids.
+
+        Revoking or superseding cancels a queued mail at once; this is the last check, for a
+        mail that was already claimed then, or an invitation past its expiry.
+        """
+        ids = [row.id for row in rows]
+        dead: dict[int, str] = {}
+        for message_id, status, expires_at in conn.execute(
+            select(INVITATIONS.c.message_id, INVITATIONS.c.status, INVITATIONS.c.expires_at).where(
+                INVITATIONS.c.message_id.in_(ids)
+            )
+        ):
+            if status in ("revoked", "superseded", "expired", "bounced"):
+                dead[message_id] = "revoked" if status == "bounced" else status
+            elif status in OPEN_INVITATION_STATUSES and expires_at <= now:
+                dead[message_id] = "expired"
+        if dead:
+            conn.execute(
+                update(TABLE)
+                .where(TABLE.c.id == bindparam("mid"))
+                .values(
+                    status="cancelled",
+                    cancel_reason=bindparam("why"),
+                    claimed_by=None,
+                    claimed_at=None,
+                ),
+                [{"mid": mid, "why": why} for mid, why in dead.items()],
+            )
+            blank_links(conn, dead)
+            self.report.cancelled += len(dead)
+        return set(dead)
 
     def _load_templates(self, conn: Connection, rows: Any) -> None:
         """Read the templates of ``rows`` that this run has not read yet (one query)."""
@@ -358,11 +426,16 @@ class _Run:
         retry: list[tuple[Any, ...]] = []
         failed: list[tuple[Any, ...]] = []
         release: list[tuple[Any, ...]] = []
+        invitation_sent: list[tuple[Any, ...]] = []
+        invitation_bounced: list[tuple[Any, ...]] = []
+        final: list[int] = []
         for outcome in outcomes:
             mail = outcome.mail
             attempts = mail.attempts + 1
             if outcome.kind == "sent":
                 sent.append((at, mail.id, me))
+                invitation_sent.append((at, mail.id))
+                final.append(mail.id)
             elif outcome.kind == "release":
                 release.append((mail.id, me))
             elif outcome.kind == "retry" and attempts < self.retry.max_attempts:
@@ -374,12 +447,21 @@ class _Run:
                     outcome.kind = "failed"
                     reason = f"Given up after {attempts} attempts: {reason}"
                 failed.append((reason, mail.id, me))
+                invitation_bounced.append((at, reason, mail.id))
+                final.append(mail.id)
+        blank_person, blank_bodies = self._blanked(final)
+        for outcome in outcomes:
+            self.contents.pop(outcome.mail.id, None)
         with self._driver_transaction() as cursor:
             for statement, rows in (
                 (self._MARK_SENT, sent),
                 (self._MARK_RETRY, retry),
                 (self._MARK_FAILED, failed),
                 (self._MARK_RELEASED, release),
+                (self._INVITATION_SENT, invitation_sent),
+                (self._INVITATION_BOUNCED, invitation_bounced),
+                (self._BLANK_PERSON, blank_person),
+                (self._BLANK_BODIES, blank_bodies),
             ):
                 if rows:
                     cursor.executemany(self._driver_sql(statement), rows)
@@ -405,6 +487,28 @@ class _Run:
         self.done += sum(1 for outcome in outcomes if outcome.kind != "release")
         if self.progress is not None:
             self.progress(self.done, max(self.total, self.done))
+
+    def _blanked(
+        self, message_ids: list[int]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Driver rows that blank the links of these finished messages (person, then bodies)."""
+        person_rows: list[tuple[Any, ...]] = []
+        body_rows: list[tuple[Any, ...]] = []
+        contents = self.contents
+        for message_id in message_ids:
+            content = contents.get(message_id)
+            if content is None:
+                continue
+            person, body_text, body_html = content
+            if person is not None:
+                redacted = redact_person(person)
+                if redacted is not None:
+                    person_rows.append((json.dumps(redacted), message_id))
+                continue
+            text, html = redact_text(body_text), redact_text(body_html)
+            if text != body_text or html != body_html:
+                body_rows.append((text, html, message_id))
+        return person_rows, body_rows
 
     # --- sending -------------------------------------------------------------------------
 
