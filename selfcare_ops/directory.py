@@ -13,7 +13,9 @@ Core connection: a page then costs little more than the hand-written SQL (see
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +25,16 @@ from sqlalchemy.orm import Session
 
 from .access import Actor, require_organisation
 from .errors import AccessDeniedError, NotFoundError, ValidationError
-from .models import ACCOUNT_STATUSES, ClientUserCount, Organisation, SubAccount, User
+from .models import (
+    ACCOUNT_STATUSES,
+    OPEN_INVITATION_STATUSES,
+    ClientUserCount,
+    Invitation,
+    Organisation,
+    SubAccount,
+    User,
+    utcnow,
+)
 from .textnorm import fold, like_pattern
 
 CLIENT_COLUMNS = ["ref", "name", "partner_ref", "partner_name", "users", *ACCOUNT_STATUSES]
@@ -49,14 +60,42 @@ USER_COLUMNS = [
     "services",
     "function",
     "language",
+    "draft",
+    "state",
+    "invitation",
+    "invitation_sent_at",
+    "invitation_expires_at",
+    "invitation_reason",
     "id",
 ]
+#: What ``list_users(status=...)`` filters on besides the account statuses: the state of the
+#: user's latest invitation (``expired``, ``bounced``) or a draft (created without activating).
+STATE_FILTERS = ("draft", "pending", "sent", "expired", "bounced")
+#: Every state a user's row can show (``state`` column, stable codes for programs).
+USER_STATES = (
+    "not_invited",
+    "draft",
+    "pending",
+    "sent",
+    "expired",
+    "bounced",
+    "active",
+    "deactivated",
+)
 MAX_PAGE_SIZE = 1000
 
 _org = Organisation.__table__
 _users = User.__table__
 _subs = SubAccount.__table__
 _counts = ClientUserCount.__table__
+_invitations = Invitation.__table__
+#: The user's latest invitation (the one that says where their account stands).
+_latest = _invitations.alias("latest")
+_LATEST_ID = (
+    select(func.max(_invitations.c.id))
+    .where(_invitations.c.user_id == _users.c.id, _invitations.c.kind == "user")
+    .scalar_subquery()
+)
 
 
 @dataclass(frozen=True)
@@ -225,14 +264,32 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
     return sort_name, int(user_id)
 
 
+def _state_condition(state: str) -> Any:
+    """Users whose row shows ``state`` (see :data:`STATE_FILTERS`), on the latest invitation."""
+    u, latest = _users.c, _latest.c
+    if state == "draft":
+        return and_(u.status == "not_invited", u.draft.is_(True))
+    open_ = latest.status.in_(OPEN_INVITATION_STATUSES)
+    past = latest.expires_at <= bindparam("now")
+    conditions = {
+        "pending": and_(latest.status == "pending", ~past),
+        "sent": and_(latest.status == "sent", ~past),
+        "expired": or_(latest.status == "expired", and_(open_, past)),
+        "bounced": latest.status == "bounced",
+    }
+    return and_(u.status == "invited", conditions[state])
+
+
 @lru_cache(maxsize=256)
 def _user_conditions(
-    manager: bool, status: bool, has_email: bool | None, sub_account: bool, searching: bool
+    manager: bool, status: str | None, has_email: bool | None, sub_account: bool, searching: bool
 ) -> tuple:
     conditions = [_users.c.client_id == bindparam("client_id")]
     if manager:
         conditions.append(_users.c.sub_account_id == bindparam("scope_sub"))
-    if status:
+    if status in STATE_FILTERS:
+        conditions.append(_state_condition(status))
+    elif status:
         conditions.append(_users.c.status == bindparam("status"))
     if has_email is True:
         conditions.append(_users.c.email.is_not(None))
@@ -243,6 +300,57 @@ def _user_conditions(
     if searching:
         conditions.append(_users.c.search_text.like(bindparam("pattern"), escape="\\"))
     return tuple(conditions)
+
+
+_USERS_FROM = _users.outerjoin(_subs, _subs.c.id == _users.c.sub_account_id).outerjoin(
+    _latest, _latest.c.id == _LATEST_ID
+)
+
+
+def user_state(
+    status: str, draft: bool, invitation: str | None, expires_at: Any, now: datetime
+) -> str:
+    """Where a user's account stands, as a stable code (one of :data:`USER_STATES`).
+
+    An invited user's state is their latest invitation's: queued (``pending``), accepted by
+    the mail server (``sent``), refused by it (``bounced``) or past its expiry (``expired``,
+    whether or not the expiry job has run yet).
+    """
+    if status == "not_invited":
+        return "draft" if draft else "not_invited"
+    if status != "invited" or invitation is None:
+        return status
+    if invitation == "bounced":
+        return "bounced"
+    if invitation == "expired" or (expires_at is not None and expires_at <= now):
+        return "expired"
+    if invitation in ("pending", "sent"):
+        return invitation
+    return "pending"
+
+
+#: The server's own words at the end of a refusal ("... : 550 5.1.1 Unknown user.").
+_SERVER_REPLY = re.compile(r"\b([45]\d\d[ -].*?)\.?$")
+
+
+def state_label(state: str, sent_at: Any = None, expires_at: Any = None, reason: Any = None) -> str:
+    """The state as an analyst reads it in a listing (``invited (envoyée le 2026-12-01)``)."""
+
+    def day(moment: Any) -> str:
+        return f"{moment:%Y-%m-%d}" if moment is not None and moment == moment else "?"
+
+    if state == "sent":
+        return f"invited (envoyée le {day(sent_at)})"
+    if state == "pending":
+        return "invited (en attente d'envoi)"
+    if state == "expired":
+        return f"invitation expirée (le {day(expires_at)})"
+    if state == "bounced":
+        reply = _SERVER_REPLY.search(str(reason or ""))
+        return f"adresse refusée : {reply.group(1) if reply else reason or 'raison inconnue'}"
+    if state == "draft":
+        return "brouillon (créé sans activation)"
+    return state
 
 
 @lru_cache(maxsize=256)
@@ -277,10 +385,15 @@ def _user_page_statement(filters: tuple, after: bool) -> Select:
             u.services,
             u.function,
             u.language,
+            u.draft,
+            _latest.c.status,
+            _latest.c.sent_at,
+            _latest.c.expires_at,
+            _latest.c.status_reason,
             u.id,
             u.sort_name,
         )
-        .select_from(_users.outerjoin(_subs, _subs.c.id == u.sub_account_id))
+        .select_from(_USERS_FROM)
         .where(and_(*conditions))
         .order_by(u.sort_name, u.id)
         .limit(bindparam("limit"))
@@ -289,7 +402,8 @@ def _user_page_statement(filters: tuple, after: bool) -> Select:
 
 @lru_cache(maxsize=256)
 def _user_count_statement(filters: tuple) -> Select:
-    return select(func.count()).select_from(_users).where(*_user_conditions(*filters))
+    source = _USERS_FROM if filters[1] in STATE_FILTERS else _users
+    return select(func.count()).select_from(source).where(*_user_conditions(*filters))
 
 
 _COUNTS_OF_CLIENT = select(func.coalesce(func.sum(_counts.c.users), 0)).where(
@@ -316,16 +430,18 @@ def list_users(
 ) -> UserPage:
     """One page of a client's users (deactivated ones included and flagged), in name order."""
     _check_page_size(page_size)
-    if status is not None and status not in ACCOUNT_STATUSES:
+    if status is not None and status not in (*ACCOUNT_STATUSES, *STATE_FILTERS):
+        known = ", ".join((*ACCOUNT_STATUSES, *STATE_FILTERS))
         raise ValidationError(
-            f"The status must be one of {', '.join(ACCOUNT_STATUSES)}, not {status!r}.",
+            f"The status must be one of {known}, not {status!r}.",
             field="status",
             actual=status,
         )
+    now = utcnow()
     client = _organisation_row(session, client_ref, "client")
     require_organisation(actor, client, "list the users of")
     connection = session.connection()
-    params: dict[str, Any] = {"client_id": client.id, "status": status}
+    params: dict[str, Any] = {"client_id": client.id, "status": status, "now": now}
     manager = actor.kind == "manager"
     if manager:
         params["scope_sub"] = actor.sub_account_id
@@ -345,7 +461,7 @@ def list_users(
     searching = bool(search and fold(search))
     if searching:
         params["pattern"] = like_pattern(search or "")
-    filters = (manager, status is not None, has_email, bool(sub_account), searching)
+    filters = (manager, status, has_email, bool(sub_account), searching)
     if cursor:
         params["after_name"], params["after_id"] = _decode_cursor(cursor)
     params["limit"] = page_size + 1
@@ -353,18 +469,53 @@ def list_users(
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
     rows = pd.DataFrame.from_records(
-        [(*row[:12], row[7] == "deactivated", *row[13:22]) for row in fetched],
+        [
+            (
+                *row[:12],
+                row[7] == "deactivated",
+                *row[13:22],
+                user_state(row[7], row[21], row[22], row[24], now),
+                *row[22:27],
+            )
+            for row in fetched
+        ],
         columns=USER_COLUMNS,
     )
-    next_cursor = _encode_cursor(fetched[-1][22], fetched[-1][21]) if more else None
+    next_cursor = _encode_cursor(fetched[-1][27], fetched[-1][26]) if more else None
     total = None
     if with_total:
-        if filters[0] or filters[2:] != (None, False, False):
+        if filters[0] or status in STATE_FILTERS or filters[2:] != (None, False, False):
             total = connection.execute(_user_count_statement(filters), params).scalar_one()
         else:  # the trigger-kept counters answer without touching users
             query = _COUNTS_OF_CLIENT_STATUS if status else _COUNTS_OF_CLIENT
             total = connection.execute(query, params).scalar_one()
     return UserPage(rows, next_cursor, int(total) if total is not None else None)
+
+
+def state_counts(session: Session, actor: Actor, client_ref: str) -> dict[str, int]:
+    """How many of a client's users (a manager: of their sub-account) are in each state.
+
+    Every code of :data:`USER_STATES` is present, zeros included: the invitations that left
+    (``sent``), bounced or expired can be counted and filtered on, not only ``invited``.
+    """
+    client = _organisation_row(session, client_ref, "client")
+    require_organisation(actor, client, "count the users of")
+    now = utcnow()
+    u, latest = _users.c, _latest.c
+    past = case((latest.expires_at <= bindparam("now", now), 1), else_=0).label("past")
+    query = (
+        select(u.status, u.draft, latest.status, past, func.count())
+        .select_from(_users.outerjoin(_latest, latest.id == _LATEST_ID))
+        .where(u.client_id == client.id)
+        .group_by(u.status, u.draft, latest.status, past)
+    )
+    if actor.kind == "manager":
+        query = query.where(u.sub_account_id == actor.sub_account_id)
+    counts = dict.fromkeys(USER_STATES, 0)
+    for status, draft, invitation, past, number in session.execute(query):
+        state = user_state(status, bool(draft), invitation, now if past else None, now)
+        counts[state] += number
+    return counts
 
 
 def iter_users(
@@ -390,4 +541,15 @@ def iter_users(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-__all__ = ["ClientPage", "UserPage", "iter_users", "list_users", "search_clients"]
+__all__ = [
+    "STATE_FILTERS",
+    "USER_STATES",
+    "ClientPage",
+    "UserPage",
+    "iter_users",
+    "list_users",
+    "search_clients",
+    "state_counts",
+    "state_label",
+    "user_state",
+]

@@ -8,6 +8,7 @@ Mail goes through a real SMTP server on loopback; every test runs on SQLite and 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 from smtp_support import MAIL_FROM, smtp_settings
 from sqlalchemy import select, update
 
-from selfcare_ops import invitations
+from selfcare_ops import directory, invitations
 from selfcare_ops.cli import main
 from selfcare_ops.errors import TokenError
 from selfcare_ops.invitations import accept, inspect_token
@@ -247,3 +248,98 @@ def test_no_final_mail_keeps_a_link_after_a_deliverer_is_killed(
         states = set(session.scalars(select(Invitation.status)))
     assert states == {"sent"}
     assert live_tokens(session_factory) == []
+
+
+def test_the_users_list_tells_sent_bounced_and_expired_apart(
+    db_url, session_factory, tree, smtp_server
+):
+    """`users list` says what happened to each invitation, and filters on it."""
+    smtp_server.handler.rcpt_replies = {"v.duduche@virginie.example": "550 5.1.1 Unknown user"}
+    bubu, duduche = tree.client_a_users[2], tree.client_a_users[4]
+    invite(session_factory, tree.system, bubu)
+    invite(session_factory, tree.system, duduche)
+    queued = CliRunner().invoke(
+        main, ["users", "list", "CA", "--json"], env={"SELFCARE_OPS_DATABASE_URL": db_url}
+    )
+    states = {row["login"]: row["state"] for row in json.loads(queued.output)}
+    assert states[bubu] == states[duduche] == "pending"  # queued, not yet "sent"
+
+    deliver(session_factory, smtp_settings(smtp_server.port))
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url}
+    listed = CliRunner().invoke(main, ["users", "list", "CA"], env=env)
+    assert listed.exit_code == 0, listed.output
+    today = f"{utcnow():%Y-%m-%d}"
+    line = {row.split()[0]: row for row in listed.output.splitlines() if "@" in row}
+    assert f"invited (envoyée le {today})" in line[bubu]
+    assert "adresse refusée : 550 5.1.1 Unknown user" in line[duduche]
+    assert "Invitations: 1 sent, 1 bounced" in listed.output
+
+    bounced = CliRunner().invoke(
+        main, ["users", "list", "CA", "--status", "bounced", "--json"], env=env
+    )
+    assert [row["login"] for row in json.loads(bounced.output)] == [duduche]
+    as_json = json.loads(
+        CliRunner().invoke(main, ["users", "list", "CA", "--json"], env=env).output
+    )
+    by_login = {row["login"]: row for row in as_json}
+    assert by_login[bubu]["state"] == "sent" and by_login[bubu]["invitation"] == "sent"
+    assert by_login[duduche]["state"] == "bounced"
+    assert "550 5.1.1" in by_login[duduche]["invitation_reason"]
+
+    # A week later, before the expiry job has run, the link has expired all the same.
+    with session_factory.begin() as session:
+        session.execute(
+            update(Invitation)
+            .where(Invitation.status == "sent")
+            .values(expires_at=utcnow() - timedelta(hours=1))
+        )
+    expired = CliRunner().invoke(main, ["users", "list", "CA", "--status", "expired"], env=env)
+    assert bubu in expired.output and duduche not in expired.output
+    assert "invitation expirée (le " in expired.output
+    with session_factory() as session:
+        counts = directory.state_counts(session, tree.system, "CA")
+    assert (counts["expired"], counts["bounced"], counts["sent"]) == (1, 1, 0)
+    # A manager counts their own sub-account only (Bubu is in Siège, Duduche in Agence).
+    with session_factory() as session:
+        counts = directory.state_counts(session, tree.manager_siege, "CA")
+    assert (counts["expired"], counts["bounced"]) == (1, 0)
+
+
+def test_invite_list_is_the_ledger_of_invitations_within_the_actors_scope(
+    db_url, session_factory, tree, smtp_server
+):
+    smtp_server.handler.rcpt_replies = {"v.duduche@virginie.example": "550 5.1.1 Unknown user"}
+    bubu, duduche = tree.client_a_users[2], tree.client_a_users[4]
+    first = invite(session_factory, tree.system, bubu)
+    with session_factory.begin() as session:
+        invitations.resend(session, tree.system, bubu)
+    invite(session_factory, tree.partner_a_admin, duduche)
+    deliver(session_factory, smtp_settings(smtp_server.port))
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url}
+
+    ledger = json.loads(
+        CliRunner().invoke(main, ["invite", "list", "--client", "CA", "--json"], env=env).output
+    )
+    by_state = sorted((row["login"], row["state"]) for row in ledger)
+    assert by_state == sorted([(bubu, "superseded"), (bubu, "sent"), (duduche, "bounced")])
+    bounced = next(row for row in ledger if row["state"] == "bounced")
+    assert bounced["email"] == "v.duduche@virginie.example" and "550" in bounced["reason"]
+    assert bounced["created_by"] == "admin@pa.example" and bounced["sent_at"] is None
+    sent = next(row for row in ledger if row["state"] == "sent")
+    assert sent["sent_at"] is not None and sent["client_ref"] == "CA"
+    superseded = next(row for row in ledger if row["invitation_id"] == first.invitation_id)
+    assert superseded["state"] == "superseded"
+
+    only_bounced = CliRunner().invoke(main, ["invite", "list", "--status", "bounced"], env=env)
+    assert duduche in only_bounced.output and bubu not in only_bounced.output
+    # The manager of Siège sees Bubu's invitations (Siège), not Duduche's (Agence).
+    managed = CliRunner().invoke(
+        main, ["--as", "marc@virginie.example", "invite", "list", "--json"], env=env
+    )
+    assert managed.exit_code == 0, managed.output
+    assert {row["login"] for row in json.loads(managed.output)} == {bubu}
+    # Partner B administers another subtree: client CA is out of its scope.
+    outside = CliRunner().invoke(
+        main, ["--as", "admin@pb.example", "invite", "list", "--client", "CA"], env=env
+    )
+    assert outside.exit_code == 1 and "Error:" in outside.output

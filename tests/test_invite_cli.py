@@ -43,7 +43,7 @@ def _messages(session_factory):
 def test_invite_user_and_its_refusal(run, session_factory):
     result = run("invite", "user", JP)
     assert result.exit_code == 0, result.output
-    assert "Invitation sent to jp.bubu@virginie.example" in result.output
+    assert "Invitation queued for jp.bubu@virginie.example" in result.output
     assert _status(session_factory, JP) == "invited"
     refused = run("invite", "user", CEDRIC)
     assert refused.exit_code == 1

@@ -54,6 +54,8 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 
 def _plain(value: Any) -> Any:
+    if value is pd.NaT or value is None:  # NaT is a datetime too: test it first
+        return None
     if isinstance(value, datetime | date | pd.Timestamp):
         return value.isoformat()
     if isinstance(value, float) and math.isnan(value):

@@ -56,7 +56,12 @@ def users() -> None:
 
 @users.command("list")
 @click.argument("client_ref")
-@click.option("--status", type=click.Choice(ACCOUNT_STATUSES))
+@click.option(
+    "--status",
+    type=click.Choice((*ACCOUNT_STATUSES, *directory.STATE_FILTERS)),
+    help="An account status, or the state of the latest invitation (sent, expired, bounced), "
+    "or draft.",
+)
 @click.option("--no-email", is_flag=True, help="Only users without an email address.")
 @click.option("--sub-account", metavar="NAME")
 @click.option("--search", metavar="TEXT", help="Part of a name, login or email (accents ignored).")
@@ -93,11 +98,26 @@ def users_list(
         return
     shown = rows.assign(
         status=[
-            f"{s} ({d:%Y-%m-%d})" if s == "invited" and d is not None and d == d else s
-            for s, d in zip(rows["status"], rows["invited_at"], strict=True)
+            directory.state_label(state, sent_at, expires_at, reason)
+            for state, sent_at, expires_at, reason in zip(
+                rows["state"],
+                rows["invitation_sent_at"],
+                rows["invitation_expires_at"],
+                rows["invitation_reason"],
+                strict=True,
+            )
         ]
     )
     echo_table(
         shown, ["login", "first_name", "last_name", "email", "status", "sub_account", "role"]
     )
     click.echo(f"{len(rows)} users")
+    if not status and not search and not no_email and not sub_account and not limit:
+        with cli.read_sessions()() as session:
+            counts = directory.state_counts(session, cli.actor(session), client_ref)
+        invited = {k: counts[k] for k in ("pending", "sent", "expired", "bounced") if counts[k]}
+        if invited:
+            click.echo(
+                "Invitations: "
+                + ", ".join(f"{number} {state}" for state, number in invited.items())
+            )

@@ -7,7 +7,8 @@ from typing import IO
 import click
 
 from .. import invitations as service
-from ..models import CLIENT_ROLES, LANGUAGES
+from ..invitation_ledger import MAX_LEDGER_ROWS, list_invitations
+from ..models import CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
 from ..users import NewUser
 from . import main
 from .common import CliContext, confirm_or_abort, echo_json, echo_table, pass_cli
@@ -20,10 +21,43 @@ def invite() -> None:
 
 
 def _sent(result: service.InvitationResult) -> str:
+    # Queued, not sent: the mail leaves with `mail deliver` (the ledger then says "sent").
     return (
-        f"Invitation sent to {result.email} ({result.login or 'administrator'}); "
-        f"the link is valid until {result.expires_at:%Y-%m-%d %H:%M} UTC."
+        f"Invitation queued for {result.email} ({result.login or 'administrator'}); "
+        f"the link is valid until {result.expires_at:%Y-%m-%d %H:%M} UTC. "
+        "`selfcare-ops mail deliver` sends it."
     )
+
+
+@invite.command("list")
+@click.option("--client", "client_ref", metavar="REF", help="Only the invitations of this client.")
+@click.option(
+    "--status",
+    type=click.Choice(INVITATION_STATUSES),
+    help="Only invitations in this state (expired includes open links past their expiry).",
+)
+@click.option("--limit", type=click.IntRange(1, MAX_LEDGER_ROWS), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@pass_cli
+def invite_list(
+    cli: CliContext, client_ref: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """The ledger of invitations, newest first: who, to which address, sent when, state, by whom."""
+    with cli.read_sessions()() as session:
+        ledger = list_invitations(
+            session, cli.actor(session), client_ref=client_ref, status=status, limit=limit
+        )
+    if as_json:
+        echo_json(ledger)
+        return
+    shown = ledger.assign(
+        sent_at=[
+            f"{d:%Y-%m-%d %H:%M}" if d is not None and d == d else "" for d in ledger["sent_at"]
+        ],
+        reason=[str(r)[:60] if r is not None and r == r else "" for r in ledger["reason"]],
+    )
+    echo_table(shown, ["login", "email", "client_ref", "state", "sent_at", "created_by", "reason"])
+    click.echo(f"{len(ledger)} invitations")
 
 
 @invite.command("user")

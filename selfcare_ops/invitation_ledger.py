@@ -1,0 +1,141 @@
+"""The ledger of invitations: who was invited, to which address, sent when, in which state, by whom.
+
+Read-only and scoped like every listing: operator and partner administrators see their subtree,
+a client administrator their client, a manager the invitations of their sub-account's users.
+An open invitation past its expiry reads ``expired`` even before the expiry job has run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from .access import Actor, organisation_scope, require_organisation
+from .errors import ValidationError
+from .models import (
+    INVITATION_STATUSES,
+    OPEN_INVITATION_STATUSES,
+    Administrator,
+    Invitation,
+    Organisation,
+    User,
+    utcnow,
+)
+from .organisations import get_client
+
+LEDGER_COLUMNS = [
+    "invitation_id",
+    "kind",
+    "login",
+    "email",
+    "client_ref",
+    "state",
+    "created_at",
+    "sent_at",
+    "expires_at",
+    "closed_at",
+    "reason",
+    "created_by",
+]
+#: Longest ledger one call returns; ``limit`` chooses less.
+MAX_LEDGER_ROWS = 10_000
+
+
+def invitation_state(status: str, expires_at: datetime | None, now: datetime) -> str:
+    """The invitation's status, ``expired`` once an open one is past its expiry."""
+    if status in OPEN_INVITATION_STATUSES and expires_at is not None and expires_at <= now:
+        return "expired"
+    return status
+
+
+def list_invitations(
+    session: Session,
+    actor: Actor,
+    *,
+    client_ref: str | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """The newest invitations first, one row each (see :data:`LEDGER_COLUMNS`)."""
+    if status is not None and status not in INVITATION_STATUSES:
+        raise ValidationError(
+            f"The invitation state must be one of {', '.join(INVITATION_STATUSES)}, "
+            f"not {status!r}.",
+            field="status",
+            actual=status,
+        )
+    if not 1 <= limit <= MAX_LEDGER_ROWS:
+        raise ValidationError(
+            f"The number of invitations to list must be between 1 and {MAX_LEDGER_ROWS}, "
+            f"not {limit}.",
+            field="limit",
+            limit=MAX_LEDGER_ROWS,
+            actual=limit,
+        )
+    now = now or utcnow()
+    query = (
+        select(
+            Invitation.id,
+            Invitation.kind,
+            User.login,
+            Administrator.email,
+            Invitation.email,
+            Organisation.ref,
+            Invitation.status,
+            Invitation.created_at,
+            Invitation.sent_at,
+            Invitation.expires_at,
+            Invitation.closed_at,
+            Invitation.status_reason,
+            Invitation.created_by,
+        )
+        .join(Organisation, Organisation.id == Invitation.organisation_id)
+        .outerjoin(User, User.id == Invitation.user_id)
+        .outerjoin(Administrator, Administrator.id == Invitation.administrator_id)
+        .where(organisation_scope(actor))
+        .order_by(Invitation.id.desc())
+        .limit(limit)
+    )
+    if actor.kind == "manager":
+        query = query.where(User.sub_account_id == actor.sub_account_id)
+    if client_ref is not None:
+        client = get_client(session, client_ref)
+        require_organisation(actor, client, "list the invitations of")
+        query = query.where(Invitation.organisation_id == client.id)
+    if status == "expired":
+        query = query.where(
+            or_(
+                Invitation.status == "expired",
+                and_(Invitation.status.in_(OPEN_INVITATION_STATUSES), Invitation.expires_at <= now),
+            )
+        )
+    elif status in OPEN_INVITATION_STATUSES:
+        query = query.where(Invitation.status == status, Invitation.expires_at > now)
+    elif status is not None:
+        query = query.where(Invitation.status == status)
+    records: list[tuple[Any, ...]] = []
+    for row in session.execute(query):
+        (inv_id, kind, login, admin_email, email, ref, inv_status, created, sent) = row[:9]
+        expires, closed, reason, by = row[9:]
+        records.append(
+            (
+                inv_id,
+                kind,
+                login or admin_email,
+                email,
+                ref,
+                invitation_state(inv_status, expires, now),
+                created,
+                sent,
+                expires,
+                closed,
+                reason,
+                by,
+            )
+        )
+    return pd.DataFrame.from_records(records, columns=LEDGER_COLUMNS)
