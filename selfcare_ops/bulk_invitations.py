@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .access import Actor, require_organisation, user_scope
 from .config import get_settings
 from .errors import NotFoundError, ValidationError
 from .issuing import MailFrames, Target, issue, supersede_pending
-from .models import Organisation, SubAccount, User, utcnow
+from .models import Invitation, Organisation, SubAccount, User, utcnow
 from .organisations import get_client
 from .users import find_sub_account
 
@@ -36,6 +36,8 @@ REASON_ACTIVE = "already active"
 REASON_DEACTIVATED = "deactivated"
 REASON_OUT_OF_SCOPE = "out of scope"
 REASON_UNKNOWN = "unknown user"
+REASON_DRAFT = "draft: created without activating (users activate LOGIN sends it)"
+REASON_BOUNCED = "address refused by the mail server: correct the email first"
 
 Progress = Callable[[int, int], None]
 
@@ -48,19 +50,37 @@ def _recent_reason(min_days: int) -> str:
 
 
 def _reason(
-    status: str, email: str | None, invited_at: datetime | None, cutoff: datetime, min_days: int
+    status: str,
+    email: str | None,
+    invited_at: datetime | None,
+    cutoff: datetime,
+    min_days: int,
+    *,
+    draft: bool = False,
+    bounced: bool = False,
 ) -> str:
     """Why a user in scope is left out of a bulk invitation ('' when they are invited)."""
     if status == "deactivated":
         return REASON_DEACTIVATED
     if status == "active":
         return REASON_ACTIVE
+    if draft and status == "not_invited":
+        return REASON_DRAFT
     if not email:
         return REASON_NO_EMAIL
+    if bounced:
+        return REASON_BOUNCED
     if status == "invited" and invited_at is not None and invited_at >= cutoff:
         return _recent_reason(min_days)
     return ""
 
+
+#: An invitation to the user's current address was refused for good: sending again is useless.
+_BOUNCED_HERE = exists().where(
+    Invitation.user_id == User.id,
+    Invitation.status == "bounced",
+    func.lower(Invitation.email) == User.email_folded,
+)
 
 _USER_COLUMNS = (
     User.id,
@@ -71,6 +91,8 @@ _USER_COLUMNS = (
     User.client_id,
     User.sub_account_id,
     Organisation.path,
+    User.draft,
+    _BOUNCED_HERE.label("bounced"),
 )
 
 
@@ -170,7 +192,15 @@ def plan_bulk(
         if not _in_scope(actor, row):
             reason = REASON_OUT_OF_SCOPE
         else:
-            reason = _reason(row.status, row.email, row.invited_at, cutoff, min_days)
+            reason = _reason(
+                row.status,
+                row.email,
+                row.invited_at,
+                cutoff,
+                min_days,
+                draft=row.draft,
+                bounced=bool(row.bounced),
+            )
         records.append(
             {
                 "user_id": row.id,
@@ -230,6 +260,8 @@ def _claim(session: Session, ids: Sequence[int], cutoff: datetime, now: datetime
             User.id.in_(ids),
             User.email.is_not(None),
             User.email != "",
+            User.draft.is_(False),
+            ~_BOUNCED_HERE,
             or_(
                 User.status == "not_invited",
                 and_(
@@ -309,8 +341,9 @@ def invite_user_ids(
 ) -> int:
     """Invite many users at once (the fast path); returns how many were invited.
 
-    Users out of the actor's scope, without email, active, deactivated or invited less than
-    ``min_days`` ago are skipped silently (use :func:`plan_bulk` to see who and why).
+    Users out of the actor's scope, without email, drafts, active, deactivated, whose address
+    bounced or invited less than ``min_days`` ago are skipped silently (use :func:`plan_bulk`
+    to see who and why).
     """
     now = now or utcnow()
     ids = _scoped(session, actor, user_ids)
@@ -345,12 +378,25 @@ def apply_bulk(
     current: dict[int, str] = {}
     for start in range(0, len(missed), CHUNK):
         for row in session.execute(
-            select(User.id, User.status, User.email, User.invited_at).where(
-                User.id.in_(missed[start : start + CHUNK])
-            )
+            select(
+                User.id,
+                User.status,
+                User.email,
+                User.invited_at,
+                User.draft,
+                _BOUNCED_HERE.label("bounced"),
+            ).where(User.id.in_(missed[start : start + CHUNK]))
         ):
             recent = now - timedelta(days=min_days)
-            reason = _reason(row.status, row.email, row.invited_at, recent, min_days)
+            reason = _reason(
+                row.status,
+                row.email,
+                row.invited_at,
+                recent,
+                min_days,
+                draft=row.draft,
+                bounced=bool(row.bounced),
+            )
             if not reason and row.invited_at is not None and row.invited_at >= planned_at:
                 reason = "invited since the plan was made"
             current[row.id] = reason or "no longer eligible"

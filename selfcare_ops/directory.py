@@ -75,6 +75,7 @@ STATE_FILTERS = ("draft", "pending", "sent", "expired", "bounced")
 USER_STATES = (
     "not_invited",
     "draft",
+    "invited",
     "pending",
     "sent",
     "expired",
@@ -333,8 +334,18 @@ def user_state(
 _SERVER_REPLY = re.compile(r"\b([45]\d\d[ -].*?)\.?$")
 
 
-def state_label(state: str, sent_at: Any = None, expires_at: Any = None, reason: Any = None) -> str:
-    """The state as an analyst reads it in a listing (``invited (envoyée le 2026-12-01)``)."""
+def state_label(
+    state: str,
+    sent_at: Any = None,
+    expires_at: Any = None,
+    reason: Any = None,
+    invited_at: Any = None,
+) -> str:
+    """The state as an analyst reads it in a listing (``invited (envoyée le 2026-12-01)``).
+
+    ``invited`` alone is a user marked invited with no invitation on record (data loaded from
+    elsewhere): it shows the date they were marked.
+    """
 
     def day(moment: Any) -> str:
         return f"{moment:%Y-%m-%d}" if moment is not None and moment == moment else "?"
@@ -350,6 +361,8 @@ def state_label(state: str, sent_at: Any = None, expires_at: Any = None, reason:
         return f"adresse refusée : {reply.group(1) if reply else reason or 'raison inconnue'}"
     if state == "draft":
         return "brouillon (créé sans activation)"
+    if state == "invited" and invited_at is not None and invited_at == invited_at:
+        return f"invited ({day(invited_at)})"
     return state
 
 

@@ -164,7 +164,9 @@ def _set_email(session: Session, actor: Actor, user: User, email: str) -> None:
 
 
 def _mark_invited(session: Session, user: User, now: datetime) -> None:
+    """``invited`` from now; inviting a draft is its activation (seed 003)."""
     user.status, user.invited_at, user.status_changed_at = "invited", now, now
+    user.draft = False
     session.flush()
 
 
@@ -419,9 +421,13 @@ def add_user(
     draft: bool = False,
     now: datetime | None = None,
 ) -> CreatedUser:
-    """Create a user; unless ``draft``, invite them at once when an email is known (seed 003)."""
+    """Create a user; unless ``draft``, invite them at once when an email is known (seed 003).
+
+    A draft stays out of every bulk invitation until it is activated (:func:`activate`).
+    """
     if new.email:
         new.email = normalise_email(new.email)
+    new.draft = new.draft or draft
     user = create_user(session, actor, client_ref, new)
     invitation = None
     if not draft and user.email:

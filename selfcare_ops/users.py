@@ -105,6 +105,8 @@ class NewUser:
     role: str | None = None
     sub_account: str | None = None
     rights: dict[str, bool] = field(default_factory=dict)
+    #: Created without activating (seed 003): no bulk invitation picks it up until activated.
+    draft: bool = False
 
 
 def _check_vocabulary(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -139,6 +141,15 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     role = new.role or ("user" if has_users else "administrator")
     if role == "administrator":
         sub_account = None
+    elif sub_account is None and actor.kind == "manager" and client.id == actor.organisation_id:
+        # A manager has one sub-account: what they create goes there unless they say otherwise.
+        sub_account = session.get(SubAccount, actor.sub_account_id)
+    if role == "manager" and sub_account is None:
+        raise ValidationError(
+            "A manager needs a sub-account to manage (seed 002): give one, or choose the "
+            "administrator or user role.",
+            field="sub_account",
+        )
     require_assignable(actor, client, role, sub_account)
     email = new.email.strip() if new.email else None
     if email and session.scalar(select(exists().where(User.email_folded == email.lower()))):
@@ -168,6 +179,7 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
         services=new.services,
         role=role,
         status="not_invited",
+        draft=new.draft,
         **{
             "right_manage_rights": False,
             "right_place_orders": False,

@@ -86,8 +86,9 @@ def test_manager_adds_only_non_administrators_to_their_sub_account(session_facto
             create_user(session, manager, "CA", NewUser("Eve", "Admin", role="administrator"))
         with pytest.raises(AccessDeniedError, match="own sub-account"):
             create_user(session, manager, "CA", NewUser("Eve", "Ailleurs", sub_account="Agence"))
-        with pytest.raises(AccessDeniedError, match="own sub-account"):
-            create_user(session, manager, "CA", NewUser("Eve", "Nulle", role="manager"))
+        # Without a sub-account, what a manager creates goes into their own one.
+        defaulted = create_user(session, manager, "CA", NewUser("Eve", "Nulle", role="manager"))
+        assert defaulted.sub_account_id == manager.sub_account_id
         created = create_user(
             session, manager, "CA", NewUser("Eve", "Siège", role="manager", sub_account="Siège")
         )

@@ -343,3 +343,107 @@ def test_invite_list_is_the_ledger_of_invitations_within_the_actors_scope(
         main, ["--as", "admin@pb.example", "invite", "list", "--client", "CA"], env=env
     )
     assert outside.exit_code == 1 and "Error:" in outside.output
+
+
+def test_a_draft_stays_out_of_bulk_invitations_until_activated(db_url, session_factory, tree):
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url}
+    created = CliRunner().invoke(
+        main,
+        [
+            "users",
+            "create",
+            "CA",
+            "--first-name",
+            "Denise",
+            "--last-name",
+            "Brouillon",
+            "--email",
+            "denise@virginie.example",
+            "--draft",
+        ],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    login = next(word for word in created.output.split() if word.startswith("dbrouillon@"))
+    planned = CliRunner().invoke(main, ["invite", "client", "CA", "--dry-run", "--json"], env=env)
+    plan = json.loads(planned.output)
+    row = next(r for r in plan["left_out"] if r["login"] == login)
+    assert row["reason"].startswith("draft")
+    sent = CliRunner().invoke(main, ["invite", "client", "CA", "--yes"], env=env)
+    assert sent.exit_code == 0, sent.output
+    with session_factory() as session:
+        user = session.scalar(select(User).where(User.login == login))
+        assert (user.status, user.draft) == ("not_invited", True)
+    listed = CliRunner().invoke(main, ["users", "list", "CA", "--status", "draft"], env=env)
+    assert login in listed.output and "brouillon" in listed.output
+
+    activated = CliRunner().invoke(main, ["users", "activate", login], env=env)
+    assert activated.exit_code == 0, activated.output
+    with session_factory() as session:
+        user = session.scalar(select(User).where(User.login == login))
+        assert (user.status, user.draft) == ("invited", False)
+
+
+def test_a_bounced_address_is_not_invited_again_until_corrected(session_factory, tree, smtp_server):
+    smtp_server.handler.rcpt_replies = {"jp.bubu@virginie.example": "550 5.1.1 Unknown user"}
+    login = tree.client_a_users[2]
+    invite(session_factory, tree.system, login)
+    deliver(session_factory, smtp_settings(smtp_server.port))
+    with session_factory() as session:
+        plan = invitations.plan_bulk(
+            session, tree.system, client_ref="CA", min_days=0, now=utcnow() + timedelta(days=9)
+        )
+    row = plan.set_index("login").loc[login]
+    assert row["action"] == "skip" and "refused" in row["reason"]
+    # The corrected address is invited again.
+    with session_factory.begin() as session:
+        invitations.invite_user(session, tree.system, login, email="jp.bubu@virginie-tel.example")
+    with session_factory() as session:
+        latest = session.scalars(
+            select(Invitation)
+            .where(Invitation.user_id == User.id, User.login == login)
+            .order_by(Invitation.id.desc())
+        ).first()
+        assert (latest.status, latest.email) == ("pending", "jp.bubu@virginie-tel.example")
+
+
+def test_managers_are_always_given_a_sub_account(db_url, session_factory, tree):
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url}
+    refused = CliRunner().invoke(
+        main,
+        [
+            "users",
+            "create",
+            "CA",
+            "--first-name",
+            "Mona",
+            "--last-name",
+            "Nosub",
+            "--role",
+            "manager",
+            "--draft",
+        ],
+        env=env,
+    )
+    assert refused.exit_code == 1 and "needs a sub-account" in refused.output
+    # A manager creating people puts them in their own sub-account without being told.
+    mine = CliRunner().invoke(
+        main,
+        [
+            "--as",
+            "marc@virginie.example",
+            "users",
+            "create",
+            "CA",
+            "--first-name",
+            "Paul",
+            "--last-name",
+            "Siege",
+            "--draft",
+        ],
+        env=env,
+    )
+    assert mine.exit_code == 0, mine.output
+    with session_factory() as session:
+        user = session.scalar(select(User).where(User.last_name == "Siege"))
+        assert user.sub_account.name == "Siège"

@@ -98,12 +98,13 @@ def users_list(
         return
     shown = rows.assign(
         status=[
-            directory.state_label(state, sent_at, expires_at, reason)
-            for state, sent_at, expires_at, reason in zip(
+            directory.state_label(state, sent_at, expires_at, reason, invited_at)
+            for state, sent_at, expires_at, reason, invited_at in zip(
                 rows["state"],
                 rows["invitation_sent_at"],
                 rows["invitation_expires_at"],
                 rows["invitation_reason"],
+                rows["invited_at"],
                 strict=True,
             )
         ]
