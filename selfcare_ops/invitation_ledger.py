@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from .access import Actor, organisation_scope, require_organisation
+from .access import Actor, organisation_scope, require_organisation, user_scope
 from .errors import ValidationError
 from .models import (
     INVITATION_STATUSES,
@@ -139,3 +139,57 @@ def list_invitations(
             )
         )
     return pd.DataFrame.from_records(records, columns=LEDGER_COLUMNS)
+
+
+ATTENTION_COLUMNS = ["login", "email", "client_ref", "state", "since", "reason", "what_to_do"]
+
+
+def needing_attention(
+    session: Session, actor: Actor, *, now: datetime | None = None
+) -> pd.DataFrame:
+    """Invited users whose latest invitation bounced or expired, with what to do about each.
+
+    The invitation maintenance job prints this table: a bounced address needs a person to
+    correct it (a reminder would bounce again); an expired link needs a new invitation.
+    """
+    now = now or utcnow()
+    latest_id = (
+        select(func.max(Invitation.id))
+        .where(Invitation.user_id == User.id, Invitation.kind == "user")
+        .correlate(User)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            User.login,
+            User.email,
+            Organisation.ref,
+            Invitation.status,
+            Invitation.expires_at,
+            Invitation.closed_at,
+            Invitation.status_reason,
+        )
+        .join(Organisation, Organisation.id == User.client_id)
+        .join(Invitation, Invitation.id == latest_id)
+        .where(
+            User.status == "invited",
+            user_scope(actor),
+            or_(
+                Invitation.status.in_(("bounced", "expired")),
+                and_(Invitation.status.in_(OPEN_INVITATION_STATUSES), Invitation.expires_at <= now),
+            ),
+        )
+        .order_by(Organisation.ref, User.sort_name, User.id)
+    )
+    records = []
+    for login, email, ref, status, expires_at, closed_at, reason in session.execute(query):
+        if status == "bounced":
+            todo = (
+                f"correct the address (selfcare-ops users edit {login} --email …), "
+                "then invite again"
+            )
+            records.append((login, email, ref, "bounced", closed_at, reason, todo))
+        else:
+            todo = f"send a new link (selfcare-ops invite resend {login})"
+            records.append((login, email, ref, "expired", expires_at, None, todo))
+    return pd.DataFrame.from_records(records, columns=ATTENTION_COLUMNS)

@@ -16,11 +16,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import nbformat
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from selfcare_ops.access import SYSTEM_ACTOR_EMAIL
 from selfcare_ops.config import Settings
@@ -28,7 +29,15 @@ from selfcare_ops.db import make_engine, make_session_factory
 from selfcare_ops.demo import load_demo
 from selfcare_ops.jobs import JOBS, run_main_job
 from selfcare_ops.jobs.runner import run_job
-from selfcare_ops.models import AuditEvent, ImportRun, JobRun, OutboundMessage, User
+from selfcare_ops.models import (
+    AuditEvent,
+    ImportRun,
+    Invitation,
+    JobRun,
+    OutboundMessage,
+    User,
+    utcnow,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_NOTEBOOKS = sorted(str(job.notebook.relative_to(REPO)) for job in JOBS.values())
@@ -219,6 +228,16 @@ def test_onboarding_maintenance_and_branding_notebooks_on_each_backend(
     assert len(list((settings.maildir / "new").iterdir())) == 2
     second = run_job("invitation_maintenance", settings=settings)
     assert json.loads((second.output_dir / "maintenance.json").read_text())["delivery"]["sent"] == 0
+    # A week on, nobody accepted: the job lists the expired links and what to do about each.
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(update(Invitation).values(expires_at=utcnow() - timedelta(hours=1)))
+    engine.dispose()
+    third = run_job("invitation_maintenance", {"remind_after_days": 30}, settings=settings)
+    assert third.ok, third.describe()
+    attention = (third.output_dir / "attention.csv").read_text(encoding="utf-8-sig")
+    assert attention.count(";expired;") == 2 and "invite resend" in attention
+    assert "imartin@" in attention and "npetit@" in attention
     audit = run_job("branding_audit", {"worst": 1}, settings=settings)
     assert audit.ok, audit.describe()
     assert (audit.output_dir / "branding_audit.csv").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +50,12 @@ class JobContext:
             json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
         return target
+
+    def save_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        """Write ``frame`` as ``<output_dir>/<name>`` for Excel, formula-like cells neutralised."""
+        from ..reports import export_csv
+
+        return export_csv(frame, self.output_dir / name)
 
     def describe(self) -> dict[str, str]:
         """Which interpreter, package and database this run uses (shown by every notebook)."""
