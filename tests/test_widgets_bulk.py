@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from selfcare_ops.models import Invitation, OutboundMessage, User
+from selfcare_ops import invitations
+from selfcare_ops.models import Invitation, OutboundMessage, User, utcnow
+from selfcare_ops.users import NewUser
 from selfcare_ops.widgets import BulkInvitationDashboard, DirectoryDashboard
 from selfcare_ops.widgets.bulk import reason_label
 
@@ -154,3 +157,31 @@ def test_delivery_failure_is_reported_not_raised(session_factory, tree, monkeypa
     assert "Traceback" not in board.feedback.value
     with session_factory() as session:  # nothing lost: the messages wait for the next run
         assert "sent" not in set(session.scalars(select(OutboundMessage.status)))
+
+
+def test_delivery_counts_mails_whose_link_no_longer_works(session_factory, tree, smtp):
+    """Links that expired while waiting are not mailed, and the dashboard says so."""
+    board = BulkInvitationDashboard(session_factory, tree.system, client_ref="CA")
+    board.confirm_button.click()
+    with session_factory.begin() as session:
+        session.execute(update(Invitation).values(expires_at=utcnow() - timedelta(minutes=1)))
+    board.deliver_button.click()
+    assert "0 message distribué" in board.delivery_html.value
+    assert "2 annulés (lien révoqué, remplacé ou expiré)" in board.delivery_html.value
+    assert smtp.recipients == []
+    with session_factory() as session:
+        assert set(session.scalars(select(OutboundMessage.status))) == {"cancelled"}
+
+
+def test_a_draft_is_left_out_with_its_reason(session_factory, tree):
+    with session_factory.begin() as session:
+        invitations.add_user(
+            session,
+            tree.system,
+            "CA",
+            NewUser("Denise", "Brouillon", email="denise@virginie.example"),
+            draft=True,
+        )
+    board = BulkInvitationDashboard(session_factory, tree.system, client_ref="CA")
+    assert "2 invitations à envoyer" in board.summary.value
+    assert "brouillon créé sans activation" in board.left_out.value

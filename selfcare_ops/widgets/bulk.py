@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import invitations
 from ..access import Actor
+from ..bulk_invitations import REASON_BOUNCED, REASON_DRAFT
 from ..errors import ValidationError
 from .common import (
     Feedback,
@@ -38,6 +39,8 @@ REASON_LABELS = {
     "unknown user": "utilisateur inconnu",
     "invited since the plan was made": "invité depuis la préparation du plan",
     "no longer eligible": "n'est plus éligible",
+    REASON_DRAFT: "brouillon créé sans activation (à activer d'abord)",
+    REASON_BOUNCED: "adresse refusée par le serveur de messagerie : corriger l'e-mail d'abord",
 }
 _RECENT = re.compile(r"invited less than (\d+) days? ago")
 
@@ -289,11 +292,17 @@ class BulkInvitationDashboard:
         sent = int(getattr(report, "sent", 0))
         retried = int(getattr(report, "retried", 0))
         failed = int(getattr(report, "failed", 0))
+        cancelled = int(getattr(report, "cancelled", 0))
         self.delivery_progress.finish(f"{sent} envoyés", failed=bool(failed))
         delivered = plural(sent, "message distribué", "messages distribués")
+        not_sent = (
+            f", {plural(cancelled, 'annulé', 'annulés')} (lien révoqué, remplacé ou expiré)"
+            if cancelled
+            else ""
+        )
         self.delivery_html.value = (
             f'<div class="selfcare-delivery">{html.escape(delivered)}, '
-            f"{retried} à réessayer, {failed} en échec.</div>"
+            f"{retried} à réessayer, {failed} en échec{not_sent}.</div>"
         )
         error = getattr(report, "error", None)
         if error:
