@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from selfcare_ops.db import (
@@ -25,9 +26,8 @@ from selfcare_ops.db import (
 )
 from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError
 from selfcare_ops.mail.content import message_content, store_template
-from selfcare_ops.mail.outbox import enqueue
 from selfcare_ops.mail.render import MailTemplate
-from selfcare_ops.models import Base, OutboundMessage, utcnow
+from selfcare_ops.models import Base, OutboundMessage, UTCDateTime, utcnow
 
 POSTGRES_ENV = "SELFCARE_OPS_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -156,21 +156,44 @@ def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
     frame = {"organisation_name": "Org <Télécom>", "expires_on": "demain", "admin_url": "/admin/"}
     template = MailTemplate("invitation_user", "fr", frame)
     person = {"full_name": "<b>Zoé</b> O'Brien", "login": "zoe@c1.fr", "link": LINK}
+    # The outbox as revision 0002 knows it (the models describe the head revision).
+    outbox_0002 = sa.table(
+        "outbound_messages",
+        *(
+            sa.column(name)
+            for name in ("id", "message_key", "kind", "recipient", "language", "status")
+        ),
+        sa.column("template_id", sa.Integer()),
+        sa.column("person", sa.JSON()),
+        sa.column("attempts", sa.Integer()),
+        sa.column("next_attempt_at", UTCDateTime()),
+        sa.column("created_at", UTCDateTime()),
+    )
     with sessions.begin() as session:
-        templated = enqueue(
-            session,
-            kind="invitation",
-            recipient="zoe@c1.example",
-            language="fr",
-            message_key="templated",
-            template_id=store_template(session, template),
-            person=person,
-        )
-        expected = message_content(templated, template)
+        templated_id = session.execute(
+            sa.insert(outbox_0002).returning(outbox_0002.c.id),
+            {
+                "kind": "invitation",
+                "recipient": "zoe@c1.example",
+                "language": "fr",
+                "message_key": "templated",
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "template_id": store_template(session, template),
+                "person": person,
+            },
+        ).scalar_one()
+        stored = session.execute(
+            sa.select(outbox_0002).where(outbox_0002.c.id == templated_id)
+        ).one()
+        expected = message_content(stored._mapping, template)
         assert expected == template.fill(person)
     with sessions() as session:
-        old = session.scalar(select(OutboundMessage).where(OutboundMessage.message_key == "old"))
-        assert message_content(old).text == "Texte ancien"
+        old = session.execute(text("SELECT * FROM outbound_messages WHERE message_key = 'old'"))
+        old = old.one()
+        assert message_content(old._mapping).text == "Texte ancien"
 
     command.downgrade(config, "0001")
     assert current_revision(engine) == "0001"
@@ -181,7 +204,7 @@ def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
         assert not {"template_id", "person"} & columns
         written = connection.execute(
             text("SELECT subject, body_text, body_html FROM outbound_messages WHERE id = :id"),
-            {"id": templated.id},
+            {"id": templated_id},
         ).one()
         # Filled as the toolkit fills it: nothing lost for a mail still waiting in the outbox.
         assert tuple(written) == (expected.subject, expected.text, expected.html)
@@ -195,7 +218,7 @@ def test_outbox_templates_migrate_up_and_down_with_data(blank_url):
     command.upgrade(config, "head")
     check_ready(engine)
     with sessions() as session:
-        again = session.get(OutboundMessage, templated.id)
+        again = session.get(OutboundMessage, templated_id)
         assert again.template_id is None and message_content(again) == expected
     engine.dispose()
 
@@ -266,6 +289,97 @@ def test_bulk_user_counts_migrate_up_and_down(blank_url):
             {**now, "login": "again@op.fr"},
         )
     assert _counts(engine) == {"not_invited": 0, "invited": 1}  # 0001's triggers are back
+
+    command.upgrade(config, "head")
+    check_ready(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_truthful_states_migrate_up_and_down_with_data(blank_url):
+    """0004: invitations whose mail left become sent or bounced; back and forth keeps data."""
+    engine = make_engine(blank_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0003")
+    now = {"now": utcnow()}
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, "
+                "updated_at) VALUES ('operator', 'OP', 'Op', 'op', '/1/', :now, :now)"
+            ),
+            now,
+        )
+        connection.execute(
+            text(
+                "INSERT INTO users (client_id, login, first_name, last_name, sort_name, "
+                "search_text, role, right_manage_rights, right_place_orders, "
+                "right_view_invoices, status, status_changed_at, invited_at, created_at, "
+                "updated_at) VALUES ((SELECT id FROM organisations), 'a@op.fr', 'A', 'B', 'b a', "
+                "'a b', 'user', false, false, false, 'invited', :now, :now, :now, :now)"
+            ),
+            now,
+        )
+        for key, status, error in (("m-sent", "sent", None), ("m-failed", "failed", "550 no")):
+            connection.execute(
+                text(
+                    "INSERT INTO outbound_messages (message_key, kind, recipient, subject, "
+                    "body_text, language, status, attempts, next_attempt_at, sent_at, "
+                    "last_error, created_at) VALUES (:key, 'invitation', 'a@op.example', 'S', "
+                    "'T', 'fr', :status, 1, :now, :sent, :error, :now)"
+                ),
+                {
+                    **now,
+                    "key": key,
+                    "status": status,
+                    "error": error,
+                    "sent": now["now"] if status == "sent" else None,
+                },
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO invitations (kind, user_id, organisation_id, email, token_hash, "
+                    "status, created_at, expires_at, created_by, message_id) VALUES ('user', "
+                    "(SELECT id FROM users), (SELECT id FROM organisations), 'a@op.example', "
+                    ":hash, 'pending', :now, :now, 'test', "
+                    "(SELECT id FROM outbound_messages WHERE message_key = :key))"
+                ),
+                {**now, "key": key, "hash": key},
+            )
+
+    command.upgrade(config, "0004")
+    with engine.connect() as connection:
+        states = dict(
+            connection.execute(
+                text("SELECT token_hash, status FROM invitations ORDER BY token_hash")
+            ).all()
+        )
+        reason = connection.scalar(
+            text("SELECT status_reason FROM invitations WHERE token_hash = 'm-failed'")
+        )
+        sent_at = connection.scalar(
+            text("SELECT sent_at FROM invitations WHERE token_hash = 'm-sent'")
+        )
+        draft = connection.scalar(text("SELECT draft FROM users"))
+    assert states == {"m-failed": "bounced", "m-sent": "sent"}
+    assert reason == "550 no" and sent_at is not None and not draft
+    assert {"users_count_update", "users_count_delete"} <= _trigger_names(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE outbound_messages SET status = 'cancelled', cancel_reason = 'revoked' "
+                "WHERE message_key = 'm-sent'"
+            )
+        )
+
+    command.downgrade(config, "0003")
+    with engine.connect() as connection:
+        statuses = set(connection.execute(text("SELECT status FROM outbound_messages")).scalars())
+        columns = {c["name"] for c in inspect(connection).get_columns("users")}
+    assert statuses == {"failed"} and "draft" not in columns
+    assert {"users_count_update", "users_count_delete"} <= _trigger_names(engine)
 
     command.upgrade(config, "head")
     check_ready(engine)
