@@ -107,6 +107,7 @@ __all__ = [
     "PLAN_COLUMNS",
     "OUTCOME_COLUMNS",
     "reactivate",
+    "redact_final_links",
     "redact_sent_links",
     "resend",
     "revoke",
@@ -497,6 +498,25 @@ def redact_sent_links(session: Session, *, batch: int = 1000, since: datetime | 
         apply_changes(session.connection(), changes)
         done += len(changes)
         last_id = rows[-1].id
+
+
+def redact_final_links(session: Session, actor: Actor) -> int:
+    """:func:`redact_sent_links` over the whole outbox, for the operator's staff (audited)."""
+    if actor.kind not in ("system", "operator_admin"):
+        raise AccessDeniedError(
+            f"{actor.describe()} may not rewrite the outbox: the operator's administrators do."
+        )
+    redacted = redact_sent_links(session)
+    audit.record(
+        session,
+        actor,
+        "outbox.redact",
+        "outbox",
+        None,
+        target_label="outbound_messages",
+        after={"redacted": redacted},
+    )
+    return redacted
 
 
 def deliver_and_redact(

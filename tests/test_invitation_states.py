@@ -447,3 +447,23 @@ def test_managers_are_always_given_a_sub_account(db_url, session_factory, tree):
     with session_factory() as session:
         user = session.scalar(select(User).where(User.last_name == "Siege"))
         assert user.sub_account.name == "Siège"
+
+
+def test_mail_redact_blanks_links_left_by_an_older_release(db_url, session_factory, tree):
+    """A failed mail written before links were blanked at the end: `mail redact` repairs it."""
+    issued = invite(session_factory, tree.system, tree.client_a_users[2])
+    with session_factory.begin() as session:
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == issued.message_id)
+            .values(status="failed", last_error="550 gone")
+        )
+    assert live_tokens(session_factory) == [(issued.message_id, "failed")]
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url}
+    refused = CliRunner().invoke(main, ["--as", "admin@pa.example", "mail", "redact"], env=env)
+    assert refused.exit_code == 1 and "may not rewrite the outbox" in refused.output
+    assert live_tokens(session_factory) != []
+    done = CliRunner().invoke(main, ["mail", "redact"], env=env)
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("1 mail had a live link")
+    assert live_tokens(session_factory) == []

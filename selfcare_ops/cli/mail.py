@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from ..errors import MailError
-from ..invitations import deliver_and_redact
+from ..invitations import deliver_and_redact, redact_final_links
 from ..mail.deliver import MAX_CONNECTIONS, mail_status
 from . import main
 from .common import CliContext, echo_json, pass_cli
@@ -86,7 +86,7 @@ def deliver_command(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object of counts.")
 @pass_cli
 def status_command(cli: CliContext, as_json: bool) -> None:
-    """How many messages are queued, being sent, sent and failed."""
+    """How many messages are queued, being sent, sent, failed and cancelled."""
     with cli.sessions()() as session:
         counts = mail_status(session)
     if as_json:
@@ -94,3 +94,15 @@ def status_command(cli: CliContext, as_json: bool) -> None:
         return
     for status, count in counts.items():
         click.echo(f"{status:<9} {count}")
+
+
+@mail.command("redact")
+@pass_cli
+def redact_command(cli: CliContext) -> None:
+    """Blank the links still readable in mails that will never leave again (sent, failed or
+    cancelled): a repair for rows written before links were blanked as mails finished."""
+    with cli.sessions().begin() as session:
+        redacted = redact_final_links(session, cli.actor(session))
+    click.echo(
+        f"{redacted} mails had a live link; none is left in a sent, failed or cancelled mail."
+    )
