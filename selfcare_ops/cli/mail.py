@@ -103,6 +103,5 @@ def redact_command(cli: CliContext) -> None:
     cancelled): a repair for rows written before links were blanked as mails finished."""
     with cli.sessions().begin() as session:
         redacted = redact_final_links(session, cli.actor(session))
-    click.echo(
-        f"{redacted} mails had a live link; none is left in a sent, failed or cancelled mail."
-    )
+    mails = "1 mail had" if redacted == 1 else f"{redacted} mails had"
+    click.echo(f"{mails} a live link; none is left in a sent, failed or cancelled mail.")
