@@ -233,3 +233,28 @@ def test_manager_cannot_act_outside_their_sub_account(session_factory, tree):
     board.user_select.value = tree.client_a_users[2]  # Bubu, in Siège
     board.invite_button.click()
     assert board.feedback.kind == "success", board.feedback.text
+
+
+def test_the_state_column_tells_what_became_of_each_invitation(session_factory, tree, smtp_server):
+    """Sent on a date, refused by the server with its words: shown and filtered on."""
+    from smtp_support import smtp_settings
+
+    from selfcare_ops import invitations
+    from selfcare_ops.mail.deliver import deliver
+
+    smtp_server.handler.rcpt_replies = {"v.duduche@virginie.example": "550 5.1.1 Unknown user"}
+    with session_factory.begin() as session:
+        invitations.invite_user(session, tree.system, tree.client_a_users[2])
+        invitations.invite_user(session, tree.system, tree.client_a_users[4])
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    assert board.users_html.value.count("(envoi en attente)") == 2
+    deliver(session_factory, smtp_settings(smtp_server.port))
+    board.open_client("CA")
+    shown = board.users_html.value
+    assert "Invitation envoyée le " in shown
+    assert "Adresse refusée : 550 5.1.1 Unknown user" in shown
+    board.status_filter.value = "bounced"
+    assert list(board.users_page.rows["last_name"]) == ["Duduche"]
+    board.status_filter.value = "sent"
+    assert list(board.users_page.rows["last_name"]) == ["Bubu"]

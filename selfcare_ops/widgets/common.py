@@ -44,7 +44,20 @@ STATUS_PLURALS = {
     "active": "actifs",
     "deactivated": "désactivés",
 }
-ROLE_LABELS = {"administrator": "Administrateur", "manager": "Gestionnaire", "user": "Utilisateur"}
+#: One vocabulary (DOMAIN.md): the seed's "gestionnaire" of a company is its administrator; the
+#: sub-account role is seed 002's "manager".
+ROLE_LABELS = {
+    "administrator": "Administrateur",
+    "manager": "Manager de sous-compte",
+    "user": "Utilisateur",
+}
+#: States of the latest invitation or draft, as the status filter offers them.
+STATE_LABELS = {
+    "draft": "Brouillon (sans activation)",
+    "sent": "Invitation envoyée",
+    "expired": "Invitation expirée",
+    "bounced": "Adresse refusée",
+}
 
 
 class Services:

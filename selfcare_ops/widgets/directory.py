@@ -19,6 +19,7 @@ from ..access import Actor
 from ..errors import ValidationError
 from .common import (
     ROLE_LABELS,
+    STATE_LABELS,
     STATUS_LABELS,
     STATUS_PLURALS,
     Confirmation,
@@ -35,10 +36,23 @@ ALL = "__all__"
 
 
 def status_html(row: pd.Series) -> str:
-    """The account state as the portal words it: invited with its date, deactivated struck."""
+    """The account state as the portal words it: what became of the invitation (queued, sent
+    on a date, expired, refused by the mail server), active since, deactivated struck."""
     status = row["status"]
+    state = row.get("state", status)
     label = STATUS_LABELS.get(status, status)
-    if status == "invited":
+    if state == "pending":
+        label = f"Invité le {format_date(row['invited_at'])} (envoi en attente)"
+    elif state == "sent":
+        label = f"Invitation envoyée le {format_date(row['invitation_sent_at'])}"
+    elif state == "expired":
+        label = f"Invitation expirée le {format_date(row['invitation_expires_at'])}"
+    elif state == "bounced":
+        reason = directory.state_label("bounced", reason=row.get("invitation_reason"))
+        label = "Adresse refusée" + reason.removeprefix("adresse refusée")
+    elif state == "draft":
+        label = STATE_LABELS["draft"]
+    elif status == "invited":
         label = f"Invité le {format_date(row['invited_at'])}"
     elif status == "active":
         label = f"Actif depuis le {format_date(row['activated_at'])}"
@@ -96,7 +110,9 @@ class DirectoryDashboard:
         self.client_title = widgets.HTML("")
         self.counts_html = widgets.HTML("")
         self.status_filter = widgets.Dropdown(
-            options=[("Tous", ALL)] + [(v, k) for k, v in STATUS_LABELS.items()],
+            options=[("Tous", ALL)]
+            + [(v, k) for k, v in STATUS_LABELS.items()]
+            + [(v, k) for k, v in STATE_LABELS.items()],
             value=ALL,
             description="Statut",
         )
