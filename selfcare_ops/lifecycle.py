@@ -16,7 +16,7 @@ from . import audit
 from .access import Actor, require_user
 from .errors import ConflictError
 from .models import Invitation, SupervisionSession, utcnow
-from .users import lock_user
+from .users import lock_user, require_administrator_left
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def deactivate(
         raise ConflictError(
             f"{user.login} is your own account: another administrator must deactivate it."
         )
+    require_administrator_left(session, user.client_id, user.id, action="deactivate")
     previous = user.status
     revoked = session.execute(
         update(Invitation)
