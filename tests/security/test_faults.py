@@ -6,16 +6,21 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
-from selfcare_ops import reports
+from selfcare_ops import files, reports
 from selfcare_ops.cli import main
+from selfcare_ops.errors import ImageError, ImportFileError
 from selfcare_ops.exports import FORMULA_STARTS
+from selfcare_ops.models import User
 from selfcare_ops.organisations import create_organisation
 from selfcare_ops.widgets import BulkInvitationDashboard
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
@@ -143,3 +148,98 @@ def test_every_export_path_neutralises_formulas(db_url, session_factory, tree, h
 
     for name, (data, marker) in exports.items():
         _assert_inert(name, data, marker)
+
+
+# --- point 10: bounded reads ------------------------------------------------------------------
+
+
+def _specials(tmp_path: Path) -> dict[str, str]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {"/dev/zero": "a device", str(fifo): "a pipe", "/dev/stdin": ""}
+
+
+@pytest.mark.parametrize("kind", ["logo", "banner"])
+def test_check_image_reads_only_regular_files(tmp_path, kind):
+    for path, what in _specials(tmp_path).items():
+        result = CliRunner().invoke(main, ["branding", "check-image", path, "--kind", kind])
+        assert result.exit_code == 1, (path, result.output)
+        assert "not a regular file" in result.output and path in result.output
+        assert what in result.output
+
+
+def test_branding_set_logo_from_stdin_or_a_device_is_refused(db_url, tree, tmp_path):
+    for path in ("/dev/stdin", "/dev/zero"):
+        line = one_sentence(run(db_url, "branding", "set", "CA", "--logo", path))
+        assert line.startswith(f"Error: The logo file {path} is ") and "not a regular file" in line
+
+
+def test_image_reads_stop_at_the_limit_even_past_the_size_check(tmp_path, monkeypatch):
+    """A file that grows after it was opened is still read only up to the limit plus one."""
+    from selfcare_ops.branding import images
+
+    monkeypatch.setattr(images, "UPLOAD_MAX_BYTES", 1000)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\x00" * 2000)
+    with pytest.raises(ImageError, match="files above 0.00 MB \\(1,000 bytes\\) are not read"):
+        images.read_upload(big, "logo")
+    read: list[int] = []
+    real_open = files.open_regular_file
+
+    def grows(*args, **kwargs):  # the size check saw 10 bytes, then the file grew
+        handle, _size = real_open(*args, **{**kwargs, "limit": None})
+        original = handle.read
+        handle.read = lambda n=-1: (read.append(n), original(n))[1]  # type: ignore[method-assign]
+        return handle, 10
+
+    monkeypatch.setattr(files, "open_regular_file", grows)
+    with pytest.raises(ImageError, match="larger than that"):
+        images.read_upload(big, "logo")
+    assert read == [1001]
+
+
+def test_import_reads_only_regular_files(db_url, tree, tmp_path):
+    for path, what in _specials(tmp_path).items():
+        line = one_sentence(run(db_url, "import", "users", path, "--client", "CA", "--dry-run"))
+        assert f"The file {path} is {what}" in line and "not a regular file" in line
+
+
+def test_a_folder_is_refused_by_both_readers(tmp_path):
+    from selfcare_ops.branding.images import read_upload
+    from selfcare_ops.onboarding import read_rows
+
+    with pytest.raises(ImageError, match=f"The banner image file {tmp_path} is a folder"):
+        read_upload(tmp_path, "banner")
+    with pytest.raises(ImportFileError, match=f"The file {tmp_path} is a folder"):
+        read_rows(tmp_path)
+
+
+# --- point 12: UTF-16 as the README says ------------------------------------------------------
+
+UTF16_TEXT = (
+    "Nom;Prénom;Adresse e-mail\r\nCli;Anne;anne.cli@x.example\r\nZèbre;Élodie;e@x.example\r\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_files_with_or_without_bom_are_read(
+    db_url, session_factory, tree, tmp_path, encoding
+):
+    source = tmp_path / "utf16.csv"
+    source.write_bytes(UTF16_TEXT.encode(encoding))
+    result = run(db_url, "import", "users", str(source), "--client", "CA", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["create"] == 2
+    with session_factory() as session:
+        names = set(session.scalars(select(User.first_name).where(User.last_name == "Zèbre")))
+    assert names == {"Élodie"}
+
+
+def test_an_unpaired_utf16_surrogate_is_refused_naming_its_line(db_url, tree, tmp_path):
+    damaged = UTF16_TEXT.encode("utf-16").replace(
+        "Zèbre".encode("utf-16-le"), b"\x00\xd8" + "èbre".encode("utf-16-le")
+    )
+    source = tmp_path / "damaged.csv"
+    source.write_bytes(damaged)
+    line = one_sentence(run(db_url, "import", "users", str(source), "--client", "CA"))
+    assert "cannot be decoded at line 3" in line and "unpaired surrogate" in line
