@@ -7,24 +7,32 @@ import base64
 import csv
 import io
 import json
+import logging
 import os
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import Pool
 
-from selfcare_ops import files, reports
+from selfcare_ops import files, invitations, reports
 from selfcare_ops.cli import main
+from selfcare_ops.config import get_settings
 from selfcare_ops.errors import ImageError, ImportFileError
 from selfcare_ops.exports import FORMULA_STARTS
-from selfcare_ops.models import User
+from selfcare_ops.mail import transports
+from selfcare_ops.models import Invitation, OutboundMessage, User, utcnow
 from selfcare_ops.organisations import create_organisation
 from selfcare_ops.widgets import BulkInvitationDashboard
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
+JP = "jbubu@virginietelecom.sewan.eu"
+VERO = "vduduche@virginietelecom.sewan.eu"
 HOSTILE_EMAIL = "=cmd|'/Ccalc'!A0@evil.example"
 HOSTILE_NAME = '=HYPERLINK("http://evil.example","clic")'
 
@@ -39,7 +47,7 @@ def run(db_url: str, *args: str, actor: str | None = None, env: dict[str, str] |
 def one_sentence(result) -> str:
     """The error line of a failed command: exit 1, one line on stderr, no traceback."""
     assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and "unexpected" not in result.stderr
+    assert "Traceback" not in result.output and "Error: unexpected" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
@@ -243,3 +251,146 @@ def test_an_unpaired_utf16_surrogate_is_refused_naming_its_line(db_url, tree, tm
     source.write_bytes(damaged)
     line = one_sentence(run(db_url, "import", "users", str(source), "--client", "CA"))
     assert "cannot be decoded at line 3" in line and "unpaired surrogate" in line
+
+
+# --- point 12: one sentence for each failure --------------------------------------------------
+
+POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _server_url(**changes: str) -> str:
+    base = os.environ.get("SELFCARE_OPS_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("SELFCARE_OPS_TEST_POSTGRES_URL is not set: PostgreSQL cases skipped")
+    return make_url(base).set(**changes).render_as_string(hide_password=False)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["clients", "list"], ["db", "upgrade"]])
+def test_a_missing_postgresql_database_says_how_to_create_it(command):
+    url = _server_url(database="selfcare_ops_no_such_database")
+    line = one_sentence(run(url, *command))
+    assert "The PostgreSQL database selfcare_ops_no_such_database does not exist" in line
+    assert "`createdb selfcare_ops_no_such_database`" in line
+    assert "is not initialised" not in line  # `db upgrade` answers the same: no loop
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["clients", "list"], ["db", "upgrade"]])
+def test_a_missing_postgresql_role_says_how_to_create_it(command):
+    url = _server_url(username="selfcare_ops_no_such_role")
+    line = one_sentence(run(url, *command))
+    assert "The PostgreSQL role selfcare_ops_no_such_role does not exist" in line
+    assert 'CREATE ROLE "selfcare_ops_no_such_role" LOGIN;' in line
+
+
+@pytest.mark.parametrize("command", [["clients", "list"], ["db", "upgrade"]])
+def test_a_file_that_is_not_sqlite_is_named(tmp_path, command):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Ceci n'est pas une base de données.\n" * 200, encoding="utf-8")
+    line = one_sentence(run(f"sqlite:///{notes}", *command))
+    assert f"The file {notes} is not a SQLite database" in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["clients", "list", "--search"], ["users", "list", "CA", "--search"]],
+    ids=["clients", "users"],
+)
+def test_a_search_text_over_the_limit_names_the_limit(db_url, tree, command):
+    line = one_sentence(run(db_url, *command, "a" * 50_001))
+    assert line == (
+        "Error: The search text has 50,001 characters; at most 200 are searched: give part of "
+        "a name, login or email."
+    )
+    assert run(db_url, *command, "é" * 200).exit_code == 0
+
+
+def test_a_dropped_table_says_the_schema_is_damaged(db_url, engine, tree):
+    # Renamed away and back (a DROP would break the other tests sharing the PostgreSQL schema).
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE audit_events RENAME TO audit_events_away")
+    try:
+        line = one_sentence(run(db_url, "audit", "list"))
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE audit_events_away RENAME TO audit_events")
+    assert line.startswith(
+        "Error: The database schema is damaged: the table audit_events is missing"
+    )
+    assert "restore the database from a backup" in line
+
+
+@pytest.mark.parametrize("days", ["100000000", "0", "-1", "30.5", "0.04", "sept", "nan"])
+def test_invitation_ttl_out_of_bounds_is_one_sentence(db_url, tree, days):
+    line = one_sentence(
+        run(db_url, "invite", "user", JP, env={"SELFCARE_OPS_INVITATION_TTL_DAYS": days})
+    )
+    assert line == (
+        "Error: SELFCARE_OPS_INVITATION_TTL_DAYS must be a number of days between 0.042 "
+        f"(one hour) and 30, not {days!r}."
+    )
+
+
+@pytest.mark.parametrize(("days", "hours"), [("0.5", 12), ("1/24", None), ("30", 720)])
+def test_invitation_ttl_takes_fractional_days(db_url, session_factory, tree, days, hours):
+    result = run(db_url, "invite", "user", JP, env={"SELFCARE_OPS_INVITATION_TTL_DAYS": days})
+    if hours is None:  # a fraction is written as a decimal number
+        assert result.exit_code == 1 and "not '1/24'" in result.stderr
+        return
+    assert result.exit_code == 0, result.output
+    with session_factory() as session:
+        invitation = session.scalar(select(Invitation))
+        assert invitation.expires_at - invitation.created_at == timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("db_url", POSTGRES_ONLY, indirect=True)
+def test_a_connection_lost_during_mail_deliver_is_one_sentence_and_loses_nothing(
+    db_url, engine, session_factory, tree, tmp_path, monkeypatch
+):
+    with session_factory.begin() as session:
+        for login in (JP, VERO):
+            invitations.invite_user(session, tree.system, login)
+    pids: list[int] = []
+
+    def remember(dbapi_connection, _record) -> None:  # every connection this process opens
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.append(cursor.fetchone()[0])
+        cursor.close()
+
+    killer = engine.connect()
+    killer_pid = killer.scalar(text("SELECT pg_backend_pid()"))
+    real_send = transports.MaildirTransport.send
+
+    def send_then_kill(self, mail, **kwargs):  # the server drops the deliverer mid-run
+        real_send(self, mail, **kwargs)
+        for pid in pids:
+            if pid != killer_pid:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        killer.commit()
+
+    monkeypatch.setattr(transports.MaildirTransport, "send", send_then_kill)
+    # pytest's own log capture would hide what logging's last-resort handler prints.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    maildir = tmp_path / "outbox"
+    event.listen(Pool, "connect", remember)
+    try:
+        result = run(db_url, "mail", "deliver", env={"SELFCARE_OPS_MAILDIR": str(maildir)})
+    finally:
+        event.remove(Pool, "connect", remember)
+        killer.close()
+    line = one_sentence(result)
+    assert line.startswith("Error: The database connection was lost while delivering mail (")
+    assert "nothing is lost" in line
+    monkeypatch.setattr(transports.MaildirTransport, "send", real_send)
+    later = utcnow() + timedelta(minutes=6)  # after the lease, the next run takes them back
+    settings = get_settings()
+    settings = replace(settings, maildir=maildir)
+    invitations.deliver_and_redact(session_factory, settings, now=later)
+    with session_factory() as session:
+        statuses = session.scalars(select(OutboundMessage.status)).all()
+    assert sorted(statuses) == ["sent", "sent"]
+    delivered = [p.read_text() for p in (maildir / "new").iterdir()]
+    for address in ("jp.bubu@virginie.example", "v.duduche@virginie.example"):
+        assert any(address in message for message in delivered)
