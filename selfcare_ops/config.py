@@ -60,8 +60,8 @@ def _ttl_days(name: str, raw: str) -> float:
         days = float("nan")
     if not MIN_INVITATION_TTL_DAYS <= days <= MAX_INVITATION_TTL_DAYS:  # NaN fails too
         raise ConfigurationError(
-            f"{name} must be a number of days between 0.042 (one hour) and "
-            f"{MAX_INVITATION_TTL_DAYS}, not {raw!r}."
+            f"{name} must be a number of days from 0.0417 (one hour) to "
+            f"{MAX_INVITATION_TTL_DAYS}, such as 7 or 0.5, not {raw!r}."
         )
     return int(days) if days.is_integer() else days
 

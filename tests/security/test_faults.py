@@ -321,14 +321,14 @@ def test_a_dropped_table_says_the_schema_is_damaged(db_url, engine, tree):
     assert "restore the database from a backup" in line
 
 
-@pytest.mark.parametrize("days", ["100000000", "0", "-1", "30.5", "0.04", "sept", "nan"])
+@pytest.mark.parametrize("days", ["100000000", "0", "-1", "30.5", "0.041", "sept", "nan"])
 def test_invitation_ttl_out_of_bounds_is_one_sentence(db_url, tree, days):
     line = one_sentence(
         run(db_url, "invite", "user", JP, env={"SELFCARE_OPS_INVITATION_TTL_DAYS": days})
     )
     assert line == (
-        "Error: SELFCARE_OPS_INVITATION_TTL_DAYS must be a number of days between 0.042 "
-        f"(one hour) and 30, not {days!r}."
+        "Error: SELFCARE_OPS_INVITATION_TTL_DAYS must be a number of days from 0.0417 "
+        f"(one hour) to 30, such as 7 or 0.5, not {days!r}."
     )
 
 
