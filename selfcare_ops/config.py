@@ -46,6 +46,26 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}.")
 
 
+#: An invitation link lives between one hour and 30 days (fractional days allowed: 0.5 = 12 h).
+MIN_INVITATION_TTL_DAYS = 1 / 24
+MAX_INVITATION_TTL_DAYS = 30
+
+
+def _ttl_days(name: str, raw: str) -> float:
+    """Days an invitation link stays valid, bounded: a zero or huge value is a typo, and one
+    past the calendar's end broke every invitation with a date overflow."""
+    try:
+        days = float(raw.strip().replace(",", "."))
+    except ValueError:
+        days = float("nan")
+    if not MIN_INVITATION_TTL_DAYS <= days <= MAX_INVITATION_TTL_DAYS:  # NaN fails too
+        raise ConfigurationError(
+            f"{name} must be a number of days from 0.0417 (one hour) to "
+            f"{MAX_INVITATION_TTL_DAYS}, such as 7 or 0.5, not {raw!r}."
+        )
+    return int(days) if days.is_integer() else days
+
+
 def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
@@ -61,7 +81,7 @@ class Settings:
     database_url: str = ""
     actor: str | None = None
     portal_url: str = "https://montableaudebord.fr"
-    invitation_ttl_days: int = 7
+    invitation_ttl_days: float = 7
     mail_transport: str = "maildir"
     maildir: Path = Path("data/outbox")
     mail_from: str = "Selfcare <no-reply@selfcare.example>"
@@ -97,7 +117,7 @@ class Settings:
             database_url=database_url,
             actor=get("ACTOR"),
             portal_url=portal_url,
-            invitation_ttl_days=_int(
+            invitation_ttl_days=_ttl_days(
                 PREFIX + "INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7") or "7"
             ),
             mail_transport=transport,

@@ -7,6 +7,7 @@ into one sentence (:class:`DatabaseError`, :class:`DatabaseNotInitialisedError`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -17,11 +18,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, exc, inspect
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import get_settings
-from .errors import DatabaseError, DatabaseNotInitialisedError
+from .errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -92,25 +93,84 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     return sessionmaker(bind, expire_on_commit=False)
 
 
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+_MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
+_MISSING_TABLE = re.compile(r'no such table: "?([\w.]+)|relation "([^"]+)" does not exist')
+_NOT_SQLITE = ("file is not a database", "database disk image is malformed")
+NOT_INITIALISED = "The database is not initialised: run `selfcare-ops db upgrade`."
+
+
+def database_error(error: exc.DBAPIError, url: str | URL | None = None) -> SelfcareError:
+    """One sentence, naming what to do, for a driver error (the edge of every shell).
+
+    A missing PostgreSQL database or role is created by an administrator of the server, not by
+    ``db upgrade`` (which needs them to connect); a file that is not SQLite is named; a table
+    missing from a migrated schema means the schema was damaged, which ``db upgrade`` cannot
+    repair.
+    """
+    text = str(error.orig) if error.orig is not None else str(error)
+    shown = make_url(url) if url else None
+    host = f"{shown.host or 'localhost'}:{shown.port or 5432}" if shown else "the server"
+    if match := _MISSING_DATABASE.search(text):
+        name = match.group(1)
+        return DatabaseError(
+            f"The PostgreSQL database {name} does not exist on {host}: create it "
+            f'(`createdb {name}`, or `CREATE DATABASE "{name}";` as its owner), then run '
+            "`selfcare-ops db upgrade`."
+        )
+    if match := _MISSING_ROLE.search(text):
+        name = match.group(1)
+        return DatabaseError(
+            f"The PostgreSQL role {name} does not exist on {host}: create it "
+            f'(`createuser {name}`, or `CREATE ROLE "{name}" LOGIN;` as a superuser) or '
+            "name another user in SELFCARE_OPS_DATABASE_URL."
+        )
+    if any(marker in text for marker in _NOT_SQLITE):
+        where = shown.database if shown and shown.database else "the database file"
+        return DatabaseError(
+            f"The file {where} is not a SQLite database (or is damaged): point "
+            "SELFCARE_OPS_DATABASE_URL at the toolkit's database, or move the file away and run "
+            "`selfcare-ops db upgrade` to create a new one."
+        )
+    if match := _MISSING_TABLE.search(text):
+        table = (match.group(1) or match.group(2)).rsplit(".", 1)[-1]
+        if table == "alembic_version":
+            return DatabaseNotInitialisedError(NOT_INITIALISED)
+        return DatabaseNotInitialisedError(
+            f"The database schema is damaged: the table {table} is missing although the "
+            "schema is migrated; restore the database from a backup (`selfcare-ops db upgrade` "
+            "does not recreate dropped tables)."
+        )
+    if isinstance(error, exc.OperationalError):
+        where = describe_url(url) if url else "The database"
+        return DatabaseError(f"{where} cannot be used: {_first_line(error.orig)}")
+    return DatabaseError(f"The database refused the operation: {_first_line(error.orig)}")
+
+
+def describe_url(url: str | URL) -> str:
+    """``The database <url>`` with any password hidden."""
+    return f"The database {make_url(url).render_as_string(hide_password=True)}"
+
+
 @contextmanager
 def translate_errors(engine: Engine) -> Iterator[None]:
-    """Turn a driver's connection failure into one sentence naming the database."""
+    """Turn a driver's failure into one sentence naming the database and what to do."""
     try:
         yield
     except exc.OperationalError as error:
-        if "no such table" in str(error.orig) or "does not exist" in str(error.orig):
-            raise DatabaseNotInitialisedError(
-                "The database is not initialised: run `selfcare-ops db upgrade`."
-            ) from error
+        text = str(error.orig)
+        if (
+            _MISSING_DATABASE.search(text)
+            or _MISSING_ROLE.search(text)
+            or _MISSING_TABLE.search(text)
+            or any(marker in text for marker in _NOT_SQLITE)
+        ):
+            raise database_error(error, engine.url) from error
         raise DatabaseError(
             f"The database {describe(engine)} cannot be reached: {_first_line(error.orig)}"
         ) from error
-    except exc.ProgrammingError as error:
-        if "does not exist" in str(error.orig):
-            raise DatabaseNotInitialisedError(
-                "The database is not initialised: run `selfcare-ops db upgrade`."
-            ) from error
-        raise
+    except exc.DBAPIError as error:
+        raise database_error(error, engine.url) from error
 
 
 def _first_line(error: BaseException | None) -> str:
@@ -151,9 +211,7 @@ def check_ready(engine: Engine) -> None:
     """Raise a one-sentence error unless the database is reachable and fully migrated."""
     revision = current_revision(engine)
     if revision is None:
-        raise DatabaseNotInitialisedError(
-            "The database is not initialised: run `selfcare-ops db upgrade`."
-        )
+        raise DatabaseNotInitialisedError(NOT_INITIALISED)
     if revision != head_revision():
         raise DatabaseNotInitialisedError(
             f"The database schema is at revision {revision}, older than this toolkit's "

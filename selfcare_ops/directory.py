@@ -132,6 +132,22 @@ def _check_page_size(page_size: int) -> None:
         )
 
 
+#: Longest search text: names, logins and emails are shorter; a longer text can match nothing
+#: and makes the LIKE pattern too complex for SQLite.
+MAX_SEARCH_CHARACTERS = 200
+
+
+def _check_search(text: str | None) -> None:
+    if text and len(text) > MAX_SEARCH_CHARACTERS:
+        raise ValidationError(
+            f"The search text has {len(text):,} characters; at most {MAX_SEARCH_CHARACTERS} "
+            "are searched: give part of a name, login or email.",
+            field="search",
+            limit=MAX_SEARCH_CHARACTERS,
+            actual=len(text),
+        )
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -212,6 +228,7 @@ def search_clients(
 ) -> ClientPage:
     """Clients whose name or reference contains ``text`` (accent- and case-insensitive)."""
     _check_page_size(page_size)
+    _check_search(text)
     if page < 1:
         raise ValidationError(f"Pages are numbered from 1, not {page}.", field="page", actual=page)
     params = _scope_params(actor)
@@ -443,6 +460,7 @@ def list_users(
 ) -> UserPage:
     """One page of a client's users (deactivated ones included and flagged), in name order."""
     _check_page_size(page_size)
+    _check_search(search)
     if status is not None and status not in (*ACCOUNT_STATUSES, *STATE_FILTERS):
         known = ", ".join((*ACCOUNT_STATUSES, *STATE_FILTERS))
         raise ValidationError(

@@ -77,6 +77,11 @@ class ConflictError(SelfcareError):
     """The change contradicts the current state (duplicate login, wrong account state, ...)."""
 
 
+class LastAdministratorError(ConflictError):
+    """The change would leave a client without an (active) administrator; ``login`` and
+    ``client`` name who and where."""
+
+
 class InvitationError(SelfcareError):
     """An invitation cannot be sent, accepted, resent or revoked."""
 

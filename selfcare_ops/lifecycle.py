@@ -17,7 +17,7 @@ from .access import Actor, require_user
 from .errors import ConflictError
 from .issuing import close_open_invitations
 from .models import Invitation, SupervisionSession, utcnow
-from .users import lock_user
+from .users import lock_user, require_administrator_left
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ def deactivate(
         raise ConflictError(
             f"{user.login} is your own account: another administrator must deactivate it."
         )
+    require_administrator_left(session, user.client_id, user.id, action="deactivate")
     previous = user.status
     revoked = len(
         close_open_invitations(

@@ -9,7 +9,6 @@ invitation row (imported history), from ``users.invited_at`` → ``activated_at`
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from .access import Actor, organisation_scope, user_scope
+from .exports import write_csv
 from .models import (
     ACCOUNT_STATUSES,
     ClientUserCount,
@@ -39,7 +39,6 @@ FUNNEL_COLUMNS = [
     "invited_rate",
     "active_rate",
 ]
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -365,23 +364,9 @@ def adoption_report(session: Session, actor: Actor) -> AdoptionReport:
     )
 
 
-def neutralise(value: object) -> object:
-    """A cell a spreadsheet would run as a formula (= + - @ tab CR) is prefixed with a quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def export_csv(frame: pd.DataFrame, path: Path, *, sep: str = ";") -> Path:
     """``frame`` as a CSV Excel opens as is (UTF-8 with BOM, ``;``), formulas neutralised."""
-    safe = frame.copy()
-    for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(neutralise)
-    safe.columns = [neutralise(str(c)) for c in safe.columns]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safe.to_csv(path, sep=sep, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
-    return path
+    return write_csv(frame, path, sep=sep)
 
 
 def export_report(report: AdoptionReport, folder: Path) -> dict[str, Path]:

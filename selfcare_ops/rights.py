@@ -19,12 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor, require_assignable, require_organisation, require_organisation_admin
-from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import (
     CLIENT_ROLES,
     RESTRICTION_KINDS,
@@ -33,7 +33,7 @@ from .models import (
     User,
     UserRestriction,
 )
-from .users import find_sub_account, get_visible_user
+from .users import find_sub_account, get_visible_user, require_administrator_left
 
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
 RIGHT_LABELS = {
@@ -413,21 +413,7 @@ def change_role(
             )
     require_assignable(actor, client, role, target)
     if previous_role == "administrator" and role != "administrator":
-        others = session.scalar(
-            select(
-                exists().where(
-                    User.client_id == client.id,
-                    User.role == "administrator",
-                    User.status != "deactivated",
-                    User.id != user.id,
-                )
-            )
-        )
-        if not others:
-            raise ConflictError(
-                f"{user.login} is the last administrator of client {client.ref}: make another "
-                "user administrator first, so the client is never left without one."
-            )
+        require_administrator_left(session, client.id, user.id, action="demote")
     user.role = role
     user.sub_account_id = target.id if target else None
     session.flush()

@@ -6,17 +6,18 @@ columns through :func:`derived_columns`, so search and ordering behave the same 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor, require_assignable, require_organisation, require_user
-from .errors import ConflictError, NotFoundError, ValidationError
+from .errors import ConflictError, LastAdministratorError, NotFoundError, ValidationError
 from .logins import make_login
-from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, SubAccount, User
+from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, Organisation, SubAccount, User
 from .organisations import get_client
 from .textnorm import fold
 
@@ -68,6 +69,70 @@ def lock_user(session: Session, login: str) -> User:
     if user is None:
         raise NotFoundError("user", login)
     return user
+
+
+def lock_client(session: Session, client_id: int) -> None:
+    """Lock a client's organisation row until the transaction ends (PostgreSQL; a no-op on
+    SQLite, whose writers hold the database lock from ``BEGIN IMMEDIATE``)."""
+    session.execute(
+        select(Organisation.id).where(Organisation.id == client_id).with_for_update(key_share=True)
+    )
+
+
+def require_administrator_left(
+    session: Session,
+    client_id: int,
+    user_id: int,
+    *,
+    action: str,
+    also_leaving: Collection[int] = (),
+    joining: Collection[int] = (),
+) -> None:
+    """Refuse a change that would leave a client without an administrator (DOMAIN.md).
+
+    The one guard every path calls before an administrator stops being one (role change,
+    deactivation, removal, CSV import): it locks the client's organisation row first
+    (``FOR NO KEY UPDATE`` on PostgreSQL, so two such changes of one client take turns while
+    inserts of its users are not held up; SQLite writers are already serialised by
+    ``BEGIN IMMEDIATE``), then reads the user and counts the other administrators with
+    committed data. Without the lock, two administrators demoting each other at once would
+    each see the other and both succeed.
+
+    An active administrator needs another *active* one to remain (only an active account can
+    act); an administrator who has not activated yet needs another one not deactivated, so a
+    new client never loses its only administrator either. ``also_leaving`` and ``joining`` are
+    users a bulk change (CSV import) demotes or promotes earlier in the same transaction,
+    before its rows are written.
+    """
+    lock_client(session, client_id)
+    user = session.execute(
+        select(User.login, User.role, User.status).where(User.id == user_id)
+    ).one_or_none()
+    if user is None or user.role != "administrator" or user.status == "deactivated":
+        return
+    live = ("active",) if user.status == "active" else ("not_invited", "invited", "active")
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.client_id == client_id,
+            User.id != user_id,
+            User.status.in_(live),
+            or_(User.role == "administrator", User.id.in_(list(joining))),
+            User.id.not_in(list(also_leaving)),
+        )
+    )
+    if others:
+        return
+    ref = session.scalar(select(Organisation.ref).where(Organisation.id == client_id))
+    which = "active administrator" if user.status == "active" else "administrator"
+    raise LastAdministratorError(
+        f"{user.login} is the last {which} of client {ref}: make another "
+        f"{'active ' if user.status == 'active' else ''}user administrator before you "
+        f"{action} this account, so the client is never left without one.",
+        login=user.login,
+        client=ref,
+    )
 
 
 def get_visible_user(session: Session, actor: Actor, login: str, action: str = "see") -> User:

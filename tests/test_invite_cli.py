@@ -16,6 +16,7 @@ CEDRIC = "cpichon@virginietelecom.sewan.eu"
 VERO = "vduduche@virginietelecom.sewan.eu"
 ALICE = "adupont@virginietelecom.sewan.eu"
 ROBERT = "rconvenant@virginietelecom.sewan.eu"
+MARC = "mlefevre@virginietelecom.sewan.eu"
 
 
 @pytest.fixture
@@ -169,15 +170,15 @@ def test_invite_admin(run, session_factory):
 
 
 def test_deactivate_and_reactivate_ask_for_confirmation(run, session_factory):
-    refused = run("users", "deactivate", ALICE)
+    refused = run("users", "deactivate", MARC)
     assert refused.exit_code == 2 and "--yes" in refused.output
-    assert _status(session_factory, ALICE) == "active"
-    done = run("users", "deactivate", ALICE, "--yes")
+    assert _status(session_factory, MARC) == "active"
+    done = run("users", "deactivate", MARC, "--yes")
     assert done.exit_code == 0 and "is deactivated (was active)" in done.output
-    assert _status(session_factory, ALICE) == "deactivated"
-    twice = run("users", "deactivate", ALICE, "--yes")
+    assert _status(session_factory, MARC) == "deactivated"
+    twice = run("users", "deactivate", MARC, "--yes")
     assert twice.exit_code == 1 and "already deactivated" in twice.output
-    back = run("users", "reactivate", ALICE, "--yes")
+    back = run("users", "reactivate", MARC, "--yes")
     assert back.exit_code == 0 and "is active again" in back.output
 
 

@@ -272,12 +272,20 @@ def test_role_errors_and_the_last_administrator(session_factory, tree):
             rights.change_role(session, tree.system, people["robert"], "manager")
         with pytest.raises(NotFoundError, match="Compta"):
             rights.change_role(session, tree.system, people["jp"], "manager", sub_account="Compta")
-        with pytest.raises(ConflictError, match="last administrator of client CA"):
+        with pytest.raises(ConflictError, match="last active administrator of client CA"):
             rights.change_role(
                 session, tree.system, people["alice"], "manager", sub_account="Siège"
             )
     with session_factory.begin() as session:
         rights.change_role(session, tree.system, people["veronique"], "administrator")
+    with session_factory.begin() as session:  # an administrator who never activated: no help
+        with pytest.raises(ConflictError, match="last active administrator of client CA"):
+            rights.change_role(
+                session, tree.system, people["alice"], "manager", sub_account="Siège"
+            )
+        veronique = session.scalar(select(User).where(User.login == people["veronique"]))
+        veronique.status, veronique.activated_at = "active", veronique.created_at
+    with session_factory.begin() as session:
         result = rights.change_role(
             session, tree.system, people["alice"], "manager", sub_account="Siège"
         )

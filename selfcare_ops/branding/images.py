@@ -22,6 +22,7 @@ from typing import Literal
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from ..files import read_regular_file
 
 ImageKind = Literal["logo", "banner"]
 KINDS: tuple[str, ...] = ("logo", "banner")
@@ -302,21 +303,11 @@ def check_image(data: bytes, kind: str, *, fit: bool = False) -> CheckedImage:
 
 
 def read_upload(path: str | Path, kind: str = "logo") -> bytes:
-    """The bytes of an image file, refusing oversize files before reading them."""
+    """The bytes of an image file: a regular file only, refused above
+    :data:`UPLOAD_MAX_BYTES` before reading, and never read past that limit."""
     label = _KIND_LABEL.get(kind, "image")
-    file = Path(path)
-    try:
-        size = file.stat().st_size
-        if size > UPLOAD_MAX_BYTES:
-            raise _refuse(
-                kind,
-                f"The {label} file {file.name} weighs {_mb(size)}; files above "
-                f"{_mb(UPLOAD_MAX_BYTES)} are not read.",
-                limit=UPLOAD_MAX_BYTES,
-                actual=size,
-            )
-        return file.read_bytes()
-    except OSError as exc:
-        raise ImageError(
-            f"The {label} file {file} cannot be read: {exc.strerror or exc}.", field=kind
-        ) from exc
+
+    def refuse(message: str, **sizes: object) -> ImageError:
+        return _refuse(kind, message, **sizes)
+
+    return read_regular_file(path, f"The {label} file", refuse, limit=UPLOAD_MAX_BYTES)

@@ -9,7 +9,6 @@ query was measured slower: it widens 10,000 rows for the few that have settings.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from ..access import Actor, organisation_scope
+from ..exports import write_csv
 from ..models import MODULE_KEYS, Asset, BrandingSetting, ModuleSetting, Organisation
 from ..modules import BUILTIN_MODULES, ModuleResolution, merge_modules
 from .issues import issues_for
@@ -311,23 +311,9 @@ def branding_audit(session: Session, actor: Actor) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=AUDIT_COLUMNS)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula, prefixed with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_safe_csv(frame: pd.DataFrame, path: str | Path, *, sep: str = ";") -> Path:
-    """A frame as CSV for Excel (UTF-8 with BOM, ``;``), formula-like cells neutralised."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    safe = frame.apply(lambda column: column.map(neutralise))
-    safe.to_csv(target, sep=sep, index=False, encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL)
-    return target
+    """A frame as CSV for Excel (UTF-8 with BOM, ``;``), through the one export writer."""
+    return write_csv(frame, path, sep=sep)
 
 
 #: The branding audit's CSV writer (any frame works).

@@ -8,11 +8,14 @@ the toolkit raises on purpose print as one sentence on stderr with exit status 1
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
 import click
+from sqlalchemy.exc import DBAPIError
 
+from ..db import database_error
 from ..errors import SelfcareError
 from .common import CliContext
 
@@ -26,6 +29,15 @@ COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
 
 
+#: Libraries whose log records would reach stderr through logging's last-resort handler (a
+#: pool resetting a dead connection logs three chained tracebacks): the command prints one
+#: sentence instead. Configured handlers (root, or these loggers) still receive the records.
+QUIET_LIBRARY_LOGGERS = ("sqlalchemy", "psycopg")
+if not os.environ.get("SELFCARE_OPS_DEBUG"):
+    for _logger in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(_logger).addHandler(logging.NullHandler())
+
+
 class SelfcareGroup(click.Group):
     """Turns every toolkit error into one sentence on stderr and exit status 1."""
 
@@ -34,6 +46,13 @@ class SelfcareGroup(click.Group):
             return super().invoke(ctx)
         except SelfcareError as error:
             click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+        except DBAPIError as error:  # a damaged schema, a database lost mid-command
+            if os.environ.get("SELFCARE_OPS_DEBUG"):
+                raise
+            settings = getattr(ctx.obj, "settings", None)
+            translated = database_error(error, settings.database_url if settings else None)
+            click.echo(f"Error: {translated}", err=True)
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

@@ -42,13 +42,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exc, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings, get_settings
 from ..db import translate_errors
-from ..errors import MailError
+from ..errors import DatabaseError, MailError
 from ..models import MESSAGE_STATUSES, OPEN_INVITATION_STATUSES, Invitation, OutboundMessage, utcnow
 from .content import TEMPLATES, stored_template
 from .links import blank_links, redact_person, redact_text
@@ -298,8 +298,11 @@ class _Run:
             cursor.execute("BEGIN IMMEDIATE")
         try:
             yield cursor
-        except BaseException:
-            driver.rollback()
+        except BaseException as error:
+            try:
+                driver.rollback()
+            except Exception:  # the connection is gone: drop it, never hand it back to the pool
+                self.conn.invalidate(error if isinstance(error, Exception) else None)
             raise
         if sqlite:
             cursor.execute("COMMIT")
@@ -531,8 +534,19 @@ class _Run:
         return claimed, len(batch) < size
 
     def run(self) -> DeliveryReport:
-        with translate_errors(self.engine):  # a database lost mid-run: one sentence
-            return self._run()
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        with translate_errors(self.engine):  # a database missing or unreachable: one sentence
+            try:
+                return self._run()
+            except (driver_error, exc.OperationalError) as error:  # lost mid-run
+                cause = error.orig if isinstance(error, exc.DBAPIError) else error
+                reason = str(cause).strip().splitlines()[0] if str(cause).strip() else "no reason"
+                minutes = f"{self.lease.total_seconds() / 60:g}"
+                raise DatabaseError(
+                    f"The database connection was lost while delivering mail ({reason}); "
+                    "nothing is lost: messages not recorded as sent stay claimed and the next "
+                    f"`mail deliver` takes them back after {minutes} minutes."
+                ) from error
 
     def _run(self) -> DeliveryReport:
         started = time.perf_counter()

@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import audit
 from ..access import Actor
 from ..bulk_sql import allocate_ids, execute_insert
-from ..errors import DatabaseError
+from ..errors import DatabaseError, LastAdministratorError
 from ..invitations import invite_user_ids
 from ..issuing import Target, issue
 from ..models import ImportRun, SubAccount, User, count_new_users, utcnow
 from ..subaccounts import create_sub_account
 from ..textnorm import fold
-from ..users import derived_columns
+from ..users import derived_columns, require_administrator_left
 from .headers import RIGHT_FIELDS
 from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
 from .planner import _sort_name as sort_name
@@ -360,6 +360,11 @@ def _apply_updates(
     current = {r.id: r._mapping for r in session.execute(select(*columns).where(User.id.in_(ids)))}
     changes: list[dict[str, Any]] = []
     events = []
+    # Administrators this batch makes count for the guard wherever their line is in the file.
+    admins = {
+        "leaving": set(),
+        "joining": {int(r["user_id"]) for r in rows if r["role"] == "administrator"},
+    }
     for row in rows:
         old = current.get(int(row["user_id"]))
         if old is None:
@@ -379,6 +384,9 @@ def _apply_updates(
             row["role"] == "administrator" and old["sub_account_id"] is not None
         ):
             new["sub_account_id"] = None
+        if "role" in new and _demotes_last_administrator(session, row, old, new, admins):
+            outcomes[row["line"]] = ("rejected", False)
+            continue
         if not new:
             outcomes[row["line"]] = ("unchanged", False)
             continue
@@ -425,6 +433,33 @@ def _apply_updates(
         )
         session.execute(statement, params)
     return events
+
+
+def _demotes_last_administrator(
+    session: Session,
+    row: dict[str, Any],
+    old: Any,
+    new: dict[str, Any],
+    admins: dict[str, set[int]],
+) -> bool:
+    """Whether this line's role change is refused by the last-administrator guard (then its
+    reason names the line); the batch's promotions and earlier demotions count as applied."""
+    if old["role"] != "administrator" or new["role"] == "administrator":
+        return False
+    try:
+        require_administrator_left(
+            session,
+            row["client_id"],
+            old["id"],
+            action="demote",
+            also_leaving=admins["leaving"],
+            joining=admins["joining"],
+        )
+    except LastAdministratorError as error:
+        row.update(reason=f"line {row['line']}: {error}", invite=False)
+        return True
+    admins["leaving"].add(old["id"])
+    return False
 
 
 def _report_row(row: dict[str, Any], outcome: str, invited: bool) -> dict[str, Any]:

@@ -25,11 +25,14 @@ from typing import IO, Any
 import pandas as pd
 
 from ..errors import ImportFileError
+from ..files import open_regular_file, too_big
 from .headers import HeaderMap, map_headers
 
 #: Largest single field accepted by the parser; longer values are refused by the validator.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 SEPARATORS = (";", ",", "\t", "|")
+#: Largest input file read (a 1,000,000-line export weighs about 150 MB).
+MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 _SCAN_BLOCK = 1 << 20
 
 csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
@@ -161,9 +164,40 @@ class _FallbackLines:
         return "latin-1" if self.latin1 else "cp1252"
 
 
-def _check_binary(head: bytes, name: str) -> None:
+def _utf16(head: bytes) -> str | None:
+    """'utf-16' (a BOM), 'utf-16-le' / 'utf-16-be' (no BOM: the NUL high bytes of the Latin
+    characters such files are made of fall on every other byte), or None."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    half = len(sample) // 2
+    if half < 2:
+        return None
+    odd, even = sample[1 : 2 * half : 2].count(0), sample[0 : 2 * half : 2].count(0)
+    if odd >= 0.7 * half and even <= 0.05 * half:
+        return "utf-16-le"
+    if even >= 0.7 * half and odd <= 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
+def _no_lone_surrogates(lines: Iterable[str], name: str) -> Iterator[str]:
+    """UTF-16 lines, refusing a damaged character (an unpaired surrogate) with its line."""
+    for number, line in enumerate(lines, start=1):
+        if _SURROGATE.search(line):
+            raise ImportFileError(
+                f"{name} cannot be decoded at line {number}: it holds a damaged UTF-16 "
+                "character (an unpaired surrogate); export the file again from the spreadsheet."
+            )
+        yield line
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_binary(head: bytes, name: str, wide: str | None = None) -> None:
     position = head.find(b"\x00")
-    if position >= 0 and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if position >= 0 and not wide:
         raise ImportFileError(
             f"{name} is not a text file (a NUL byte at offset {position}): export it from the "
             "spreadsheet as CSV."
@@ -174,22 +208,31 @@ def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, 
     """Lines with their endings, the detected encoding (a label or a fallback decoder), sha256,
     line breaks, and the handle to close when done."""
     head = binary.read(65536)
-    _check_binary(head, name)
+    wide = _utf16(head)
+    _check_binary(head, name, wide)
     if not head.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
         raise ImportFileError(f"{name} is empty: there is no header line and no row.")
 
     def blocks() -> Iterator[bytes]:
         yield head
+        read = len(head)
         while block := binary.read(_SCAN_BLOCK):
-            if b"\x00" in block and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            read += len(block)
+            if read > MAX_FILE_BYTES:  # it grew since it was opened: never read without end
+                raise ImportFileError(too_big("The file", name, None, MAX_FILE_BYTES))
+            if b"\x00" in block and not wide:
                 raise ImportFileError(f"{name} is not a text file (it holds NUL bytes).")
             yield block
 
     encoding, digest, breaks = _detect(head, blocks())
+    encoding = wide or encoding
     binary.seek(0)
     if encoding == "fallback":
         decoder = _FallbackLines(binary)
         return iter(decoder), decoder, digest, breaks, binary
+    if wide:
+        wrapper = io.TextIOWrapper(binary, encoding=wide, errors="surrogatepass", newline="")
+        return _no_lone_surrogates(wrapper, name), wide, digest, breaks, wrapper
     wrapper = io.TextIOWrapper(binary, encoding=encoding, newline="")
     return iter(wrapper), encoding, digest, breaks, wrapper
 
@@ -297,16 +340,16 @@ def _rows(
 
 def _open_binary(source: Any) -> tuple[IO[bytes], str]:
     if isinstance(source, str | Path):
-        path = Path(source)
-        try:
-            return path.open("rb"), str(path)
-        except OSError as exc:
-            raise ImportFileError(f"The file {path} cannot be read: {exc.strerror}.") from exc
+        # A regular file only: /dev/zero, /dev/stdin or a FIFO would be read without end.
+        handle, _size = open_regular_file(source, "The file", ImportFileError, limit=MAX_FILE_BYTES)
+        return handle, str(source)
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source)), "the data"
     if hasattr(source, "read"):
         name = str(getattr(source, "name", "the data"))
-        data = source.read()
+        data = source.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ImportFileError(too_big("The file", name, None, MAX_FILE_BYTES))
         if isinstance(data, str):
             data = data.encode("utf-8")
         return io.BytesIO(data), name

@@ -2,13 +2,13 @@
 
 ``;`` and UTF-8 with BOM by default so French Excel opens it as columns with its accents;
 cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with ``'``
-so that no cell runs as a formula (CSV injection).
+so that no cell runs as a formula (CSV injection): the rows go through the toolkit's one
+export writer (:mod:`selfcare_ops.exports`).
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -16,17 +16,11 @@ from typing import IO, Any
 import pandas as pd
 
 from ..errors import ImportFileError
+from ..exports import CsvWriter, neutralise
 from .apply import REPORT_COLUMNS, ImportReport, planned_report_rows
 from .plan import Plan, frame_records
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: Any) -> Any:
-    """A cell made inert for spreadsheets: a leading formula character gets a ``'`` before it."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+__all__ = ["ReportWriter", "neutralise", "report_frame", "write_report"]
 
 
 def _cell(value: Any) -> Any:
@@ -34,7 +28,7 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return neutralise(value)
+    return value
 
 
 def report_frame(report: ImportReport | Plan | pd.DataFrame) -> pd.DataFrame:
@@ -67,11 +61,10 @@ class ReportWriter:
             raise ImportFileError(
                 f"The report {self.path} cannot be written: {exc.strerror}."
             ) from exc
-        self._writer = csv.writer(self._handle, delimiter=sep, lineterminator="\r\n")
-        self._writer.writerow(REPORT_COLUMNS)
+        self._writer = CsvWriter(self._handle, REPORT_COLUMNS, sep=sep)
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        self._writer.writerows([_cell(row.get(name)) for name in REPORT_COLUMNS] for row in rows)
+        self._writer.write([_cell(row.get(name)) for name in REPORT_COLUMNS] for row in rows)
 
     def close(self) -> None:
         self._handle.close()

@@ -20,6 +20,7 @@ from .. import invitations
 from ..access import Actor
 from ..bulk_invitations import REASON_BOUNCED, REASON_DRAFT
 from ..errors import ValidationError
+from ..exports import csv_bytes
 from .common import (
     Feedback,
     Progress,
@@ -227,8 +228,9 @@ class BulkInvitationDashboard:
             )
         else:
             self.left_out.value = "<p>Personne n'est laissé de côté.</p>"
-        csv = plan.to_csv(index=False, sep=";").encode("utf-8-sig")
-        self.plan_download.value = download_link(csv, "plan_invitations.csv", "Télécharger le plan")
+        self.plan_download.value = download_link(
+            csv_bytes(plan), "plan_invitations.csv", "Télécharger le plan"
+        )
         self.confirm_button.description = (
             f"Confirmer l'envoi ({to_send})" if to_send else "Rien à envoyer"
         )
