@@ -198,8 +198,7 @@ def require_mail_delivery(actor: Actor, action: str = "deliver the queued mail")
     if not can_deliver_mail(actor):
         raise AccessDeniedError(
             f"{actor.describe()} may not {action}: the outbox holds every client's mail, so "
-            "only operator and partner administrators (or the system actor) may; the mail "
-            "goes out with the next scheduled delivery."
+            "only operator and partner administrators (or the system actor) may."
         )
 
 
