@@ -43,8 +43,12 @@ def main() -> None:
             SELFCARE_OPS_DATA_DIR=str(root / "data"),
             SELFCARE_OPS_RUNS_DIR=str(root / "runs"),
         )
+        # A job acts as someone: the demo data bring the operator's system actor.
         subprocess.run(
-            [str(BIN / "selfcare-ops"), "db", "upgrade"], env=env, check=True, capture_output=True
+            [str(BIN / "selfcare-ops"), "demo", "--no-jobs", "--quiet"],
+            env=env,
+            check=True,
+            capture_output=True,
         )
         ours = [str(BIN / "selfcare-ops"), "jobs", "run", "ping"]
         baseline = [

@@ -4,8 +4,10 @@ Operator and partner administrators act on their own subtree of the organisation
 materialised ``path`` makes that a prefix test). A client administrator acts on their client,
 all sub-accounts included. A sub-account manager (seed 002) sees and changes only the users of
 their sub-account, may not grant the administrator role and places people only in their own
-sub-account. The system actor is the operator's named administrator used by the CLI and by
-scheduled jobs: full scope, and audited under its own name.
+sub-account. The system actor is the operator's named administrator: full scope, audited under
+its own name, and acting only when nobody is named (no ``--as``, no ``SELFCARE_OPS_ACTOR``, a job
+notebook run without an ``actor``). A name given but empty is an error, never the system actor:
+an unset variable in a script must not escalate.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from .errors import AccessDeniedError, NotFoundError
+from .errors import AccessDeniedError, ConfigurationError, NotFoundError
 from .models import Administrator, Organisation, SubAccount, User
 
 ActorKind = Literal["system", "operator_admin", "partner_admin", "client_admin", "manager"]
@@ -104,9 +106,27 @@ def system_actor(session: Session) -> Actor:
     return actor_for_administrator(admin)
 
 
+def check_actor_name(email: str | None) -> None:
+    """Refuse a name that is given but empty (``--as ""``, ``SELFCARE_OPS_ACTOR=``).
+
+    ``None`` means nobody was named and the system actor acts; an empty text is a mistake
+    (usually an unset variable in a script), and acting as the system for it would escalate.
+    """
+    if email is not None and not email.strip():
+        raise ConfigurationError(
+            "The actor is empty (--as or SELFCARE_OPS_ACTOR): name an administrator's or "
+            "manager's email, or leave both unset to act as the system actor.",
+            field="actor",
+        )
+
+
 def resolve_actor(session: Session, email: str | None) -> Actor:
-    """The actor named by an email (administrator first, then a client-side user)."""
-    if not email:
+    """The actor named by an email (administrator first, then a client-side user).
+
+    ``None`` is the system actor; an empty or blank text is refused (:func:`check_actor_name`).
+    """
+    check_actor_name(email)
+    if email is None:
         return system_actor(session)
     wanted = email.strip().lower()
     admin = session.scalar(select(Administrator).where(Administrator.email == wanted))
@@ -159,6 +179,38 @@ def organisation_scope(actor: Actor) -> ColumnElement[bool]:
     return Organisation.path.startswith(actor.organisation_path, autoescape=True)
 
 
+# --- whole-tree work -------------------------------------------------------------------------
+
+
+def can_deliver_mail(actor: Actor) -> bool:
+    """Who may run the outbox: the system actor, operator and partner administrators.
+
+    Delivery sends every queued message, whoever queued it (the outbox is one queue for the
+    whole tree), and its counts show the whole tree's mail traffic: so client-side actors
+    (client administrators and managers) neither deliver nor read the outbox. Their
+    invitations go out with the next scheduled ``invitation_maintenance`` or ``mail deliver``.
+    """
+    return actor.kind in ("system", "operator_admin", "partner_admin")
+
+
+def require_mail_delivery(actor: Actor, action: str = "deliver the queued mail") -> None:
+    """Refuse client-side actors (see :func:`can_deliver_mail`) with one sentence."""
+    if not can_deliver_mail(actor):
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action}: the outbox holds every client's mail, so "
+            "only operator and partner administrators (or the system actor) may."
+        )
+
+
+def require_operator(actor: Actor, action: str) -> None:
+    """Operator-wide work (the schema, the demo data, the counters): the system actor and
+    operator administrators only."""
+    if actor.kind not in ("system", "operator_admin"):
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action}: only operator administrators may."
+        )
+
+
 # --- users -----------------------------------------------------------------------------------
 
 
@@ -184,6 +236,28 @@ def user_scope(actor: Actor) -> ColumnElement[bool]:
     if actor.kind == "client_admin":
         return User.client_id == actor.organisation_id
     return organisation_scope(actor)
+
+
+def require_rights_manager(session: Session, actor: Actor, action: str) -> None:
+    """Seed 004's *manage rights* (``right_manage_rights``) is what lets a manager change
+    other people's rights and restrictions; without it they may not.
+
+    Client administrators do not need it: they are the seed's *gestionnaire*, who grants the
+    right to others, and a client always keeps one, so rights stay manageable. Operator and
+    partner administrators (and the system actor) are not client users and keep their power.
+    The right is read from the database at each change, so switching it off takes effect at
+    once, even for a dashboard opened before.
+    """
+    if actor.kind != "manager":
+        return
+    has_right = session.scalar(
+        select(User.right_manage_rights).where(User.id == actor.user_id, User.status == "active")
+    )
+    if not has_right:
+        raise AccessDeniedError(
+            f"{actor.describe()} may not {action}: their right 'manage rights' is off "
+            "(seed 004); an administrator of the client can switch it on."
+        )
 
 
 def require_assignable(

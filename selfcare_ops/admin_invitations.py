@@ -3,6 +3,12 @@
 A person who already has an active user account keeps it and gains administrator access at once
 (the mail says so, and there is nothing to accept); anyone else receives a link to create their
 administrator account, accepted like a user invitation.
+
+An address is one person's identity: an administrator row is matched before a user when someone
+acts (``access.resolve_actor``), so an invitation never takes over an account the inviter may
+not manage, nor moves a user's identity away from their own client. A user may only become an
+administrator of their own client or of a partner above it. Refusals about accounts outside the
+inviter's scope all read the same and name nothing (no login, organisation or state).
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_organisation
+from .access import Actor, can_see_organisation, can_see_user, require_organisation
 from .errors import AccessDeniedError, ConflictError, InvitationError
 from .issuing import InvitationResult, Target, issue, normalise_email
-from .models import Administrator, User, utcnow
+from .models import Administrator, Organisation, User, utcnow
 from .organisations import get_organisation
 
 
@@ -61,6 +67,17 @@ def admin_target(admin: Administrator, user: User | None = None) -> Target:
     )
 
 
+def _used_elsewhere(actor: Actor, key: str, org: Organisation) -> AccessDeniedError:
+    """One sentence for every account outside the inviter's scope: it names no login, no
+    organisation and no state, whatever the account is."""
+    return AccessDeniedError(
+        f"The address {key} cannot be invited to administer {org.ref} ({org.name}): it is "
+        f"already in use outside the scope of {actor.describe()}.",
+        email=key,
+        organisation=org.ref,
+    )
+
+
 def invite_admin(
     session: Session,
     actor: Actor,
@@ -85,6 +102,8 @@ def invite_admin(
     existing = session.scalar(select(Administrator).where(Administrator.email == key))
     if existing is not None:
         where = existing.organisation
+        if not can_see_organisation(actor, where):
+            raise _used_elsewhere(actor, key, org)
         if existing.active:
             raise ConflictError(f"{key} is already an administrator of {where.ref} ({where.name}).")
         raise ConflictError(
@@ -92,6 +111,14 @@ def invite_admin(
             f"use selfcare-ops invite resend --email {key} to send a new link."
         )
     user = session.scalar(select(User).where(User.email_folded == key))
+    if user is not None and not user.client.path.startswith(org.path):
+        if not can_see_user(actor, user):
+            raise _used_elsewhere(actor, key, org)
+        raise ConflictError(
+            f"{key} is the address of {user.login}, a user of client {user.client.ref}: their "
+            f"account may administer that client or a partner above it, not {org.ref} "
+            f"({org.name}); invite another address."
+        )
     if user is not None and user.status == "deactivated":
         raise InvitationError(
             f"{key} belongs to the deactivated user {user.login}: reactivate the account first."

@@ -11,12 +11,12 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .access import Actor, organisation_scope
 from .bulk_sql import insert_rows
-from .models import AuditEvent, Organisation, User, utcnow
+from .models import AuditEvent, Invitation, Organisation, User, utcnow
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
@@ -115,6 +115,39 @@ def _as_int(text: str) -> int:
     return int(text) if text.isdigit() and len(text) < 18 else -1
 
 
+def event_scope(actor: Actor) -> ColumnElement[bool] | None:
+    """A WHERE clause on ``audit_events`` (outer-joined to its ``Organisation``) limiting them to
+    what the actor may read; None for the whole trail (the system actor).
+
+    Administrators read the events of their subtree (client administrators: their client). A
+    manager reads only the events about their sub-account: about its users (by the users it
+    holds now), their invitations, and the sub-account itself; the rest of the client's trail
+    holds other sub-accounts' people with their values before and after. Everyone also reads
+    the events they caused themselves.
+    """
+    if actor.kind == "system" or actor.organisation_path == "/":
+        return None
+    own = AuditEvent.actor_label == actor.label
+    if actor.kind != "manager":
+        return or_(organisation_scope(actor), own)
+    in_sub_account = User.sub_account_id == actor.sub_account_id
+    user_ids = select(cast(User.id, String)).where(in_sub_account)
+    invitation_ids = (
+        select(cast(Invitation.id, String))
+        .join(User, User.id == Invitation.user_id)
+        .where(in_sub_account)
+    )
+    about = or_(
+        and_(AuditEvent.target_type == "user", AuditEvent.target_id.in_(user_ids)),
+        and_(AuditEvent.target_type == "invitation", AuditEvent.target_id.in_(invitation_ids)),
+        and_(
+            AuditEvent.target_type == "sub_account",
+            AuditEvent.target_id == str(actor.sub_account_id),
+        ),
+    )
+    return or_(and_(AuditEvent.organisation_id == actor.organisation_id, about), own)
+
+
 def list_events(
     session: Session,
     actor: Actor,
@@ -124,15 +157,16 @@ def list_events(
     target: str | None = None,
     actor_label: str | None = None,
 ) -> pd.DataFrame:
-    """The newest events the actor may see (their subtree), newest first."""
+    """The newest events the actor may read (:func:`event_scope`), newest first."""
     query = (
         select(AuditEvent, Organisation.ref)
         .outerjoin(Organisation, Organisation.id == AuditEvent.organisation_id)
         .order_by(AuditEvent.id.desc())
         .limit(limit)
     )
-    if actor.kind != "system" and actor.organisation_path != "/":
-        query = query.where(or_(organisation_scope(actor), AuditEvent.actor_label == actor.label))
+    scope = event_scope(actor)
+    if scope is not None:
+        query = query.where(scope)
     if action:
         query = query.where(AuditEvent.action == action)
     if target:

@@ -115,7 +115,9 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=database_url,
-            actor=get("ACTOR"),
+            # Kept as given: an empty actor is refused by access.resolve_actor, not read as
+            # "nobody named" (which means the system actor).
+            actor=merged.get(PREFIX + "ACTOR"),
             portal_url=portal_url,
             invitation_ttl_days=_ttl_days(
                 PREFIX + "INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7") or "7"

@@ -226,7 +226,10 @@ def search_clients(
     page_size: int = 20,
     partner_ref: str | None = None,
 ) -> ClientPage:
-    """Clients whose name or reference contains ``text`` (accent- and case-insensitive)."""
+    """Clients whose name or reference contains ``text`` (accent- and case-insensitive).
+
+    The per-status user counts are the client's, except for a manager: their sub-account's.
+    """
     _check_page_size(page_size)
     _check_search(text)
     if page < 1:
@@ -243,6 +246,8 @@ def search_clients(
     connection = session.connection()
     params.update(limit=page_size, offset=(page - 1) * page_size)
     fetched = connection.execute(page_query, params).all()
+    if actor.kind == "manager" and fetched:
+        fetched = [(*row[:4], *_sub_account_counts(connection, actor), row[-1]) for row in fetched]
     records = [
         (ref, name, p_ref, p_name, a + b + c + d, a, b, c, d)
         for ref, name, p_ref, p_name, a, b, c, d, _ in fetched
@@ -250,6 +255,20 @@ def search_clients(
     total = fetched[0][-1] if fetched else connection.execute(count, params).scalar_one()
     rows = pd.DataFrame.from_records(records, columns=CLIENT_COLUMNS)
     return ClientPage(rows, page, math.ceil(total / page_size), total)
+
+
+_SUB_ACCOUNT_COUNTS = (
+    select(_users.c.status, func.count())
+    .where(_users.c.sub_account_id == bindparam("sub_id"))
+    .group_by(_users.c.status)
+)
+
+
+def _sub_account_counts(connection: Any, actor: Actor) -> tuple[int, ...]:
+    """A manager's users by status (in ``ACCOUNT_STATUSES`` order): a manager's view of their
+    client counts their sub-account only, never the whole client's people (seed 002)."""
+    counts = dict(connection.execute(_SUB_ACCOUNT_COUNTS, {"sub_id": actor.sub_account_id}).all())
+    return tuple(int(counts.get(status, 0)) for status in ACCOUNT_STATUSES)
 
 
 _ORG_BY_REF = select(_org.c.id, _org.c.kind, _org.c.ref, _org.c.name, _org.c.path).where(

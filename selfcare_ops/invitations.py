@@ -27,6 +27,7 @@ from .access import (
     Actor,
     can_see_user,
     organisation_scope,
+    require_mail_delivery,
     require_organisation,
     require_user,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "deactivate",
     "deliver_and_redact",
     "expire_overdue",
+    "outbox_status",
     "inspect_token",
     "invite_admin",
     "invite_demo_client",
@@ -520,19 +522,52 @@ def redact_final_links(session: Session, actor: Actor) -> int:
 
 
 def deliver_and_redact(
-    session_factory: sessionmaker[Session], settings: Settings | None = None, **options: Any
+    session_factory: sessionmaker[Session],
+    settings: Settings | None = None,
+    *,
+    actor: Actor,
+    **options: Any,
 ) -> DeliveryReport:
     """Deliver the outbox (:func:`~selfcare_ops.mail.deliver.deliver`); every caller that
     delivers (CLI, jobs, dashboards) goes through here. The deliverer blanks each link as it
-    records the mail's final state; the sweep after it repairs older rows of this run's span."""
+    records the mail's final state; the sweep after it repairs older rows of this run's span.
+
+    Only the system actor and operator or partner administrators deliver (the outbox is the
+    whole tree's: :func:`~selfcare_ops.access.can_deliver_mail`); a run that attempted
+    anything is audited as ``mail.deliver`` with its counts.
+    """
     from .mail.deliver import deliver  # the SMTP machinery loads only when mail goes out
 
+    require_mail_delivery(actor)
     started = utcnow() - timedelta(minutes=1)
     report = deliver(session_factory, settings, **options)
-    if report.sent:
+    if report.sent or report.attempted or report.error:
         with session_factory.begin() as session:
-            redact_sent_links(session, since=started)
+            if report.sent:
+                redact_sent_links(session, since=started)
+            audit.record(
+                session,
+                actor,
+                "mail.deliver",
+                "outbox",
+                None,
+                target_label=report.transport,
+                after={
+                    "sent": report.sent,
+                    "retried": report.retried,
+                    "failed": report.failed,
+                    "error": report.error,
+                },
+            )
     return report
+
+
+def outbox_status(session: Session, actor: Actor) -> dict[str, int]:
+    """How many messages the outbox holds in each state, for those who may deliver it."""
+    from .mail.deliver import mail_status
+
+    require_mail_delivery(actor, "read the outbox counts")
+    return mail_status(session)
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Adoption report: who was invited, who is active, how fast, and which mails failed.
 
 Pure queries and pandas (charts are in :mod:`selfcare_ops.charts`). Every table is limited to
-what the actor may see. The funnel is *not invited → invited → active*: a deactivated account
+what the actor may see: a partner administrator their subtree, a client administrator their
+client, a manager their sub-account only (its users, their invitations and failed mails).
+The funnel is *not invited → invited → active*: a deactivated account
 was active once and counts as having reached activation. Time to accept is taken from the
 accepted invitation (``created_at`` → ``accepted_at``) and, for accounts activated without an
 invitation row (imported history), from ``users.invited_at`` → ``activated_at``.
@@ -105,14 +107,18 @@ def _clients(session: Session, actor: Actor) -> pd.DataFrame:
 
 
 def funnel_by_client(session: Session, actor: Actor) -> pd.DataFrame:
-    """One row per client in scope: users by status (from the trigger-kept counts) and rates."""
+    """One row per client in scope: users by status (from the trigger-kept counts) and rates;
+    for a manager, the users of their sub-account only."""
     clients = _clients(session, actor)
-    counts = pd.DataFrame(
-        session.execute(
-            select(ClientUserCount.client_id, ClientUserCount.status, ClientUserCount.users)
-        ).all(),
-        columns=["client_id", "status", "users"],
-    )
+    if actor.kind == "manager":
+        query = (
+            select(User.client_id, User.status, func.count(User.id))
+            .where(User.sub_account_id == actor.sub_account_id)
+            .group_by(User.client_id, User.status)
+        )
+    else:
+        query = select(ClientUserCount.client_id, ClientUserCount.status, ClientUserCount.users)
+    counts = pd.DataFrame(session.execute(query).all(), columns=["client_id", "status", "users"])
     wide = (
         counts.pivot_table(index="client_id", columns="status", values="users", aggfunc="sum")
         if not counts.empty
@@ -317,6 +323,12 @@ def failed_mails(session: Session, actor: Actor) -> pd.DataFrame:
     )
     if actor.kind != "system":
         query = query.where(Organisation.id.is_not(None), organisation_scope(actor))
+    if actor.kind == "manager":
+        query = query.where(
+            Invitation.user_id.in_(
+                select(User.id).where(User.sub_account_id == actor.sub_account_id)
+            )
+        )
     frame = pd.DataFrame(
         session.execute(query).all(),
         columns=[

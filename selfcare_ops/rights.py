@@ -8,9 +8,11 @@ some contracts, billing accounts or applications (seed 001); no restriction of a
 none), a manager has exactly one and acts only inside it, and may not grant administrator.
 
 Who may change all this: administrators in scope (system, operator, partner, client) and
-managers for the users of their own sub-account. Client-side actors do not change their own
-rights, restrictions or role: another administrator does, so that nobody widens their own
-access.
+managers for the users of their own sub-account. A manager changes rights and restrictions only
+while their own *manage rights* is on (seed 004, ``access.require_rights_manager``); client
+administrators, the seed's *gestionnaire* who grants that right, do not need it.
+Client-side actors do not change their own rights, restrictions or role: another administrator
+does, so that nobody widens their own access.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable, require_organisation, require_organisation_admin
+from .access import (
+    Actor,
+    require_assignable,
+    require_organisation,
+    require_organisation_admin,
+    require_rights_manager,
+)
 from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import (
     CLIENT_ROLES,
@@ -177,6 +185,7 @@ def set_rights(
                 field=name,
                 actual=value,
             )
+    require_rights_manager(session, actor, "change the rights of others")
     user = _locked_user(session, actor, login, "change the rights of")
     _require_rights_actor(actor, user, "rights")
     before = rights_of(user)
@@ -292,6 +301,7 @@ def change_restrictions(
             "not both in one change.",
             field="restrictions",
         )
+    require_rights_manager(session, actor, "change the restrictions of others")
     user = _locked_user(session, actor, login, "change the restrictions of")
     _require_rights_actor(actor, user, "restrictions")
     before = _current_restrictions(session, user.id)

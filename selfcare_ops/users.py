@@ -14,7 +14,13 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable, require_organisation, require_user
+from .access import (
+    Actor,
+    require_assignable,
+    require_organisation,
+    require_rights_manager,
+    require_user,
+)
 from .errors import ConflictError, LastAdministratorError, NotFoundError, ValidationError
 from .logins import make_login
 from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, Organisation, SubAccount, User
@@ -229,6 +235,8 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     unknown = set(rights) - {"right_manage_rights", "right_place_orders", "right_view_invoices"}
     if unknown:
         raise ValidationError(f"Unknown rights: {', '.join(sorted(unknown))}.", field="rights")
+    if any(rights.values()):  # granting a right at creation is changing rights (seed 004)
+        require_rights_manager(session, actor, "grant rights to the users they create")
     user = User(
         client_id=client.id,
         sub_account_id=sub_account.id if sub_account else None,

@@ -28,8 +28,15 @@ def people(tree):
     return dict(zip(names, tree.client_a_users, strict=True))
 
 
+def give_marc_manage_rights(db_url, tree):
+    """Seed 004: the manager changes others' rights only once an administrator gave the right."""
+    given = run(db_url, "rights", "set", people(tree)["marc"], "--manage-rights", "on", actor=ALICE)
+    assert given.exit_code == 0, given.output
+
+
 def test_rights_set_show_and_restrict(db_url, tree, session_factory):
     jp = people(tree)["jp"]
+    give_marc_manage_rights(db_url, tree)
     done = run(
         db_url, "rights", "set", jp, "--place-orders", "on", "--view-invoices", "on", actor=MARC
     )
@@ -91,6 +98,7 @@ def test_rights_set_show_and_restrict(db_url, tree, session_factory):
 
 def test_rights_refusals_are_one_sentence_with_exit_status_1(db_url, tree, session_factory):
     p = people(tree)
+    give_marc_manage_rights(db_url, tree)
     outside = run(db_url, "rights", "set", p["veronique"], "--place-orders", "on", actor=MARC)
     assert outside.exit_code == 1
     assert "may not change the rights of" in outside.output

@@ -567,7 +567,7 @@ def test_delivery_leaves_no_live_link_in_the_database(db_url, session_factory, t
     settings = Settings.from_env(
         {"SELFCARE_OPS_DATABASE_URL": db_url, "SELFCARE_OPS_MAILDIR": str(tmp_path / "outbox")}
     )
-    report = invitations.deliver_and_redact(session_factory, settings)
+    report = invitations.deliver_and_redact(session_factory, settings, actor=tree.system)
     assert report.sent == 1
     delivered = next((tmp_path / "outbox" / "new").iterdir()).read_text()
     assert "/invitation/" in delivered  # the invitee got the link

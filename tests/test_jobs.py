@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sqlalchemy import func, select, text
 
+from selfcare_ops.access import system_actor
 from selfcare_ops.cli import main
 from selfcare_ops.config import Settings
 from selfcare_ops.errors import ConcurrentRunError, JobError, ValidationError
@@ -57,6 +58,15 @@ def explode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
     return job
 
 
+@pytest.fixture
+def operator(session_factory) -> None:
+    """The operator and its system actor: who a job runs as when nobody is named."""
+    from selfcare_ops.organisations import create_operator
+
+    with session_factory.begin() as session:
+        create_operator(session, "OP", "Opérateur Télécom")
+
+
 def _settings(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", db_url)  # the kernel inherits it
     return Settings.from_env()
@@ -76,8 +86,9 @@ def test_every_registered_job_has_a_documented_parameterised_notebook(name: str)
     assert {"database_url", "output_dir"} <= set(parameters)
     assert parameters["database_url"] == "" and parameters["output_dir"] == ""
     assert set(job.defaults) <= set(notebook_parameters(job.notebook))
-    # No actor parameter: jobs always act as the named system actor.
-    assert not any("actor" in key for key in parameters)
+    # Every notebook acts as whoever runs it: the runner sets ``actor``, never the caller.
+    assert notebook_parameters(job.notebook)["actor"] is None
+    assert "actor" not in parameters
 
 
 def test_unknown_job_names_the_known_ones() -> None:
@@ -166,7 +177,7 @@ def test_jobs_list_shows_every_job_with_its_parameters() -> None:
 
 
 def test_a_failing_notebook_is_recorded_with_its_cell_and_exits_non_zero(
-    db_url: str, explode: Job, session_factory, tmp_path: Path
+    db_url: str, explode: Job, session_factory, tmp_path: Path, operator
 ) -> None:
     runner = CliRunner()
     result = runner.invoke(
@@ -211,7 +222,7 @@ def test_a_failing_notebook_is_recorded_with_its_cell_and_exits_non_zero(
 
 
 def test_ping_runs_in_this_environment_and_is_recorded(
-    db_url: str, session_factory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    db_url: str, session_factory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operator
 ) -> None:
     import selfcare_ops
 
@@ -230,7 +241,7 @@ def test_ping_runs_in_this_environment_and_is_recorded(
     assert Path(shown["selfcare_ops"]) == Path(selfcare_ops.__file__).resolve().parent
     assert shown["schema_revision"]
     with session_factory() as session:
-        history = job_history(session)
+        history = job_history(session, system_actor(session))
     assert list(history["status"]) == ["succeeded", "succeeded"]
     assert history["failed_cell"].isna().all()
     assert history.loc[1, "output_path"] == str(result.output_path)
@@ -253,10 +264,14 @@ def test_postgres_refuses_a_second_run_while_the_advisory_lock_is_held(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     db_url = request.getfixturevalue("postgres_schema_url")
-    from selfcare_ops.db import make_engine
+    from selfcare_ops.db import make_engine, make_session_factory
+    from selfcare_ops.models import Base
+    from selfcare_ops.organisations import create_operator
 
     settings = _settings(db_url, monkeypatch)
     engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as session:  # who the run acts as
+        create_operator(session, "OP", "Opérateur Télécom")
     holding, release = threading.Event(), threading.Event()
 
     def other_machine() -> None:  # another process's session: a separate connection and thread
@@ -291,6 +306,9 @@ def test_postgres_refuses_a_second_run_while_the_advisory_lock_is_held(
     # Once the other holder is gone the lock can be taken (and is released again).
     handle = locks.acquire(engine, "ping")
     handle.release()
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:  # the shared schema is left empty for the next tests
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -484,7 +502,7 @@ def test_input_paths_are_found_from_the_project_folder(tmp_path: Path, monkeypat
 
 
 def test_a_kernel_that_dies_is_recorded_at_its_cell(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory, operator
 ) -> None:
     notebook = _notebook(
         tmp_path / "die.ipynb",
@@ -503,7 +521,7 @@ def test_a_kernel_that_dies_is_recorded_at_its_cell(
 
 
 def test_a_second_run_is_refused_while_the_first_really_runs(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_factory, operator
 ) -> None:
     """Two real runs: the first waits in its notebook for a file the test writes once the
     second has been refused, so the overlap is certain without any timing assumption."""

@@ -447,7 +447,9 @@ def test_a_message_stuck_in_sending_is_taken_over_after_the_lease(session_factor
     assert smtp_server.handler.keys() == Counter({keys[0]: 1, keys[1]: 1, keys[3]: 1})
 
 
-def test_a_killed_deliverer_is_completed_by_the_next_run(db_url, session_factory, smtp_server):
+def test_a_killed_deliverer_is_completed_by_the_next_run(
+    db_url, session_factory, smtp_server, tree
+):
     keys = queue(session_factory, 20)
     env = {**os.environ, **smtp_env(db_url, smtp_server.port)}
     command = [
@@ -675,7 +677,7 @@ def test_an_unwritable_maildir_stops_and_keeps_the_messages(session_factory, tmp
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def test_cli_status_and_deliver_in_json(db_url, session_factory, smtp_server):
+def test_cli_status_and_deliver_in_json(db_url, session_factory, smtp_server, tree):
     runner = CliRunner()
     env = smtp_env(db_url, smtp_server.port)
     empty = runner.invoke(main, ["mail", "status", "--json"], env=env)
@@ -715,7 +717,7 @@ def test_cli_status_and_deliver_in_json(db_url, session_factory, smtp_server):
     ]
 
 
-def test_cli_deliver_prints_a_summary_and_honours_limit(db_url, session_factory, smtp_server):
+def test_cli_deliver_prints_a_summary_and_honours_limit(db_url, session_factory, smtp_server, tree):
     queue(session_factory, 3)
     result = CliRunner().invoke(
         main,
@@ -729,7 +731,7 @@ def test_cli_deliver_prints_a_summary_and_honours_limit(db_url, session_factory,
     assert statuses(session_factory) == Counter({"sent": 2, "queued": 1})
 
 
-def test_cli_deliver_with_the_server_down_says_so_in_one_sentence(db_url, session_factory):
+def test_cli_deliver_with_the_server_down_says_so_in_one_sentence(db_url, session_factory, tree):
     queue(session_factory, 2)
     port = free_port()  # nothing listens there
     result = CliRunner().invoke(main, ["mail", "deliver"], env=smtp_env(db_url, port))

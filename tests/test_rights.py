@@ -20,6 +20,13 @@ def logins(tree):
     return dict(alice=alice, marc=marc, jp=jp, cedric=cedric, veronique=veronique, robert=robert)
 
 
+def give_marc_manage_rights(session_factory, tree):
+    """The manager changes others' rights only with seed 004's right on (the administrator
+    switches it on)."""
+    with session_factory.begin() as session:
+        rights.set_rights(session, tree.client_a_admin, logins(tree)["marc"], manage_rights=True)
+
+
 def events(session, action):
     return session.scalars(
         select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
@@ -86,6 +93,7 @@ def test_rights_need_at_least_one_switch_and_booleans(session_factory, tree):
 
 def test_who_may_change_rights(session_factory, tree):
     people = logins(tree)
+    give_marc_manage_rights(session_factory, tree)
     allowed = [
         (tree.system, people["veronique"]),
         (tree.operator_admin, people["veronique"]),
@@ -114,7 +122,7 @@ def test_who_may_change_rights(session_factory, tree):
             assert login in str(caught.value) or "own" in str(caught.value)
     with session_factory() as session:
         assert session.scalar(select(func.count()).where(User.right_place_orders)) == 0
-        assert len(events(session, "user.rights")) == 2 * len(allowed)
+        assert len(events(session, "user.rights")) == 2 * len(allowed) + 1  # + marc's right
 
 
 # --- restrictions ----------------------------------------------------------------------------
@@ -173,6 +181,7 @@ def test_restrictions_add_remove_replace_and_list(session_factory, tree):
 
 def test_restriction_errors(session_factory, tree):
     jp = logins(tree)["jp"]
+    give_marc_manage_rights(session_factory, tree)
     with session_factory.begin() as session:
         with pytest.raises(ValidationError, match="contract, billing_account, application"):
             rights.add_restrictions(session, tree.system, jp, "invoice", ["X"])

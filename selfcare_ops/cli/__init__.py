@@ -15,6 +15,7 @@ import sys
 import click
 from sqlalchemy.exc import DBAPIError
 
+from ..access import check_actor_name
 from ..db import database_error
 from ..errors import SelfcareError
 from .common import CliContext
@@ -76,7 +77,8 @@ class SelfcareGroup(click.Group):
     "actor_email",
     metavar="EMAIL",
     envvar="SELFCARE_OPS_ACTOR",
-    help="Act as this administrator or manager (default: the system actor).",
+    help="Act as this administrator or manager (default, when neither this nor "
+    "SELFCARE_OPS_ACTOR is set: the system actor; an empty value is an error).",
 )
 @click.version_option(package_name="selfcare-ops")
 @click.pass_context
@@ -84,6 +86,8 @@ def main(ctx: click.Context, actor_email: str | None) -> None:
     """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
     ctx.obj = CliContext(actor_email=actor_email)
     ctx.call_on_close(ctx.obj.close)
+    # Before any command, even those that never open the database: one sentence, exit 1.
+    check_actor_name(ctx.obj.actor_name)
 
 
 for _name in COMMAND_MODULES:

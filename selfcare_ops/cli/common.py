@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,6 +22,8 @@ from ..db import check_ready, make_engine, make_session_factory
 
 @dataclass
 class CliContext:
+    """What every command shares; ``actor_email`` is ``--as`` (None when not given)."""
+
     actor_email: str | None
     settings: Settings = field(default_factory=get_settings)
     _engine: Engine | None = None
@@ -42,8 +45,23 @@ class CliContext:
         check_ready(self.engine)
         return make_session_factory(self.engine, read_only=True)
 
+    @property
+    def actor_name(self) -> str | None:
+        """Who is named: ``--as``, else ``SELFCARE_OPS_ACTOR`` (environment or settings file),
+        else None (the system actor). An empty name stays empty, to be refused."""
+        return self.actor_email if self.actor_email is not None else self.settings.actor
+
     def actor(self, session: Session) -> Actor:
-        return resolve_actor(session, self.actor_email)
+        """The acting actor, checked against the database (unknown or empty: an error)."""
+        return resolve_actor(session, self.actor_name)
+
+    def require_actor(self, check: Callable[[Actor], None]) -> Actor:
+        """Resolve the actor in a short read session and apply ``check`` (a refusal raises):
+        for commands that do not otherwise open a session as the actor."""
+        with self.read_sessions()() as session:
+            actor = self.actor(session)
+        check(actor)
+        return actor
 
     def close(self) -> None:
         if self._engine is not None:

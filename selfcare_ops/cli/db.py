@@ -1,14 +1,37 @@
-"""``db upgrade`` and ``demo``."""
+"""``db upgrade``, ``db recount`` and ``demo``: operator-wide work.
+
+Without ``--as`` (nor ``SELFCARE_OPS_ACTOR``) they run as the installer, the system actor,
+which is what creates a database in the first place. A named actor must be an operator
+administrator: the schema, the counters and the demo data are the whole tree's.
+"""
 
 from __future__ import annotations
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..access import require_operator
 from ..db import describe, upgrade
 from ..demo import load_demo
+from ..errors import DatabaseNotInitialisedError
 from ..models import recount_users
 from . import main
 from .common import CliContext, pass_cli
+
+
+def _require_named_operator(cli: CliContext, action: str) -> None:
+    """A named actor must be an operator administrator; nobody named is the installer."""
+    if cli.actor_name is None:
+        return
+    try:
+        with cli.sessions(check=False)() as session:
+            actor = cli.actor(session)
+    except SQLAlchemyError as exc:  # no schema yet: nobody can be looked up
+        raise DatabaseNotInitialisedError(
+            f"The actor {cli.actor_name} cannot be checked on a database without its schema: "
+            "run `selfcare-ops db upgrade` without --as (as the installer) first."
+        ) from exc
+    require_operator(actor, action)
 
 
 @main.group()
@@ -20,6 +43,7 @@ def db() -> None:
 @pass_cli
 def db_upgrade(cli: CliContext) -> None:
     """Migrate the database to this version's schema (safe to run again)."""
+    _require_named_operator(cli, "migrate the database")
     before, after = upgrade(cli.engine)
     where = describe(cli.engine)
     if before == after:
@@ -35,6 +59,7 @@ def db_recount(cli: CliContext) -> None:
 
     The toolkit keeps them right itself; run this after inserting users with hand-written SQL.
     """
+    _require_named_operator(cli, "recount the users of every client")
     with cli.engine.begin() as connection:
         wrong = recount_users(connection)
     if not wrong:
@@ -56,10 +81,11 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
     users, delivers into the Maildir (embedded default) and writes the adoption report, each
     through papermill like a scheduled run; then prints where everything is. Idempotent.
     """
+    _require_named_operator(cli, "load the demo data")
     if not no_jobs:
         from ..jobs import run_main_job
 
-        result = run_main_job(cli.settings)
+        result = run_main_job(cli.settings, actor=cli.actor_name)
         if not quiet:
             for line in result.lines():
                 click.echo(line)

@@ -67,14 +67,21 @@ def jobs_list(as_json: bool) -> None:
 def jobs_run(
     cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool
 ) -> None:
-    """Run job NAME with papermill; exit status 1 when the notebook fails."""
-    result = jobs_service.run_job(name, dict(parameters), settings=cli.settings)
+    """Run job NAME with papermill as the acting actor; exit status 1 when it fails.
+
+    The notebook acts as --as (or SELFCARE_OPS_ACTOR; neither: the system actor): a job whose
+    parameters reach beyond that actor's scope is refused before it starts.
+    """
+    result = jobs_service.run_job(
+        name, dict(parameters), settings=cli.settings, actor=cli.actor_name
+    )
     if as_json:
         echo_json(
             {
                 "run_id": result.run_id,
                 "job": result.job,
                 "status": result.status,
+                "actor": result.actor,
                 "parameters": result.parameters,
                 "started_at": result.started_at,
                 "finished_at": result.finished_at,
@@ -107,9 +114,12 @@ def jobs_run(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
 @pass_cli
 def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: bool) -> None:
-    """The last runs, newest first: parameters, status, duration, notebook, failure."""
-    with cli.sessions()() as session:
-        frame = jobs_service.job_history(session, job=job_name, limit=limit)
+    """The last runs, newest first: who ran them, parameters, status, duration, failure.
+
+    Operator administrators (and the system actor) read every run; others their own.
+    """
+    with cli.read_sessions()() as session:
+        frame = jobs_service.job_history(session, cli.actor(session), job=job_name, limit=limit)
     if as_json:
         echo_json(frame)
         return
@@ -126,6 +136,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
         ),
         failed_cell=frame["failed_cell"].map(lambda c: "" if pd.isna(c) else str(int(c))),
         error=frame["error"].fillna(""),
+        actor=frame["actor"].fillna(""),  # runs recorded before who ran them was kept
     )
     echo_table(
         shown,
@@ -133,6 +144,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
             "id",
             "job",
             "status",
+            "actor",
             "started_at",
             "duration_s",
             "parameters",

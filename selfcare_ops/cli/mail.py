@@ -1,4 +1,8 @@
-"""``mail deliver`` and ``mail status``: the outbox from a terminal."""
+"""``mail deliver`` and ``mail status``: the outbox from a terminal.
+
+Both act as the named actor: the system actor and operator or partner administrators only
+(the outbox is the whole tree's; see ``access.can_deliver_mail``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from collections.abc import Callable
 
 import click
 
+from ..access import require_mail_delivery
 from ..errors import MailError
-from ..invitations import deliver_and_redact, redact_final_links
-from ..mail.deliver import MAX_CONNECTIONS, mail_status
+from ..invitations import deliver_and_redact, outbox_status, redact_final_links
+from ..mail.deliver import MAX_CONNECTIONS
 from . import main
 from .common import CliContext, echo_json, pass_cli
 
@@ -57,11 +62,13 @@ def deliver_command(
     as_json: bool,
 ) -> None:
     """Send the queued messages that are due through the configured transport."""
+    actor = cli.require_actor(require_mail_delivery)  # refused before any bar or connection
     progress, close_bar = _progress_bar()
     try:
         report = deliver_and_redact(
             cli.sessions(),
             cli.settings,
+            actor=actor,
             limit=limit,
             rate=rate,
             connections=connections,
@@ -88,7 +95,7 @@ def deliver_command(
 def status_command(cli: CliContext, as_json: bool) -> None:
     """How many messages are queued, being sent, sent, failed and cancelled."""
     with cli.sessions()() as session:
-        counts = mail_status(session)
+        counts = outbox_status(session, cli.actor(session))
     if as_json:
         echo_json(counts)
         return

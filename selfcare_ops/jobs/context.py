@@ -2,7 +2,9 @@
 
 ``database_url`` ("" = the configured database) and ``output_dir`` ("" = a folder named after
 the job under the configured runs directory) become settings, a session factory and an existing
-output folder. The notebook then calls the services, acting as ``access.system_actor``.
+output folder; ``actor`` (set by the runner: whoever started the run; None when a notebook is
+run without it, e.g. by bare papermill: the system actor) becomes :meth:`JobContext.actor`, and
+the notebook calls the services as that actor, which check it like any other path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..access import Actor, resolve_actor
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine, make_session_factory
 
@@ -30,6 +33,12 @@ class JobContext:
     engine: Engine
     sessions: sessionmaker[Session]
     output_dir: Path
+    #: The email of whoever runs the job (None: nobody named, the system actor).
+    actor_email: str | None = None
+
+    def actor(self, session: Session) -> Actor:
+        """The running actor, read again in ``session`` (a deactivated account stops acting)."""
+        return resolve_actor(session, self.actor_email)
 
     def input_path(self, name: str) -> Path:
         """An input file named by a parameter: absolute, or relative to the current folder,
@@ -65,6 +74,7 @@ class JobContext:
         from ..db import current_revision, describe
 
         return {
+            "actor": self.actor_email or "(the system actor)",
             "python": sys.executable,
             "selfcare_ops": str(Path(package_file).resolve().parent),
             "database": describe(self.engine),
@@ -73,8 +83,11 @@ class JobContext:
         }
 
 
-def open_job(job: str, *, database_url: str = "", output_dir: str = "") -> JobContext:
-    """Settings from the environment, overridden by the notebook's parameters; schema checked."""
+def open_job(
+    job: str, *, database_url: str = "", output_dir: str = "", actor: str | None = None
+) -> JobContext:
+    """Settings from the environment, overridden by the notebook's parameters; schema and
+    actor checked (an unknown or empty actor fails the first cell, not a later one)."""
     settings = get_settings()
     if database_url:
         settings = replace(settings, database_url=database_url)
@@ -85,4 +98,7 @@ def open_job(job: str, *, database_url: str = "", output_dir: str = "") -> JobCo
         settings.maildir.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     check_ready(engine)
-    return JobContext(job, settings, engine, make_session_factory(engine), folder)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        resolve_actor(session, actor)
+    return JobContext(job, settings, engine, sessions, folder, actor)

@@ -88,25 +88,33 @@ def run_main_job(
     *,
     csv_path: Path | str | None = None,
     client: str | None = None,
+    actor: str | None = None,
 ) -> MainJobSummary:
     """Run the demo chain; raises :class:`~selfcare_ops.errors.JobError` if a job fails.
 
     ``csv_path`` defaults to the demo sample, whose lines (it has no client column) go to
     ``client``: by default the demo client for the sample, none (the file says) for another file.
+    Everything acts as ``actor`` (an email; None: the system actor), who must be an operator
+    administrator: the chain loads data for, and delivers the mail of, the whole tree.
     """
-    from ..access import system_actor
+    from ..access import check_actor_name, require_operator, resolve_actor
     from ..branding import seed_default_branding, write_demo_preview
     from ..invitations import invite_demo_client
 
+    check_actor_name(actor)
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
         with make_session_factory(engine).begin() as session:
+            if actor is not None:  # a named actor must exist (and may) before anything loads
+                require_operator(resolve_actor(session, actor), "run the demo chain")
             demo = load_demo(session)
             seed_default_branding(session)
+            acting = resolve_actor(session, actor)
+            require_operator(acting, "run the demo chain")
             # The demo client's users are invited here; invitation_maintenance delivers them.
-            invited = invite_demo_client(session, system_actor(session), DEMO_CLIENT_REF)
+            invited = invite_demo_client(session, acting, DEMO_CLIENT_REF)
         with make_session_factory(engine).begin() as session:
             preview = write_demo_preview(
                 session, settings.data_dir / "previews" / "C0001.png", client_ref=DEMO_CLIENT_REF
@@ -131,7 +139,9 @@ def run_main_job(
         ("invitation_maintenance", {}),
         ("adoption_report", {}),
     ):
-        summary.runs[name] = run_job(name, parameters, settings=settings).raise_for_status()
+        summary.runs[name] = run_job(
+            name, parameters, settings=settings, actor=actor
+        ).raise_for_status()
     summary.onboarding_report = next(
         iter(_files(summary.runs["onboarding"], "onboarding_report.csv")), None
     )

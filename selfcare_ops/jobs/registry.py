@@ -4,18 +4,35 @@ A job's known parameters are the names assigned in its notebook's cell tagged ``
 (read with :mod:`ast`, so listing jobs or validating a command line costs no kernel and no
 papermill import). Values given as text on a command line are coerced to the type of the
 default, so ``-p dry_run no`` is the boolean ``False`` and ``-p days 3`` the integer 3.
+
+Every job notebook also declares ``actor``: the email of whoever runs it, which the runner
+sets itself (``selfcare-ops --as EMAIL jobs run``; nobody named: the system actor). It is not a
+parameter a caller may give, or ``-p actor`` would let anyone act as anyone. A job may also
+name a :attr:`Job.check`: a refusal of parameters beyond the actor's scope, run before the job
+starts (the services inside the notebook check again, line by line).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError, ValidationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from ..access import Actor
+
+#: Parameters the runner sets itself, never the caller: who runs the job.
+RUNNER_PARAMETERS = ("actor",)
+
+#: ``check(session, actor, parameters)`` raises when the run would reach beyond the actor.
+JobCheck = Callable[["Session", "Actor", Mapping[str, Any]], None]
 
 #: Where the job notebooks live (the repository's ``notebooks/``, next to ``data/``).
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -34,10 +51,17 @@ class Job:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Also keep the executed notebook as HTML (next to it) when the run succeeds.
     export_html: bool = False
+    #: Refuses, before the run starts, parameters beyond the running actor's scope.
+    check: JobCheck | None = None
 
     def parameters(self) -> dict[str, Any]:
-        """Every parameter the job accepts with its effective default (registry over notebook)."""
-        merged = notebook_parameters(self.notebook)
+        """Every parameter a caller may give, with its effective default (registry over
+        notebook); the runner's own (:data:`RUNNER_PARAMETERS`) are left out."""
+        merged = {
+            name: value
+            for name, value in notebook_parameters(self.notebook).items()
+            if name not in RUNNER_PARAMETERS
+        }
         unknown = sorted(set(self.defaults) - set(merged))
         if unknown:
             raise JobError(
@@ -52,6 +76,24 @@ def _job(name: str, notebook: str, description: str, **kwargs: Any) -> Job:
     return Job(name=name, notebook=NOTEBOOKS_DIR / notebook, description=description, **kwargs)
 
 
+def _check_onboarding(session: Session, actor: Actor, parameters: Mapping[str, Any]) -> None:
+    """The client named by ``client`` must be one the actor may add users to. (A file's client
+    column is checked line by line by the onboarding planner, as the same actor.)"""
+    from ..access import require_organisation
+    from ..organisations import get_client
+
+    if parameters.get("client"):
+        client = get_client(session, str(parameters["client"]))
+        require_organisation(actor, client, "onboard users into")
+
+
+def _check_maintenance(session: Session, actor: Actor, parameters: Mapping[str, Any]) -> None:
+    """The maintenance delivers the whole outbox: only those who may deliver mail run it."""
+    from ..access import require_mail_delivery
+
+    require_mail_delivery(actor, "run the invitation maintenance (it delivers every queued mail)")
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -59,11 +101,13 @@ JOBS: dict[str, Job] = {
             "onboarding",
             "onboarding.ipynb",
             "Onboard the users of a CSV drop (validate, plan, apply, report; optionally invite).",
+            check=_check_onboarding,
         ),
         _job(
             "invitation_maintenance",
             "invitation_maintenance.ipynb",
             "Expire overdue invitations, remind users invited long ago, deliver the outbox.",
+            check=_check_maintenance,
         ),
         _job(
             "adoption_report",
@@ -200,6 +244,13 @@ def resolve_parameters(job: Job, given: Mapping[str, Any] | None) -> dict[str, A
     """The full parameter set of a run: defaults, overridden by ``given`` after validation."""
     defaults = job.parameters()
     given = dict(given or {})
+    for name in RUNNER_PARAMETERS:
+        if name in given:
+            raise ValidationError(
+                f"The {name} of a run is whoever starts it (--as or SELFCARE_OPS_ACTOR), "
+                f"not a parameter: leave out {name!r}.",
+                field=name,
+            )
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         names = ", ".join(repr(n) for n in unknown)

@@ -7,6 +7,10 @@ another ``output_dir``. The kernel is always this interpreter's ipykernel (not w
 it is launched as soon as the lock is held and boots while the run is recorded and papermill
 is imported, then papermill executes the notebook on it (a small engine, see
 :func:`_engine_name`). Papermill, nbformat, nbconvert and jupyter_client are imported here only.
+
+A run acts as whoever starts it: the actor is resolved and the job's own check applied before
+anything is locked or recorded, the notebook receives the actor's email as its ``actor``
+parameter (its services check it again), and ``job_runs.actor_label`` records who it was.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from ..access import Actor, check_actor_name, resolve_actor
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine
 from ..errors import JobError
 from ..models import JobRun, utcnow
 from . import locks
-from .registry import Job, get_job, resolve_parameters
+from .registry import RUNNER_PARAMETERS, Job, get_job, resolve_parameters
 
 KERNEL_NAME = "python3"
 ENGINE_NAME = "selfcare_ops"
@@ -92,6 +97,7 @@ class JobRunResult:
     finished_at: datetime
     output_path: Path
     output_dir: Path | None
+    actor: str = ""
     html_path: Path | None = None
     failed_cell: int | None = None
     error: str | None = None
@@ -145,8 +151,9 @@ def _output_path(runs_dir: Path, job: Job, started: datetime) -> Path:
 
 
 def _recordable(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as stored in ``job_runs`` (a database password is never stored)."""
-    shown = dict(parameters)
+    """Parameters as stored in ``job_runs`` (a database password is never stored; the actor
+    has its own column)."""
+    shown = {k: v for k, v in parameters.items() if k not in RUNNER_PARAMETERS}
     if shown.get("database_url"):
         try:
             url = make_url(shown["database_url"])
@@ -305,14 +312,18 @@ def run_job(
     parameters: Mapping[str, Any] | None = None,
     *,
     settings: Settings | None = None,
+    actor: str | None = None,
 ) -> JobRunResult:
-    """Run job ``name`` once; a failing notebook is a recorded ``failed`` run, not an exception.
+    """Run job ``name`` once as ``actor`` (an administrator's or manager's email; None: the
+    system actor); a failing notebook is a recorded ``failed`` run, not an exception.
 
     Raises :class:`~selfcare_ops.errors.ValidationError` for unknown or ill-typed parameters,
-    :class:`~selfcare_ops.errors.ConcurrentRunError` when the job is already running, and
-    :class:`JobError` when the notebook cannot be started at all.
+    :class:`~selfcare_ops.errors.AccessDeniedError` (nothing recorded) when the actor may not
+    run the job with these parameters, :class:`~selfcare_ops.errors.ConcurrentRunError` when
+    the job is already running, and :class:`JobError` when the notebook cannot be started.
     """
     job = get_job(name)
+    check_actor_name(actor)
     given = dict(parameters or {})
     resolved = resolve_parameters(job, given)
     environment = get_settings()
@@ -323,6 +334,8 @@ def run_job(
     engine = make_engine(settings.database_url)
     try:
         check_ready(engine)
+        acting = _checked_actor(engine, job, actor, resolved)
+        resolved["actor"] = acting.label
         lock = locks.acquire(engine, job.name)
         try:
             return _run_locked(job, resolved, given, settings, explicit_settings, engine, lock)
@@ -330,6 +343,16 @@ def run_job(
             lock.release()
     finally:
         engine.dispose()
+
+
+def _checked_actor(engine: Any, job: Job, actor: str | None, parameters: dict[str, Any]) -> Actor:
+    """The running actor, refused here (before the lock and the record) when the job's check
+    says its parameters reach beyond the actor's scope."""
+    with Session(engine) as session:
+        acting = resolve_actor(session, actor)
+        if job.check is not None:
+            job.check(session, acting, parameters)
+    return acting
 
 
 def _run_locked(
@@ -381,6 +404,7 @@ def _record_and_execute(
             parameters=_recordable(resolved),
             status="running",
             started_at=started,
+            actor_label=resolved.get("actor"),
             output_path=str(output),
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -422,6 +446,7 @@ def _record_and_execute(
         finished_at=finished,
         output_path=output,
         output_dir=output_dir if output_dir and output_dir.exists() else None,
+        actor=str(resolved.get("actor") or ""),
         html_path=html_path,
         failed_cell=failed_cell,
         error=error,

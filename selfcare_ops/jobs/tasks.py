@@ -1,7 +1,7 @@
 """The few compositions the job notebooks need that no single service offers.
 
-Each takes the session and the actor like every service (the notebooks pass the system
-actor), and calls the services that own the rules: :mod:`selfcare_ops.invitations` for
+Each takes the session and the actor like every service (the notebooks pass whoever runs
+the job), and calls the services that own the rules: :mod:`selfcare_ops.invitations` for
 reminders, :mod:`selfcare_ops.mail.deliver` for the outbox, :mod:`selfcare_ops.branding`
 for the audit and its previews.
 """
@@ -130,13 +130,14 @@ def audit_branding(
 
 
 def deliver_outbox(
-    sessions: sessionmaker[Session], settings: Settings, *, limit: int = 0
+    sessions: sessionmaker[Session], settings: Settings, actor: Actor, *, limit: int = 0
 ) -> DeliveryReport:
-    """Deliver the due messages (all, or at most ``limit``); an unavailable transport fails
-    the job, so the run is recorded as failed while the messages stay queued for the next."""
+    """Deliver the due messages (all, or at most ``limit``) as ``actor`` (who must be allowed
+    to: :func:`~selfcare_ops.access.can_deliver_mail`); an unavailable transport fails the
+    job, so the run is recorded as failed while the messages stay queued for the next."""
     from ..invitations import deliver_and_redact
 
-    report = deliver_and_redact(sessions, settings, limit=limit or None)
+    report = deliver_and_redact(sessions, settings, actor=actor, limit=limit or None)
     if report.error:
         raise MailError(
             f"{report.error.rstrip('.')}: delivery stopped after {report.sent} messages sent; "

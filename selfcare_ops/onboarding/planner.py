@@ -17,7 +17,13 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from ..access import Actor, can_see_organisation, require_assignable, require_organisation
+from ..access import (
+    Actor,
+    can_see_organisation,
+    require_assignable,
+    require_organisation,
+    require_rights_manager,
+)
 from ..errors import AccessDeniedError, ImportFileError, NotFoundError
 from ..logins import make_login
 from ..models import Organisation, SubAccount, User
@@ -145,6 +151,8 @@ class Planner:
         self._scope: dict[tuple[int, str, int | None], str | None] = {}
         self._new_clients_seen: set[int] = set()
         self._views: dict[int, _ClientView] = {}
+        #: why this actor may not set rights (a manager without seed 004's right), or None
+        self._rights_refusal: str | None = None
         if not header.has("client") and not client_ref:
             raise ImportFileError(
                 "The file has no client column (Client / Référence client): say which client "
@@ -168,6 +176,11 @@ class Planner:
                 raise NotFoundError("client", self.client_ref)
             require_organisation(self.actor, client, "add users to")
             self.default_client = client
+        if self.actor.kind == "manager":
+            try:
+                require_rights_manager(session, self.actor, "set rights through an import")
+            except AccessDeniedError as exc:
+                self._rights_refusal = str(exc).rstrip(".")
 
     def _find_client(self, session: Session, ref: str) -> Organisation | None:
         found = session.scalars(
@@ -551,6 +564,8 @@ class Planner:
         for name in RIGHT_FIELDS:
             if row[name] is None:
                 row[name] = False
+        if self._rights_refusal and any(row[name] for name in RIGHT_FIELDS):
+            return self._reject(row, None, [f"line {row['line']}: {self._rights_refusal}"])
         row.update(action="create", role=role, sub_account_id=sub.id if sub else None)
         row["invite"] = bool(self.invite and values.get("email"))
         return row
@@ -609,6 +624,8 @@ class Planner:
             refusal = self._assignable(row, client, role, sub)
             if refusal:
                 return self._reject(row, None, [refusal])
+        if self._rights_refusal and set(changes) & set(RIGHT_FIELDS):
+            return self._reject(row, None, [f"line {line}: {self._rights_refusal}"])
         row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
         row["action"] = "update" if changes else "unchanged"
         email = values.get("email") or existing["email"]

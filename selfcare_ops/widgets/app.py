@@ -96,7 +96,8 @@ def open_dashboard(
     database_url: str | None = None, actor_email: str | None = None
 ) -> Dashboard | widgets.HTML:
     """The dashboard on the configured database (``SELFCARE_OPS_DATABASE_URL`` or the default
-    SQLite file) as the configured actor (``SELFCARE_OPS_ACTOR`` or the system actor).
+    SQLite file) as the configured actor: ``actor_email``, else ``SELFCARE_OPS_ACTOR``, else
+    (neither set) the system actor. An empty actor is refused like on the command line.
 
     When the database is not usable the result is one readable sentence, not a traceback.
     """
@@ -110,7 +111,9 @@ def open_dashboard(
         check_ready(engine)
         session_factory = make_session_factory(engine)
         with session_factory() as session:
-            actor = resolve_actor(session, actor_email or settings.actor)
+            actor = resolve_actor(
+                session, actor_email if actor_email is not None else settings.actor
+            )
         return Dashboard(session_factory, actor)
     except Exception as exc:
         log.exception("the dashboard could not be opened")

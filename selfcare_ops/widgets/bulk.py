@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import invitations
-from ..access import Actor
+from ..access import Actor, can_deliver_mail
 from ..bulk_invitations import REASON_BOUNCED, REASON_DRAFT
 from ..errors import ValidationError
 from ..exports import csv_bytes
@@ -274,7 +274,9 @@ class BulkInvitationDashboard:
             f"{plural(invited, 'invitation créée', 'invitations créées')} ; "
             "les messages sont dans la boîte d'envoi."
         )
-        self.deliver_button.disabled = False
+        # Client-side actors do not run the outbox (access.can_deliver_mail): their mails
+        # leave with the next scheduled delivery, and the button stays off.
+        self.deliver_button.disabled = not can_deliver_mail(self.services.actor)
 
     def _on_deliver(self, _button: Any = None) -> None:
         from ..config import get_settings
@@ -285,6 +287,7 @@ class BulkInvitationDashboard:
             report = deliver_and_redact(
                 self.services.session_factory,
                 get_settings(),
+                actor=self.services.actor,
                 progress=self.delivery_progress.callback,
             )
         except Exception:

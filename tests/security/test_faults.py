@@ -387,7 +387,7 @@ def test_a_connection_lost_during_mail_deliver_is_one_sentence_and_loses_nothing
     later = utcnow() + timedelta(minutes=6)  # after the lease, the next run takes them back
     settings = get_settings()
     settings = replace(settings, maildir=maildir)
-    invitations.deliver_and_redact(session_factory, settings, now=later)
+    invitations.deliver_and_redact(session_factory, settings, actor=tree.system, now=later)
     with session_factory() as session:
         statuses = session.scalars(select(OutboundMessage.status)).all()
     assert sorted(statuses) == ["sent", "sent"]
