@@ -17,7 +17,7 @@ from .access import Actor, require_user
 from .errors import ConflictError
 from .issuing import close_open_invitations
 from .models import Invitation, SupervisionSession, utcnow
-from .users import lock_user, require_administrator_left
+from .users import lock_user, lock_user_in_client, require_administrator_left
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def deactivate(
     ``deactivated``, or ``removed`` for seed 004's removal).
     """
     now = now or utcnow()
-    user = lock_user(session, login)
+    user = lock_user_in_client(session, login)  # the client first: see require_administrator_left
     require_user(actor, user, "deactivate")
     if user.status == "deactivated":
         raise ConflictError(

@@ -41,7 +41,12 @@ from .models import (
     User,
     UserRestriction,
 )
-from .users import find_sub_account, get_visible_user, require_administrator_left
+from .users import (
+    find_sub_account,
+    get_visible_user,
+    lock_user_in_client,
+    require_administrator_left,
+)
 
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
 RIGHT_LABELS = {
@@ -139,10 +144,16 @@ def _visible_user(session: Session, actor: Actor, login: str, action: str) -> Us
     return get_visible_user(session, actor, login, action)
 
 
-def _locked_user(session: Session, actor: Actor, login: str, action: str) -> User:
+def _locked_user(
+    session: Session, actor: Actor, login: str, action: str, *, client_first: bool = False
+) -> User:
     """The user in scope, re-read under a row lock (PostgreSQL) so that two people changing
-    the same user one after the other record true before/after values."""
+    the same user one after the other record true before/after values. ``client_first``
+    locks the client's row before the user's, the order every change that may demote an
+    administrator takes (:func:`~selfcare_ops.users.lock_user_in_client`)."""
     user = get_visible_user(session, actor, login, action)
+    if client_first:
+        return lock_user_in_client(session, login)
     session.refresh(user, with_for_update=True)
     return user
 
@@ -395,7 +406,7 @@ def change_role(
             field="role",
             actual=role,
         )
-    user = _locked_user(session, actor, login, "change the role of")
+    user = _locked_user(session, actor, login, "change the role of", client_first=True)
     _require_rights_actor(actor, user, "role")
     client = user.client
     previous_role, previous_sub = user.role, _sub_account_name(session, user.sub_account_id)

@@ -85,6 +85,17 @@ def lock_client(session: Session, client_id: int) -> None:
     )
 
 
+def lock_user_in_client(session: Session, login: str) -> User:
+    """:func:`lock_user`, after the lock of the user's client row: the order a CSV import
+    takes them in (client, then its users), so a demotion and an import of the same client
+    queue behind each other instead of deadlocking. A user never changes client."""
+    client_id = session.scalar(select(User.client_id).where(User.login == login.strip().lower()))
+    if client_id is None:
+        raise NotFoundError("user", login)
+    lock_client(session, client_id)
+    return lock_user(session, login)
+
+
 def require_administrator_left(
     session: Session,
     client_id: int,
