@@ -30,7 +30,7 @@ from .errors import InvitationError, ValidationError
 from .mail.content import store_template
 from .mail.outbox import enqueue
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date, person_values
-from .models import Invitation, Organisation, OutboundMessage, utcnow
+from .models import OPEN_INVITATION_STATUSES, Invitation, Organisation, OutboundMessage, utcnow
 from .tokens import hash_token, new_token
 
 INVITATION_PATH = "/invitation/"
@@ -388,7 +388,7 @@ def supersede_pending(
     administrator_ids: Iterable[int] = (),
     now: datetime,
 ) -> int:
-    """Void the pending invitations of these people (a new one replaces them)."""
+    """Void the open (pending or sent) invitations of these people (a new one replaces them)."""
     total = 0
     for column, ids in (
         (Invitation.user_id, list(user_ids)),
@@ -397,7 +397,10 @@ def supersede_pending(
         for start in range(0, len(ids), 1000):
             result = session.execute(
                 update(Invitation)
-                .where(column.in_(ids[start : start + 1000]), Invitation.status == "pending")
+                .where(
+                    column.in_(ids[start : start + 1000]),
+                    Invitation.status.in_(OPEN_INVITATION_STATUSES),
+                )
                 .values(status="superseded", closed_at=now)
                 .execution_options(synchronize_session=False)
             )

@@ -190,7 +190,16 @@ def test_vocabularies_french_and_english() -> None:
     assert {v.civility(x) for x in ("M.", "Monsieur", "mr", "M")} == {"M."}
     assert {v.civility(x) for x in ("Mme", "madame", "Mrs", "Ms", "Mlle")} == {"Mme"}
     assert v.role("Administrateur") == v.role("admin") == "administrator"
-    assert v.role("Gestionnaire") == v.role("manager") == "manager"
+    assert v.role("Gestionnaire") == v.role("Gestionnaire client") == "administrator"
+    assert {
+        v.role(x)
+        for x in (
+            "Responsable de sous-compte",
+            "manager",
+            "Responsable",
+            "gestionnaire de sous compte",
+        )
+    } == {"manager"}
     assert v.role("utilisateur") == v.role("User") == "user"
     assert v.language("Français") == v.language("french") == v.language("fr-FR") == "fr"
     assert v.language("Anglais") == v.language("English") == "en"

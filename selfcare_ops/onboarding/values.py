@@ -61,13 +61,50 @@ CIVILITY_WORDS = _vocabulary(
         ),
     }
 )
+#: The ``Rôle`` cell of an import: one vocabulary with the CLI (``users role``) and the docs.
+#:
+#: ============== ===================================================================
+#: role           accepted cells (any case, accents, spaces or dashes)
+#: ============== ===================================================================
+#: administrator  Administrateur, Administratrice, Admin, Administrator,
+#:                Administrateur client, Client administrator,
+#:                Gestionnaire, Gestionnaire client (the seed's "gestionnaire" of a
+#:                company is its client administrator: every sub-account)
+#: manager        Responsable de sous-compte, Responsable, Manager,
+#:                Gestionnaire de sous-compte, Sub-account manager (exactly one
+#:                sub-account: a manager line without a sub-account is rejected)
+#: user           Utilisateur, Utilisatrice, User, Collaborateur, Collaboratrice
+#: ============== ===================================================================
+#:
+#: A bare "Gestionnaire" next to a sub-account is rejected as ambiguous (see
+#: :data:`AMBIGUOUS_ADMIN_WORDS`): the file may mean that sub-account's manager, and
+#: silently granting every sub-account instead would widen the person's access.
 ROLE_WORDS = _vocabulary(
     {
-        "administrator": ("administrateur", "administratrice", "admin", "administrator"),
-        "manager": ("gestionnaire", "manager", "responsable"),
+        "administrator": (
+            "administrateur",
+            "administratrice",
+            "admin",
+            "administrator",
+            "administrateur client",
+            "client administrator",
+            "gestionnaire",
+            "gestionnaire client",
+        ),
+        "manager": (
+            "responsable de sous-compte",
+            "responsable",
+            "manager",
+            "gestionnaire de sous-compte",
+            "sub-account manager",
+        ),
         "user": ("utilisateur", "utilisatrice", "user", "collaborateur", "collaboratrice"),
     }
 )
+#: Role cells meaning administrator that a file may also use for a sub-account's manager.
+AMBIGUOUS_ADMIN_WORDS = frozenset({compact("gestionnaire")})
+#: A cell holding exactly this clears an optional field on update (a right: turns it off).
+CLEAR_MARKER = "-"
 LANGUAGE_WORDS = _vocabulary(
     {
         "fr": ("fr", "fra", "fr-FR", "fr_FR", "français", "francais", "french"),
@@ -98,7 +135,7 @@ def role(raw: str) -> str:
         "role",
         raw,
         ROLE_WORDS,
-        "administrateur/administrator, gestionnaire/manager, utilisateur/user",
+        "administrateur/administrator, responsable de sous-compte/manager, utilisateur/user",
     )
 
 
