@@ -483,17 +483,12 @@ def _apply_updates(
             outcomes[row["line"]] = ("unchanged", False)
             continue
         pending.append((row, old, new))
-    refusals = check_role_changes(
-        session,
-        actor,
-        [
-            RoleChange(
-                old["id"], old["login"], row["client_id"], row["line"], old["role"], new["role"]
-            )
-            for row, old, new in pending
-            if "role" in new
-        ],
-    )
+    role_changes = [
+        RoleChange(old["id"], old["login"], row["client_id"], row["line"], old["role"], new["role"])
+        for row, old, new in pending
+        if "role" in new
+    ]
+    refusals = check_role_changes(session, actor, role_changes) if role_changes else {}
     if refusals:
         kept = []
         for row, old, new in pending:

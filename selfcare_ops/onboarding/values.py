@@ -61,24 +61,7 @@ CIVILITY_WORDS = _vocabulary(
         ),
     }
 )
-#: The ``Rôle`` cell of an import: one vocabulary with the CLI (``users role``) and the docs.
-#:
-#: ============== ===================================================================
-#: role           accepted cells (any case, accents, spaces or dashes)
-#: ============== ===================================================================
-#: administrator  Administrateur, Administratrice, Admin, Administrator,
-#:                Administrateur client, Client administrator,
-#:                Gestionnaire, Gestionnaire client (the seed's "gestionnaire" of a
-#:                company is its client administrator: every sub-account)
-#: manager        Responsable de sous-compte, Responsable, Manager,
-#:                Gestionnaire de sous-compte, Sub-account manager (exactly one
-#:                sub-account: a manager line without a sub-account is rejected)
-#: user           Utilisateur, Utilisatrice, User, Collaborateur, Collaboratrice
-#: ============== ===================================================================
-#:
-#: A bare "Gestionnaire" next to a sub-account is rejected as ambiguous (see
-#: :data:`AMBIGUOUS_ADMIN_WORDS`): the file may mean that sub-account's manager, and
-#: silently granting every sub-account instead would widen the person's access.
+#: Role cells of an import -> role (the table is in :func:`role`).
 ROLE_WORDS = _vocabulary(
     {
         "administrator": (
@@ -131,6 +114,32 @@ def civility(raw: str) -> str:
 
 @lru_cache(maxsize=4096)
 def role(raw: str) -> str:
+    """The role a ``Rôle`` cell names: one vocabulary with ``users role`` and the docs.
+
+    Cells are compared folded (any case, accents, spaces, dashes or dots):
+
+    =============  =====================================================================
+    role           accepted cells
+    =============  =====================================================================
+    administrator  Administrateur, Administratrice, Admin, Administrator,
+                   Administrateur client, Client administrator, Gestionnaire,
+                   Gestionnaire client — every sub-account of the client (the seed's
+                   "gestionnaire" of a company is its client administrator); a
+                   sub-account on the line is ignored, with a note
+    manager        Responsable de sous-compte, Responsable, Manager,
+                   Gestionnaire de sous-compte, Sub-account manager — exactly one
+                   sub-account: a manager line without one (and no stored one) is
+                   rejected, naming the line and the ``Sous-compte`` column
+    user           Utilisateur, Utilisatrice, User, Collaborateur, Collaboratrice
+    (empty)        a new user: administrator if they are the client's first user, else
+                   user; an existing user keeps their role
+    =============  =====================================================================
+
+    A bare "Gestionnaire" on a line that names a sub-account is rejected as ambiguous
+    (:data:`AMBIGUOUS_ADMIN_WORDS`, naming the ``Rôle`` column): the file may mean that
+    sub-account's manager, and making the person administrator of every sub-account instead
+    would silently widen their access.
+    """
     return _pick(
         "role",
         raw,
