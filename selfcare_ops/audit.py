@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, String, and_, cast, insert, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from .access import Actor, organisation_scope
@@ -80,6 +80,39 @@ def record(
     session.execute(
         insert(AuditEvent), [event_row(actor, action, target_type, target_id, **details)]
     )
+
+
+def record_progress(
+    session: Session,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: object,
+    *,
+    after: Mapping[str, Any],
+    **details: Any,
+) -> None:
+    """Write the one event of a long operation, or bring its ``after`` up to date.
+
+    For work committed in several transactions (a CSV import's batches): the event exists from
+    the first commit, so what an interrupted run did is traced, and each later commit updates
+    it to what is done so far.
+    """
+    found = session.scalar(
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.target_type == target_type,
+            AuditEvent.target_id == str(target_id),
+            AuditEvent.action == action,
+        )
+        .limit(1)
+    )
+    if found is None:
+        record(session, actor, action, target_type, target_id, after=after, **details)
+    else:
+        session.execute(
+            update(AuditEvent).where(AuditEvent.id == found).values(after=_json_safe(dict(after)))
+        )
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -84,7 +84,7 @@ def test_apply_creates_users_with_derived_columns_and_audit(session_factory, tre
     assert "aun@virginietelecom.sewan.eu" in un.search_text
     assert before <= un.created_at <= utcnow() and un.created_at.tzinfo is not None
     assert un.status_changed_at == un.created_at == un.updated_at
-    assert created["Cinq"].role == "manager"
+    assert created["Cinq"].role == "administrator"  # "gestionnaire": the client's administrator
     assert created["Quatre"].email is None
     with session_factory() as session:
         run = session.get(ImportRun, report.run_id)

@@ -157,6 +157,29 @@ def test_unknown_columns_and_warnings_are_shown(db_url, tree, tmp_path) -> None:
     assert "Warning: The file mixes encodings: line 3 was read as cp1252" in result.stdout
 
 
+def test_new_rejects_notes_and_warnings_are_shown(db_url, session_factory, tree, tmp_path) -> None:
+    source = tmp_path / "corrections.csv"
+    source.write_bytes(
+        "Identifiant;Nom;Prénom;Adresse e-mail;Rôle\r\n".encode("cp1252")
+        + "adupont;Dupont;Alice;alice.dupont@virginie.example;\r\n".encode("cp1252")
+        + ";Lefèvre;Chloé;;\r\n".encode()
+        + "jbubu;Martin;Paul;paul.martin@virginie.example;\r\n".encode("cp1252")
+        + ";Noël;Loïc;;Responsable\r\n".encode("cp1252")
+    )
+    result = run(db_url, "import", "users", str(source), "--client", "CA")
+    assert result.exit_code == 1
+    out = result.stdout
+    assert (
+        "Warning: The file mixes encodings: line 3 was read as UTF-8, the others as cp1252." in out
+    )
+    assert "Rejected: line 4, column 'Identifiant': the login jbubu@" in out
+    assert "Rejected: line 5, column 'Sous-compte': a manager (responsable de sous-compte)" in out
+    assert "Note: line 3: encoding: this line is UTF-8" in out
+    assert "4 rows: 1 created, 1 updated, 0 unchanged, 2 rejected, 0 invited." in out
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).where(User.last_name == "Lefèvre")) == 2
+
+
 def test_template(tmp_path) -> None:
     runner = CliRunner()
     french = runner.invoke(main, ["import", "template"])

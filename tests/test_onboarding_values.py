@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selfcare_ops.errors import ImportFileError, SelfcareError
-from selfcare_ops.onboarding import build_plan, field_for, neutralise, read_rows, sniff_separator
+from selfcare_ops.onboarding import (
+    build_plan,
+    field_for,
+    neutralise,
+    read_rows,
+    reading,
+    sniff_separator,
+)
 from selfcare_ops.onboarding import values as v
 from selfcare_ops.onboarding.headers import FIELDS, template_headers
 from selfcare_ops.onboarding.normalise import NORMALISERS, normalise_row
@@ -81,6 +88,68 @@ def test_crlf_quotes_and_line_numbers() -> None:
     assert [r.line for r in rows] == [2, 5]
     assert rows[0].values == {"last_name": "A;B", "first_name": "x\r\ny", "function": "z"}
     assert rows[1].values == {"last_name": "C", "first_name": "D", "function": "E"}
+
+
+def _mixed(main: str, odd: str, odd_lines: set[int]) -> bytes:
+    """A French file whose lines ``odd_lines`` (2 is the first row) are in another encoding."""
+    lines = [
+        "Nom;Prénom;Fonction",
+        "Martin;Hélène;Comptable",
+        "Müller;François;Directeur",
+        "Lefèvre;Chloé;Chargée",
+        "Noël;Loïc;Technicien",
+    ]
+    return b"".join(
+        f"{line}\r\n".encode(odd if number in odd_lines else main)
+        for number, line in enumerate(lines, start=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("main", "odd", "shown", "others"),
+    [("cp1252", "utf-8", "UTF-8", "cp1252"), ("utf-8", "cp1252", "cp1252", "UTF-8")],
+)
+def test_mixed_encodings_name_the_odd_line_both_ways(main, odd, shown, others) -> None:
+    source = read_rows(_mixed(main, odd, {4}))
+    rows = list(source.rows)
+    assert [r.values["last_name"] for r in rows] == ["Martin", "Müller", "Lefèvre", "Noël"]
+    assert [r.values["first_name"] for r in rows] == ["Hélène", "François", "Chloé", "Loïc"]
+    assert source.encoding == "mixed utf-8/cp1252"
+    assert source.warnings == [
+        f"The file mixes encodings: line 4 was read as {shown}, the others as {others}."
+    ]
+    assert [r.line for r in rows if r.note] == [4]
+    assert rows[2].note.startswith(f"encoding: this line is {shown}, unlike the rest of the file")
+
+
+def test_mixed_encodings_note_a_quoted_field_spanning_an_odd_line() -> None:
+    data = (
+        "Nom;Prénom;Fonction\r\n".encode("cp1252")
+        + 'Lefèvre;Chloé;"Chargée\r\n'.encode("cp1252")
+        + 'de clientèle"\r\n'.encode()
+        + "Noël;Loïc;Technicien\r\n".encode("cp1252")
+    )
+    rows = list(read_rows(data).rows)
+    assert rows[0].values["function"] == "Chargée\r\nde clientèle"
+    assert rows[0].note is not None and rows[0].note.startswith("encoding: line 3 is UTF-8")
+    assert rows[1].note is None
+
+
+def test_clean_files_are_decoded_in_one_go(monkeypatch) -> None:
+    """Only mixed files pay for the pass that finds the file's main encoding."""
+
+    def refuse(binary):  # type: ignore[no-untyped-def]
+        raise AssertionError("a clean file was read line by line")
+
+    monkeypatch.setattr(reading, "_main_encoding", refuse)
+    for data, encoding in (
+        (_mixed("cp1252", "cp1252", set()), "cp1252"),
+        (_mixed("utf-8", "utf-8", set()), "utf-8"),
+        (codecs.BOM_UTF8 + _mixed("utf-8", "utf-8", set()), "utf-8-sig"),
+    ):
+        source = read_rows(data)
+        assert [r.note for r in source.rows] == [None] * 4
+        assert (source.encoding, source.warnings) == (encoding, [])
 
 
 def test_separator_sniffing_ignores_quoted_separators() -> None:
@@ -190,7 +259,16 @@ def test_vocabularies_french_and_english() -> None:
     assert {v.civility(x) for x in ("M.", "Monsieur", "mr", "M")} == {"M."}
     assert {v.civility(x) for x in ("Mme", "madame", "Mrs", "Ms", "Mlle")} == {"Mme"}
     assert v.role("Administrateur") == v.role("admin") == "administrator"
-    assert v.role("Gestionnaire") == v.role("manager") == "manager"
+    assert v.role("Gestionnaire") == v.role("Gestionnaire client") == "administrator"
+    assert {
+        v.role(x)
+        for x in (
+            "Responsable de sous-compte",
+            "manager",
+            "Responsable",
+            "gestionnaire de sous compte",
+        )
+    } == {"manager"}
     assert v.role("utilisateur") == v.role("User") == "user"
     assert v.language("Français") == v.language("french") == v.language("fr-FR") == "fr"
     assert v.language("Anglais") == v.language("English") == "en"

@@ -58,7 +58,10 @@ def import_users_command(
 ) -> None:
     """Validate FILE, show the plan, apply it (unless --dry-run) and write the report.
 
-    Exit status 0 when no row was rejected, 1 otherwise; the report is written either way.
+    An empty cell keeps the stored value of an existing user; a cell holding "-" clears it
+    (rights: "non"). Notes name the lines to check (another encoding, a voided invitation
+    link). Exit status 0 when no row was rejected, 1 otherwise; the report is written either
+    way.
     """
     report_path = report_path or _default_report(cli, file)
     sessions = cli.sessions()
@@ -103,6 +106,15 @@ def import_users_command(
             click.echo(f"Rejected: {reason}")
         if counts["reject"] > SHOWN_REJECTS:
             click.echo(f"... and {counts['reject'] - SHOWN_REJECTS} more rejected rows.")
+        noted = report.frame[
+            (report.frame["outcome"] != "rejected") & report.frame["notes"].fillna("").ne("")
+        ]
+        for line, notes in zip(
+            noted["line"].head(SHOWN_REJECTS), noted["notes"].head(SHOWN_REJECTS), strict=True
+        ):
+            click.echo(f"Note: line {line}: {notes}")
+        if len(noted) > SHOWN_REJECTS:
+            click.echo("... and more notes in the report.")
         click.echo(("Dry run: " if dry_run else "") + report.summary())
         click.echo(f"Report: {report_path}")
     if counts["reject"]:

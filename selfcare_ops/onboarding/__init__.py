@@ -7,6 +7,16 @@ Library first (the CLI and the notebooks are thin shells)::
     write_report(report, "report.csv")                                  # ';' + UTF-8 BOM
 
 or everything streamed in one call: :func:`import_users`.
+
+Existing users (matched by login, then email): an empty cell keeps the stored value (rights
+included); a cell holding exactly ``-`` clears an optional field (civility, email, phones,
+function, language, services, sub-account) and turns a right off, as ``non``/``no`` do; the
+names, login, role and client cannot be cleared. A line whose login is a user's but whose
+first name, last name and email all differ from theirs is rejected as another person. An
+email change voids the user's open invitation links (an invited user goes back to
+``not_invited``; with ``invite`` a new link goes to the new address). New users: an empty right
+means no. Role cells: see :func:`.values.role`. The import's audit event exists from its first
+committed batch and holds the counts so far (``finished`` once done).
 """
 
 from __future__ import annotations

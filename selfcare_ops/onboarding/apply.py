@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,8 +24,16 @@ from ..access import Actor
 from ..bulk_sql import allocate_ids, execute_insert
 from ..errors import DatabaseError, LastAdministratorError
 from ..invitations import invite_user_ids
-from ..issuing import Target, issue
-from ..models import ImportRun, SubAccount, User, count_new_users, utcnow
+from ..issuing import Target, issue, supersede_pending
+from ..models import (
+    OPEN_INVITATION_STATUSES,
+    ImportRun,
+    Invitation,
+    SubAccount,
+    User,
+    count_new_users,
+    utcnow,
+)
 from ..subaccounts import create_sub_account
 from ..textnorm import fold
 from ..users import derived_columns, require_administrator_left
@@ -100,6 +108,37 @@ def start_run(
         return run.id
 
 
+def save_progress(
+    session: Session,
+    actor: Actor,
+    run_id: int,
+    counts: dict[str, int],
+    *,
+    organisation_id: int | None,
+    finished: bool = False,
+    action: str = "import.apply",
+) -> None:
+    """The run's counts so far and its one audit event, in the caller's transaction.
+
+    Called in each batch's transaction, so that from the first commit on the users an import
+    created point at a run that has counts and an event (``audit list --target LOGIN`` finds
+    it), even if the import is killed before it finishes (``finished`` stays false).
+    """
+    run = session.get(ImportRun, run_id)
+    assert run is not None
+    run.counts = dict(counts)
+    audit.record_progress(
+        session,
+        actor,
+        action,
+        "import_run",
+        run_id,
+        target_label=run.source_name[:300],
+        organisation_id=organisation_id,
+        after={**counts, "source_sha256": run.source_sha256, "finished": finished},
+    )
+
+
 def finish_run(
     session_factory: sessionmaker[Session],
     actor: Actor,
@@ -111,7 +150,7 @@ def finish_run(
     organisation_id: int | None = None,
     strict_refused: bool = False,
 ) -> None:
-    """Close the run with its counts and write the one audit event of the import."""
+    """Close the run with its counts and bring the import's one audit event to its end."""
     with session_factory.begin() as session:
         run = session.get(ImportRun, run_id)
         assert run is not None
@@ -119,20 +158,18 @@ def finish_run(
         run.counts = dict(counts)
         run.report_path = report_path
         if not dry_run:
-            action = "import.refused" if strict_refused else "import.apply"
-            audit.record(
+            save_progress(
                 session,
                 actor,
-                action,
-                "import_run",
                 run_id,
-                target_label=run.source_name[:300],
+                counts,
                 organisation_id=organisation_id,
-                after={**counts, "source_sha256": run.source_sha256},
+                finished=True,
+                action="import.refused" if strict_refused else "import.apply",
             )
 
 
-def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -341,6 +378,41 @@ def apply_batch(
     return outcomes
 
 
+def _void_links(session: Session, user_ids: list[int], now: Any) -> tuple[dict[int, int], set[int]]:
+    """Void the open invitations of users whose email changed; (links voided per user, users
+    moved back from ``invited`` to ``not_invited``).
+
+    Their links went to the old address: none stays valid, and an invited user is no longer
+    invited at their current address (``--invite`` sends a new link to the new one).
+    """
+    voided: dict[int, int] = {}
+    for start in range(0, len(user_ids), _IN_CHUNK):
+        part = user_ids[start : start + _IN_CHUNK]
+        voided.update(
+            session.execute(
+                select(Invitation.user_id, func.count())
+                .where(
+                    Invitation.user_id.in_(part),
+                    Invitation.status.in_(OPEN_INVITATION_STATUSES),
+                )
+                .group_by(Invitation.user_id)
+            ).all()
+        )
+    supersede_pending(session, user_ids=user_ids, now=now, reason="email_changed")
+    reset: set[int] = set()
+    for start in range(0, len(user_ids), _IN_CHUNK):
+        reset.update(
+            session.scalars(
+                update(User)
+                .where(User.id.in_(user_ids[start : start + _IN_CHUNK]), User.status == "invited")
+                .values(status="not_invited", invited_at=None, status_changed_at=now)
+                .returning(User.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return voided, reset
+
+
 def _apply_updates(
     session: Session,
     actor: Actor,
@@ -349,17 +421,24 @@ def _apply_updates(
     run_id: int,
     now: Any,
 ) -> list[dict[str, Any]]:
+    """Write the batch's updates; returns their audit events (fields before and after).
+
+    Values are compared again with the database (idempotence). A line that would demote a
+    client's last administrator is rejected
+    (:func:`~selfcare_ops.users.require_administrator_left`); an email change voids the user's
+    invitation links and cancels their unsent mails.
+    """
     ids = [int(row["user_id"]) for row in rows]
     columns = (
         User.id,
         User.login,
         User.sub_account_id,
         User.email_folded,
+        User.status,
         *(getattr(User, name) for name in VALUE_FIELDS),
     )
     current = {r.id: r._mapping for r in session.execute(select(*columns).where(User.id.in_(ids)))}
-    changes: list[dict[str, Any]] = []
-    events = []
+    pending: list[tuple[dict[str, Any], Any, dict[str, Any]]] = []
     # Administrators this batch makes count for the guard wherever their line is in the file.
     admins = {
         "leaving": set(),
@@ -390,7 +469,19 @@ def _apply_updates(
         if not new:
             outcomes[row["line"]] = ("unchanged", False)
             continue
+        pending.append((row, old, new))
+    moved = [old["id"] for _, old, new in pending if "email" in new]
+    voided, reset = _void_links(session, moved, now) if moved else ({}, set())
+    changes: list[dict[str, Any]] = []
+    events = []
+    for row, old, new in pending:
         merged = {**dict(old), **new}
+        before = {k: old[k] for k in new if k in old}
+        after = {k: v for k, v in new.items() if k in old}
+        if "email" in new:
+            after["links_voided"] = voided.get(old["id"], 0)
+            if old["id"] in reset:
+                before["status"], after["status"] = old["status"], "not_invited"
         new.update(
             derived_columns(
                 merged["first_name"], merged["last_name"], old["login"], merged["email"]
@@ -407,16 +498,8 @@ def _apply_updates(
                 old["id"],
                 target_label=old["login"],
                 organisation_id=row["client_id"],
-                before={
-                    "import_run": run_id,
-                    "line": row["line"],
-                    **{k: old[k] for k in new if k in old},
-                },
-                after={
-                    "import_run": run_id,
-                    "line": row["line"],
-                    **{k: v for k, v in new.items() if k in old},
-                },
+                before={"import_run": run_id, "line": row["line"], **before},
+                after={"import_run": run_id, "line": row["line"], **after},
                 occurred_at=now,
             )
         )
@@ -494,30 +577,56 @@ def apply_rows(
     done_before: int = 0,
     total: int | None = None,
     single_transaction: bool = False,
+    organisation_id: int | None = None,
+    counts_before: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Apply planned rows in batches; returns (report rows, batches used)."""
+    """Apply planned rows in batches; returns (report rows, batches used).
+
+    Each batch's transaction also saves the counts so far (``counts_before``, from earlier
+    chunks of a streamed file, plus this call's lines up to the batch's last one) on the run
+    and its audit event: see :func:`save_progress`.
+    """
     total = total if total is not None else len(rows)
     outcomes: dict[int, tuple[str, bool]] = {}
-    work = [r for r in rows if r["action"] in ("create", "update") or r["invite"]]
+    positions = [
+        index for index, r in enumerate(rows) if r["action"] in ("create", "update") or r["invite"]
+    ]
     number = first_batch - 1
     done = done_before
+    report: list[dict[str, Any]] = []
+    so_far = dict(counts_before) if counts_before is not None else empty_counts()
 
-    def run(session: Session, batch: list[dict[str, Any]], number: int) -> None:
-        outcomes.update(apply_batch(session, actor, batch, run_id=run_id, invite=invite))
+    def report_until(end: int) -> list[dict[str, Any]]:
+        """Report rows up to ``rows[end - 1]`` (every outcome there is known)."""
+        start = len(report)
+        for row in rows[start:end]:
+            if row["action"] == "reject":
+                report.append(_report_row(row, "rejected", False))
+            else:
+                outcome, invited = outcomes.get(row["line"], ("unchanged", False))
+                report.append(_report_row(row, outcome, invited))
+        return report[start:]
+
+    def run(session: Session, batch: list[int], number: int) -> None:
+        outcomes.update(
+            apply_batch(session, actor, [rows[i] for i in batch], run_id=run_id, invite=invite)
+        )
+        count_outcomes(report_until(batch[-1] + 1), so_far)
+        save_progress(session, actor, run_id, so_far, organisation_id=organisation_id)
         if on_batch is not None:
             on_batch(number, session)
 
     try:
         if single_transaction:
             with session_factory.begin() as session:
-                for batch in _batches(work, batch_size):
+                for batch in _batches(positions, batch_size):
                     number += 1
                     run(session, batch, number)
                     done += len(batch)
                     if progress:
                         progress(done, total)
         else:
-            for batch in _batches(work, batch_size):
+            for batch in _batches(positions, batch_size):
                 number += 1
                 with session_factory.begin() as session:
                     run(session, batch, number)
@@ -525,7 +634,7 @@ def apply_rows(
                 if progress:
                     progress(done, total)
     except SQLAlchemyError as exc:
-        first, last = batch[0]["line"], batch[-1]["line"]
+        first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
         raise DatabaseError(
             f"Batch {number} (lines {first} to {last}) could not be written and was rolled "
             f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
@@ -533,13 +642,7 @@ def apply_rows(
         ) from exc
     if progress and done < total:
         progress(total, total)  # the lines with nothing to write are done too
-    report = []
-    for row in rows:
-        if row["action"] == "reject":
-            report.append(_report_row(row, "rejected", False))
-        else:
-            outcome, invited = outcomes.get(row["line"], ("unchanged", False))
-            report.append(_report_row(row, outcome, invited))
+    report_until(len(rows))
     return report, number
 
 
@@ -581,6 +684,8 @@ def apply_plan(
     run_id = start_run(session_factory, actor, plan.source_name, plan.sha256, dry_run=False)
     counts = empty_counts()
     refused = strict and plan.counts["reject"] > 0
+    organisation_ids = {row["client_id"] for row in rows if row["client_id"] is not None}
+    organisation_id = organisation_ids.pop() if len(organisation_ids) == 1 else None
     if refused:
         report_rows = [
             _report_row(row, "rejected" if row["action"] == "reject" else "not applied", False)
@@ -597,9 +702,9 @@ def apply_plan(
             progress=progress,
             on_batch=on_batch,
             single_transaction=strict,
+            organisation_id=organisation_id,
         )
     count_outcomes(report_rows, counts)
-    organisation_ids = {row["client_id"] for row in rows if row["client_id"] is not None}
     finish_run(
         session_factory,
         actor,
@@ -607,7 +712,7 @@ def apply_plan(
         counts,
         report_path=None,
         dry_run=False,
-        organisation_id=organisation_ids.pop() if len(organisation_ids) == 1 else None,
+        organisation_id=organisation_id,
         strict_refused=refused,
     )
     return ImportReport(

@@ -69,8 +69,26 @@ def _remember(memo: dict[str, Any], cell: str, value: Any) -> Any:
     return value
 
 
+#: Fields a cell holding :data:`~.values.CLEAR_MARKER` empties on update (rights: turned off).
+CLEARABLE = frozenset(
+    {"civility", "email", "phone", "mobile", "function", "language", "services", "sub_account"}
+)
+_NOT_CLEARABLE = {
+    "last_name": "every user has a last name",
+    "first_name": "every user has a first name",
+    "login": "every user has a login",
+    "role": "every user has a role (administrateur, responsable de sous-compte or utilisateur)",
+    "client": "every user belongs to a client",
+}
+
+
 def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """(clean values of the non-empty cells, problems); rights columns present are booleans."""
+    """(clean values of the filled cells, problems).
+
+    An empty cell is left out, so that an update keeps the stored value (a new user gets the
+    default: no right, no phone...). A cell holding exactly ``-`` gives ``None`` (a right:
+    ``False``): the import clears that field. The required fields cannot be cleared.
+    """
     values: dict[str, Any] = {}
     errors: list[str] = []
     if raw.problem:
@@ -78,11 +96,22 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
     memos = _memo
     for name, cell in raw.values.items():
         cell = cell.strip()
-        if not cell and name not in RIGHT_FIELDS:
+        if not cell:
             continue
         memo = memos.get(name)
         if memo is not None and cell in memo:  # the common case, without a call
             values[name] = memo[cell]
+            continue
+        if cell == v.CLEAR_MARKER:  # never remembered: only reached on a memo miss
+            if name in RIGHT_FIELDS:
+                values[name] = False
+            elif name in CLEARABLE:
+                values[name] = None
+            else:
+                errors.append(
+                    f"line {raw.line}, column {labels[name]!r}: '-' clears a value, but "
+                    f"{_NOT_CLEARABLE[name]}; leave the cell empty to keep the stored one"
+                )
             continue
         try:
             value = NORMALISERS[name](cell)

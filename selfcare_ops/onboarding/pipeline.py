@@ -34,7 +34,8 @@ from .plan import build_plan, empty_counts, make_planner
 from .reading import RowSource, read_rows
 from .report import ReportWriter, write_report
 
-#: Rows kept in memory for the returned report when ``keep_rows`` is off (rejects first).
+#: Rows kept in memory for the returned report when ``keep_rows`` is off: rejected lines and
+#: lines with notes (an encoding to check, a voided link), the first ones only.
 KEPT_REJECTS = 1000
 
 
@@ -61,7 +62,8 @@ def import_users(
     """Read, validate, plan, apply (unless ``dry_run``) and report ``source``.
 
     Returns the counts and the report rows (all of them with ``keep_rows``, else the first
-    rejected ones). The report CSV, when ``report_path`` is given, is written either way.
+    rejected or noted ones). The report CSV, when ``report_path`` is given, is written either
+    way.
     """
     options = _Options(
         client_ref=client_ref,
@@ -125,6 +127,7 @@ def _streamed(
     counts = empty_counts()
     kept: list[dict[str, Any]] = []
     batches = done = 0
+    client_id = planner.default_client.id if planner.default_client else None
     try:
         for chunk in rows.chunks(chunk_size):
             with session_factory() as session:
@@ -141,6 +144,8 @@ def _streamed(
                     batch_size=batch_size,
                     on_batch=on_batch,
                     first_batch=batches + 1,
+                    organisation_id=client_id,
+                    counts_before=counts,
                 )
             count_outcomes(report_rows, counts)
             if writer:
@@ -148,14 +153,13 @@ def _streamed(
             if keep_rows:
                 kept.extend(report_rows)
             elif len(kept) < KEPT_REJECTS:
-                kept.extend(r for r in report_rows if r["outcome"] == "rejected")
+                kept.extend(r for r in report_rows if r["outcome"] == "rejected" or r["notes"])
             done += len(chunk)
             if progress:
                 progress(done, max(done, rows.estimated_rows or done))
     finally:
         if writer:
             writer.close()
-    client_id = planner.default_client.id if planner.default_client else None
     finish_run(
         session_factory,
         actor,

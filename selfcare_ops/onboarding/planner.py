@@ -32,6 +32,7 @@ from ..users import derived_columns
 from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
 from .normalise import normalise_row
 from .reading import RawRow
+from .values import AMBIGUOUS_ADMIN_WORDS, compact
 
 #: Fields an import can set on a user (besides the client and the sub-account).
 VALUE_FIELDS = (
@@ -89,6 +90,11 @@ _IN_BATCH = 5000
 
 def empty_counts() -> dict[str, int]:
     return {"rows": 0, "create": 0, "update": 0, "unchanged": 0, "reject": 0, "invite": 0}
+
+
+def add_note(row: dict[str, Any], note: str) -> None:
+    """Add ``note`` to the row's notes (several may apply: encoding, sub-account, link)."""
+    row["notes"] = f"{row['notes']} | {note}" if row["notes"] else note
 
 
 def _chunks(items: list[Any], size: int = _IN_BATCH) -> Iterator[list[Any]]:
@@ -316,8 +322,20 @@ class Planner:
         line = raw.line
         row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
         row.update(values)
-        row.update(line=line, changes="", reason="", notes="", invite=False)
+        row.update(line=line, changes="", reason="", notes=raw.note or "", invite=False)
         client_cell = values.pop("client", None)
+        if (
+            values.get("role") == "administrator"
+            and values.get("sub_account")
+            and compact(raw.values["role"]) in AMBIGUOUS_ADMIN_WORDS
+        ):
+            errors = [
+                *errors,
+                f"line {line}, column {self.labels['role']!r}: {raw.values['role'].strip()!r} "
+                f"with the sub-account {values['sub_account']!r} is ambiguous: write "
+                "'Administrateur' for the client's administrator (every sub-account) or "
+                f"'Responsable de sous-compte' for the manager of {values['sub_account']!r}",
+            ]
         client: Organisation | str | None
         if client_cell:
             client = self._client(session, client_cell)
@@ -411,6 +429,19 @@ class Planner:
                     [
                         f"line {line}, column {column!r}: this {what} belongs to a user of another "
                         "client"
+                    ],
+                )
+            if given_login and _another_person(values, existing):
+                return self._reject(
+                    row,
+                    None,
+                    [
+                        f"line {line}, column {labels['login']!r}: the login {given_login} is "
+                        f"{existing['first_name']} {existing['last_name']}'s "
+                        f"({existing['email'] or 'no email'}), but this line's first name, last "
+                        "name and email all differ: it looks like another person, so that "
+                        "account is left unchanged (check the login, or leave it empty to "
+                        "create a new user)"
                     ],
                 )
             if existing["id"] in self._claimed_users:
@@ -516,7 +547,7 @@ class Planner:
         key = (client.id, _folded(name))
         if key not in self._new_subs:
             self._new_subs.add(key)
-            row["notes"] = f"the sub-account {name!r} will be created"
+            add_note(row, f"the sub-account {name!r} will be created")
         return None, None
 
     def _assignable(
@@ -553,9 +584,11 @@ class Planner:
         self._new_clients_seen.add(client.id)
         sub_name = values.get("sub_account")
         if role == "administrator" and sub_name:
-            row["notes"] = "an administrator covers every sub-account: the sub-account is ignored"
+            add_note(row, "an administrator covers every sub-account: the sub-account is ignored")
             sub_name = None
             row["sub_account"] = None
+        if role == "manager" and not sub_name:
+            return self._reject(row, None, [self._manager_without_sub_account(row)])
         sub, refusal = self._sub_account(session, row, client, sub_name)
         if refusal is None:
             refusal = self._assignable(row, client, role, sub)
@@ -606,8 +639,8 @@ class Planner:
         sub_id = existing["sub_account_id"]
         if role == "administrator":
             if sub_name:
-                row["notes"] = (
-                    "an administrator covers every sub-account: the sub-account is ignored"
+                add_note(
+                    row, "an administrator covers every sub-account: the sub-account is ignored"
                 )
             sub_id = None
         elif sub_name:
@@ -615,9 +648,13 @@ class Planner:
             if refusal:
                 return self._reject(row, None, [refusal])
             sub_id = sub.id if sub else None
+        elif "sub_account" in values:  # '-': out of any sub-account
+            sub_id = None
         elif sub_id is not None:
             known = self._sub_accounts(session, client.id).values()
             sub = next((candidate for candidate in known if candidate.id == sub_id), None)
+        if role == "manager" and sub_id is None and not row["new_sub_account"]:
+            return self._reject(row, None, [self._manager_without_sub_account(row)])
         if sub_id != existing["sub_account_id"] or row["new_sub_account"]:
             changes.append("sub_account")
         if "role" in changes or "sub_account" in changes:
@@ -628,13 +665,52 @@ class Planner:
             return self._reject(row, None, [f"line {line}: {self._rights_refusal}"])
         row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
         row["action"] = "update" if changes else "unchanged"
-        email = values.get("email") or existing["email"]
-        row["invite"] = bool(self.invite and email and existing["status"] == "not_invited")
-        if row["email"] is None:
+        email = values["email"] if "email" in values else existing["email"]
+        email_changed = "email" in changes
+        status = existing["status"]
+        row["invite"] = bool(
+            self.invite
+            and email
+            and (status == "not_invited" or (email_changed and status == "invited"))
+        )
+        if email_changed and status == "invited":
+            if row["invite"]:
+                then = "a new invitation goes to the new address"
+            elif email:
+                then = "the user goes back to not invited (import with --invite to send a new link)"
+            else:
+                then = "the user goes back to not invited and, without an email, cannot be invited"
+            add_note(
+                row,
+                f"the email changes: the invitation link sent to the old address is voided; {then}",
+            )
+        if "email" not in values:
             row["email"] = existing["email"]
         for name in ("last_name", "first_name"):
             row[name] = row[name] or existing[name]
         return row
+
+    def _manager_without_sub_account(self, row: dict[str, Any]) -> str:
+        return (
+            f"line {row['line']}, column {self.labels['sub_account']!r}: a manager "
+            "(responsable de sous-compte) acts in exactly one sub-account, and this line names "
+            "none: give the sub-account, or make the line administrateur or utilisateur"
+        )
+
+
+def _another_person(values: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """Do the line's first name, last name and email all differ from the stored user's?
+
+    Names are compared folded (a corrected accent or case is the same person); an empty email
+    cell keeps the stored email, so it does not differ.
+    """
+    if "email" not in values:
+        return False
+    if (values["email"] or "").lower() == (existing["email_folded"] or ""):
+        return False
+    return _folded(values["last_name"]) != _folded(existing["last_name"]) and _folded(
+        values["first_name"]
+    ) != _folded(existing["first_name"])
 
 
 #: Sub-account names repeat on every line: fold each distinct one once.

@@ -46,6 +46,8 @@ class RawRow:
     values: dict[str, str]
     #: a structural problem of the line (more cells than the header), or None
     problem: str | None = None
+    #: something the analyst should check on this line that does not reject it (its encoding)
+    note: str | None = None
 
 
 @dataclass
@@ -133,30 +135,63 @@ def _detect(head: bytes, blocks: Iterable[bytes]) -> tuple[str, str, int]:
     return encoding, digest.hexdigest(), breaks
 
 
-class _FallbackLines:
-    """Decode each line on its own: UTF-8 when valid, else cp1252 (Latin-1 for its holes)."""
+def _main_encoding(binary: IO[bytes]) -> str:
+    """'utf-8' or 'cp1252': the encoding of most non-ASCII lines of a mixed file (UTF-8 on ties).
 
-    def __init__(self, binary: Iterable[bytes]) -> None:
+    Only mixed files pay for this pass; it tells which lines are the odd ones to name.
+    """
+    utf8 = single = 0
+    for raw in binary:
+        if raw.isascii():
+            continue
+        try:
+            raw.decode("utf-8")
+            utf8 += 1
+        except UnicodeDecodeError:
+            single += 1
+    binary.seek(0)
+    return "utf-8" if utf8 >= single else "cp1252"
+
+
+class _FallbackLines:
+    """Decode each line on its own: UTF-8 when valid, else cp1252 (Latin-1 for its holes).
+
+    ``odd`` lists the lines (in reading order) whose encoding is not the file's ``main`` one:
+    a cp1252 file with a pasted UTF-8 line, or a UTF-8 file with a cp1252 line.
+    """
+
+    def __init__(self, binary: Iterable[bytes], main: str = "utf-8") -> None:
         self.binary = binary
+        self.main = main
         self.utf8_lines = 0
         self.cp1252_lines: list[int] = []
+        self.odd: list[int] = []
         self.latin1 = False
 
     def __iter__(self) -> Iterator[str]:
         physical = (part for chunk in self.binary for part in chunk.splitlines(keepends=True))
+        utf8_is_odd = self.main != "utf-8"
         for number, raw in enumerate(physical, start=1):
             try:
                 text = raw.decode("utf-8")
                 if not raw.isascii():
                     self.utf8_lines += 1
+                    if utf8_is_odd:
+                        self.odd.append(number)
             except UnicodeDecodeError:
                 self.cp1252_lines.append(number)
+                if not utf8_is_odd:
+                    self.odd.append(number)
                 try:
                     text = raw.decode("cp1252")
                 except UnicodeDecodeError:
                     self.latin1 = True
                     text = raw.decode("latin-1")
             yield text
+
+    @property
+    def odd_encoding(self) -> str:
+        return "cp1252" if self.main == "utf-8" else "UTF-8"
 
     def label(self) -> str:
         if self.utf8_lines and self.cp1252_lines:
@@ -228,7 +263,7 @@ def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, 
     encoding = wide or encoding
     binary.seek(0)
     if encoding == "fallback":
-        decoder = _FallbackLines(binary)
+        decoder = _FallbackLines(binary, _main_encoding(binary))
         return iter(decoder), decoder, digest, breaks, binary
     if wide:
         wrapper = io.TextIOWrapper(binary, encoding=wide, errors="surrogatepass", newline="")
@@ -419,19 +454,50 @@ def _closing(rows: Iterator[RawRow], handle: IO[Any]) -> Iterator[RawRow]:
 def _relabel(
     source: RowSource, rows: Iterator[RawRow], decoder: _FallbackLines
 ) -> Iterator[RawRow]:
-    """Pass rows through; when exhausted, name the encoding the lines really had."""
+    """Pass rows through, noting the lines in the file's odd encoding on their row; when
+    exhausted, name the encoding the lines really had and warn about the odd lines.
+
+    A row is yielded as soon as its last line is decoded (the CSV reader never reads ahead),
+    so the odd lines decoded since the previous row and not before this one are this row's.
+    """
     source.encoding = decoder.label()
+    seen = 0
+    odd = decoder.odd
     for row in rows:
+        if len(odd) > seen:
+            mine = [number for number in odd[seen:] if number >= row.line]
+            seen = len(odd)
+            if mine:
+                if mine == [row.line]:
+                    which = "this line is"
+                elif len(mine) == 1:
+                    which = f"line {mine[0]} is"
+                else:
+                    which = f"lines {_shown(mine)} are"
+                note = (
+                    f"encoding: {which} {decoder.odd_encoding}, unlike the rest of the file "
+                    f"({_encoding_name(decoder.main)}); read as {decoder.odd_encoding}, check "
+                    "the accents"
+                )
+                row.note = f"{row.note} | {note}" if row.note else note
         source.encoding = decoder.label()
         yield row
     source.encoding = decoder.label()
     if decoder.utf8_lines and decoder.cp1252_lines:
-        lines = decoder.cp1252_lines
-        shown = ", ".join(map(str, lines[:10])) + (" and more" if len(lines) > 10 else "")
-        what = f"line {shown} was" if len(lines) == 1 else f"lines {shown} were"
+        lines = decoder.odd
+        what = f"line {lines[0]} was" if len(lines) == 1 else f"lines {_shown(lines)} were"
         source.warnings.append(
-            f"The file mixes encodings: {what} read as cp1252, the others as UTF-8."
+            f"The file mixes encodings: {what} read as {decoder.odd_encoding}, the others as "
+            f"{_encoding_name(decoder.main)}."
         )
+
+
+def _shown(lines: list[int]) -> str:
+    return ", ".join(map(str, lines[:10])) + (" and more" if len(lines) > 10 else "")
+
+
+def _encoding_name(encoding: str) -> str:
+    return "UTF-8" if encoding == "utf-8" else encoding
 
 
 # --- DataFrame ---------------------------------------------------------------------------------

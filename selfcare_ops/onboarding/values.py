@@ -61,13 +61,33 @@ CIVILITY_WORDS = _vocabulary(
         ),
     }
 )
+#: Role cells of an import -> role (the table is in :func:`role`).
 ROLE_WORDS = _vocabulary(
     {
-        "administrator": ("administrateur", "administratrice", "admin", "administrator"),
-        "manager": ("gestionnaire", "manager", "responsable"),
+        "administrator": (
+            "administrateur",
+            "administratrice",
+            "admin",
+            "administrator",
+            "administrateur client",
+            "client administrator",
+            "gestionnaire",
+            "gestionnaire client",
+        ),
+        "manager": (
+            "responsable de sous-compte",
+            "responsable",
+            "manager",
+            "gestionnaire de sous-compte",
+            "sub-account manager",
+        ),
         "user": ("utilisateur", "utilisatrice", "user", "collaborateur", "collaboratrice"),
     }
 )
+#: Role cells meaning administrator that a file may also use for a sub-account's manager.
+AMBIGUOUS_ADMIN_WORDS = frozenset({compact("gestionnaire")})
+#: A cell holding exactly this clears an optional field on update (a right: turns it off).
+CLEAR_MARKER = "-"
 LANGUAGE_WORDS = _vocabulary(
     {
         "fr": ("fr", "fra", "fr-FR", "fr_FR", "français", "francais", "french"),
@@ -94,11 +114,37 @@ def civility(raw: str) -> str:
 
 @lru_cache(maxsize=4096)
 def role(raw: str) -> str:
+    """The role a ``Rôle`` cell names: one vocabulary with ``users role`` and the docs.
+
+    Cells are compared folded (any case, accents, spaces, dashes or dots):
+
+    =============  =====================================================================
+    role           accepted cells
+    =============  =====================================================================
+    administrator  Administrateur, Administratrice, Admin, Administrator,
+                   Administrateur client, Client administrator, Gestionnaire,
+                   Gestionnaire client — every sub-account of the client (the seed's
+                   "gestionnaire" of a company is its client administrator); a
+                   sub-account on the line is ignored, with a note
+    manager        Responsable de sous-compte, Responsable, Manager,
+                   Gestionnaire de sous-compte, Sub-account manager — exactly one
+                   sub-account: a manager line without one (and no stored one) is
+                   rejected, naming the line and the ``Sous-compte`` column
+    user           Utilisateur, Utilisatrice, User, Collaborateur, Collaboratrice
+    (empty)        a new user: administrator if they are the client's first user, else
+                   user; an existing user keeps their role
+    =============  =====================================================================
+
+    A bare "Gestionnaire" on a line that names a sub-account is rejected as ambiguous
+    (:data:`AMBIGUOUS_ADMIN_WORDS`, naming the ``Rôle`` column): the file may mean that
+    sub-account's manager, and making the person administrator of every sub-account instead
+    would silently widen their access.
+    """
     return _pick(
         "role",
         raw,
         ROLE_WORDS,
-        "administrateur/administrator, gestionnaire/manager, utilisateur/user",
+        "administrateur/administrator, responsable de sous-compte/manager, utilisateur/user",
     )
 
 
