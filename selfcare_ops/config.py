@@ -46,6 +46,26 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}.")
 
 
+#: Bounds of an invitation link's life: shorter than an hour nobody can open the mail in time,
+#: longer than a month a forwarded or stolen mail stays a key to the account for too long.
+MIN_INVITATION_TTL_DAYS = 1 / 24
+MAX_INVITATION_TTL_DAYS = 30
+
+
+def _ttl_days(name: str, raw: str) -> float:
+    """Days an invitation link stays valid: fractions allowed (``0.5`` is 12 hours), bounded."""
+    try:
+        days = float(raw.strip().replace(",", "."))
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number of days, not {raw!r}.") from exc
+    if not MIN_INVITATION_TTL_DAYS <= days <= MAX_INVITATION_TTL_DAYS:  # also refuses NaN
+        raise ConfigurationError(
+            f"{name} must be between 1 hour (0.0417 days) and {MAX_INVITATION_TTL_DAYS} days, "
+            f"not {raw!r}."
+        )
+    return days
+
+
 def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
@@ -61,7 +81,8 @@ class Settings:
     database_url: str = ""
     actor: str | None = None
     portal_url: str = "https://montableaudebord.fr"
-    invitation_ttl_days: int = 7
+    #: May be fractional (0.5 is 12 hours); from 1 hour to 30 days.
+    invitation_ttl_days: float = 7
     mail_transport: str = "maildir"
     maildir: Path = Path("data/outbox")
     mail_from: str = "Selfcare <no-reply@selfcare.example>"
@@ -97,7 +118,7 @@ class Settings:
             database_url=database_url,
             actor=get("ACTOR"),
             portal_url=portal_url,
-            invitation_ttl_days=_int(
+            invitation_ttl_days=_ttl_days(
                 PREFIX + "INVITATION_TTL_DAYS", get("INVITATION_TTL_DAYS", "7") or "7"
             ),
             mail_transport=transport,

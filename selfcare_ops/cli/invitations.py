@@ -10,7 +10,7 @@ from .. import invitations as service
 from ..models import CLIENT_ROLES, LANGUAGES
 from ..users import NewUser
 from . import main
-from .common import CliContext, confirm_or_abort, echo_json, echo_table, pass_cli
+from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
 from .directory import users
 
 
@@ -34,7 +34,7 @@ def invite_user(cli: CliContext, login: str, email: str | None) -> None:
     """Invite one user (their account's email, or --email)."""
     with cli.sessions().begin() as session:
         result = service.invite_user(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result))
+        echo(_sent(result))
 
 
 @invite.command("client")
@@ -81,10 +81,10 @@ def invite_client(
         "dry_run": dry_run,
     }
     if not as_json:
-        click.echo(service.plan_message(plan))
+        echo(service.plan_message(plan))
         if not left_out.empty:
             counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
-            click.echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
+            echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
             echo_table(left_out.sort_values(["reason", "login"]))
     if dry_run or to_send == 0:
         if as_json:
@@ -105,9 +105,9 @@ def invite_client(
             }
         )
         return
-    click.echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
+    echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
     if not late.empty:
-        click.echo("Not sent (changed since the plan):")
+        echo("Not sent (changed since the plan):")
         echo_table(late[["login", "reason"]])
 
 
@@ -123,12 +123,12 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
             session, cli.actor(session), email, org_ref, display_name=display_name
         )
         if result.had_account:
-            click.echo(
+            echo(
                 f"{result.email} already has the account {result.login}: it keeps it and now "
                 f"administers {result.organisation_ref}; a mail tells them so."
             )
         else:
-            click.echo(
+            echo(
                 f"{result.email} has no account: an invitation to create it and administer "
                 f"{result.organisation_ref} was sent, valid until "
                 f"{result.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
@@ -145,7 +145,7 @@ def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None
         raise click.UsageError("Give a LOGIN or --email, one of the two.")
     with cli.sessions().begin() as session:
         result = service.resend(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result) + " The previous link no longer works.")
+        echo(_sent(result) + " The previous link no longer works.")
 
 
 @invite.command("revoke")
@@ -158,7 +158,7 @@ def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None
         raise click.UsageError("Give a LOGIN or --email, one of the two.")
     with cli.sessions().begin() as session:
         count = service.revoke(session, cli.actor(session), login, email=email)
-    click.echo(f"{count} invitation{'s' if count != 1 else ''} revoked.")
+    echo(f"{count} invitation{'s' if count != 1 else ''} revoked.")
 
 
 @invite.command("expire")
@@ -167,7 +167,7 @@ def invite_expire(cli: CliContext) -> None:
     """Mark every overdue pending invitation as expired (for the scheduled job)."""
     with cli.sessions().begin() as session:
         count = service.expire_overdue(session, cli.actor(session))
-    click.echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
+    echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
 
 
 @invite.command("accept")
@@ -189,7 +189,7 @@ def invite_accept(
     with cli.sessions().begin() as session:
         result = service.accept(session, token, civility=civility, phone=phone, password=password)
     who = result.login or result.email
-    click.echo(f"The account {who} is active.")
+    echo(f"The account {who} is active.")
 
 
 @invite.command("inspect")
@@ -199,7 +199,7 @@ def invite_inspect(cli: CliContext, token: str) -> None:
     """Say whether TOKEN is usable, without spending it (what opening the link does)."""
     with cli.sessions()() as session:
         info = service.inspect_token(session, token)
-    click.echo(
+    echo(
         f"Valid {info.kind} invitation for {info.login or info.email} at "
         f"{info.organisation_name}, until {info.expires_at:%Y-%m-%d %H:%M} UTC."
     )
@@ -222,7 +222,7 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
         if result.invitations_revoked
         else ""
     )
-    click.echo(f"{result.login} is deactivated (was {result.previous_status}){extra}.")
+    echo(f"{result.login} is deactivated (was {result.previous_status}){extra}.")
 
 
 @users.command("reactivate")
@@ -234,7 +234,7 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     confirm_or_abort(f"Reactivate the account {login}?", yes)
     with cli.sessions().begin() as session:
         result = service.reactivate(session, cli.actor(session), login)
-    click.echo(f"{result.login} is {result.status} again.")
+    echo(f"{result.login} is {result.status} again.")
 
 
 @users.command("supervise")
@@ -254,8 +254,8 @@ def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> N
         result = service.supervise(
             session, cli.actor(session), login, reason=reason, minutes=minutes
         )
-    click.echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
-    click.echo(result.link)
+    echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
+    echo(result.link)
 
 
 @users.command("create")
@@ -302,11 +302,11 @@ def users_create(
         )
         return
     if created.invitation is not None:
-        click.echo(f"Created {created.login} and sent the invitation to {email}.")
+        echo(f"Created {created.login} and sent the invitation to {email}.")
     elif draft:
-        click.echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
+        echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
     else:
-        click.echo(f"Created {created.login} without email: it cannot be invited yet.")
+        echo(f"Created {created.login} without email: it cannot be invited yet.")
 
 
 @users.command("activate")
@@ -317,4 +317,4 @@ def users_activate(cli: CliContext, login: str, email: str | None) -> None:
     """Activate a draft user: sends their invitation (seed 003)."""
     with cli.sessions().begin() as session:
         result = service.activate(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result))
+        echo(_sent(result))

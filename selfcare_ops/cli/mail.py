@@ -11,7 +11,7 @@ from ..errors import MailError
 from ..invitations import deliver_and_redact
 from ..mail.deliver import MAX_CONNECTIONS, mail_status
 from . import main
-from .common import CliContext, echo_json, pass_cli
+from .common import CliContext, echo, echo_json, pass_cli
 
 
 @main.group()
@@ -72,12 +72,10 @@ def deliver_command(
     if as_json:
         echo_json(report.as_dict())
     else:
-        click.echo(report.summary())
+        echo(report.summary())
         for problem in report.problems:
             verb = "will be retried" if problem["outcome"] == "retry" else "failed"
-            click.echo(
-                f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}"
-            )
+            echo(f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}")
     if report.error:
         raise MailError(f"{report.error} The unsent messages stay queued.")
 
@@ -93,4 +91,4 @@ def status_command(cli: CliContext, as_json: bool) -> None:
         echo_json(counts)
         return
     for status, count in counts.items():
-        click.echo(f"{status:<8} {count}")
+        echo(f"{status:<8} {count}")
