@@ -26,6 +26,7 @@ COMMAND_MODULES.append("rights")
 COMMAND_MODULES.append("mail")
 COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
+COMMAND_MODULES.append("organisations")
 
 
 class SelfcareGroup(click.Group):
