@@ -23,8 +23,14 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_assignable, require_organisation, require_organisation_admin
-from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from .access import (
+    Actor,
+    require_assignable,
+    require_organisation,
+    require_organisation_admin,
+    require_rights_change,
+)
+from .errors import ConflictError, NotFoundError, ValidationError
 from .models import (
     CLIENT_ROLES,
     RESTRICTION_KINDS,
@@ -119,12 +125,8 @@ def require_client_administrator(actor: Actor, client: Organisation, verb: str) 
 
 
 def _require_rights_actor(actor: Actor, user: User, what: str) -> None:
-    """Scope is checked by the caller; this adds the rule on oneself."""
-    if actor.is_client_side and actor.user_id == user.id:
-        raise AccessDeniedError(
-            f"{actor.describe()} may not change their own {what}: "
-            "another administrator of the client must do it."
-        )
+    """Who sets rights: the rule shared with user creation (``access.require_rights_change``)."""
+    require_rights_change(actor, user, what)
 
 
 def _visible_user(session: Session, actor: Actor, login: str, action: str) -> User:

@@ -27,6 +27,7 @@ COMMAND_MODULES.append("mail")
 COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
 COMMAND_MODULES.append("organisations")
+COMMAND_MODULES.append("users")
 
 
 class SelfcareGroup(click.Group):

@@ -7,7 +7,7 @@ from typing import IO
 import click
 
 from .. import invitations as service
-from ..models import CLIENT_ROLES, LANGUAGES
+from ..models import CIVILITIES, CLIENT_ROLES, LANGUAGES
 from ..users import NewUser
 from . import main
 from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
@@ -170,7 +170,11 @@ def invite_expire(cli: CliContext) -> None:
     echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
 
 
-@invite.command("accept")
+#: Tokens are URL-safe base64 and may start with "-": read it as the TOKEN, not an option.
+TOKEN_SETTINGS = {"ignore_unknown_options": True}
+
+
+@invite.command("accept", context_settings=TOKEN_SETTINGS)
 @click.argument("token")
 @click.option("--civility", required=True, help="M. or Mme.")
 @click.option("--phone", required=True, help="Phone number (French numbers without +33 too).")
@@ -192,7 +196,7 @@ def invite_accept(
     echo(f"The account {who} is active.")
 
 
-@invite.command("inspect")
+@invite.command("inspect", context_settings=TOKEN_SETTINGS)
 @click.argument("token")
 @pass_cli
 def invite_inspect(cli: CliContext, token: str) -> None:
@@ -258,14 +262,25 @@ def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> N
     echo(result.link)
 
 
+ON_OFF = click.Choice(["on", "off"])
+
+
 @users.command("create")
 @click.argument("client_ref")
 @click.option("--first-name", required=True)
 @click.option("--last-name", required=True)
 @click.option("--email", metavar="EMAIL")
+@click.option("--login", metavar="LOGIN", help="Instead of the generated one (initial + name).")
+@click.option("--civility", type=click.Choice(CIVILITIES))
+@click.option("--phone", help="Any usual form; stored as +33...")
+@click.option("--mobile", help="A mobile number (SMS notices go there).")
+@click.option("--function")
 @click.option("--role", type=click.Choice(CLIENT_ROLES))
 @click.option("--sub-account", metavar="NAME")
 @click.option("--language", type=click.Choice(LANGUAGES))
+@click.option("--manage-rights", type=ON_OFF, help="May change other users' rights (default off).")
+@click.option("--place-orders", type=ON_OFF, help="May place orders (default off).")
+@click.option("--view-invoices", type=ON_OFF, help="May see the invoices (default off).")
 @click.option("--draft", is_flag=True, help="Create without inviting; `invite user` later.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @pass_cli
@@ -274,21 +289,27 @@ def users_create(
     client_ref: str,
     first_name: str,
     last_name: str,
-    email: str | None,
-    role: str | None,
-    sub_account: str | None,
-    language: str | None,
     draft: bool,
     as_json: bool,
+    manage_rights: str | None,
+    place_orders: str | None,
+    view_invoices: str | None,
+    **details: str | None,
 ) -> None:
-    """Create a user of CLIENT_REF; invited at once when an email is known, unless --draft."""
+    """Create a user of CLIENT_REF; invited at once when an email is known, unless --draft.
+
+    Rights set here follow the rule of `rights set` (seed 004's invite form sets them).
+    """
+    switches = {
+        "manage_rights": manage_rights,
+        "place_orders": place_orders,
+        "view_invoices": view_invoices,
+    }
     new = NewUser(
         first_name,
         last_name,
-        email=email,
-        role=role,
-        sub_account=sub_account,
-        language=language,
+        rights={name: value == "on" for name, value in switches.items() if value is not None},
+        **details,
     )
     with cli.sessions().begin() as session:
         created = service.add_user(session, cli.actor(session), client_ref, new, draft=draft)
@@ -302,7 +323,7 @@ def users_create(
         )
         return
     if created.invitation is not None:
-        echo(f"Created {created.login} and sent the invitation to {email}.")
+        echo(f"Created {created.login} and sent the invitation to {created.invitation.email}.")
     elif draft:
         echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
     else:
