@@ -109,6 +109,10 @@ class ImportFileError(SelfcareError):
     """An input file cannot be read at all (empty, binary, no header)."""
 
 
+class ExportError(SelfcareError):
+    """An export file cannot be written (folder missing and not creatable, no permission)."""
+
+
 class ImageError(ValidationError):
     """An uploaded image breaks a rule (format, size, weight, damaged file)."""
 

@@ -282,18 +282,23 @@ def revoke(
             .values(status="not_invited", invited_at=None, status_changed_at=now)
             .execution_options(synchronize_session=False)
         )
+    # A user's revocation is recorded under the user (``audit list --target LOGIN`` finds it),
+    # with the invitation and the address it went to; an administrator's under the invitation.
+    logins = dict(
+        session.execute(select(User.id, User.login).where(User.id.in_(user_ids))).tuples().all()
+    )
     audit.record_many(
         session,
         [
             audit.event_row(
                 actor,
                 "invitation.revoke",
-                "invitation",
-                inv.id,
-                target_label=inv.email,
+                "invitation" if inv.user_id is None else "user",
+                inv.id if inv.user_id is None else inv.user_id,
+                target_label=logins.get(inv.user_id, inv.email) if inv.user_id else inv.email,
                 organisation_id=inv.organisation_id,
                 before={"status": "pending"},
-                after={"status": "revoked"},
+                after={"status": "revoked", "invitation_id": inv.id, "email": inv.email},
                 occurred_at=now,
             )
             for inv in invitations
