@@ -484,6 +484,7 @@ def edit_user(
             organisation_id=user.client_id,
             before=before,
             after=after,
+            occurred_at=now,
         )
     invitation = invite_user(session, actor, user.login, now=now) if invite else None
     return EditResult(user.login, previous_login, changed, email_change, invitation)

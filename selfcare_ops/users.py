@@ -182,8 +182,8 @@ def change_email(
     for key, value in derived_columns(user.first_name, user.last_name, user.login, new).items():
         setattr(user, key, value)
     voided, uninvited = 0, False
+    now = now or utcnow()
     if (old or "").lower() != (new or "").lower():
-        now = now or utcnow()
         voided = supersede_pending(session, user_ids=[user.id], now=now)
         if user.status == "invited":
             user.status, user.invited_at, user.status_changed_at = "not_invited", None, now
@@ -202,6 +202,7 @@ def change_email(
             organisation_id=user.client_id,
             before=before,
             after=after,
+            occurred_at=now,
         )
     return change
 
