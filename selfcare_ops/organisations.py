@@ -28,8 +28,8 @@ from .textnorm import fold
 
 ORG_FIELDS = ("kind", "ref", "name", "parent_id", "login_domain", "language")
 _ALLOWED_PARENTS = {"partner": ("operator", "partner"), "client": ("operator", "partner")}
-#: References are typed in commands and CSV files: letters, digits, ``.``, ``_``, ``-``.
-_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+#: References are typed in commands and CSV files: one word (no spaces), at most 64 characters.
+_REF = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}\Z")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 MAX_NAME_LENGTH = 200
 #: The language every mail falls back to when no level of the tree sets one.
@@ -81,8 +81,8 @@ def clean_ref(ref: str) -> str:
     text = (ref or "").strip()
     if not _REF.match(text):
         raise ValidationError(
-            f"The reference {text!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or a digit.",
+            f"The reference {text!r} is not valid: it is one word of 1 to 64 characters, "
+            "without spaces, like C0042.",
             field="ref",
             actual=text,
         )
