@@ -229,6 +229,18 @@ def require_user(actor: Actor, user: User, action: str = "change") -> None:
         raise AccessDeniedError(f"{actor.describe()} may not {action} {user.login}: {where}.")
 
 
+def require_rights_change(actor: Actor, user: User, what: str = "rights") -> None:
+    """Who may set a user's rights, restrictions or role (seed 004), at creation or later:
+    whoever may change the user (a manager: in their sub-account), except that a client-side
+    actor never changes their own, so that nobody widens their own access."""
+    require_user(actor, user, f"change the {what} of")
+    if actor.is_client_side and actor.user_id == user.id:
+        raise AccessDeniedError(
+            f"{actor.describe()} may not change their own {what}: "
+            "another administrator of the client must do it."
+        )
+
+
 def user_scope(actor: Actor) -> ColumnElement[bool]:
     """A WHERE clause on ``users`` (joined to its client as ``Organisation``) for this actor."""
     if actor.kind == "manager":

@@ -46,7 +46,8 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}.")
 
 
-#: An invitation link lives between one hour and 30 days (fractional days allowed: 0.5 = 12 h).
+#: Bounds of an invitation link's life: shorter than an hour nobody can open the mail in time,
+#: longer than a month a forwarded or stolen mail stays a key to the account for too long.
 MIN_INVITATION_TTL_DAYS = 1 / 24
 MAX_INVITATION_TTL_DAYS = 30
 
@@ -81,6 +82,7 @@ class Settings:
     database_url: str = ""
     actor: str | None = None
     portal_url: str = "https://montableaudebord.fr"
+    #: May be fractional (0.5 is 12 hours); from 1 hour to 30 days.
     invitation_ttl_days: float = 7
     mail_transport: str = "maildir"
     maildir: Path = Path("data/outbox")

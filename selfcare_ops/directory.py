@@ -24,7 +24,7 @@ from sqlalchemy import Select, and_, bindparam, case, func, literal_column, or_,
 from sqlalchemy.orm import Session
 
 from .access import Actor, require_organisation
-from .errors import AccessDeniedError, NotFoundError, ValidationError
+from .errors import AccessDeniedError, NotFoundError, PageOutOfRangeError, ValidationError
 from .models import (
     ACCOUNT_STATUSES,
     OPEN_INVITATION_STATUSES,
@@ -112,14 +112,38 @@ class ClientPage:
     def label(self) -> str:
         return f"Page {self.page} / {max(self.pages, 1)}"
 
+    def ensure_exists(self) -> ClientPage:
+        """This page, or :class:`PageOutOfRangeError` when it lies past the last one."""
+        require_page(self.page, self.pages)
+        return self
+
 
 @dataclass(frozen=True)
 class UserPage:
-    """One page of users; ``next_cursor`` is None on the last page."""
+    """One page of users; ``next_cursor`` is None on the last page. ``page`` and ``pages``
+    are set when the page was asked for by number."""
 
     rows: pd.DataFrame
     next_cursor: str | None
     total: int | None
+    page: int | None = None
+    pages: int | None = None
+
+    def ensure_exists(self) -> UserPage:
+        """This page, or :class:`PageOutOfRangeError` when it lies past the last one."""
+        if self.page is not None and self.pages is not None:
+            require_page(self.page, self.pages)
+        return self
+
+
+def require_page(page: int, pages: int) -> None:
+    """Refuse a page past the last one, saying how many there are (an empty list has page 1).
+
+    Listing services answer such a page with no rows (a dashboard whose search just narrowed
+    clamps its page next time); a shell that was given the number calls this to say so.
+    """
+    if page > max(pages, 1):
+        raise PageOutOfRangeError(page, max(pages, 1))
 
 
 def _check_page_size(page_size: int) -> None:
@@ -476,10 +500,21 @@ def list_users(
     page_size: int = 50,
     cursor: str | None = None,
     with_total: bool = True,
+    page: int | None = None,
 ) -> UserPage:
-    """One page of a client's users (deactivated ones included and flagged), in name order."""
+    """One page of a client's users (deactivated ones included and flagged), in name order.
+
+    Pages follow each other by ``cursor`` (keyset: page 10 costs what page 1 costs); ``page``
+    asks for one by number instead (an OFFSET, and the total), for a person who types it.
+    """
     _check_page_size(page_size)
     _check_search(search)
+    if page is not None and (page < 1 or cursor):
+        raise ValidationError(
+            f"Ask for a page by a number from 1 or by a cursor, not {page!r} and {cursor!r}.",
+            field="page",
+            actual=page,
+        )
     if status is not None and status not in (*ACCOUNT_STATUSES, *STATE_FILTERS):
         known = ", ".join((*ACCOUNT_STATUSES, *STATE_FILTERS))
         raise ValidationError(
@@ -515,7 +550,11 @@ def list_users(
     if cursor:
         params["after_name"], params["after_id"] = _decode_cursor(cursor)
     params["limit"] = page_size + 1
-    fetched = connection.execute(_user_page_statement(filters, bool(cursor)), params).all()
+    statement = _user_page_statement(filters, bool(cursor))
+    if page is not None:
+        statement = statement.offset((page - 1) * page_size)
+        with_total = True
+    fetched = connection.execute(statement, params).all()
     more = len(fetched) > page_size
     fetched = fetched[:page_size]
     rows = pd.DataFrame.from_records(
@@ -539,7 +578,10 @@ def list_users(
         else:  # the trigger-kept counters answer without touching users
             query = _COUNTS_OF_CLIENT_STATUS if status else _COUNTS_OF_CLIENT
             total = connection.execute(query, params).scalar_one()
-    return UserPage(rows, next_cursor, int(total) if total is not None else None)
+    if total is None:
+        return UserPage(rows, next_cursor, None)
+    pages = math.ceil(total / page_size) if page is not None else None
+    return UserPage(rows, next_cursor, int(total), page, pages)
 
 
 def state_counts(session: Session, actor: Actor, client_ref: str) -> dict[str, int]:
@@ -598,6 +640,7 @@ __all__ = [
     "UserPage",
     "iter_users",
     "list_users",
+    "require_page",
     "search_clients",
     "state_counts",
     "state_label",

@@ -73,6 +73,18 @@ class ValidationError(SelfcareError):
         self.column = column
 
 
+class PageOutOfRangeError(ValidationError):
+    """A page asked for by number lies past the last one; ``pages`` says how many there are."""
+
+    def __init__(self, page: int, pages: int) -> None:
+        there = "there is 1 page" if pages == 1 else f"there are {pages} pages"
+        super().__init__(
+            f"Page {page} does not exist: {there}.", field="page", limit=pages, actual=page
+        )
+        self.page = page
+        self.pages = pages
+
+
 class ConflictError(SelfcareError):
     """The change contradicts the current state (duplicate login, wrong account state, ...)."""
 
@@ -100,6 +112,10 @@ class MailError(SelfcareError):
 
 class ImportFileError(SelfcareError):
     """An input file cannot be read at all (empty, binary, no header)."""
+
+
+class ExportError(SelfcareError):
+    """An export file cannot be written (folder missing and not creatable, no permission)."""
 
 
 class ImageError(ValidationError):

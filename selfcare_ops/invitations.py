@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, and_, cast, exists, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
@@ -49,7 +49,6 @@ from .bulk_invitations import (
 from .config import Settings
 from .errors import (
     AccessDeniedError,
-    ConflictError,
     InvitationError,
     NotFoundError,
     ValidationError,
@@ -75,7 +74,7 @@ from .models import (
     utcnow,
 )
 from .supervision import SupervisionBanner, SupervisionResult, supervise, supervision_banner
-from .users import NewUser, create_user, derived_columns, lock_user
+from .users import NewUser, change_email, create_user, lock_user
 
 if TYPE_CHECKING:
     from .mail.deliver import DeliveryReport
@@ -138,32 +137,12 @@ def _refuse_state(user: User, *, allow_invited: bool = True) -> None:
         )
 
 
-def _set_email(session: Session, actor: Actor, user: User, email: str) -> None:
-    """Store a newly given email on the user (validated, unique among users)."""
-    email = normalise_email(email)
-    if user.email and user.email.lower() == email.lower():
-        return
-    taken = session.scalar(
-        select(exists().where(User.email_folded == email.lower(), User.id != user.id))
-    )
-    if taken:
-        raise ConflictError(f"The email {email} is already used by another user.")
-    before = {"email": user.email}
-    user.email = email
-    for key, value in derived_columns(user.first_name, user.last_name, user.login, email).items():
-        setattr(user, key, value)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "user.update",
-        "user",
-        user.id,
-        target_label=user.login,
-        organisation_id=user.client_id,
-        before=before,
-        after={"email": email},
-    )
+def _set_email(
+    session: Session, actor: Actor, user: User, email: str, now: datetime | None = None
+) -> None:
+    """Store a newly given email on the user: the one rule of :func:`.users.change_email`
+    (validated, unique, open links to the old address voided, audited)."""
+    change_email(session, actor, user, email, now=now)
 
 
 def _mark_invited(session: Session, user: User, now: datetime) -> None:
@@ -192,7 +171,7 @@ def invite_user(
     require_user(actor, user, "invite")
     _refuse_state(user, allow_invited=not _draft_only)
     if email:
-        _set_email(session, actor, user, email)
+        _set_email(session, actor, user, email, now)
     if not user.email:
         raise InvitationError(
             f"{user.login} has no email address: give one (--email) to invite them; "
@@ -324,6 +303,8 @@ def revoke(
             .values(status="not_invited", invited_at=None, status_changed_at=now)
             .execution_options(synchronize_session=False)
         )
+    # A user's revocation is recorded under the user (``audit list --target LOGIN`` finds it),
+    # with the invitation and the address it went to; an administrator's under the invitation.
     audit.record_many(
         session,
         [
@@ -334,8 +315,8 @@ def revoke(
                 inv.user_id if inv.user_id is not None else inv.id,
                 target_label=labels.get(inv.user_id, inv.email) if inv.user_id else inv.email,
                 organisation_id=inv.organisation_id,
-                before={"status": before[inv.id], "invitation_id": inv.id, "email": inv.email},
-                after={"status": "revoked"},
+                before={"status": before[inv.id]},
+                after={"status": "revoked", "invitation_id": inv.id, "email": inv.email},
                 occurred_at=now,
             )
             for inv in invitations

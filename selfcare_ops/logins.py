@@ -11,9 +11,34 @@ import re
 from collections.abc import Callable, Container
 from functools import lru_cache
 
+from .errors import ValidationError
 from .textnorm import fold
 
 _NOT_LOGIN = re.compile(r"[^a-z0-9]")
+#: A login typed by a person: lower case letters, digits, ``._+-`` and an optional ``@domain``.
+LOGIN_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+\-]*(?:@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,})?\Z")
+MAX_LOGIN_LENGTH = 254
+
+
+def clean_login(raw: str) -> str:
+    """A login given by a person (``users create --login``, ``users edit --login``), checked
+    and lower-cased; one sentence when it cannot be one."""
+    value = (raw or "").strip().lower()
+    if len(value) > MAX_LOGIN_LENGTH:
+        raise ValidationError(
+            f"A login has at most {MAX_LOGIN_LENGTH} characters; this one has {len(value)}.",
+            field="login",
+            limit=MAX_LOGIN_LENGTH,
+            actual=len(value),
+        )
+    if not LOGIN_PATTERN.match(value):
+        raise ValidationError(
+            f"{raw.strip()!r} is not a valid login: use letters, digits, '.', '_', '+', '-' "
+            "and an optional @domain, like jbubu@virginietelecom.sewan.eu.",
+            field="login",
+            actual=raw,
+        )
+    return value
 
 
 @lru_cache(maxsize=65536)  # imports repeat the same names thousands of times

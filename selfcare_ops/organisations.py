@@ -1,18 +1,54 @@
-"""Write side of the organisation tree: operator, partners, clients, administrators."""
+"""Write side of the organisation tree: operator, partners, clients, administrators.
+
+Partners and clients are created, renamed and given a language here and nowhere else, each
+change scope-checked and audited. The mail language of a person is the nearest one set along
+user -> client -> partner(s) -> operator; ``None`` on a partner or client means "inherit".
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import SYSTEM_ACTOR_EMAIL, Actor, actor_for_administrator, require_organisation
+from .access import (
+    SYSTEM_ACTOR_EMAIL,
+    Actor,
+    actor_for_administrator,
+    require_organisation,
+    require_organisation_admin,
+)
 from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 from .models import LANGUAGES, ORG_KINDS, Administrator, Organisation
 from .textnorm import fold
 
 ORG_FIELDS = ("kind", "ref", "name", "parent_id", "login_domain", "language")
 _ALLOWED_PARENTS = {"partner": ("operator", "partner"), "client": ("operator", "partner")}
+#: References are typed in commands and CSV files: one word (no spaces), at most 64 characters.
+_REF = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}\Z")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+MAX_NAME_LENGTH = 200
+#: The language every mail falls back to when no level of the tree sets one.
+FALLBACK_LANGUAGE = "fr"
+
+
+@dataclass(frozen=True)
+class OrganisationChange:
+    """One field of an organisation changed (``before == after`` when nothing changed)."""
+
+    ref: str
+    kind: str
+    field: str
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
 
 
 def get_organisation(session: Session, ref: str) -> Organisation:
@@ -38,6 +74,50 @@ def _check_language(language: str | None) -> None:
             field="language",
             actual=language,
         )
+
+
+def clean_ref(ref: str) -> str:
+    """A reference as typed, checked: it names the organisation in every command and file."""
+    text = (ref or "").strip()
+    if not _REF.match(text):
+        raise ValidationError(
+            f"The reference {text!r} is not valid: it is one word of 1 to 64 characters, "
+            "without spaces, like C0042.",
+            field="ref",
+            actual=text,
+        )
+    return text
+
+
+def clean_name(name: str) -> str:
+    """An organisation's name with its spaces tidied; never empty, at most 200 characters."""
+    text = " ".join(str(name or "").split())
+    if not text:
+        raise ValidationError("An organisation needs a name.", field="name")
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"An organisation's name has at most {MAX_NAME_LENGTH} characters; "
+            f"{text[:30]!r}... has {len(text)}.",
+            field="name",
+            limit=MAX_NAME_LENGTH,
+            actual=len(text),
+        )
+    return text
+
+
+def clean_login_domain(domain: str | None) -> str | None:
+    """The domain after the ``@`` of generated logins (``virginietelecom.sewan.eu``)."""
+    if domain is None or not domain.strip():
+        return None
+    text = domain.strip().lower().lstrip("@")
+    if len(text) > 200 or not _DOMAIN.match(text):
+        raise ValidationError(
+            f"The login domain {domain.strip()!r} is not a domain name like "
+            "virginietelecom.sewan.eu.",
+            field="login_domain",
+            actual=domain,
+        )
+    return text
 
 
 def _audit_created(session: Session, actor: Actor, org: Organisation) -> None:
@@ -99,13 +179,24 @@ def create_organisation(
     login_domain: str | None = None,
     language: str | None = None,
 ) -> Organisation:
-    """A partner or a client under ``parent_ref``, within the actor's subtree."""
+    """A partner or a client under ``parent_ref``, within the actor's subtree.
+
+    Client-side actors (client administrators, managers) create neither: their scope is one
+    client. A reference already used, even outside the actor's scope, is refused.
+    """
     if kind not in ORG_KINDS or kind == "operator":
         raise ValidationError(
             f"An organisation created here is a partner or a client, not {kind!r}.",
             field="kind",
             actual=kind,
         )
+    if actor.is_client_side:
+        raise AccessDeniedError(
+            f"{actor.describe()} may not create partners or clients: only operator and partner "
+            "administrators may."
+        )
+    ref, name = clean_ref(ref), clean_name(name)
+    login_domain = clean_login_domain(login_domain)
     _check_language(language)
     parent = get_organisation(session, parent_ref)
     if parent.kind not in _ALLOWED_PARENTS[kind]:
@@ -127,11 +218,92 @@ def create_organisation(
         login_domain=login_domain,
         language=language,
     )
-    session.add(org)
-    session.flush()
+    try:
+        with session.begin_nested():  # another session may take the reference meanwhile
+            session.add(org)
+            session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"The reference {ref!r} is already used by another organisation."
+        ) from exc
     org.path = f"{parent.path}{org.id}/"
     _audit_created(session, actor, org)
     return org
+
+
+def _changeable(session: Session, actor: Actor, ref: str, action: str) -> Organisation:
+    """The organisation, if the actor administers it: in scope and not a manager."""
+    org = get_organisation(session, ref)
+    require_organisation_admin(actor, org, action)
+    return org
+
+
+def _record_change(
+    session: Session, actor: Actor, org: Organisation, action: str, field: str, before: object
+) -> None:
+    audit.record(
+        session,
+        actor,
+        action,
+        "organisation",
+        org.id,
+        target_label=org.ref,
+        organisation_id=org.id,
+        before={field: before},
+        after={field: getattr(org, field)},
+    )
+
+
+def rename_organisation(session: Session, actor: Actor, ref: str, name: str) -> OrganisationChange:
+    """Give a partner, a client (or the operator) a new name; its reference stays."""
+    name = clean_name(name)
+    org = _changeable(session, actor, ref, "rename")
+    before = org.name
+    if name != before:
+        org.name, org.name_folded = name, fold(name)
+        session.flush()
+        _record_change(session, actor, org, "organisation.rename", "name", before)
+    return OrganisationChange(org.ref, org.kind, "name", before, name)
+
+
+def set_language(
+    session: Session, actor: Actor, ref: str, language: str | None
+) -> OrganisationChange:
+    """Set the mail language of an organisation and everything below that does not set its
+    own; ``None`` makes a partner or client inherit again. The operator, the root, keeps one."""
+    _check_language(language)
+    org = _changeable(session, actor, ref, "set the language of")
+    if language is None and org.kind == "operator":
+        raise ValidationError(
+            f"The operator {org.ref} is the root of the tree: it has nothing to inherit a "
+            f"language from, so it keeps one of {', '.join(LANGUAGES)}.",
+            field="language",
+        )
+    before = org.language
+    if language != before:
+        org.language = language
+        session.flush()
+        _record_change(session, actor, org, "organisation.language", "language", before)
+    return OrganisationChange(org.ref, org.kind, "language", before, language)
+
+
+def effective_language(session: Session, org: Organisation) -> tuple[str, str | None]:
+    """The language mails of ``org`` use and the reference of the level that sets it
+    (``None`` when no level does and the fallback applies)."""
+    ids = [int(part) for part in org.path.strip("/").split("/") if part]
+    rows = dict(
+        (row.id, row)
+        for row in session.execute(
+            select(Organisation.id, Organisation.ref, Organisation.language).where(
+                Organisation.id.in_(ids)
+            )
+        )
+    )
+    for org_id in reversed(ids):
+        row = rows.get(org_id)
+        if row is not None and row.language:
+            return row.language, row.ref
+    return FALLBACK_LANGUAGE, None
 
 
 def create_administrator(

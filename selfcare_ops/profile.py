@@ -13,21 +13,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import phonenumbers
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, require_organisation
+from .access import Actor, require_organisation, require_user
 from .errors import ConflictError, ValidationError
-from .models import CIVILITIES, LANGUAGES, Organisation
+from .invitations import InvitationResult, invite_user
+from .logins import clean_login
+from .models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
 from .organisations import get_client
+from .phones import normalise_phone
 from .rights import require_client_administrator
 from .textnorm import fold
-from .users import derived_columns, get_visible_user
+from .users import (
+    EmailChange,
+    change_email,
+    derived_columns,
+    get_visible_user,
+    lock_user,
+    login_taken,
+)
 
-PHONE_REGION = "FR"
 PROFILE_FIELDS = ("civility", "first_name", "last_name", "function", "language", "phone", "mobile")
 COMPANY_FIELDS = ("name", "address", "postcode", "city")
 _LIMITS = {
@@ -42,10 +51,6 @@ _LIMITS = {
 _POSTCODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,15}$")
 #: Usual spellings of the civilities, folded and without the final dot.
 _CIVILITY_SPELLINGS = {"m": "M.", "mr": "M.", "monsieur": "M.", "mme": "Mme", "madame": "Mme"}
-_MOBILE_TYPES = (
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-)
 
 #: Notices a user may receive, with the words the dashboards show.
 NOTICES = {
@@ -96,40 +101,6 @@ def _record_changes(
         before={k: old for k, (old, _new) in changed.items()},
         after={k: new for k, (_old, new) in changed.items()},
     )
-
-
-# --- phones ----------------------------------------------------------------------------------
-
-
-def normalise_phone(text: str, *, field_name: str = "phone", mobile: bool = False) -> str:
-    """A phone number in E.164; national numbers are read as French.
-
-    With ``mobile=True`` a fixed line is refused, since SMS notices go to this number.
-    """
-    raw = str(text).strip()
-    try:
-        number = phonenumbers.parse(raw, PHONE_REGION)
-    except phonenumbers.NumberParseException as error:
-        raise ValidationError(
-            f"The {field_name} number {raw!r} is not a phone number ({error}).",
-            field=field_name,
-            actual=raw,
-        ) from error
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(
-            f"The {field_name} number {raw!r} is not a valid number: write it like "
-            "06 12 34 56 78 or +33 6 12 34 56 78.",
-            field=field_name,
-            actual=raw,
-        )
-    if mobile and phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise ValidationError(
-            f"The mobile number {raw!r} is not a mobile number (it cannot receive SMS); "
-            "put it in the phone field instead.",
-            field=field_name,
-            actual=raw,
-        )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 # --- text fields -----------------------------------------------------------------------------
@@ -354,14 +325,7 @@ def update_profile(
         for name, value in cleaned.items()
         if getattr(user, name) != value
     }
-    if "mobile" in changed and changed["mobile"][1] is None:
-        prefs = effective_notification_prefs(user.notification_prefs)
-        by_sms = [notice for notice, channels in prefs.items() if "sms" in channels]
-        if by_sms:
-            raise ConflictError(
-                f"{user.login} receives {', '.join(by_sms)} notices by SMS: switch those to "
-                "email before removing the mobile number."
-            )
+    _refuse_mobile_removal(user, changed)
     if changed:
         for name, (_old, value) in changed.items():
             setattr(user, name, value)
@@ -375,6 +339,155 @@ def update_profile(
             session, actor, "user.profile", "user", user.id, user.login, user.client_id, changed
         )
     return SaveResult("profile", user.login, changed)
+
+
+def _refuse_mobile_removal(user: User, changed: Mapping[str, tuple[Any, Any]]) -> None:
+    """Removing the mobile number is refused while a notice still goes by SMS, so nobody
+    silently stops receiving their alerts."""
+    if "mobile" in changed and changed["mobile"][1] is None:
+        prefs = effective_notification_prefs(user.notification_prefs)
+        by_sms = [notice for notice, channels in prefs.items() if "sms" in channels]
+        if by_sms:
+            raise ConflictError(
+                f"{user.login} receives {', '.join(by_sms)} notices by SMS: switch those to "
+                "email before removing the mobile number."
+            )
+
+
+# --- an administrator's edit of everything (seed 002) ----------------------------------------
+
+EDIT_FIELDS = ("email", "login", *PROFILE_FIELDS)
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """One audited edit of a user: the fields changed (before, after), what the email change
+    did to their invitation, and the new invitation when one was asked for."""
+
+    login: str
+    previous_login: str
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    email: EmailChange | None = None
+    invitation: InvitationResult | None = None
+
+    def describe(self) -> str:
+        """What an analyst reads: what was saved and, after an email change, where the
+        invitation stands and how to send a new one."""
+        if not self.changed:
+            text = f"The details of {self.login} were already as asked: nothing changed."
+        else:
+            renamed = (
+                f" (formerly {self.previous_login})" if self.login != self.previous_login else ""
+            )
+            text = f"Saved {self.login}{renamed}: {', '.join(self.changed)}."
+        voided = self.email.invitations_voided if self.email is not None else 0
+        old_address = self.email.before if self.email is not None else None
+        if voided == 1:
+            text += f" The invitation link sent to {old_address} no longer works."
+        elif voided > 1:
+            text += f" The {voided} invitation links sent to {old_address} no longer work."
+        if self.invitation is not None:
+            text += (
+                f" A new invitation was sent to {self.invitation.email}, valid until "
+                f"{self.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+        elif self.email is not None and self.email.uninvited:
+            text += (
+                f" {self.login} is not invited any more: `selfcare-ops invite user {self.login}` "
+                "(or users edit --invite) sends a new invitation to "
+                f"{self.email.after or 'a new address'}."
+            )
+        return text
+
+
+def edit_user(
+    session: Session,
+    actor: Actor,
+    login: str,
+    *,
+    email: str | None = None,
+    new_login: str | None = None,
+    civility: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    function: str | None = None,
+    language: str | None = None,
+    phone: str | None = None,
+    mobile: str | None = None,
+    invite: bool = False,
+    now: datetime | None = None,
+) -> EditResult:
+    """An administrator changes any of a user's details at once (seed 002): one audited save
+    with every changed field before and after.
+
+    ``None`` leaves a field as it is, ``""`` empties an optional one (``language=""``: the
+    user's mails follow their client's language again). The email changes through
+    :func:`.users.change_email` (an invited user's link is voided and they go back to
+    ``not_invited``); ``invite=True`` then sends a new invitation at once. The login stays
+    unique and valid; the derived search columns follow every change.
+    """
+    given = {
+        "civility": civility,
+        "first_name": first_name,
+        "last_name": last_name,
+        "function": function,
+        "language": language,
+        "phone": phone,
+        "mobile": mobile,
+    }
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given and email is None and new_login is None and not invite:
+        raise ValidationError(
+            f"Name at least one field to change: {', '.join(EDIT_FIELDS)}.", field="user"
+        )
+    cleaned = {name: _profile_value(name, value) for name, value in given.items()}
+    wanted_login = clean_login(new_login) if new_login is not None else None
+    now = now or utcnow()
+    user = lock_user(session, login)
+    require_user(actor, user, "edit")
+    previous_login = user.login
+    changed = {
+        name: (getattr(user, name), value)
+        for name, value in cleaned.items()
+        if getattr(user, name) != value
+    }
+    _refuse_mobile_removal(user, changed)
+    if wanted_login is not None and wanted_login != user.login:
+        if login_taken(session, wanted_login):
+            raise ConflictError(f"The login {wanted_login} is already taken.")
+        changed["login"] = (user.login, wanted_login)
+    for name, (_old, value) in changed.items():
+        setattr(user, name, value)
+    email_change = None
+    before = {name: old for name, (old, _new) in changed.items()}
+    after = {name: new for name, (_old, new) in changed.items()}
+    if email is not None:
+        email_change = change_email(session, actor, user, email, now=now, record=False)
+        if email_change.changed:
+            changed["email"] = (email_change.before, email_change.after)
+            email_before, email_after = email_change.audit_fields()
+            before.update(email_before)
+            after.update(email_after)
+    if changed:
+        for column, value in derived_columns(
+            user.first_name, user.last_name, user.login, user.email
+        ).items():
+            setattr(user, column, value)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "user.update",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before=before,
+            after=after,
+            occurred_at=now,
+        )
+    invitation = invite_user(session, actor, user.login, now=now) if invite else None
+    return EditResult(user.login, previous_login, changed, email_change, invitation)
 
 
 # --- company ---------------------------------------------------------------------------------
@@ -451,6 +564,9 @@ __all__ = [
     "DEFAULT_NOTIFICATION_PREFS",
     "NOTICES",
     "SaveResult",
+    "EDIT_FIELDS",
+    "EditResult",
+    "edit_user",
     "effective_notification_prefs",
     "get_company",
     "get_notification_prefs",

@@ -30,9 +30,10 @@ from .access import (
     require_assignable,
     require_organisation,
     require_organisation_admin,
+    require_rights_change,
     require_rights_manager,
 )
-from .errors import AccessDeniedError, NotFoundError, ValidationError
+from .errors import NotFoundError, ValidationError
 from .models import (
     CLIENT_ROLES,
     RESTRICTION_KINDS,
@@ -132,12 +133,8 @@ def require_client_administrator(actor: Actor, client: Organisation, verb: str) 
 
 
 def _require_rights_actor(actor: Actor, user: User, what: str) -> None:
-    """Scope is checked by the caller; this adds the rule on oneself."""
-    if actor.is_client_side and actor.user_id == user.id:
-        raise AccessDeniedError(
-            f"{actor.describe()} may not change their own {what}: "
-            "another administrator of the client must do it."
-        )
+    """Who sets rights: the rule shared with user creation (``access.require_rights_change``)."""
+    require_rights_change(actor, user, what)
 
 
 def _visible_user(session: Session, actor: Actor, login: str, action: str) -> User:

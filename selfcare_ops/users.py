@@ -1,13 +1,16 @@
-"""Write side of users: creation with a generated login, and the derived search columns.
+"""Write side of users: creation with a generated login, email changes, the derived columns.
 
 Every writer of ``users`` (this module, CSV onboarding, the demo loader) fills the derived
 columns through :func:`derived_columns`, so search and ordering behave the same everywhere.
+Every change of a user's email goes through :func:`change_email`: a link mailed to the old
+address must stop working, whichever path changed it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
@@ -18,13 +21,16 @@ from .access import (
     Actor,
     require_assignable,
     require_organisation,
+    require_rights_change,
     require_rights_manager,
     require_user,
 )
 from .errors import ConflictError, LastAdministratorError, NotFoundError, ValidationError
-from .logins import make_login
-from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, Organisation, SubAccount, User
+from .issuing import normalise_email, supersede_pending
+from .logins import clean_login, make_login
+from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, Organisation, SubAccount, User, utcnow
 from .organisations import get_client
+from .phones import normalise_phone
 from .textnorm import fold
 
 USER_FIELDS = (
@@ -191,6 +197,95 @@ class NewUser:
     draft: bool = False
 
 
+@dataclass(frozen=True)
+class EmailChange:
+    """What :func:`change_email` did: the addresses, the links voided, and whether the user
+    went back from ``invited`` to ``not_invited`` (nothing valid was mailed to the new one)."""
+
+    login: str
+    before: str | None
+    after: str | None
+    invitations_voided: int = 0
+    uninvited: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def audit_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(before, after) for an audit event: the email, and the state it took with it."""
+        before: dict[str, Any] = {"email": self.before}
+        after: dict[str, Any] = {"email": self.after}
+        if self.invitations_voided:
+            after["invitations_voided"] = self.invitations_voided
+        if self.uninvited:
+            before["status"], after["status"] = "invited", "not_invited"
+        return before, after
+
+
+def email_taken(session: Session, email: str, *, except_user_id: int | None = None) -> bool:
+    """Is this address (compared case-insensitively) already another user's?"""
+    query = exists().where(User.email_folded == email.strip().lower())
+    if except_user_id is not None:
+        query = query.where(User.id != except_user_id)
+    return bool(session.scalar(select(query)))
+
+
+def change_email(
+    session: Session,
+    actor: Actor,
+    user: User,
+    email: str | None,
+    *,
+    now: datetime | None = None,
+    record: bool = True,
+) -> EmailChange:
+    """Change a user's email address: the one rule every path follows (``users edit``,
+    ``invite user --email``, CSV onboarding).
+
+    The address is validated and must be no other user's. When it really changes (not just
+    its case), every invitation link still open is voided — it was mailed to the old address,
+    which may not be the person's — and an ``invited`` user goes back to ``not_invited``: a new
+    invitation (``invite user``) reaches the new address. ``None`` or ``""`` removes the email.
+    The caller holds the user's row (:func:`lock_user`); ``record=False`` lets a caller that
+    changes more fields at once put :meth:`EmailChange.audit_fields` in its own single event.
+    """
+    require_user(actor, user, "change the email of")
+    new = normalise_email(email) if email and email.strip() else None
+    old = user.email
+    if new == old:
+        return EmailChange(user.login, old, new)
+    if new is not None and email_taken(session, new, except_user_id=user.id):
+        raise ConflictError(f"The email {new} is already used by another user.")
+    user.email = new
+    for key, value in derived_columns(user.first_name, user.last_name, user.login, new).items():
+        setattr(user, key, value)
+    voided, uninvited = 0, False
+    now = now or utcnow()
+    if (old or "").lower() != (new or "").lower():
+        voided = supersede_pending(session, user_ids=[user.id], now=now, reason="email_changed")
+        if user.status == "invited":
+            user.status, user.invited_at, user.status_changed_at = "not_invited", None, now
+            uninvited = True
+    session.flush()
+    change = EmailChange(user.login, old, new, voided, uninvited)
+    if record:
+        before, after = change.audit_fields()
+        audit.record(
+            session,
+            actor,
+            "user.update",
+            "user",
+            user.id,
+            target_label=user.login,
+            organisation_id=user.client_id,
+            before=before,
+            after=after,
+            occurred_at=now,
+        )
+    return change
+
+
 def _check_vocabulary(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
         raise ValidationError(
@@ -204,7 +299,8 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     """Create a user (status ``not_invited``: a draft until invited or activated).
 
     A client's first user becomes its administrator, the seed's *gestionnaire*, unless a role
-    is given.
+    is given. Phones are stored in E.164; a login given is checked like a typed one; rights
+    granted at once follow the rule of ``rights set`` (seed 004: the invite form sets them).
     """
     first, last = new.first_name.strip(), new.last_name.strip()
     if not first or not last:
@@ -234,10 +330,10 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
         )
     require_assignable(actor, client, role, sub_account)
     email = new.email.strip() if new.email else None
-    if email and session.scalar(select(exists().where(User.email_folded == email.lower()))):
+    if email and email_taken(session, email):
         raise ConflictError(f"The email {email} is already used by another user.")
     if new.login:
-        login = new.login.strip().lower()
+        login = clean_login(new.login)
         if login_taken(session, login):
             raise ConflictError(f"The login {login} is already taken.")
     else:
@@ -248,6 +344,12 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
         raise ValidationError(f"Unknown rights: {', '.join(sorted(unknown))}.", field="rights")
     if any(rights.values()):  # granting a right at creation is changing rights (seed 004)
         require_rights_manager(session, actor, "grant rights to the users they create")
+    phone = normalise_phone(new.phone) if new.phone and new.phone.strip() else None
+    mobile = (
+        normalise_phone(new.mobile, field_name="mobile", mobile=True)
+        if new.mobile and new.mobile.strip()
+        else None
+    )
     user = User(
         client_id=client.id,
         sub_account_id=sub_account.id if sub_account else None,
@@ -258,8 +360,8 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
         function=new.function,
         language=new.language,
         email=email,
-        phone=new.phone,
-        mobile=new.mobile,
+        phone=phone,
+        mobile=mobile,
         services=new.services,
         role=role,
         status="not_invited",
@@ -274,6 +376,8 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     )
     session.add(user)
     session.flush()
+    if any(rights.values()):  # granting rights at creation follows the rule of ``rights set``
+        require_rights_change(actor, user)
     audit.record(
         session,
         actor,

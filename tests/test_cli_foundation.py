@@ -143,6 +143,11 @@ def test_db_upgrade_twice(tmp_path):
         ["clients", "list"],
         ["users", "list"],
         ["audit", "list"],
+        ["audit", "export"],
+        ["orgs", "create"],
+        ["orgs", "rename"],
+        ["orgs", "set-language"],
+        ["users", "edit"],
     ],
 )
 def test_every_command_has_help(command):

@@ -42,6 +42,21 @@ def test_bad_settings_are_explained(env, message):
         Settings.from_env(env)
 
 
+@pytest.mark.parametrize("raw", ["0", "-3", "31", "0.04", "nan", "inf", "seven"])
+def test_invitation_ttl_out_of_bounds_is_refused_in_one_sentence(raw):
+    expected = "SELFCARE_OPS_INVITATION_TTL_DAYS must be"
+    with pytest.raises(ConfigurationError, match=expected) as info:
+        Settings.from_env({"SELFCARE_OPS_INVITATION_TTL_DAYS": raw})
+    assert repr(raw) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "days"), [("0.5", 0.5), ("1,5", 1.5), ("30", 30), ("0.0417", 0.0417)]
+)
+def test_invitation_ttl_accepts_fractions_of_days_within_bounds(raw, days):
+    assert Settings.from_env({"SELFCARE_OPS_INVITATION_TTL_DAYS": raw}).invitation_ttl_days == days
+
+
 def test_settings_file_syntax_error_names_the_line(tmp_path):
     file = tmp_path / "bad.env"
     file.write_text("SELFCARE_OPS_ACTOR=a@b.fr\nnot a setting\n")

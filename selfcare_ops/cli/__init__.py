@@ -2,7 +2,9 @@
 
 Each command reads its input, calls one service, and prints the result or the error. Errors
 the toolkit raises on purpose print as one sentence on stderr with exit status 1 (usage errors:
-2); nothing prints a traceback unless ``SELFCARE_OPS_DEBUG=1``.
+2); nothing prints a traceback unless ``SELFCARE_OPS_DEBUG=1``. Output goes through
+:func:`.common.echo`, for which a reader that went away (``| head -1``) ends the output quietly
+without interrupting the command's work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from ..access import check_actor_name
 from ..db import database_error
 from ..errors import SelfcareError
-from .common import CliContext
+from .common import CliContext, discard_output, echo, reset_output
 
 #: Command modules, each adding its groups and commands to :data:`main`.
 COMMAND_MODULES = ["db", "directory", "audit"]
@@ -28,6 +30,8 @@ COMMAND_MODULES.append("rights")
 COMMAND_MODULES.append("mail")
 COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
+COMMAND_MODULES.append("organisations")
+COMMAND_MODULES.append("users")
 
 
 #: Libraries whose log records would reach stderr through logging's last-resort handler (a
@@ -46,7 +50,7 @@ class SelfcareGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SelfcareError as error:
-            click.echo(f"Error: {error}", err=True)
+            echo(f"Error: {error}", err=True)
             sys.exit(1)
         except DBAPIError as error:  # a damaged schema, a database lost mid-command
             if os.environ.get("SELFCARE_OPS_DEBUG"):
@@ -57,13 +61,18 @@ class SelfcareGroup(click.Group):
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # Only output written around :func:`.common.echo` gets here: stop quietly, with
+            # the status a shell gives a command whose pipe reader went away (128 + SIGPIPE).
+            discard_output()
+            sys.exit(141)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            echo("Interrupted.", err=True)
             sys.exit(130)
         except Exception as error:
             if os.environ.get("SELFCARE_OPS_DEBUG"):
                 raise
-            click.echo(
+            echo(
                 f"Error: unexpected {type(error).__name__}: {error} "
                 "(set SELFCARE_OPS_DEBUG=1 to see where).",
                 err=True,
@@ -84,6 +93,7 @@ class SelfcareGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, actor_email: str | None) -> None:
     """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
+    reset_output()
     ctx.obj = CliContext(actor_email=actor_email)
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.

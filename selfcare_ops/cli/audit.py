@@ -1,12 +1,15 @@
-"""``audit list``: the newest audit events the actor may see."""
+"""``audit list`` and ``audit export``: the audit events the actor may see."""
 
 from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
 
 import click
 
 from .. import audit as audit_service
 from . import main
-from .common import CliContext, echo_json, echo_table, pass_cli
+from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()
@@ -43,3 +46,55 @@ def audit_list(
         echo_json(events)
         return
     echo_table(events, ["occurred_at", "actor_label", "action", "target_type", "target_label"])
+
+
+def _moment(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> date | datetime | None:
+    """``2026-03-01`` (a whole day) or ``2026-03-01T14:30`` (UTC unless a zone is given)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date like 2026-03-01 or a time like 2026-03-01T14:30.",
+            param=param,
+        ) from None
+
+
+@audit.command("export")
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write (';', UTF-8 with BOM, for Excel).",
+)
+@click.option("--since", callback=_moment, metavar="DATE", help="From this day or time (UTC).")
+@click.option("--until", callback=_moment, metavar="DATE", help="To this day (included) or time.")
+@click.option("--org", "org_ref", metavar="REF", help="Only this organisation and those below.")
+@click.option("--target", help="Only events about this target (login, reference or id).")
+@pass_cli
+def audit_export(
+    cli: CliContext,
+    csv_path: Path,
+    since: date | datetime | None,
+    until: date | datetime | None,
+    org_ref: str | None,
+    target: str | None,
+) -> None:
+    """Write the audit trail you may see to a CSV file, oldest first: when, who, what, on
+    which target and organisation, the values before and after (JSON)."""
+    with cli.read_sessions()() as session:
+        count = audit_service.export_csv(
+            session,
+            cli.actor(session),
+            csv_path,
+            since=since,
+            until=until,
+            org_ref=org_ref,
+            target=target,
+        )
+    echo(f"{count} event{'s' if count != 1 else ''} written to {csv_path}.")

@@ -8,7 +8,7 @@ import click
 
 from .. import branding as service
 from . import main
-from .common import CliContext, echo_json, echo_table, pass_cli
+from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 _SOURCE_DEFAULT = "(built-in default)"
 
@@ -20,7 +20,7 @@ def branding() -> None:
 
 def _echo_issues(issues: list[dict]) -> None:
     for issue in issues:
-        click.echo(f"Warning: {issue['message']}")
+        echo(f"Warning: {issue['message']}")
 
 
 @branding.command("show")
@@ -42,7 +42,7 @@ def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
             )
         if name == "gradient_color" and value is None:
             value = "(no gradient)"
-        click.echo(f"{name:<15} {'' if value is None else value!s:<50} {source or _SOURCE_DEFAULT}")
+        echo(f"{name:<15} {'' if value is None else value!s:<50} {source or _SOURCE_DEFAULT}")
     _echo_issues(report["warnings"])
 
 
@@ -96,11 +96,9 @@ def branding_set(
             {"organisation": org_ref, "changed": changed, "images": images, "warnings": issues}
         )
         return
-    click.echo(
-        f"Branding of {org_ref} updated: {', '.join(changed) if changed else 'nothing changed'}."
-    )
+    echo(f"Branding of {org_ref} updated: {', '.join(changed) if changed else 'nothing changed'}.")
     for summary in images:
-        click.echo(f"Stored {summary}")
+        echo(f"Stored {summary}")
     _echo_issues(issues)
 
 
@@ -121,7 +119,7 @@ def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> No
         changed = change.changed
         issues = [i.as_dict() for i in change.issues]
     what = ", ".join(changed) if changed else "nothing was set here"
-    click.echo(f"Branding of {org_ref} reset to inherit: {what}.")
+    echo(f"Branding of {org_ref} reset to inherit: {what}.")
     _echo_issues(issues)
 
 
@@ -138,7 +136,7 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
     """Draw the Selfcare of ORG with its effective branding and modules."""
     with cli.sessions()() as session:
         path = service.write_preview(session, cli.actor(session), org_ref, out)
-    click.echo(str(path))
+    echo(str(path))
 
 
 @branding.command("check-image")
@@ -148,7 +146,7 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
 def branding_check_image(file: Path, kind: str, fit: bool) -> None:
     """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
     checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
-    click.echo(f"Acceptable: {checked.summary()}")
+    echo(f"Acceptable: {checked.summary()}")
 
 
 @branding.command("audit")
@@ -170,9 +168,9 @@ def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> Non
         echo_json(frame)
         return
     echo_table(frame, ["organisation_ref", "kind", "codes", "suggested_text_color"])
-    click.echo(f"{len(frame)} organisations with branding problems.")
+    echo(f"{len(frame)} organisations with branding problems.")
     if csv_path is not None:
-        click.echo(f"CSV written to {csv_path}")
+        echo(f"CSV written to {csv_path}")
 
 
 from . import modules as _modules  # noqa: E402,F401  (the modules group lives next door)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,17 +73,64 @@ class CliContext:
 pass_cli = click.make_pass_decorator(CliContext)
 
 
+# --- output ----------------------------------------------------------------------------------
+
+#: Streams whose reader went away (``selfcare-ops users list C0001 | head -1``): written no more.
+_closed_streams: set[str] = set()
+
+
+def reset_output() -> None:
+    """Forget closed streams (each invocation starts with open ones; tests run many in one
+    process)."""
+    _closed_streams.clear()
+
+
+def _discard(stream_name: str) -> None:
+    """Send what is left of a closed stream to the null device, so neither later writes nor
+    the interpreter's final flush fail (Python would print "Exception ignored" at exit)."""
+    _closed_streams.add(stream_name)
+    stream = getattr(sys, stream_name)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (tests' captured output): the flag alone stops further writes
+
+
+def echo(message: Any = None, *, nl: bool = True, err: bool = False) -> None:
+    """``click.echo`` for every command: a closed output pipe ends the output quietly.
+
+    A reader that stops early (``| head -1``) is not an error, and it must not interrupt work
+    the command goes on doing (a confirmed send, a transaction about to commit): the remaining
+    output is dropped and the command finishes with its own exit status.
+    """
+    stream_name = "stderr" if err else "stdout"
+    if stream_name in _closed_streams:
+        return
+    try:
+        click.echo(message, nl=nl, err=err)
+    except BrokenPipeError:
+        _discard(stream_name)
+
+
+def discard_output() -> None:
+    """Standard output is closed: write nothing more to it, quietly."""
+    _discard("stdout")
+
+
 def _plain(value: Any) -> Any:
-    if value is pd.NaT or value is None:  # NaT is a datetime too: test it first
+    """One value as JSON knows it: NaN, NaT and None are null, datetimes ISO 8601."""
+    if value is None or value is pd.NaT or value is pd.NA:  # NaT is a datetime: test it first
         return None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
     if isinstance(value, float) and math.isnan(value):
         return None
-    if value is pd.NaT or value is None:
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars (a numpy NaT or NaN becomes None or nan)
+        return _plain(value.item())
     return value
 
 
@@ -90,19 +139,28 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
-def echo_json(data: Any) -> None:
+def _jsonable(data: Any) -> Any:
     if isinstance(data, pd.DataFrame):
-        data = frame_records(data)
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_plain))
+        return frame_records(data)
+    if isinstance(data, dict):
+        return {str(key): _jsonable(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_jsonable(value) for value in data]
+    return _plain(data)
+
+
+def echo_json(data: Any) -> None:
+    """``data`` as JSON for programs: never NaN or "NaT", always null for a missing value."""
+    echo(json.dumps(_jsonable(data), ensure_ascii=False, indent=2, allow_nan=False, default=str))
 
 
 def echo_table(frame: pd.DataFrame, columns: list[str] | None = None) -> None:
     """A DataFrame as a plain text table, or a note when it is empty."""
     if frame.empty:
-        click.echo("(nothing)")
+        echo("(nothing)")
         return
     shown = frame[columns] if columns else frame
-    click.echo(shown.to_string(index=False, na_rep=""))
+    echo(shown.to_string(index=False, na_rep=""))
 
 
 def confirm_or_abort(question: str, yes: bool) -> None:

@@ -16,7 +16,7 @@ from ..demo import load_demo
 from ..errors import DatabaseNotInitialisedError
 from ..models import recount_users
 from . import main
-from .common import CliContext, pass_cli
+from .common import CliContext, echo, pass_cli
 
 
 def _require_named_operator(cli: CliContext, action: str) -> None:
@@ -47,9 +47,9 @@ def db_upgrade(cli: CliContext) -> None:
     before, after = upgrade(cli.engine)
     where = describe(cli.engine)
     if before == after:
-        click.echo(f"The database {where} is already at revision {after}.")
+        echo(f"The database {where} is already at revision {after}.")
     else:
-        click.echo(f"Migrated {where} from {before or 'empty'} to revision {after}.")
+        echo(f"Migrated {where} from {before or 'empty'} to revision {after}.")
 
 
 @db.command("recount")
@@ -63,9 +63,9 @@ def db_recount(cli: CliContext) -> None:
     with cli.engine.begin() as connection:
         wrong = recount_users(connection)
     if not wrong:
-        click.echo("The per-client user counts were right: nothing changed.")
+        echo("The per-client user counts were right: nothing changed.")
     else:
-        click.echo(f"Corrected {len(wrong)} per-client user count(s).")
+        echo(f"Corrected {len(wrong)} per-client user count(s).")
 
 
 @main.command()
@@ -88,13 +88,13 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
         result = run_main_job(cli.settings, actor=cli.actor_name)
         if not quiet:
             for line in result.lines():
-                click.echo(line)
+                echo(line)
         return
     upgrade(cli.engine)
     with cli.sessions().begin() as session:
         summary = load_demo(session)
     if not quiet:
-        click.echo(
+        echo(
             f"Demo data in {describe(cli.engine)}: {summary.organisations} organisations, "
             f"{summary.users} users (added now: {summary.organisations_added} organisations, "
             f"{summary.sub_accounts_added} sub-accounts, {summary.users_added} users, "

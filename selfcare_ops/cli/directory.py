@@ -7,7 +7,7 @@ import click
 from .. import directory
 from ..models import ACCOUNT_STATUSES
 from . import main
-from .common import CliContext, echo_json, echo_table, pass_cli
+from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()
@@ -41,12 +41,12 @@ def clients_list(
             page=page,
             page_size=page_size,
             partner_ref=partner_ref,
-        )
+        ).ensure_exists()
     if as_json:
         echo_json(result.rows)
         return
     echo_table(result.rows)
-    click.echo(f"{result.label} ({result.total} clients)")
+    echo(f"{result.label} ({result.total} clients)")
 
 
 @main.group()
@@ -66,6 +66,10 @@ def users() -> None:
 @click.option("--sub-account", metavar="NAME")
 @click.option("--search", metavar="TEXT", help="Part of a name, login or email (accents ignored).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many users.")
+@click.option("--page", type=click.IntRange(min=1), help="Only this page (default: every user).")
+@click.option(
+    "--page-size", type=click.IntRange(1, directory.MAX_PAGE_SIZE), default=50, show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
 @pass_cli
 def users_list(
@@ -76,9 +80,14 @@ def users_list(
     sub_account: str | None,
     search: str | None,
     limit: int | None,
+    page: int | None,
+    page_size: int,
     as_json: bool,
 ) -> None:
     """The users of CLIENT_REF in name order, deactivated ones included and flagged."""
+    if page is not None and limit is not None:
+        raise click.UsageError("Give --page or --limit, not both.")
+    label = None
     with cli.read_sessions()() as session:
         actor = cli.actor(session)
         filters = {
@@ -87,7 +96,13 @@ def users_list(
             "sub_account": sub_account,
             "search": search,
         }
-        if limit:
+        if page is not None:
+            found = directory.list_users(
+                session, actor, client_ref, page=page, page_size=page_size, **filters
+            ).ensure_exists()
+            rows = found.rows
+            label = f"Page {page} / {max(found.pages or 0, 1)} ({found.total} users)"
+        elif limit:
             rows = directory.list_users(
                 session, actor, client_ref, page_size=min(limit, 1000), with_total=False, **filters
             ).rows
@@ -112,13 +127,13 @@ def users_list(
     echo_table(
         shown, ["login", "first_name", "last_name", "email", "status", "sub_account", "role"]
     )
-    click.echo(f"{len(rows)} users")
+    echo(label or f"{len(rows)} users")
     if not status and not search and not no_email and not sub_account and not limit:
         with cli.read_sessions()() as session:
             counts = directory.state_counts(session, cli.actor(session), client_ref)
         invited = {k: counts[k] for k in ("pending", "sent", "expired", "bounced") if counts[k]}
         if invited:
-            click.echo(
+            echo(
                 "Invitations: "
                 + ", ".join(f"{number} {state}" for state, number in invited.items())
             )

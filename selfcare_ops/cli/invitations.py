@@ -8,10 +8,10 @@ import click
 
 from .. import invitations as service
 from ..invitation_ledger import MAX_LEDGER_ROWS, list_invitations
-from ..models import CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
+from ..models import CIVILITIES, CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
 from ..users import NewUser
 from . import main
-from .common import CliContext, confirm_or_abort, echo_json, echo_table, pass_cli
+from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
 from .directory import users
 
 
@@ -57,7 +57,7 @@ def invite_list(
         reason=[str(r)[:60] if r is not None and r == r else "" for r in ledger["reason"]],
     )
     echo_table(shown, ["login", "email", "client_ref", "state", "sent_at", "created_by", "reason"])
-    click.echo(f"{len(ledger)} invitations")
+    echo(f"{len(ledger)} invitations")
 
 
 @invite.command("user")
@@ -68,7 +68,7 @@ def invite_user(cli: CliContext, login: str, email: str | None) -> None:
     """Invite one user (their account's email, or --email)."""
     with cli.sessions().begin() as session:
         result = service.invite_user(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result))
+        echo(_sent(result))
 
 
 @invite.command("client")
@@ -115,10 +115,10 @@ def invite_client(
         "dry_run": dry_run,
     }
     if not as_json:
-        click.echo(service.plan_message(plan))
+        echo(service.plan_message(plan))
         if not left_out.empty:
             counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
-            click.echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
+            echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
             echo_table(left_out.sort_values(["reason", "login"]))
     if dry_run or to_send == 0:
         if as_json:
@@ -139,9 +139,9 @@ def invite_client(
             }
         )
         return
-    click.echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
+    echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
     if not late.empty:
-        click.echo("Not sent (changed since the plan):")
+        echo("Not sent (changed since the plan):")
         echo_table(late[["login", "reason"]])
 
 
@@ -157,12 +157,12 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
             session, cli.actor(session), email, org_ref, display_name=display_name
         )
         if result.had_account:
-            click.echo(
+            echo(
                 f"{result.email} already has the account {result.login}: it keeps it and now "
                 f"administers {result.organisation_ref}; a mail tells them so."
             )
         else:
-            click.echo(
+            echo(
                 f"{result.email} has no account: an invitation to create it and administer "
                 f"{result.organisation_ref} was sent, valid until "
                 f"{result.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
@@ -179,7 +179,7 @@ def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None
         raise click.UsageError("Give a LOGIN or --email, one of the two.")
     with cli.sessions().begin() as session:
         result = service.resend(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result) + " The previous link no longer works.")
+        echo(_sent(result) + " The previous link no longer works.")
 
 
 @invite.command("revoke")
@@ -192,7 +192,7 @@ def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None
         raise click.UsageError("Give a LOGIN or --email, one of the two.")
     with cli.sessions().begin() as session:
         count = service.revoke(session, cli.actor(session), login, email=email)
-    click.echo(f"{count} invitation{'s' if count != 1 else ''} revoked.")
+    echo(f"{count} invitation{'s' if count != 1 else ''} revoked.")
 
 
 @invite.command("expire")
@@ -201,10 +201,14 @@ def invite_expire(cli: CliContext) -> None:
     """Mark every overdue pending invitation as expired (for the scheduled job)."""
     with cli.sessions().begin() as session:
         count = service.expire_overdue(session, cli.actor(session))
-    click.echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
+    echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
 
 
-@invite.command("accept")
+#: Tokens are URL-safe base64 and may start with "-": read it as the TOKEN, not an option.
+TOKEN_SETTINGS = {"ignore_unknown_options": True}
+
+
+@invite.command("accept", context_settings=TOKEN_SETTINGS)
 @click.argument("token")
 @click.option("--civility", required=True, help="M. or Mme.")
 @click.option("--phone", required=True, help="Phone number (French numbers without +33 too).")
@@ -223,17 +227,17 @@ def invite_accept(
     with cli.sessions().begin() as session:
         result = service.accept(session, token, civility=civility, phone=phone, password=password)
     who = result.login or result.email
-    click.echo(f"The account {who} is active.")
+    echo(f"The account {who} is active.")
 
 
-@invite.command("inspect")
+@invite.command("inspect", context_settings=TOKEN_SETTINGS)
 @click.argument("token")
 @pass_cli
 def invite_inspect(cli: CliContext, token: str) -> None:
     """Say whether TOKEN is usable, without spending it (what opening the link does)."""
     with cli.sessions()() as session:
         info = service.inspect_token(session, token)
-    click.echo(
+    echo(
         f"Valid {info.kind} invitation for {info.login or info.email} at "
         f"{info.organisation_name}, until {info.expires_at:%Y-%m-%d %H:%M} UTC."
     )
@@ -256,7 +260,7 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
         if result.invitations_revoked
         else ""
     )
-    click.echo(f"{result.login} is deactivated (was {result.previous_status}){extra}.")
+    echo(f"{result.login} is deactivated (was {result.previous_status}){extra}.")
 
 
 @users.command("reactivate")
@@ -268,7 +272,7 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     confirm_or_abort(f"Reactivate the account {login}?", yes)
     with cli.sessions().begin() as session:
         result = service.reactivate(session, cli.actor(session), login)
-    click.echo(f"{result.login} is {result.status} again.")
+    echo(f"{result.login} is {result.status} again.")
 
 
 @users.command("supervise")
@@ -288,8 +292,11 @@ def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> N
         result = service.supervise(
             session, cli.actor(session), login, reason=reason, minutes=minutes
         )
-    click.echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
-    click.echo(result.link)
+    echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
+    echo(result.link)
+
+
+ON_OFF = click.Choice(["on", "off"])
 
 
 @users.command("create")
@@ -297,9 +304,17 @@ def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> N
 @click.option("--first-name", required=True)
 @click.option("--last-name", required=True)
 @click.option("--email", metavar="EMAIL")
+@click.option("--login", metavar="LOGIN", help="Instead of the generated one (initial + name).")
+@click.option("--civility", type=click.Choice(CIVILITIES))
+@click.option("--phone", help="Any usual form; stored as +33...")
+@click.option("--mobile", help="A mobile number (SMS notices go there).")
+@click.option("--function")
 @click.option("--role", type=click.Choice(CLIENT_ROLES))
 @click.option("--sub-account", metavar="NAME")
 @click.option("--language", type=click.Choice(LANGUAGES))
+@click.option("--manage-rights", type=ON_OFF, help="May change other users' rights (default off).")
+@click.option("--place-orders", type=ON_OFF, help="May place orders (default off).")
+@click.option("--view-invoices", type=ON_OFF, help="May see the invoices (default off).")
 @click.option("--draft", is_flag=True, help="Create without inviting; `invite user` later.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @pass_cli
@@ -308,21 +323,27 @@ def users_create(
     client_ref: str,
     first_name: str,
     last_name: str,
-    email: str | None,
-    role: str | None,
-    sub_account: str | None,
-    language: str | None,
     draft: bool,
     as_json: bool,
+    manage_rights: str | None,
+    place_orders: str | None,
+    view_invoices: str | None,
+    **details: str | None,
 ) -> None:
-    """Create a user of CLIENT_REF; invited at once when an email is known, unless --draft."""
+    """Create a user of CLIENT_REF; invited at once when an email is known, unless --draft.
+
+    Rights set here follow the rule of `rights set` (seed 004's invite form sets them).
+    """
+    switches = {
+        "manage_rights": manage_rights,
+        "place_orders": place_orders,
+        "view_invoices": view_invoices,
+    }
     new = NewUser(
         first_name,
         last_name,
-        email=email,
-        role=role,
-        sub_account=sub_account,
-        language=language,
+        rights={name: value == "on" for name, value in switches.items() if value is not None},
+        **details,
     )
     with cli.sessions().begin() as session:
         created = service.add_user(session, cli.actor(session), client_ref, new, draft=draft)
@@ -336,11 +357,11 @@ def users_create(
         )
         return
     if created.invitation is not None:
-        click.echo(f"Created {created.login} and sent the invitation to {email}.")
+        echo(f"Created {created.login} and sent the invitation to {created.invitation.email}.")
     elif draft:
-        click.echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
+        echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
     else:
-        click.echo(f"Created {created.login} without email: it cannot be invited yet.")
+        echo(f"Created {created.login} without email: it cannot be invited yet.")
 
 
 @users.command("activate")
@@ -351,4 +372,4 @@ def users_activate(cli: CliContext, login: str, email: str | None) -> None:
     """Activate a draft user: sends their invitation (seed 003)."""
     with cli.sessions().begin() as session:
         result = service.activate(session, cli.actor(session), login, email=email)
-        click.echo(_sent(result))
+        echo(_sent(result))

@@ -10,7 +10,7 @@ import pandas as pd
 from .. import jobs as jobs_service
 from ..errors import SelfcareError
 from . import main
-from .common import CliContext, echo_json, echo_table, pass_cli
+from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()
@@ -40,15 +40,15 @@ def jobs_list(as_json: bool) -> None:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['name']}  ({row['notebook']})")
-        click.echo(f"    {row['description']}")
+        echo(f"{row['name']}  ({row['notebook']})")
+        echo(f"    {row['description']}")
         params = row["parameters"]
         shown = (
             ", ".join(f"{k}={v!r}" for k, v in params.items())
             if isinstance(params, dict)
             else params
         )
-        click.echo(f"    parameters: {shown}")
+        echo(f"    parameters: {shown}")
 
 
 @jobs.command("run")
@@ -98,13 +98,13 @@ def jobs_run(
             sys.exit(1)
         return
     if result.ok:
-        click.echo(result.describe())
+        echo(result.describe())
         if result.html_path:
-            click.echo(f"HTML page: {result.html_path}")
+            echo(f"HTML page: {result.html_path}")
         if result.output_dir:
-            click.echo(f"Files written: {result.output_dir} ({len(result.files)} files)")
+            echo(f"Files written: {result.output_dir} ({len(result.files)} files)")
         return
-    click.echo(f"Error: {result.describe()}", err=True)
+    echo(f"Error: {result.describe()}", err=True)
     sys.exit(1)
 
 

@@ -16,7 +16,7 @@ from ..errors import MailError
 from ..invitations import deliver_and_redact, outbox_status, redact_final_links
 from ..mail.deliver import MAX_CONNECTIONS
 from . import main
-from .common import CliContext, echo_json, pass_cli
+from .common import CliContext, echo, echo_json, pass_cli
 
 
 @main.group()
@@ -79,12 +79,10 @@ def deliver_command(
     if as_json:
         echo_json(report.as_dict())
     else:
-        click.echo(report.summary())
+        echo(report.summary())
         for problem in report.problems:
             verb = "will be retried" if problem["outcome"] == "retry" else "failed"
-            click.echo(
-                f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}"
-            )
+            echo(f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}")
     if report.error:
         raise MailError(f"{report.error} The unsent messages stay queued.")
 
@@ -100,7 +98,7 @@ def status_command(cli: CliContext, as_json: bool) -> None:
         echo_json(counts)
         return
     for status, count in counts.items():
-        click.echo(f"{status:<9} {count}")
+        echo(f"{status:<9} {count}")
 
 
 @mail.command("redact")
@@ -111,4 +109,4 @@ def redact_command(cli: CliContext) -> None:
     with cli.sessions().begin() as session:
         redacted = redact_final_links(session, cli.actor(session))
     mails = "1 mail had" if redacted == 1 else f"{redacted} mails had"
-    click.echo(f"{mails} a live link; none is left in a sent, failed or cancelled mail.")
+    echo(f"{mails} a live link; none is left in a sent, failed or cancelled mail.")

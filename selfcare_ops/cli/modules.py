@@ -9,7 +9,7 @@ import click
 from .. import modules as service
 from ..branding.tree import write_safe_csv
 from . import main
-from .common import CliContext, echo_json, echo_table, pass_cli
+from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()
@@ -36,7 +36,7 @@ def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
         )
         if state.impacts:
             line += f"  impacts: {', '.join(state.impacts)}"
-        click.echo(line)
+        echo(line)
 
 
 @modules.command("set")
@@ -48,7 +48,7 @@ def modules_set(cli: CliContext, org_ref: str, module: str, state: str) -> None:
     """Switch MODULE of ORG on, off, or back to inherit."""
     with cli.sessions().begin() as session:
         change = service.set_module(session, cli.actor(session), org_ref, module, state)
-    click.echo(change.describe() if change.changed else f"Unchanged: {change.describe()}")
+    echo(change.describe() if change.changed else f"Unchanged: {change.describe()}")
 
 
 @modules.command("set-many")
@@ -97,9 +97,9 @@ def modules_set_many(
     echo_table(frame, columns)
     if do_apply:
         applied = int((frame["outcome"] == "applied").sum())
-        click.echo(f"{applied} clients changed.")
+        echo(f"{applied} clients changed.")
     else:
-        click.echo(f"{frame.attrs.get('to_change', 0)} clients would change (dry run; --apply).")
+        echo(f"{frame.attrs.get('to_change', 0)} clients would change (dry run; --apply).")
     impacts = frame.attrs.get("impacts") or ()
     if impacts:
-        click.echo(f"Impacted modules: {', '.join(impacts)}.")
+        echo(f"Impacted modules: {', '.join(impacts)}.")

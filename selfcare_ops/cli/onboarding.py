@@ -9,7 +9,7 @@ import click
 from ..models import utcnow
 from ..onboarding import import_users, progress_bar, template_text, write_template
 from . import main
-from .common import CliContext, echo_json, pass_cli
+from .common import CliContext, echo, echo_json, pass_cli
 
 SHOWN_REJECTS = 10
 
@@ -97,26 +97,26 @@ def import_users_command(
         )
     else:
         for warning in report.warnings:
-            click.echo(f"Warning: {warning}")
+            echo(f"Warning: {warning}")
         if report.unknown_columns:
             shown = ", ".join(repr(c) for c in report.unknown_columns)
-            click.echo(f"Columns not recognised (ignored): {shown}.")
+            echo(f"Columns not recognised (ignored): {shown}.")
         rejected = report.frame[report.frame["outcome"] == "rejected"]
         for reason in rejected["reason"].head(SHOWN_REJECTS):
-            click.echo(f"Rejected: {reason}")
+            echo(f"Rejected: {reason}")
         if counts["reject"] > SHOWN_REJECTS:
-            click.echo(f"... and {counts['reject'] - SHOWN_REJECTS} more rejected rows.")
+            echo(f"... and {counts['reject'] - SHOWN_REJECTS} more rejected rows.")
         noted = report.frame[
             (report.frame["outcome"] != "rejected") & report.frame["notes"].fillna("").ne("")
         ]
         for line, notes in zip(
             noted["line"].head(SHOWN_REJECTS), noted["notes"].head(SHOWN_REJECTS), strict=True
         ):
-            click.echo(f"Note: line {line}: {notes}")
+            echo(f"Note: line {line}: {notes}")
         if len(noted) > SHOWN_REJECTS:
-            click.echo("... and more notes in the report.")
-        click.echo(("Dry run: " if dry_run else "") + report.summary())
-        click.echo(f"Report: {report_path}")
+            echo("... and more notes in the report.")
+        echo(("Dry run: " if dry_run else "") + report.summary())
+        echo(f"Report: {report_path}")
     if counts["reject"]:
         raise click.exceptions.Exit(1)
 
@@ -129,7 +129,7 @@ def import_users_command(
 def import_template(lang: str, out: Path | None) -> None:
     """The CSV template with French or English headers (printed, or written with --out)."""
     if out is None:
-        click.echo(template_text(lang), nl=False)
+        echo(template_text(lang), nl=False)
         return
     write_template(out, lang)
-    click.echo(f"Template written to {out}.")
+    echo(f"Template written to {out}.")

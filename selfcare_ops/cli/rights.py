@@ -12,7 +12,7 @@ from .. import apikeys, invitations, profile, subaccounts
 from .. import rights as rights_service
 from ..models import CLIENT_ROLES, RESTRICTION_KINDS
 from . import main
-from .common import CliContext, confirm_or_abort, echo_json, echo_table, pass_cli
+from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
 from .directory import clients, users
 
 ON_OFF = click.Choice(["on", "off"])
@@ -58,7 +58,7 @@ def rights_set(
     if as_json:
         echo_json({"login": result.login, "rights": result.rights, "changed": list(result.changed)})
         return
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @rights.command("show")
@@ -72,15 +72,15 @@ def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
     if as_json:
         echo_json(access)
         return
-    click.echo(f"{access['login']} ({access['client']}, {access['status']})")
-    click.echo(f"role: {access['role']}")
-    click.echo(f"sub-account: {access['sub_account'] or '(none)'}")
+    echo(f"{access['login']} ({access['client']}, {access['status']})")
+    echo(f"role: {access['role']}")
+    echo(f"sub-account: {access['sub_account'] or '(none)'}")
     for name, value in access["rights"].items():
-        click.echo(f"{rights_service.RIGHT_LABELS[name]}: {'on' if value else 'off'}")
+        echo(f"{rights_service.RIGHT_LABELS[name]}: {'on' if value else 'off'}")
     for kind in RESTRICTION_KINDS:
         values = access["restrictions"].get(kind)
         label = rights_service.RESTRICTION_LABELS[kind]
-        click.echo(f"{label}s: {', '.join(values) if values else 'all (no restriction)'}")
+        echo(f"{label}s: {', '.join(values) if values else 'all (no restriction)'}")
 
 
 @rights.command("restrict")
@@ -131,7 +131,7 @@ def rights_restrict(
         changes["add"] = values
     with cli.sessions().begin() as session:
         result = rights_service.change_restrictions(session, cli.actor(session), login, **changes)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 # --- users: role, move, profile, notifications -----------------------------------------------
@@ -148,7 +148,7 @@ def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) 
         result = rights_service.change_role(
             session, cli.actor(session), login, role, sub_account=sub_account
         )
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @users.command("move")
@@ -162,7 +162,7 @@ def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bo
         raise click.UsageError("Give a SUB_ACCOUNT, or --none, but not both.")
     with cli.sessions().begin() as session:
         result = subaccounts.move_user(session, cli.actor(session), login, sub_account)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @users.command("profile")
@@ -186,7 +186,7 @@ def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | No
         return
     with cli.sessions().begin() as session:
         result = profile.update_profile(session, cli.actor(session), login, **changes)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @users.command("notifications")
@@ -215,12 +215,12 @@ def users_notifications(
             echo_json(prefs)
             return
         for notice, channels in prefs.items():
-            click.echo(f"{notice}: {', '.join(channels) if channels else 'off'}")
+            echo(f"{notice}: {', '.join(channels) if channels else 'off'}")
         return
     wanted = dict(profile.parse_notification_assignment(text) for text in assignments)
     with cli.sessions().begin() as session:
         result = profile.set_notification_prefs(session, cli.actor(session), login, wanted)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @users.command("remove")
@@ -236,7 +236,7 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
     )
     with cli.sessions().begin() as session:
         result = invitations.deactivate(session, cli.actor(session), login, cancel_reason="removed")
-    click.echo(
+    echo(
         f"{result.login} is removed: the account is deactivated (was {result.previous_status}), "
         "stays listed struck through, and `users reactivate` brings it back."
     )
@@ -263,7 +263,7 @@ def clients_details(cli: CliContext, client_ref: str, as_json: bool, **fields: s
         return
     with cli.sessions().begin() as session:
         result = profile.update_company(session, cli.actor(session), client_ref, **changes)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
@@ -273,7 +273,7 @@ def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
     for key, value in data.items():
         if isinstance(value, dict):
             value = "; ".join(f"{k}: {', '.join(v) or 'off'}" for k, v in value.items())
-        click.echo(f"{key}: {'' if value is None else value}")
+        echo(f"{key}: {'' if value is None else value}")
 
 
 # --- sub-accounts ----------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
         return
     echo_table(frame, ["name", "users", "active", "managers"])
     if "without_sub_account" in frame.attrs:
-        click.echo(f"{frame.attrs['without_sub_account']} users in no sub-account")
+        echo(f"{frame.attrs['without_sub_account']} users in no sub-account")
 
 
 @subaccounts_group.command("create")
@@ -308,7 +308,7 @@ def subaccounts_create(cli: CliContext, client_ref: str, name: str) -> None:
     """Add the sub-account NAME to CLIENT_REF."""
     with cli.sessions().begin() as session:
         result = subaccounts.create_sub_account(session, cli.actor(session), client_ref, name)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @subaccounts_group.command("rename")
@@ -322,7 +322,7 @@ def subaccounts_rename(cli: CliContext, client_ref: str, old_name: str, new_name
         result = subaccounts.rename_sub_account(
             session, cli.actor(session), client_ref, old_name, new_name
         )
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -345,8 +345,8 @@ def _echo_new_key(result: apikeys.ApiKeyResult, as_json: bool) -> None:
             }
         )
         return
-    click.echo(result.describe(), err=True)
-    click.echo(result.key)
+    echo(result.describe(), err=True)
+    echo(result.key)
 
 
 @apikeys_group.command("create")
@@ -387,7 +387,7 @@ def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
     )
     with cli.sessions().begin() as session:
         result = apikeys.revoke_api_key(session, cli.actor(session), client_ref)
-    click.echo(result.describe())
+    echo(result.describe())
 
 
 @apikeys_group.command("list")

@@ -1,0 +1,114 @@
+"""``orgs create|rename|set-language``: partners and clients of the tree, from a terminal."""
+
+from __future__ import annotations
+
+import click
+
+from .. import organisations as service
+from ..models import LANGUAGES
+from . import main
+from .common import CliContext, echo, echo_json, pass_cli
+
+INHERIT = "inherit"
+
+
+@main.group("orgs")
+def orgs() -> None:
+    """Create partners and clients, rename them, set their mail language."""
+
+
+@orgs.command("create")
+@click.argument("kind", type=click.Choice(["partner", "client"]))
+@click.argument("ref")
+@click.option("--name", required=True, help="The name people read.")
+@click.option("--parent", "parent_ref", required=True, metavar="REF", help="Operator or partner.")
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES),
+    help="Mail language of it and everything below (default: inherited from the parent).",
+)
+@click.option(
+    "--login-domain",
+    metavar="DOMAIN",
+    help="Domain of generated logins, e.g. virginietelecom.sewan.eu.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_cli
+def orgs_create(
+    cli: CliContext,
+    kind: str,
+    ref: str,
+    name: str,
+    parent_ref: str,
+    language: str | None,
+    login_domain: str | None,
+    as_json: bool,
+) -> None:
+    """Create a partner or a client REF under --parent (within your scope)."""
+    with cli.sessions().begin() as session:
+        org = service.create_organisation(
+            session,
+            cli.actor(session),
+            kind=kind,
+            parent_ref=parent_ref,
+            ref=ref,
+            name=name,
+            login_domain=login_domain,
+            language=language,
+        )
+        spoken, source = service.effective_language(session, org)
+        created = {
+            "kind": org.kind,
+            "ref": org.ref,
+            "name": org.name,
+            "parent": parent_ref,
+            "language": org.language,
+            "effective_language": spoken,
+            "login_domain": org.login_domain,
+        }
+    if as_json:
+        echo_json(created)
+        return
+    echo(
+        f"Created the {kind} {created['ref']} ({created['name']}) under {parent_ref}; "
+        f"{_language_sentence(spoken, source, created['ref'])}"
+    )
+
+
+@orgs.command("rename")
+@click.argument("ref")
+@click.argument("name")
+@pass_cli
+def orgs_rename(cli: CliContext, ref: str, name: str) -> None:
+    """Give the partner or client REF a new NAME (its reference stays)."""
+    with cli.sessions().begin() as session:
+        change = service.rename_organisation(session, cli.actor(session), ref, name)
+    if not change.changed:
+        echo(f"The {change.kind} {change.ref} is already named {change.after}: nothing changed.")
+        return
+    echo(f"The {change.kind} {change.ref} is now named {change.after} (was {change.before}).")
+
+
+@orgs.command("set-language")
+@click.argument("ref")
+@click.argument("language", type=click.Choice([*LANGUAGES, INHERIT]))
+@pass_cli
+def orgs_set_language(cli: CliContext, ref: str, language: str) -> None:
+    """Set the mail language of REF and everything below it that has none of its own
+    (users -> client -> partners -> operator); ``inherit`` takes the parent's again."""
+    wanted = None if language == INHERIT else language
+    with cli.sessions().begin() as session:
+        change = service.set_language(session, cli.actor(session), ref, wanted)
+        spoken, source = service.effective_language(
+            session, service.get_organisation(session, change.ref)
+        )
+    prefix = "" if change.changed else "Nothing changed: "
+    echo(prefix + _language_sentence(spoken, source, change.ref))
+
+
+def _language_sentence(spoken: str, source: str | None, ref: str) -> str:
+    if source == ref:
+        return f"mails of {ref} are in {spoken}."
+    if source is None:
+        return f"mails of {ref} are in {spoken} (no level sets a language)."
+    return f"mails of {ref} are in {spoken}, inherited from {source}."
