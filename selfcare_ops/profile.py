@@ -388,7 +388,7 @@ class EditResult:
             text += f" The {voided} invitation links sent to {old_address} no longer work."
         if self.invitation is not None:
             text += (
-                f" A new invitation was sent to {self.invitation.email}, valid until "
+                f" A new invitation was queued for {self.invitation.email}, valid until "
                 f"{self.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
             )
         elif self.email is not None and self.email.uninvited:

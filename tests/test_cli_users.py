@@ -110,7 +110,7 @@ def test_email_change_with_invite_sends_the_new_link_to_the_new_address(
     old = _invite(session_factory, tree, JP)
     edited = run(db_url, "users", "edit", JP, "--email", "jpb@virginie.example", "--invite")
     assert edited.exit_code == 0, edited.output
-    assert "no longer works. A new invitation was sent to jpb@virginie.example" in edited.stdout
+    assert "no longer works. A new invitation was queued for jpb@virginie.example" in edited.stdout
     assert run(db_url, "invite", "inspect", old.token).exit_code == 1
     with session_factory() as session:
         statuses = session.execute(

@@ -229,7 +229,7 @@ def test_users_create_draft_or_invited(run, session_factory):
         "--sub-account",
         "Agence",
     )
-    assert direct.exit_code == 0 and "sent the invitation" in direct.output
+    assert direct.exit_code == 0 and "queued the invitation" in direct.output
     assert _status(session_factory, "ydirect@virginietelecom.sewan.eu") == "invited"
     bad = run("users", "create", "CA", "--first-name", "A", "--last-name", "B", "--email", "x@")
     assert bad.exit_code == 1 and "is not valid" in bad.output

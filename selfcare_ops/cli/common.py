@@ -160,6 +160,8 @@ def echo_table(frame: pd.DataFrame, columns: list[str] | None = None) -> None:
         echo("(nothing)")
         return
     shown = frame[columns] if columns else frame
+    # None (an empty text column) reads as "None" in pandas' text: blank like NaN and NaT.
+    shown = shown.astype(object).where(shown.notna(), "")
     echo(shown.to_string(index=False, na_rep=""))
 
 

@@ -357,7 +357,10 @@ def users_create(
         )
         return
     if created.invitation is not None:
-        echo(f"Created {created.login} and sent the invitation to {created.invitation.email}.")
+        echo(
+            f"Created {created.login} and queued the invitation to {created.invitation.email} "
+            "(`selfcare-ops mail deliver` sends it)."
+        )
     elif draft:
         echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
     else:
