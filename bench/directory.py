@@ -28,7 +28,7 @@ from selfcare_ops import directory
 from selfcare_ops.access import system_actor
 from selfcare_ops.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.logins import login_stem
-from selfcare_ops.models import ACCOUNT_STATUSES
+from selfcare_ops.models import ACCOUNT_STATUSES, recount_users
 from selfcare_ops.organisations import create_operator
 from selfcare_ops.textnorm import fold
 
@@ -159,8 +159,11 @@ def build(path: Path, users: int, clients: int = 700, partners: int = 32) -> Non
                 batch.clear()
     _insert_users(cursor, batch, now)
     cursor.execute("COMMIT")
-    cursor.execute("ANALYZE")
     raw.close()
+    # Raw INSERTs do not count themselves (their writer must): rebuild the per-client counts.
+    with engine.begin() as connection:
+        recount_users(connection)
+        connection.exec_driver_sql("ANALYZE")
     engine.dispose()
 
 
@@ -200,8 +203,11 @@ RAW_USER_PAGE = """
 SELECT u.login, u.civility, u.first_name, u.last_name, u.email, u.phone, u.mobile, u.status,
        u.status_changed_at, u.invited_at, u.activated_at, u.deactivated_at, s.name, u.role,
        u.right_manage_rights, u.right_place_orders, u.right_view_invoices, u.services,
-       u.function, u.language, u.id, u.sort_name
+       u.function, u.language, u.draft, i.status, i.sent_at, i.expires_at, i.status_reason,
+       u.id, u.sort_name
 FROM users u LEFT JOIN sub_accounts s ON s.id = u.sub_account_id
+LEFT JOIN invitations i ON i.id = (
+    SELECT max(id) FROM invitations WHERE user_id = u.id AND kind = 'user')
 WHERE u.client_id = ? AND (u.sort_name, u.id) > (?, ?)
 ORDER BY u.sort_name, u.id LIMIT ?
 """
