@@ -217,8 +217,21 @@ def _utf16(head: bytes) -> str | None:
 
 
 def _no_lone_surrogates(lines: Iterable[str], name: str) -> Iterator[str]:
-    """UTF-16 lines, refusing a damaged character (an unpaired surrogate) with its line."""
-    for number, line in enumerate(lines, start=1):
+    """UTF-16 lines, refusing a damaged character (an unpaired surrogate, or a file cut in
+    the middle of a character) with its line."""
+    numbered = enumerate(lines, start=1)
+    number = 0
+    while True:
+        try:
+            number, line = next(numbered)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"{name} cannot be decoded at line {number + 1}: its UTF-16 text is cut in the "
+                f"middle of a character ({exc.reason}); export the file again from the "
+                "spreadsheet."
+            ) from exc
         if _SURROGATE.search(line):
             raise ImportFileError(
                 f"{name} cannot be decoded at line {number}: it holds a damaged UTF-16 "

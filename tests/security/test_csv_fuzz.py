@@ -164,3 +164,19 @@ def test_any_customer_file_gets_sentences_and_leaves_the_database_consistent(
         )
         assert admins >= 1
         session.rollback()
+
+
+def test_a_utf16_file_cut_in_the_middle_of_a_character_is_one_sentence(tmp_path: Path) -> None:
+    """Found by the fuzzer: a BOM, then an odd number of bytes."""
+    from selfcare_ops.errors import ImportFileError
+    from selfcare_ops.onboarding.reading import read_rows
+
+    source = tmp_path / "cut.csv"
+    source.write_bytes(b"\xff\xfe" + "Nom;Prénom\r\nMartin;Zoé\r\n".encode("utf-16-le") + b"\x00")
+    try:
+        list(read_rows(source))
+    except ImportFileError as error:
+        assert "cannot be decoded at line 3" in str(error)
+        assert "cut in the middle of a character" in str(error)
+    else:
+        raise AssertionError("a cut UTF-16 file was read without a word")
