@@ -515,8 +515,11 @@ def test_input_paths_are_found_here_else_in_the_package(tmp_path: Path, monkeypa
     )
     assert context.input_path("data/demo/users.csv") == Path("data/demo/users.csv")
     assert context.input_path("/elsewhere/drop.csv") == Path("/elsewhere/drop.csv")
-    # A folder of the package is not an input file.
+    # A folder of the package is not an input file, nor is anything above the package.
     assert context.input_path("notebooks") == Path("notebooks")
+    assert context.input_path("../selfcare_ops/demo_data/users.csv") == Path(
+        "../selfcare_ops/demo_data/users.csv"
+    )
 
 
 def test_a_kernel_that_dies_is_recorded_at_its_cell(

@@ -47,6 +47,8 @@ class JobContext:
         path = Path(name).expanduser()
         if path.is_absolute() or path.exists():
             return path
+        if ".." in path.parts:  # a packaged file is named from the package down, never above
+            return path
         in_package = packaged(*path.parts)
         return real_path(in_package) if in_package.is_file() else path
 
