@@ -1,6 +1,6 @@
 """Overhead of ``selfcare-ops jobs run`` over bare papermill, on the trivial ``ping`` job.
 
-Both run the same notebook (``notebooks/jobs/ping.ipynb``) as separate processes, the way cron
+Both run the same notebook (the packaged ``ping.ipynb``) as separate processes, the way cron
 would start them: ours adds the CLI, parameter validation, the database lock, the run record
 before and after, and the kernel log. Ours also saves time where papermill does not: the kernel
 boots while the run is recorded and papermill is imported, and papermill is imported without
@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from selfcare_ops.jobs import get_job
+
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "jobs" / "ping.ipynb"
+NOTEBOOK = get_job("ping").notebook_path()
 BIN = Path(sys.executable).parent
 REPETITIONS = int(os.environ.get("BENCH_JOBS_REPETITIONS", "7"))
 

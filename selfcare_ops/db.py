@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import get_settings
 from .errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
+from .resources import MIGRATIONS
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
 
@@ -180,14 +180,17 @@ def _first_line(error: BaseException | None) -> str:
 
 def alembic_config(engine: Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Alembic finds the packaged migrations itself (importlib.resources), wheel or checkout.
+    config.set_main_option("script_location", MIGRATIONS)
     config.attributes["engine"] = engine
     return config
 
 
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
     assert head is not None
     return head

@@ -1,7 +1,9 @@
-"""Load the committed demo data (``data/demo/*.csv``) into the database, idempotently.
+"""Load the demo data packaged with selfcare_ops (``selfcare_ops/demo_data/*.csv``) into the
+database, idempotently.
 
 A second load adds nothing: organisations are matched by reference, sub-accounts by client and
-name, users by login, administrators by email.
+name, users by login, administrators by email. The files are package data (read through
+:mod:`importlib.resources`), so ``selfcare-ops demo`` works from an installed wheel too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -21,10 +23,10 @@ from .access import system_actor
 from .errors import ImportFileError
 from .models import Administrator, Organisation, SubAccount, User, count_new_users
 from .organisations import create_operator
+from .resources import DEMO_DIR
 from .textnorm import fold
 from .users import derived_columns
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 DEMO_CLIENT_REF = "C0001"
 
 
@@ -38,7 +40,7 @@ class DemoSummary:
     users: int
 
 
-def _rows(path: Path) -> Iterator[dict[str, str]]:
+def _rows(path: Traversable) -> Iterator[dict[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             yield from csv.DictReader(handle)
@@ -50,8 +52,9 @@ def _dt(text: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def load_demo(session: Session, demo_dir: Path = DEMO_DIR) -> DemoSummary:
-    """Insert whatever part of the demo data is missing; commit is the caller's."""
+def load_demo(session: Session, demo_dir: Traversable = DEMO_DIR) -> DemoSummary:
+    """Insert whatever part of the demo data is missing (from ``demo_dir``: the packaged
+    folder, or any folder with the same four files); commit is the caller's."""
     org_rows = list(_rows(demo_dir / "organisations.csv"))
     added_orgs = 0
     operator = session.scalar(select(Organisation).where(Organisation.kind == "operator"))

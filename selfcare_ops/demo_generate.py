@@ -1,8 +1,10 @@
-"""Deterministic generator of the demo data committed under ``data/demo/``.
+"""Deterministic generator of the demo data committed under ``selfcare_ops/demo_data/``.
 
-Run ``python -m selfcare_ops.demo_generate`` (needs the ``dev`` extra for Faker) to rebuild the
-CSV files; the same seed gives the same files. The loader (:mod:`selfcare_ops.demo`) reads only
-the CSV files, so Faker is not a runtime dependency.
+Run ``python -m selfcare_ops.demo_generate [FOLDER]`` (needs the ``dev`` extra for Faker) to
+rebuild the CSV files; the same seed gives the same files. Without FOLDER it rewrites the
+packaged folder the loader reads (:data:`selfcare_ops.resources.DEMO_DIR`: one folder for both),
+which only a checkout or an editable install can do. The loader (:mod:`selfcare_ops.demo`) reads
+only the CSV files, so Faker is not a runtime dependency.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import csv
 import random
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .errors import SelfcareError
 from .logins import make_login
+from .resources import DEMO_DIR
 from .textnorm import fold
 
 SEED = 20261123
-DEMO_DIR = Path("data/demo")
 EPOCH = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 SERVICES = [
     "Pack téléphonie hébergée",
@@ -51,8 +55,18 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", fold(name))[:30] or "client"
 
 
+def packaged_demo_folder() -> Path:
+    """The packaged demo folder as a writable directory (a checkout or an editable install)."""
+    if not isinstance(DEMO_DIR, Path) or not DEMO_DIR.is_dir():
+        raise SelfcareError(
+            f"The packaged demo folder {DEMO_DIR} is not a directory on disk: name the folder "
+            "to write, e.g. python -m selfcare_ops.demo_generate demo_data."
+        )
+    return DEMO_DIR
+
+
 def generate(
-    out_dir: Path = DEMO_DIR,
+    out_dir: Path | None = None,
     *,
     clients: int = 700,
     users: int = 20_000,
@@ -60,6 +74,8 @@ def generate(
     seed: int = SEED,
 ) -> dict[str, int]:
     from faker import Faker  # dev-only dependency
+
+    out_dir = packaged_demo_folder() if out_dir is None else out_dir
 
     fake = Faker("fr_FR")
     fake.seed_instance(seed)
@@ -242,4 +258,4 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    print(generate())
+    print(generate(Path(sys.argv[1]) if len(sys.argv) > 1 else None))

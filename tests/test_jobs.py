@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from importlib.resources import files
 from pathlib import Path
 
 import nbformat
@@ -169,7 +170,7 @@ def test_jobs_list_shows_every_job_with_its_parameters() -> None:
     assert result.exit_code == 0, result.output
     listed = {row["name"]: row for row in json.loads(result.output)}
     assert set(listed) == set(JOBS)
-    assert listed["ping"]["notebook"] == "notebooks/jobs/ping.ipynb"
+    assert listed["ping"]["notebook"] == "selfcare_ops/notebooks/ping.ipynb"
     assert listed["ping"]["parameters"] == {"database_url": "", "output_dir": ""}
 
 
@@ -234,6 +235,12 @@ def test_ping_runs_in_this_environment_and_is_recorded(
     assert result.output_path.parent == tmp_path / "runs" / "ping"
     assert result.output_dir == result.output_path.with_suffix("")
     executed = nbformat.read(result.output_path, as_version=4)
+    # The run names the notebook it ran, the packaged one, in its result, its JSON and in the
+    # executed notebook that job_runs.output_path points to.
+    packaged = Path(str(files("selfcare_ops") / "notebooks" / "ping.ipynb"))
+    assert result.notebook == packaged
+    assert json.loads(shown.output)["notebook"] == str(packaged)
+    assert executed.metadata["papermill"]["input_path"] == str(packaged)
     shown = ast.literal_eval(executed.cells[-1].outputs[0]["data"]["text/plain"])
     import sys
 
@@ -489,16 +496,30 @@ def test_papermill_is_imported_without_the_rfc3987_grammar() -> None:
     assert completed.stdout.split() == ["False", "True"]
 
 
-def test_input_paths_are_found_from_the_project_folder(tmp_path: Path, monkeypatch) -> None:
-    from selfcare_ops.jobs.context import PROJECT_DIR, JobContext
+def test_input_paths_are_found_here_else_in_the_package(tmp_path: Path, monkeypatch) -> None:
+    """A relative name is the current folder's file when there is one, else the packaged file
+    of that name (the onboarding default), else left as given for the reader to refuse."""
+    from importlib.resources import files
+
+    from selfcare_ops.jobs.context import JobContext
 
     context = JobContext("x", Settings(), None, None, tmp_path)  # type: ignore[arg-type]
     monkeypatch.chdir(tmp_path)
-    assert context.input_path("data/demo/users.csv") == PROJECT_DIR / "data/demo/users.csv"
-    (tmp_path / "data" / "demo").mkdir(parents=True)
-    (tmp_path / "data" / "demo" / "users.csv").write_text("x")
+    packaged = Path(str(files("selfcare_ops") / "demo_data" / "onboarding_sample.csv"))
+    assert context.input_path("demo_data/onboarding_sample.csv") == packaged
+    assert packaged.is_file()
+    (tmp_path / "demo_data").mkdir()
+    (tmp_path / "demo_data" / "onboarding_sample.csv").write_text("x")
+    assert context.input_path("demo_data/onboarding_sample.csv") == Path(
+        "demo_data/onboarding_sample.csv"
+    )
     assert context.input_path("data/demo/users.csv") == Path("data/demo/users.csv")
     assert context.input_path("/elsewhere/drop.csv") == Path("/elsewhere/drop.csv")
+    # A folder of the package is not an input file, nor is anything above the package.
+    assert context.input_path("notebooks") == Path("notebooks")
+    assert context.input_path("../selfcare_ops/demo_data/users.csv") == Path(
+        "../selfcare_ops/demo_data/users.csv"
+    )
 
 
 def test_a_kernel_that_dies_is_recorded_at_its_cell(

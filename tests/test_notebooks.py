@@ -40,7 +40,7 @@ from selfcare_ops.models import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-JOB_NOTEBOOKS = sorted(str(job.notebook.relative_to(REPO)) for job in JOBS.values())
+JOB_NOTEBOOKS = sorted(str(job.notebook_path().relative_to(REPO)) for job in JOBS.values())
 
 pytestmark = pytest.mark.slow
 

@@ -77,9 +77,10 @@ def db_recount(cli: CliContext) -> None:
 def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
     """The main job: migrate, load the demo data, then onboard, invite, deliver and report.
 
-    Onboards data/demo/onboarding_sample.csv into the demo client, invites the demo client's
-    users, delivers into the Maildir (embedded default) and writes the adoption report, each
-    through papermill like a scheduled run; then prints where everything is. Idempotent.
+    Onboards the packaged sample (demo_data/onboarding_sample.csv) into the demo client,
+    invites the demo client's users, delivers into the Maildir (embedded default) and writes
+    the adoption report, each through papermill like a scheduled run; then prints where
+    everything is. Idempotent; works from an installed wheel (no checkout needed).
     """
     _require_named_operator(cli, "load the demo data")
     if not no_jobs:

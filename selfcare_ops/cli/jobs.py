@@ -1,4 +1,4 @@
-"""``jobs list``, ``jobs run NAME [-p KEY VALUE ...]`` and ``jobs history``."""
+"""``jobs list``, ``jobs path NAME``, ``jobs run NAME [-p KEY VALUE ...]`` and ``jobs history``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def jobs_list(as_json: bool) -> None:
         rows.append(
             {
                 "name": job.name,
-                "notebook": str(job.notebook.relative_to(jobs_service.NOTEBOOKS_DIR.parent)),
+                "notebook": job.notebook_name,
                 "parameters": parameters,
                 "description": job.description,
             }
@@ -49,6 +49,17 @@ def jobs_list(as_json: bool) -> None:
             else params
         )
         echo(f"    parameters: {shown}")
+
+
+@jobs.command("path")
+@click.argument("name")
+def jobs_path(name: str) -> None:
+    """The file of job NAME's notebook, inside the installed package.
+
+    For schedulers that run papermill themselves (Airflow's PapermillOperator): their runs are
+    neither locked nor recorded, unlike ``jobs run``.
+    """
+    echo(str(jobs_service.get_job(name).notebook_path()))
 
 
 @jobs.command("run")
@@ -82,6 +93,7 @@ def jobs_run(
                 "job": result.job,
                 "status": result.status,
                 "actor": result.actor,
+                "notebook": str(result.notebook) if result.notebook else None,
                 "parameters": result.parameters,
                 "started_at": result.started_at,
                 "finished_at": result.finished_at,

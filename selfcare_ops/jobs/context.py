@@ -19,9 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..access import Actor, resolve_actor
 from ..config import Settings, get_settings
 from ..db import check_ready, make_engine, make_session_factory
-
-#: The folder holding ``notebooks/`` and ``data/`` (a checkout of the project).
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from ..resources import package_folder, packaged, real_path
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,17 @@ class JobContext:
 
     def input_path(self, name: str) -> Path:
         """An input file named by a parameter: absolute, or relative to the current folder,
-        or else to the project folder (papermill and nbval start kernels in different folders).
+        or else a file packaged with selfcare_ops (``demo_data/onboarding_sample.csv``, the
+        onboarding default): papermill and nbval start kernels in different folders, and an
+        installed wheel has no project folder.
         """
         path = Path(name).expanduser()
         if path.is_absolute() or path.exists():
             return path
-        in_project = PROJECT_DIR / path
-        return in_project if in_project.exists() else path
+        if ".." in path.parts:  # a packaged file is named from the package down, never above
+            return path
+        in_package = packaged(*path.parts)
+        return real_path(in_package) if in_package.is_file() else path
 
     def save_json(self, name: str, data: dict) -> Path:
         """Write ``data`` as ``<output_dir>/<name>`` (dates and other objects as text)."""
@@ -70,13 +72,12 @@ class JobContext:
         """Which interpreter, package and database this run uses (shown by every notebook)."""
         import sys
 
-        from .. import __file__ as package_file
         from ..db import current_revision, describe
 
         return {
             "actor": self.actor_email or "(the system actor)",
             "python": sys.executable,
-            "selfcare_ops": str(Path(package_file).resolve().parent),
+            "selfcare_ops": str(package_folder()),
             "database": describe(self.engine),
             "schema_revision": current_revision(self.engine) or "",
             "output_dir": str(self.output_dir),

@@ -1,10 +1,11 @@
 """The main job of ``make demo``: the whole chain, end to end, on the configured database.
 
 Migrate, load the demo data and the operator's default branding, then — each through papermill,
-recorded and locked like any scheduled run — onboard ``data/demo/onboarding_sample.csv`` with
-invitations, run the invitation maintenance (which delivers into the Maildir) and the adoption
-report. Every step is idempotent: a second run creates no user, sends no mail twice, and only
-adds its own run records and a new dated report.
+recorded and locked like any scheduled run — onboard the packaged sample
+(``selfcare_ops/demo_data/onboarding_sample.csv``) with invitations, run the invitation
+maintenance (which delivers into the Maildir) and the adoption report. Every step is
+idempotent: a second run creates no user, sends no mail twice, and only adds its own run
+records and a new dated report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from ..config import Settings, get_settings
 from ..db import describe, make_engine, make_session_factory, upgrade
-from ..demo import DEMO_CLIENT_REF, DEMO_DIR, load_demo
+from ..demo import DEMO_CLIENT_REF, load_demo
+from ..resources import DEMO_DIR, real_path
 from .runner import JobRunResult, run_job
 
 ONBOARDING_SAMPLE = DEMO_DIR / "onboarding_sample.csv"
@@ -130,7 +132,7 @@ def run_main_job(
         preview=preview,
     )
     onboarding = {
-        "csv_path": str(csv_path or ONBOARDING_SAMPLE),
+        "csv_path": str(csv_path or real_path(ONBOARDING_SAMPLE)),
         "client": client if client is not None else ("" if csv_path else DEMO_CLIENT_REF),
         "invite": True,
     }

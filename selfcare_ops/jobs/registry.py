@@ -10,6 +10,9 @@ sets itself (``selfcare-ops --as EMAIL jobs run``; nobody named: the system acto
 parameter a caller may give, or ``-p actor`` would let anyone act as anyone. A job may also
 name a :attr:`Job.check`: a refusal of parameters beyond the actor's scope, run before the job
 starts (the services inside the notebook check again, line by line).
+
+The notebooks are package data (``selfcare_ops/notebooks/``), read through
+:mod:`importlib.resources`: an installed wheel runs its jobs without a checkout.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import ast
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError, ValidationError
+from ..resources import NOTEBOOKS_DIR, PACKAGE, real_path
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,9 +39,6 @@ RUNNER_PARAMETERS = ("actor",)
 #: ``check(session, actor, parameters)`` raises when the run would reach beyond the actor.
 JobCheck = Callable[["Session", "Actor", Mapping[str, Any]], None]
 
-#: Where the job notebooks live (the repository's ``notebooks/``, next to ``data/``).
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-
 _TRUE = {"1", "true", "yes", "on", "oui", "vrai", "y"}
 _FALSE = {"0", "false", "no", "off", "non", "faux", "n"}
 
@@ -46,13 +48,26 @@ class Job:
     """A notebook run on a schedule: its name, notebook, defaults and purpose."""
 
     name: str
-    notebook: Path
+    #: The packaged notebook (or any notebook file, e.g. a test's).
+    notebook: Traversable
     description: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Also keep the executed notebook as HTML (next to it) when the run succeeds.
     export_html: bool = False
     #: Refuses, before the run starts, parameters beyond the running actor's scope.
     check: JobCheck | None = None
+
+    @property
+    def notebook_name(self) -> str:
+        """How listings name the notebook, whatever the install: ``selfcare_ops/notebooks/X``
+        for a packaged one, else its file path."""
+        if self.notebook == NOTEBOOKS_DIR / self.notebook.name:
+            return f"{PACKAGE}/notebooks/{self.notebook.name}"
+        return str(self.notebook)
+
+    def notebook_path(self) -> Path:
+        """The notebook as a file papermill (or Airflow's PapermillOperator) can open."""
+        return real_path(self.notebook)
 
     def parameters(self) -> dict[str, Any]:
         """Every parameter a caller may give, with its effective default (registry over
@@ -122,7 +137,7 @@ JOBS: dict[str, Job] = {
             "Readability audit of the resolved branding of every client, with previews of the "
             "worst cases.",
         ),
-        _job("ping", "jobs/ping.ipynb", "A trivial job: checks the kernel and the database."),
+        _job("ping", "ping.ipynb", "A trivial job: checks the kernel and the database."),
     )
 }
 
@@ -136,7 +151,7 @@ def get_job(name: str) -> Job:
         raise JobError(f"No job is called {name!r}: the known jobs are {known}.") from None
 
 
-def _parameters_cell(notebook: Path) -> str:
+def _parameters_cell(notebook: Traversable) -> str:
     try:
         document = json.loads(notebook.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -152,7 +167,7 @@ def _parameters_cell(notebook: Path) -> str:
     raise JobError(f"The notebook {notebook} has no code cell tagged 'parameters'.")
 
 
-def notebook_parameters(notebook: Path) -> dict[str, Any]:
+def notebook_parameters(notebook: Traversable) -> dict[str, Any]:
     """Names and default values assigned in the notebook's ``parameters`` cell, in order."""
     source = _parameters_cell(notebook)
     try:

@@ -8,6 +8,10 @@ it is launched as soon as the lock is held and boots while the run is recorded a
 is imported, then papermill executes the notebook on it (a small engine, see
 :func:`_engine_name`). Papermill, nbformat, nbconvert and jupyter_client are imported here only.
 
+The notebook run is the packaged one (:meth:`Job.notebook_path`, through importlib.resources):
+the result names it, and papermill writes it in the executed notebook's metadata
+(``metadata.papermill.input_path``), the file ``job_runs.output_path`` points to.
+
 A run acts as whoever starts it: the actor is resolved and the job's own check applied before
 anything is locked or recorded, the notebook receives the actor's email as its ``actor``
 parameter (its services check it again), and ``job_runs.actor_label`` records who it was.
@@ -98,6 +102,8 @@ class JobRunResult:
     output_path: Path
     output_dir: Path | None
     actor: str = ""
+    #: The notebook file papermill executed (the packaged one for a registered job).
+    notebook: Path | None = None
     html_path: Path | None = None
     failed_cell: int | None = None
     error: str | None = None
@@ -289,12 +295,14 @@ def _engine_name() -> str:
     return ENGINE_NAME
 
 
-def _execute(job: Job, output: Path, parameters: dict[str, Any], kernel: VenvKernelManager) -> None:
+def _execute(
+    notebook: Path, output: Path, parameters: dict[str, Any], kernel: VenvKernelManager
+) -> None:
     _import_papermill()
     import papermill
 
     papermill.execute_notebook(
-        str(job.notebook),
+        str(notebook),
         str(output),
         parameters=parameters,
         engine_name=_engine_name(),
@@ -415,8 +423,9 @@ def _record_and_execute(
     lock.attach_run(run_id)
 
     status, failed_cell, error = "succeeded", None, None
+    notebook = job.notebook_path()
     try:
-        _execute(job, output, resolved, kernel)
+        _execute(notebook, output, resolved, kernel)
     except KeyboardInterrupt:
         _finish(engine, run_id, "failed", _failed_cell_from_output(output), "Interrupted.")
         raise
@@ -447,6 +456,7 @@ def _record_and_execute(
         output_path=output,
         output_dir=output_dir if output_dir and output_dir.exists() else None,
         actor=str(resolved.get("actor") or ""),
+        notebook=notebook,
         html_path=html_path,
         failed_cell=failed_cell,
         error=error,

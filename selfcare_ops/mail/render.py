@@ -16,14 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
 from ..errors import MailError
 from ..models import LANGUAGES
 
-TEMPLATES_DIR = Path(__file__).with_name("templates")
 DEFAULT_LANGUAGE = "fr"
 KINDS = ("invitation_user", "invitation_admin", "admin_access")
 #: Values that differ per recipient; templates place them with ``{{ person.<name> }}``.
@@ -84,7 +82,8 @@ def format_date(day: date, language: str) -> str:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     return Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        # Package data (``selfcare_ops/mail/templates``), found the same way in a wheel.
+        loader=PackageLoader(__package__ or "selfcare_ops.mail", "templates"),
         autoescape=lambda name: bool(name and name.endswith(".html")),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
