@@ -7,7 +7,6 @@ name, users by login, administrators by email.
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import system_actor
+from .bulk_sql import insert_rows
 from .errors import ImportFileError
-from .models import Administrator, Organisation, SubAccount, User, count_new_users
+from .models import Administrator, Organisation, SubAccount, User
 from .organisations import create_operator
 from .textnorm import fold
 from .users import derived_columns
@@ -156,11 +156,7 @@ def load_demo(session: Session, demo_dir: Path = DEMO_DIR) -> DemoSummary:
             }
         )
         logins.add(row["login"])
-    for start in range(0, len(new_users), 5000):
-        session.execute(insert(User), new_users[start : start + 5000])
-    count_new_users(
-        session.connection(), Counter((user["client_id"], user["status"]) for user in new_users)
-    )
+    insert_rows(session, User.__table__, new_users)  # counted per client by the insert itself
 
     admins = set(session.scalars(select(Administrator.email)))
     new_admins = 0

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfcare_ops.errors import ImportFileError
-from selfcare_ops.issuing import json_strings
 from selfcare_ops.logins import make_login
+from selfcare_ops.mail.outbox import json_strings
 from selfcare_ops.onboarding import reading
 from selfcare_ops.onboarding.apply import search_text
 from selfcare_ops.users import derived_columns

@@ -8,7 +8,6 @@ exists, or an update whose values are already there, changes nothing. Bulk state
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..access import Actor
-from ..bulk_sql import allocate_ids, execute_insert
+from ..bulk_sql import insert_rows
 from ..errors import DatabaseError, LastAdministratorError
 from ..invitations import invite_user_ids
 from ..issuing import Target, issue, supersede_pending
@@ -31,7 +30,6 @@ from ..models import (
     Invitation,
     SubAccount,
     User,
-    count_new_users,
     utcnow,
 )
 from ..subaccounts import create_sub_account
@@ -199,25 +197,6 @@ def _create_sub_accounts(
             row["sub_account_id"] = ids[(row["client_id"], fold(row["new_sub_account"]))]
 
 
-#: Columns an import writes when it creates a user, in insert order.
-_INSERT_COLUMNS = (
-    "id",
-    *VALUE_FIELDS,
-    "client_id",
-    "sub_account_id",
-    "login",
-    "status",
-    "sort_name",
-    "search_text",
-    "email_folded",
-    "import_run_id",
-    "status_changed_at",
-    "invited_at",
-    "created_at",
-    "updated_at",
-)
-
-
 @lru_cache(maxsize=65536)
 def _folded_name(first_name: str, last_name: str) -> str:
     return fold(f"{first_name} {last_name}")
@@ -240,50 +219,36 @@ def search_text(first_name: str, last_name: str, login: str, email: str | None) 
 def _insert_users(
     session: Session, rows: list[dict[str, Any]], now: Any, run_id: int, invite: bool
 ) -> None:
-    """One executemany of plain tuples straight to the driver, ids allocated beforehand.
+    """Insert the batch's new users through the one bulk insert (ids come back in order).
 
-    The per-value type processing of a Core insert costs more than the database's own work
-    here; the only typed values (timestamps) are the same for the whole batch, so they are
-    processed once through the column's own type. Users to invite are written ``invited``
-    at once (their invitations follow in the same transaction), and the client counts get
-    one upsert per client and status.
+    Users to invite are written ``invited`` at once (their invitations follow in the same
+    transaction); the client counts follow from the insert itself (see ``ClientUserCount``).
     """
-    connection = session.connection()
-    dialect = connection.dialect
-    table = User.__table__
-    process = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    stamp = process(now) if process else now
-    ids = allocate_ids(session, table, len(rows))
-    plain_fields = VALUE_FIELDS[: -len(RIGHT_FIELDS)]
-    added: Counter[tuple[int, str]] = Counter()
     records = []
-    for user_id, row in zip(ids, rows, strict=True):
-        row["user_id"] = user_id
+    for row in rows:
         first, last, email = row["first_name"], row["last_name"], row["email"]
         invited = invite and bool(row["invite"]) and bool(email)
-        status = "invited" if invited else "not_invited"
-        added[(row["client_id"], status)] += 1
-        records.append(
-            (
-                user_id,
-                *[row[name] for name in plain_fields],
-                *[bool(row[name]) for name in RIGHT_FIELDS],
-                row["client_id"],
-                row["sub_account_id"],
-                row["login"],
-                status,
-                sort_name(last, first),
-                search_text(first, last, row["login"], email),
-                email.strip().lower() if email else None,
-                run_id,
-                stamp,
-                stamp if invited else None,
-                stamp,
-                stamp,
-            )
+        record = {name: row[name] for name in VALUE_FIELDS}
+        for name in RIGHT_FIELDS:
+            record[name] = bool(record[name])
+        record.update(
+            client_id=row["client_id"],
+            sub_account_id=row["sub_account_id"],
+            login=row["login"],
+            status="invited" if invited else "not_invited",
+            sort_name=sort_name(last, first),
+            search_text=search_text(first, last, row["login"], email),
+            email_folded=email.strip().lower() if email else None,
+            import_run_id=run_id,
+            status_changed_at=now,
+            invited_at=now if invited else None,
+            created_at=now,
+            updated_at=now,
         )
-    execute_insert(connection, table, [table.c[name] for name in _INSERT_COLUMNS], records)
-    count_new_users(connection, added)
+        records.append(record)
+    ids = insert_rows(session, User.__table__, records, return_ids=True)
+    for row, user_id in zip(rows, ids, strict=True):
+        row["user_id"] = user_id
 
 
 def _invite_new_users(
