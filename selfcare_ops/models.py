@@ -154,12 +154,20 @@ class Organisation(Base):
 
 
 class ClientUserCount(Base):
-    """Users of one client by account status.
+    """Users of one client by account status, kept in the transaction that changes users.
 
-    Status changes and deletions are counted by triggers on ``users``; inserts are counted by
-    :func:`count_new_users`, called by the ORM for every ``User`` it inserts and by
-    :func:`~selfcare_ops.bulk_sql.insert_rows` for bulk rows (a hook registered below),
-    because a row trigger makes a bulk insert several times slower on SQLite.
+    The one rule, whoever writes:
+
+    * status changes and deletions are counted by database triggers on ``users`` (see the
+      first migration), so no UPDATE or DELETE can forget them;
+    * inserts are counted by :func:`count_new_users`, which the two ways of inserting users
+      call themselves: the ORM (an ``after_insert`` hook, for single users) and
+      :func:`~selfcare_ops.bulk_sql.insert_rows` (a hook registered below, for every bulk
+      writer: CSV onboarding, the demo loader). No writer calls it: there is nothing to
+      remember. A row trigger would make a 100,000-user insert several times slower on SQLite.
+    * hand-written SQL goes around both: ``selfcare-ops db recount`` (:func:`recount_users`)
+      rebuilds the counts afterwards; the tests insert through every path and check that it
+      finds nothing to correct.
     """
 
     __tablename__ = "client_user_counts"
