@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor
+from .batching import chunks
 from .bulk_sql import insert_rows
 from .config import Settings, get_settings
 from .errors import InvitationError, ValidationError
@@ -393,12 +394,12 @@ def cancel_messages(session: Session, message_ids: Sequence[int], reason: str) -
     """
     cancelled: list[int] = []
     ids = sorted(set(message_ids))
-    for start in range(0, len(ids), 1000):
+    for chunk in chunks(ids, 1000):
         cancelled.extend(
             session.scalars(
                 update(OutboundMessage)
                 .where(
-                    OutboundMessage.id.in_(ids[start : start + 1000]),
+                    OutboundMessage.id.in_(chunk),
                     OutboundMessage.status == "queued",
                 )
                 .values(status="cancelled", cancel_reason=reason)
@@ -426,10 +427,10 @@ def supersede_pending(
         (Invitation.user_id, list(user_ids)),
         (Invitation.administrator_id, list(administrator_ids)),
     ):
-        for start in range(0, len(ids), 1000):
+        for chunk in chunks(ids, 1000):
             closed = close_open_invitations(
                 session,
-                column.in_(ids[start : start + 1000]),
+                column.in_(chunk),
                 status="superseded",
                 now=now,
                 cancel_reason=reason,

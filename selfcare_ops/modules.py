@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor, organisation_scope, require_organisation, require_organisation_admin
+from .batching import chunks
 from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
 from .organisations import get_organisation
@@ -178,8 +179,7 @@ def _resolve_many(
     refs: dict[int, str] = {}
     own: dict[int, dict[str, bool]] = {}
     id_list = sorted(ids)
-    for start in range(0, len(id_list), 5000):
-        chunk = id_list[start : start + 5000]
+    for chunk in chunks(id_list, 5000):
         refs.update(
             session.execute(
                 select(Organisation.id, Organisation.ref).where(Organisation.id.in_(chunk))
@@ -393,10 +393,8 @@ def plan_module_change(
     if refs is not None:
         names = list(dict.fromkeys(r.strip() for r in refs if r and r.strip()))
         found = []
-        for start in range(0, len(names), 5000):
-            found += session.execute(
-                query.where(Organisation.ref.in_(names[start : start + 5000]))
-            ).all()
+        for chunk in chunks(names, 5000):
+            found += session.execute(query.where(Organisation.ref.in_(chunk))).all()
         known = {row.ref for row in found}
         missing = [r for r in names if r not in known]
         rows = found
@@ -491,8 +489,8 @@ def apply_module_plan(
         key = module_key(str(module))
         state = _state_value(None if pd.isna(wanted) else wanted)
         ids = [int(i) for i in group["organisation_id"]]
-        for start in range(0, len(ids), batch_size):
-            _apply_chunk(session, actor, key, state, ids[start : start + batch_size], result)
+        for chunk in chunks(ids, batch_size):
+            _apply_chunk(session, actor, key, state, list(chunk), result)
     return result
 
 

@@ -8,7 +8,7 @@ exists, or an update whose values are already there, changes nothing. Bulk state
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..access import Actor
+from ..batching import chunks
 from ..bulk_sql import insert_rows
 from ..errors import DatabaseError, LastAdministratorError
 from ..invitations import invite_user_ids
@@ -167,11 +168,6 @@ def finish_run(
             )
 
 
-def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def _create_sub_accounts(
     session: Session, actor: Actor, rows: list[dict[str, Any]], client_refs: dict[int, str]
 ) -> None:
@@ -300,12 +296,8 @@ def apply_batch(
     if creates:
         present = set()
         logins = [r["login"] for r in creates]
-        for start in range(0, len(logins), _IN_CHUNK):
-            present.update(
-                session.scalars(
-                    select(User.login).where(User.login.in_(logins[start : start + _IN_CHUNK]))
-                )
-            )
+        for chunk in chunks(logins, _IN_CHUNK):
+            present.update(session.scalars(select(User.login).where(User.login.in_(chunk))))
         fresh = [row for row in creates if row["login"] not in present]
         for row in creates:
             if row["login"] in present:
@@ -351,8 +343,7 @@ def _void_links(session: Session, user_ids: list[int], now: Any) -> tuple[dict[i
     invited at their current address (``--invite`` sends a new link to the new one).
     """
     voided: dict[int, int] = {}
-    for start in range(0, len(user_ids), _IN_CHUNK):
-        part = user_ids[start : start + _IN_CHUNK]
+    for part in chunks(user_ids, _IN_CHUNK):
         voided.update(
             session.execute(
                 select(Invitation.user_id, func.count())
@@ -365,11 +356,11 @@ def _void_links(session: Session, user_ids: list[int], now: Any) -> tuple[dict[i
         )
     supersede_pending(session, user_ids=user_ids, now=now, reason="email_changed")
     reset: set[int] = set()
-    for start in range(0, len(user_ids), _IN_CHUNK):
+    for part in chunks(user_ids, _IN_CHUNK):
         reset.update(
             session.scalars(
                 update(User)
-                .where(User.id.in_(user_ids[start : start + _IN_CHUNK]), User.status == "invited")
+                .where(User.id.in_(part), User.status == "invited")
                 .values(status="not_invited", invited_at=None, status_changed_at=now)
                 .returning(User.id)
                 .execution_options(synchronize_session=False)
@@ -584,14 +575,14 @@ def apply_rows(
     try:
         if single_transaction:
             with session_factory.begin() as session:
-                for batch in _batches(positions, batch_size):
+                for batch in chunks(positions, batch_size):
                     number += 1
                     run(session, batch, number)
                     done += len(batch)
                     if progress:
                         progress(done, total)
         else:
-            for batch in _batches(positions, batch_size):
+            for batch in chunks(positions, batch_size):
                 number += 1
                 with session_factory.begin() as session:
                     run(session, batch, number)

@@ -9,7 +9,7 @@ so streaming a file chunk by chunk gives the same plan as planning it at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,6 +24,7 @@ from ..access import (
     require_organisation,
     require_rights_manager,
 )
+from ..batching import chunks
 from ..errors import AccessDeniedError, ImportFileError, NotFoundError
 from ..logins import make_login
 from ..models import Organisation, SubAccount, User
@@ -95,11 +96,6 @@ def empty_counts() -> dict[str, int]:
 def add_note(row: dict[str, Any], note: str) -> None:
     """Add ``note`` to the row's notes (several may apply: encoding, sub-account, link)."""
     row["notes"] = f"{row['notes']} | {note}" if row["notes"] else note
-
-
-def _chunks(items: list[Any], size: int = _IN_BATCH) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +247,9 @@ class Planner:
     def _prefetch(self, session: Session, logins: set[str], emails: set[str]) -> None:
         logins = {login for login in logins if login not in self._by_login}
         emails = {email for email in emails if email not in self._by_email}
-        for part in _chunks(sorted(logins)):
+        for part in chunks(sorted(logins), _IN_BATCH):
             self._remember(session.execute(select(*_USER_COLUMNS).where(User.login.in_(part))))
-        for part in _chunks(sorted(emails)):
+        for part in chunks(sorted(emails), _IN_BATCH):
             self._remember(
                 session.execute(select(*_USER_COLUMNS).where(User.email_folded.in_(part)))
             )
