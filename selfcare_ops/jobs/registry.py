@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError, ValidationError
+from ..yesno import yes_no
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -36,9 +37,6 @@ JobCheck = Callable[["Session", "Actor", Mapping[str, Any]], None]
 
 #: Where the job notebooks live (the repository's ``notebooks/``, next to ``data/``).
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-
-_TRUE = {"1", "true", "yes", "on", "oui", "vrai", "y"}
-_FALSE = {"0", "false", "no", "off", "non", "faux", "n"}
 
 
 @dataclass(frozen=True)
@@ -199,8 +197,9 @@ def coerce(name: str, value: Any, default: Any) -> Any:
         )
 
     if kind is bool:
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        word = yes_no(value) if isinstance(value, str) else None  # the one vocabulary
+        if word is not None:
+            return word
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise refuse()

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from ..errors import PhoneNumberError
 from ..phones import normalise_phone
 from ..textnorm import fold
+from ..yesno import YES_NO_HINT, yes_no
 
 
 class CellError(ValueError):
@@ -96,10 +97,6 @@ LANGUAGE_WORDS = _vocabulary(
         "en": ("en", "eng", "en-GB", "en-US", "en_GB", "en_US", "anglais", "english"),
     }
 )
-BOOLEAN_WORDS = {
-    **dict.fromkeys(("oui", "o", "yes", "y", "1", "vrai", "true", "x", "on"), True),
-    **dict.fromkeys(("non", "n", "no", "0", "faux", "false", "off", ""), False),
-}
 
 
 def _pick(kind: str, raw: str, words: dict[str, str], shown: str) -> str:
@@ -157,12 +154,12 @@ def language(raw: str) -> str:
 
 @lru_cache(maxsize=4096)
 def boolean(raw: str) -> bool:
-    value = BOOLEAN_WORDS.get(fold(raw))
+    """A rights cell in the one yes/no vocabulary (:mod:`selfcare_ops.yesno`); empty is no."""
+    if not raw.strip():
+        return False
+    value = yes_no(raw)
     if value is None:
-        raise CellError(
-            f"{raw!r} is not a yes/no value (use oui/non, yes/no, 1/0, vrai/faux, "
-            "true/false, x or an empty cell)"
-        )
+        raise CellError(f"{raw!r} is not a yes/no value (use {YES_NO_HINT} or an empty cell)")
     return value
 
 
