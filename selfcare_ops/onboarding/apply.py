@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -38,7 +37,6 @@ from ..textnorm import fold
 from ..users import derived_columns, require_administrator_left
 from .headers import RIGHT_FIELDS
 from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
-from .planner import _sort_name as sort_name
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -193,25 +191,6 @@ def _create_sub_accounts(
             row["sub_account_id"] = ids[(row["client_id"], fold(row["new_sub_account"]))]
 
 
-@lru_cache(maxsize=65536)
-def _folded_name(first_name: str, last_name: str) -> str:
-    return fold(f"{first_name} {last_name}")
-
-
-def search_text(first_name: str, last_name: str, login: str, email: str | None) -> str:
-    """``derived_columns(...)["search_text"]``, folding each distinct name once.
-
-    Names repeat across an import and only they need the slow Unicode fold: when the folded
-    name, the login and the email are ASCII, folding them joined by spaces gives the same text
-    (fold works character by character and collapses the spaces; a property test checks it).
-    """
-    tail = f"{login} {email or ''}"
-    name = _folded_name(first_name, last_name)
-    if name.isascii() and tail.isascii():
-        return fold(f"{name} {tail}")[:700]
-    return derived_columns(first_name, last_name, login, email)["search_text"]
-
-
 def _insert_users(
     session: Session, rows: list[dict[str, Any]], now: Any, run_id: int, invite: bool
 ) -> None:
@@ -232,14 +211,12 @@ def _insert_users(
             sub_account_id=row["sub_account_id"],
             login=row["login"],
             status="invited" if invited else "not_invited",
-            sort_name=sort_name(last, first),
-            search_text=search_text(first, last, row["login"], email),
-            email_folded=email.strip().lower() if email else None,
             import_run_id=run_id,
             status_changed_at=now,
             invited_at=now if invited else None,
             created_at=now,
             updated_at=now,
+            **derived_columns(first, last, row["login"], email),
         )
         records.append(record)
     ids = insert_rows(session, User.__table__, records, return_ids=True)

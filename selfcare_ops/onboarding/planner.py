@@ -29,7 +29,7 @@ from ..errors import AccessDeniedError, ImportFileError, NotFoundError
 from ..logins import make_login
 from ..models import Organisation, SubAccount, User
 from ..textnorm import fold
-from ..users import derived_columns
+from ..users import folded_sort_name
 from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
 from .normalise import normalise_row
 from .reading import RawRow
@@ -399,7 +399,7 @@ class Planner:
                 )
         elif by_email is not None:
             existing, login = by_email, by_email["login"]
-            same_person = by_email["sort_name"] == _sort_name(
+            same_person = by_email["sort_name"] == folded_sort_name(
                 values["last_name"], values["first_name"]
             )
             if by_email["client_id"] == client.id and not same_person:
@@ -484,7 +484,7 @@ class Planner:
         """The generated login; an existing same-named user holding it is this person again."""
         domain = client.login_domain
         self._load_domain(session, domain)
-        sort_name = _sort_name(values["last_name"], values["first_name"])
+        sort_name = folded_sort_name(values["last_name"], values["first_name"])
         found: list[dict[str, Any]] = []
         namesakes = self._by_name.get((client.id, sort_name))
         if not namesakes or all(u["id"] in self._claimed_users for u in namesakes):
@@ -711,9 +711,3 @@ def _another_person(values: dict[str, Any], existing: dict[str, Any]) -> bool:
 
 #: Sub-account names repeat on every line: fold each distinct one once.
 _folded = lru_cache(maxsize=4096)(fold)
-
-
-@lru_cache(maxsize=65536)
-def _sort_name(last_name: str, first_name: str) -> str:
-    """The stored ``sort_name`` (see :func:`selfcare_ops.users.derived_columns`), cached."""
-    return derived_columns(first_name, last_name, "", None)["sort_name"]
