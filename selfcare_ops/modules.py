@@ -19,7 +19,13 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, organisation_scope, require_organisation, require_organisation_admin
+from .access import (
+    Actor,
+    can_see_organisation,
+    organisation_scope,
+    require_organisation,
+    require_organisation_admin,
+)
 from .batching import chunks
 from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
@@ -259,15 +265,9 @@ class ModuleChange:
 
 
 def _admin_only(actor: Actor, org: Organisation) -> None:
-    """Scope, then "administrators only", both refusals naming the organisation."""
-    action = "change the modules of"
-    require_organisation(actor, org, action)
-    if actor.kind == "manager":
-        raise AccessDeniedError(
-            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): only "
-            "administrators may (seed 002)."
-        )
-    require_organisation_admin(actor, org, action)
+    """Scope, then "administrators only" (seed 002), both refusals naming the organisation:
+    the access rule of :func:`~selfcare_ops.access.require_organisation_admin`, called."""
+    require_organisation_admin(actor, org, "change the modules of")
 
 
 def _write(session: Session, org_id: int, module: str, state: bool | None) -> None:
@@ -332,12 +332,6 @@ def set_module(
 
 
 # --- many organisations: plan, then apply ----------------------------------------------------
-
-
-def _in_scope(actor: Actor, org_id: int, path: str) -> bool:
-    if actor.is_client_side:
-        return org_id == actor.organisation_id
-    return path.startswith(actor.organisation_path)
 
 
 def _state_value(value: object) -> bool | None:
@@ -410,11 +404,7 @@ def plan_module_change(
         resolution, own = resolved[row.id]
         own_before = own.get(key)
         enabled, source, _ = resolution.field(key)
-        if (
-            actor.is_client_side
-            and row.id != actor.organisation_id
-            or (not actor.is_client_side and not row.path.startswith(actor.organisation_path))
-        ):
+        if not can_see_organisation(actor, row):
             action, reason = "skip", "outside your scope"
         elif actor.kind == "manager":
             action, reason = "skip", "only administrators may change modules"
