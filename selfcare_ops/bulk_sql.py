@@ -38,6 +38,21 @@ def register_after_insert(table: Table, hook: AfterInsert) -> None:
     _AFTER_INSERT[table.name] = hook
 
 
+def _python_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
+    """The Python-side defaults (``default=utcnow``, ``default=0``) of the columns the rows
+    leave out, each computed once."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None:
+            continue
+        if getattr(default, "is_scalar", False):
+            defaults[column.name] = default.arg  # type: ignore[attr-defined]
+        elif getattr(default, "is_callable", False):
+            defaults[column.name] = default.arg(None)  # type: ignore[attr-defined]
+    return defaults
+
+
 def _column_values(values: list[Any], processor: Any) -> list[Any]:
     """Values of one column through its bind processor, each distinct hashable value once."""
     if processor is None:
@@ -90,10 +105,12 @@ def insert_rows(
     """INSERT ``rows`` (dictionaries with the same keys) in the caller's transaction.
 
     Returns the new primary keys in row order with ``return_ids`` (else an empty list).
-    Columns left out of the rows get NULL: callers give every column that has a default.
-    Columns named in ``driver_ready`` already hold what the driver takes (e.g. JSON text the
-    caller serialised once per row) and skip the column type's processing. Hooks registered
-    for the table (:func:`register_after_insert`) run after the insert.
+    Columns left out of the rows get their Python default (computed once for the whole call,
+    where a Core insert computes it per row: a timestamp is the same for every row), else the
+    database's default or NULL. Columns named in ``driver_ready`` already hold what the driver
+    takes (e.g. JSON text the caller serialised once per row) and skip the column type's
+    processing. Hooks registered for the table (:func:`register_after_insert`) run after the
+    insert.
     """
     if not rows:
         return []
@@ -102,16 +119,19 @@ def insert_rows(
     connection = session.connection()
     ids = allocate_ids(session, table, len(rows)) if return_ids else []
     dialect = connection.dialect
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]
+    given = list(rows[0])
+    defaults = _python_defaults(table, given)
+    columns = [table.c[name] for name in (*given, *defaults)]
+    values = [[row[name] for row in rows] for name in given]
+    values += [[value] * len(rows) for value in defaults.values()]
     by_column = [
         _column_values(
-            [row[name] for row in rows],
+            column_values,
             None
-            if name in driver_ready
+            if column.name in driver_ready
             else column.type.dialect_impl(dialect).bind_processor(dialect),
         )
-        for name, column in zip(names, columns, strict=True)
+        for column, column_values in zip(columns, values, strict=True)
     ]
     if return_ids:
         columns.insert(0, table.c.id)

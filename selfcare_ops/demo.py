@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -104,7 +104,7 @@ def load_demo(session: Session, demo_dir: Path = DEMO_DIR) -> DemoSummary:
             existing_subs.add(key)
             new_subs.append({"client_id": key[0], "name": row["name"], "name_folded": key[1]})
     if new_subs:
-        session.execute(insert(SubAccount), new_subs)
+        insert_rows(session, SubAccount.__table__, new_subs)
     sub_ids = {
         (cid, name): sid
         for sid, cid, name in session.execute(

@@ -27,6 +27,7 @@ from .access import (
     require_organisation_admin,
 )
 from .batching import chunks
+from .bulk_sql import insert_rows
 from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
 from .organisations import get_organisation
@@ -562,7 +563,7 @@ def _apply_chunk(
             .values(enabled=wanted, updated_at=utcnow())
         )
     if to_insert:
-        session.execute(insert(ModuleSetting), to_insert)
+        insert_rows(session, ModuleSetting.__table__, to_insert)
     audit.record_many(session, events)
     session.flush()
 
