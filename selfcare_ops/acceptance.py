@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,7 @@ from .models import (
     utcnow,
 )
 from .passwords import check_password, hash_password
+from .phones import normalise_phone
 from .tokens import hash_token
 
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
@@ -43,7 +43,6 @@ _CIVILITY_ALIASES = {
     "ms": "Mme",
     "madame": "Mme",
 }
-PHONE_REGION = "FR"
 
 
 @dataclass(frozen=True)
@@ -153,27 +152,6 @@ def normalise_civility(civility: str) -> str:
     return value
 
 
-def normalise_phone(phone: str, region: str = PHONE_REGION) -> str:
-    """A phone number in E.164 (+33...), national French numbers accepted."""
-    text = (phone or "").strip()
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationError(
-            f"The phone number {text!r} cannot be read: give it as 01 23 45 67 89 or "
-            "+33 1 23 45 67 89.",
-            field="phone",
-            actual=text,
-        ) from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(
-            f"The phone number {text!r} is not a valid number: check its digits.",
-            field="phone",
-            actual=text,
-        )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 def _invitee(invitation: Invitation, label: str) -> Actor:
     # The invitee acts on their own account; the audit trail records them as such.
     return Actor(
@@ -197,7 +175,7 @@ def accept(
     now = now or utcnow()
     invitation = _find(session, token, lock=True, now=now)
     civility = normalise_civility(civility)
-    phone_e164 = normalise_phone(phone)
+    phone_e164 = normalise_phone(phone or "")
     user = admin = None
     if invitation.user_id is not None and invitation.kind == "user":
         user = session.scalar(

@@ -13,7 +13,7 @@ an unset variable in a script must not escalate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
@@ -145,7 +145,15 @@ def resolve_actor(session: Session, email: str | None) -> Actor:
 # --- organisations ---------------------------------------------------------------------------
 
 
-def can_see_organisation(actor: Actor, org: Organisation) -> bool:
+class Placed(Protocol):
+    """What the scope test reads of an organisation: an ORM one or a selected row."""
+
+    id: int
+    path: str
+
+
+def can_see_organisation(actor: Actor, org: Placed) -> bool:
+    """Whether ``org`` is in the actor's subtree (client-side actors: their own client)."""
     if actor.is_client_side:
         return org.id == actor.organisation_id
     return org.path.startswith(actor.organisation_path)

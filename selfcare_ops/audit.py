@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, String, and_, cast, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, and_, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from .access import Actor, organisation_scope, require_organisation
@@ -81,8 +81,8 @@ def record(
     session: Session, actor: Actor, action: str, target_type: str, target_id: object, **details: Any
 ) -> None:
     """Add one audit event to the session's transaction (committed with the change)."""
-    session.execute(
-        insert(AuditEvent), [event_row(actor, action, target_type, target_id, **details)]
+    insert_rows(
+        session, AuditEvent.__table__, [event_row(actor, action, target_type, target_id, **details)]
     )
 
 
@@ -120,18 +120,9 @@ def record_progress(
 
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Add many events at once (bulk work), rows made by :func:`event_row`.
-
-    Rows with the same keys (every :func:`event_row`) go to the driver in one executemany:
-    for bulk imports the ORM's per-row work cost more than the database's.
-    """
-    if not rows:
-        return
-    keys = rows[0].keys()
-    if all(row.keys() == keys for row in rows):
-        insert_rows(session, AuditEvent.__table__, rows)
-    else:
-        session.execute(insert(AuditEvent), rows)
+    """Add many events at once (bulk work), rows made by :func:`event_row`, through the one
+    bulk insert (:func:`~selfcare_ops.bulk_sql.insert_rows`)."""
+    insert_rows(session, AuditEvent.__table__, rows)
 
 
 AUDIT_COLUMNS = [

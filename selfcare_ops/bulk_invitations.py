@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .access import Actor, require_organisation, user_scope
+from .batching import chunks
 from .config import get_settings
 from .errors import NotFoundError, ValidationError
 from .issuing import MailFrames, Target, issue, supersede_pending
@@ -116,12 +117,12 @@ def _selected_users(session: Session, users: Any) -> tuple[list[Any], list[str]]
     wanted = [int(k) for k in keys] if by_id else [str(k).strip().lower() for k in keys]
     key_column = User.id if by_id else User.login
     rows: list[Any] = []
-    for start in range(0, len(wanted), CHUNK):
+    for chunk in chunks(wanted, CHUNK):
         rows.extend(
             session.execute(
                 select(*_USER_COLUMNS)
                 .join(Organisation, Organisation.id == User.client_id)
-                .where(key_column.in_(wanted[start : start + CHUNK]))
+                .where(key_column.in_(chunk))
             ).all()
         )
     found = {row.id if by_id else row.login for row in rows}
@@ -318,12 +319,12 @@ def _invite_scoped_ids(
 def _scoped(session: Session, actor: Actor, ids: Iterable[int]) -> list[int]:
     wanted = list(dict.fromkeys(int(i) for i in ids))
     kept: list[int] = []
-    for start in range(0, len(wanted), CHUNK):
+    for chunk in chunks(wanted, CHUNK):
         kept.extend(
             session.scalars(
                 select(User.id)
                 .join(Organisation, Organisation.id == User.client_id)
-                .where(User.id.in_(wanted[start : start + CHUNK]), user_scope(actor))
+                .where(User.id.in_(chunk), user_scope(actor))
             )
         )
     order = {k: i for i, k in enumerate(wanted)}
@@ -376,7 +377,7 @@ def apply_bulk(
     invited = _invite_scoped_ids(session, actor, ids, cutoff=cutoff, now=now, progress=progress)
     missed = [i for i in wanted if i not in invited]
     current: dict[int, str] = {}
-    for start in range(0, len(missed), CHUNK):
+    for chunk in chunks(missed, CHUNK):
         for row in session.execute(
             select(
                 User.id,
@@ -385,7 +386,7 @@ def apply_bulk(
                 User.invited_at,
                 User.draft,
                 _BOUNCED_HERE.label("bounced"),
-            ).where(User.id.in_(missed[start : start + CHUNK]))
+            ).where(User.id.in_(chunk))
         ):
             recent = now - timedelta(days=min_days)
             reason = _reason(

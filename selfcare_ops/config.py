@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
+from .yesno import YES_NO_HINT, yes_no
 
 PREFIX = "SELFCARE_OPS_"
 
@@ -38,12 +39,13 @@ def _read_settings_file(path: str) -> dict[str, str]:
 
 
 def _bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on", "oui", "vrai"}:
-        return True
-    if lowered in {"0", "false", "no", "off", "non", "faux", ""}:
+    """A switch in the one yes/no vocabulary (:mod:`.yesno`); an empty value is off."""
+    if not raw.strip():
         return False
-    raise ConfigurationError(f"{name} must be true or false, not {raw!r}.")
+    value = yes_no(raw)
+    if value is None:
+        raise ConfigurationError(f"{name} must be true or false ({YES_NO_HINT}), not {raw!r}.")
+    return value
 
 
 #: Bounds of an invitation link's life: shorter than an hour nobody can open the mail in time,

@@ -9,19 +9,19 @@ name, users by login, administrators by email. The files are package data (read 
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources.abc import Traversable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .access import system_actor
+from .bulk_sql import insert_rows
 from .errors import ImportFileError
-from .models import Administrator, Organisation, SubAccount, User, count_new_users
+from .models import Administrator, Organisation, SubAccount, User
 from .organisations import create_operator
 from .resources import DEMO_DIR
 from .textnorm import fold
@@ -107,7 +107,7 @@ def load_demo(session: Session, demo_dir: Traversable = DEMO_DIR) -> DemoSummary
             existing_subs.add(key)
             new_subs.append({"client_id": key[0], "name": row["name"], "name_folded": key[1]})
     if new_subs:
-        session.execute(insert(SubAccount), new_subs)
+        insert_rows(session, SubAccount.__table__, new_subs)
     sub_ids = {
         (cid, name): sid
         for sid, cid, name in session.execute(
@@ -159,11 +159,7 @@ def load_demo(session: Session, demo_dir: Traversable = DEMO_DIR) -> DemoSummary
             }
         )
         logins.add(row["login"])
-    for start in range(0, len(new_users), 5000):
-        session.execute(insert(User), new_users[start : start + 5000])
-    count_new_users(
-        session.connection(), Counter((user["client_id"], user["status"]) for user in new_users)
-    )
+    insert_rows(session, User.__table__, new_users)  # counted per client by the insert itself
 
     admins = set(session.scalars(select(Administrator.email)))
     new_admins = 0

@@ -73,6 +73,15 @@ class ValidationError(SelfcareError):
         self.column = column
 
 
+class PhoneNumberError(ValidationError):
+    """A phone number that cannot be read at all (``readable`` false) or is not a valid number;
+    callers that word their own refusal (a CSV cell) tell the two apart."""
+
+    def __init__(self, message: str, *, field: str, actual: str, readable: bool) -> None:
+        super().__init__(message, field=field, actual=actual)
+        self.readable = readable
+
+
 class PageOutOfRangeError(ValidationError):
     """A page asked for by number lies past the last one; ``pages`` says how many there are."""
 

@@ -37,6 +37,7 @@ from .admin_invitations import (
     invite_admin,
     pending_admin,
 )
+from .batching import chunks
 from .bulk_invitations import (
     DEFAULT_MIN_DAYS,
     OUTCOME_COLUMNS,
@@ -357,8 +358,7 @@ def expire_overdue(session: Session, actor: Actor, *, now: datetime | None = Non
         )
     overdue = list(session.execute(query).tuples())
     expired = 0
-    for start in range(0, len(overdue), 1000):
-        chunk = overdue[start : start + 1000]
+    for chunk in chunks(overdue, 1000):
         closed = close_open_invitations(
             session, Invitation.id.in_([row[0] for row in chunk]), status="expired", now=now
         )

@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -24,12 +23,13 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import Actor
-from .bulk_sql import insert_with_ids
+from .batching import chunks
+from .bulk_sql import insert_rows
 from .config import Settings, get_settings
 from .errors import InvitationError, ValidationError
 from .mail.content import store_template
 from .mail.links import INVITATION_PATH, blank_links
-from .mail.outbox import enqueue
+from .mail.outbox import enqueue_many
 from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date, person_values
 from .models import OPEN_INVITATION_STATUSES, Invitation, Organisation, OutboundMessage, utcnow
 from .tokens import hash_token, new_token
@@ -292,7 +292,7 @@ def issue(
         }
         for target, token_hash, message_id in zip(targets, hashes, message_ids, strict=True)
     ]
-    invitation_ids = insert_with_ids(session, Invitation.__table__, rows)
+    invitation_ids = insert_rows(session, Invitation.__table__, rows, return_ids=True)
     if not audit_each:
         return _issued(targets, tokens, links, invitation_ids, message_ids, expires_at)
     audit.record_many(
@@ -350,35 +350,9 @@ def _issued(
     ]
 
 
-def json_strings(values: dict[str, str]) -> str:
-    """``json.dumps(values)`` for a dictionary of strings, a few times faster (tested equal)."""
-    return (
-        "{"
-        + ", ".join(f"{_json_string(key)}: {_json_string(value)}" for key, value in values.items())
-        + "}"
-    )
-
-
 def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
-    """One message through the outbox's ``enqueue``; a batch as one multi-row insert.
-
-    In the batch, each ``person`` is serialised to JSON text here, once per row, and handed
-    to the driver as it is (the JSON type's own processing would cost more per row).
-    """
-    if len(messages) == 1:
-        return [enqueue(session, **messages[0]).id]
-    rows = [
-        {
-            **m,
-            "person": None if m["person"] is None else json_strings(m["person"]),
-            "status": "queued",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for m in messages
-    ]
-    return insert_with_ids(session, OutboundMessage.__table__, rows, driver_ready=("person",))
+    """The batch's mails through the outbox (one bulk insert, see :func:`enqueue_many`)."""
+    return enqueue_many(session, messages, now=now)
 
 
 def close_open_invitations(
@@ -420,12 +394,12 @@ def cancel_messages(session: Session, message_ids: Sequence[int], reason: str) -
     """
     cancelled: list[int] = []
     ids = sorted(set(message_ids))
-    for start in range(0, len(ids), 1000):
+    for chunk in chunks(ids, 1000):
         cancelled.extend(
             session.scalars(
                 update(OutboundMessage)
                 .where(
-                    OutboundMessage.id.in_(ids[start : start + 1000]),
+                    OutboundMessage.id.in_(chunk),
                     OutboundMessage.status == "queued",
                 )
                 .values(status="cancelled", cancel_reason=reason)
@@ -453,10 +427,10 @@ def supersede_pending(
         (Invitation.user_id, list(user_ids)),
         (Invitation.administrator_id, list(administrator_ids)),
     ):
-        for start in range(0, len(ids), 1000):
+        for chunk in chunks(ids, 1000):
             closed = close_open_invitations(
                 session,
-                column.in_(ids[start : start + 1000]),
+                column.in_(chunk),
                 status="superseded",
                 now=now,
                 cancel_reason=reason,

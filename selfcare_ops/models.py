@@ -2,13 +2,14 @@
 
 Rules that must hold whoever writes to the database live in it too: unique logins, foreign
 keys, check constraints on every state column, and indexes for the listing queries. Per-client
-user counts by status are kept by database triggers (see the first migration) so that the client
+user counts by status are kept as users change (see :class:`ClientUserCount`) so that the client
 list costs the size of the page, not of the user table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .bulk_sql import upsert_insert
+from .bulk_sql import register_after_insert, upsert_insert
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -153,11 +154,20 @@ class Organisation(Base):
 
 
 class ClientUserCount(Base):
-    """Users of one client by account status.
+    """Users of one client by account status, kept in the transaction that changes users.
 
-    Status changes and deletions are counted by triggers on ``users``; inserts are counted by
-    their writer through :func:`count_new_users` (the ORM does it for every ``User`` it
-    inserts), because a row trigger makes a bulk insert several times slower on SQLite.
+    The one rule, whoever writes:
+
+    * status changes and deletions are counted by database triggers on ``users`` (see the
+      first migration), so no UPDATE or DELETE can forget them;
+    * inserts are counted by :func:`count_new_users`, which the two ways of inserting users
+      call themselves: the ORM (an ``after_insert`` hook, for single users) and
+      :func:`~selfcare_ops.bulk_sql.insert_rows` (a hook registered below, for every bulk
+      writer: CSV onboarding, the demo loader). No writer calls it: there is nothing to
+      remember. A row trigger would make a 100,000-user insert several times slower on SQLite.
+    * hand-written SQL goes around both: ``selfcare-ops db recount`` (:func:`recount_users`)
+      rebuilds the counts afterwards; the tests insert through every path and check that it
+      finds nothing to correct.
     """
 
     __tablename__ = "client_user_counts"
@@ -539,8 +549,8 @@ class JobLock(Base):
 def count_new_users(connection: Connection, added: Mapping[tuple[int, str], int]) -> None:
     """Add newly inserted users to ``client_user_counts``: (client id, status) -> how many.
 
-    Called in the inserting transaction by every writer that inserts users with Core or driver
-    statements (one upsert per client and status, whatever the number of rows).
+    Called in the inserting transaction by the ORM hook and the bulk insert hook (see
+    :class:`ClientUserCount`): one upsert per client and status, whatever the number of rows.
     """
     rows = [
         {"client_id": client_id, "status": status, "users": number}
@@ -597,3 +607,12 @@ def recount_users(connection: Connection) -> dict[tuple[int, str], int]:
 @event.listens_for(User, "after_insert")
 def _count_orm_user(_mapper: Any, connection: Connection, user: User) -> None:
     count_new_users(connection, {(user.client_id, user.status): 1})
+
+
+def _count_bulk_users(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Count the users :func:`~selfcare_ops.bulk_sql.insert_rows` just inserted (bulk rows
+    give every column, ``status`` included)."""
+    count_new_users(connection, Counter((row["client_id"], row["status"]) for row in rows))
+
+
+register_after_insert(User.__table__, _count_bulk_users)

@@ -19,7 +19,15 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import Actor, organisation_scope, require_organisation, require_organisation_admin
+from .access import (
+    Actor,
+    can_see_organisation,
+    organisation_scope,
+    require_organisation,
+    require_organisation_admin,
+)
+from .batching import chunks
+from .bulk_sql import insert_rows
 from .errors import AccessDeniedError, NotFoundError, ValidationError
 from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
 from .organisations import get_organisation
@@ -178,8 +186,7 @@ def _resolve_many(
     refs: dict[int, str] = {}
     own: dict[int, dict[str, bool]] = {}
     id_list = sorted(ids)
-    for start in range(0, len(id_list), 5000):
-        chunk = id_list[start : start + 5000]
+    for chunk in chunks(id_list, 5000):
         refs.update(
             session.execute(
                 select(Organisation.id, Organisation.ref).where(Organisation.id.in_(chunk))
@@ -259,15 +266,9 @@ class ModuleChange:
 
 
 def _admin_only(actor: Actor, org: Organisation) -> None:
-    """Scope, then "administrators only", both refusals naming the organisation."""
-    action = "change the modules of"
-    require_organisation(actor, org, action)
-    if actor.kind == "manager":
-        raise AccessDeniedError(
-            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): only "
-            "administrators may (seed 002)."
-        )
-    require_organisation_admin(actor, org, action)
+    """Scope, then "administrators only" (seed 002), both refusals naming the organisation:
+    the access rule of :func:`~selfcare_ops.access.require_organisation_admin`, called."""
+    require_organisation_admin(actor, org, "change the modules of")
 
 
 def _write(session: Session, org_id: int, module: str, state: bool | None) -> None:
@@ -334,12 +335,6 @@ def set_module(
 # --- many organisations: plan, then apply ----------------------------------------------------
 
 
-def _in_scope(actor: Actor, org_id: int, path: str) -> bool:
-    if actor.is_client_side:
-        return org_id == actor.organisation_id
-    return path.startswith(actor.organisation_path)
-
-
 def _state_value(value: object) -> bool | None:
     """A plan cell back to True/False/None (plans may come back from a CSV file)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -393,10 +388,8 @@ def plan_module_change(
     if refs is not None:
         names = list(dict.fromkeys(r.strip() for r in refs if r and r.strip()))
         found = []
-        for start in range(0, len(names), 5000):
-            found += session.execute(
-                query.where(Organisation.ref.in_(names[start : start + 5000]))
-            ).all()
+        for chunk in chunks(names, 5000):
+            found += session.execute(query.where(Organisation.ref.in_(chunk))).all()
         known = {row.ref for row in found}
         missing = [r for r in names if r not in known]
         rows = found
@@ -412,11 +405,7 @@ def plan_module_change(
         resolution, own = resolved[row.id]
         own_before = own.get(key)
         enabled, source, _ = resolution.field(key)
-        if (
-            actor.is_client_side
-            and row.id != actor.organisation_id
-            or (not actor.is_client_side and not row.path.startswith(actor.organisation_path))
-        ):
+        if not can_see_organisation(actor, row):
             action, reason = "skip", "outside your scope"
         elif actor.kind == "manager":
             action, reason = "skip", "only administrators may change modules"
@@ -491,8 +480,8 @@ def apply_module_plan(
         key = module_key(str(module))
         state = _state_value(None if pd.isna(wanted) else wanted)
         ids = [int(i) for i in group["organisation_id"]]
-        for start in range(0, len(ids), batch_size):
-            _apply_chunk(session, actor, key, state, ids[start : start + batch_size], result)
+        for chunk in chunks(ids, batch_size):
+            _apply_chunk(session, actor, key, state, list(chunk), result)
     return result
 
 
@@ -574,7 +563,7 @@ def _apply_chunk(
             .values(enabled=wanted, updated_at=utcnow())
         )
     if to_insert:
-        session.execute(insert(ModuleSetting), to_insert)
+        insert_rows(session, ModuleSetting.__table__, to_insert)
     audit.record_many(session, events)
     session.flush()
 

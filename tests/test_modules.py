@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from selfcare_ops.access import require_organisation_admin
 from selfcare_ops.cli import main
 from selfcare_ops.errors import AccessDeniedError, ValidationError
 from selfcare_ops.models import MODULE_KEYS, AuditEvent, ModuleSetting, Organisation
@@ -23,7 +24,7 @@ from selfcare_ops.modules import (
     set_module,
     show_modules,
 )
-from selfcare_ops.organisations import create_organisation
+from selfcare_ops.organisations import create_organisation, get_organisation
 
 
 def org_id(session, ref):
@@ -170,6 +171,26 @@ def test_who_may_toggle_what(session_factory, tree, who, ref, allowed):
         with pytest.raises(AccessDeniedError) as info:
             set_module(session, actor, ref, "contacts", "off")
         assert ref in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("who", "ref", "because"),
+    [
+        ("manager_siege", "CA", "only administrators may (seed 002)"),
+        ("partner_b_admin", "CA", "it is outside their scope"),
+    ],
+)
+def test_module_refusals_are_the_one_access_rule(session_factory, tree, who, ref, because):
+    """Modules call ``access.require_organisation_admin``: the same check, the same sentence."""
+    actor = getattr(tree, who)
+    with session_factory() as session:
+        org = get_organisation(session, ref)
+        with pytest.raises(AccessDeniedError) as rule:
+            require_organisation_admin(actor, org, "change the modules of")
+        with pytest.raises(AccessDeniedError) as refused:
+            set_module(session, actor, ref, "contacts", "off")
+    assert str(refused.value) == str(rule.value)
+    assert because in str(refused.value)
 
 
 def test_plan_then_apply_is_idempotent(session_factory, tree):

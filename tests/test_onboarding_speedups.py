@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfcare_ops.errors import ImportFileError
-from selfcare_ops.issuing import json_strings
 from selfcare_ops.logins import make_login
+from selfcare_ops.mail.outbox import json_strings
 from selfcare_ops.onboarding import reading
-from selfcare_ops.onboarding.apply import search_text
+from selfcare_ops.textnorm import fold
 from selfcare_ops.users import derived_columns
 
 NAME = st.text(max_size=12) | st.sampled_from(
@@ -37,9 +37,10 @@ ASCII = st.text(alphabet=st.characters(max_codepoint=127), max_size=10)
 
 @settings(max_examples=500, deadline=None)
 @given(NAME, NAME, ASCII | NAME, st.none() | ASCII | NAME)
-def test_search_text_is_the_derived_column(first, last, login, email) -> None:
-    expected = derived_columns(first, last, login, email)["search_text"]
-    assert search_text(first, last, login, email) == expected
+def test_derived_columns_fold_names_once_and_give_the_plain_fold(first, last, login, email):
+    derived = derived_columns(first, last, login, email)
+    assert derived["search_text"] == fold(f"{first} {last} {login} {email or ''}")[:700]
+    assert derived["sort_name"] == fold(f"{last} {first}")[:210]
 
 
 @settings(max_examples=200, deadline=None)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError, ValidationError
 from ..resources import NOTEBOOKS_DIR, PACKAGE, real_path
+from ..yesno import yes_no
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -38,9 +39,6 @@ RUNNER_PARAMETERS = ("actor",)
 
 #: ``check(session, actor, parameters)`` raises when the run would reach beyond the actor.
 JobCheck = Callable[["Session", "Actor", Mapping[str, Any]], None]
-
-_TRUE = {"1", "true", "yes", "on", "oui", "vrai", "y"}
-_FALSE = {"0", "false", "no", "off", "non", "faux", "n"}
 
 
 @dataclass(frozen=True)
@@ -214,8 +212,9 @@ def coerce(name: str, value: Any, default: Any) -> Any:
         )
 
     if kind is bool:
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        word = yes_no(value) if isinstance(value, str) else None  # the one vocabulary
+        if word is not None:
+            return word
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise refuse()

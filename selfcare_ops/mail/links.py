@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..models import OutboundMessage
 
 INVITATION_PATH = "/invitation/"
@@ -62,10 +63,10 @@ def blank_links(connection: Connection, message_ids: Iterable[int]) -> int:
     """Blank the links of these messages, whatever their state; returns how many changed."""
     ids = sorted(set(message_ids))
     changed = 0
-    for start in range(0, len(ids), 1000):
+    for chunk in chunks(ids, 1000):
         rows = connection.execute(
             select(_TABLE.c.id, _TABLE.c.person, _TABLE.c.body_text, _TABLE.c.body_html).where(
-                _TABLE.c.id.in_(ids[start : start + 1000])
+                _TABLE.c.id.in_(chunk)
             )
         ).all()
         changes = redacted_changes(rows)

@@ -10,11 +10,14 @@ template, ``person`` holds the recipient's slot values, filled when it is delive
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from ..bulk_sql import insert_rows
 from ..errors import MailError
 from ..models import OutboundMessage, utcnow
 
@@ -68,17 +71,39 @@ def enqueue(
     return message
 
 
-def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int]:
-    """Queue many messages in one round trip; returns their ids in the order given.
+def json_strings(values: dict[str, str]) -> str:
+    """``json.dumps(values)`` for a dictionary of strings, a few times faster (tested equal)."""
+    return (
+        "{"
+        + ", ".join(f"{_json_string(key)}: {_json_string(value)}" for key, value in values.items())
+        + "}"
+    )
+
+
+def _person_json(person: dict[str, Any] | None) -> str | None:
+    """A message's slot values as the JSON text the column stores (once per row, here)."""
+    if person is None:
+        return None
+    if all(type(value) is str for value in person.values()):
+        return json_strings(person)
+    return json.dumps(person)
+
+
+def enqueue_many(
+    session: Session, messages: list[dict[str, Any]], *, now: datetime | None = None
+) -> list[int]:
+    """Queue many messages at once; returns their ids in the order given.
 
     Each dictionary has the keyword arguments of :func:`enqueue`. For bulk senders (thousands of
-    invitations): one multi-row INSERT instead of one flush per message.
+    invitations, :mod:`selfcare_ops.issuing`): one bulk insert
+    (:func:`~selfcare_ops.bulk_sql.insert_rows`) instead of one flush per message, with each
+    ``person`` serialised to JSON here (the JSON type's own processing costs more per row).
     """
     if not messages:
         return []
     for m in messages:
         _check_content(m["message_key"], m)
-    now = utcnow()
+    now = now or utcnow()
     rows = [
         {
             "message_key": m["message_key"],
@@ -88,7 +113,7 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int]:
             "body_text": m.get("body_text"),
             "body_html": m.get("body_html"),
             "template_id": m.get("template_id"),
-            "person": m.get("person"),
+            "person": _person_json(m.get("person")),
             "language": m.get("language") or "fr",
             "status": "queued",
             "attempts": 0,
@@ -97,6 +122,6 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int]:
         }
         for m in messages
     ]
-    table = OutboundMessage.__table__
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return list(session.execute(statement, rows).scalars())
+    return insert_rows(
+        session, OutboundMessage.__table__, rows, return_ids=True, driver_ready=("person",)
+    )

@@ -8,10 +8,8 @@ exists, or an update whose values are already there, changes nothing. Bulk state
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -21,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import audit
 from ..access import Actor
-from ..bulk_sql import allocate_ids, execute_insert
+from ..batching import chunks
+from ..bulk_sql import insert_rows
 from ..errors import DatabaseError, LastAdministratorError
 from ..invitations import invite_user_ids
 from ..issuing import Target, issue, supersede_pending
@@ -31,7 +30,6 @@ from ..models import (
     Invitation,
     SubAccount,
     User,
-    count_new_users,
     utcnow,
 )
 from ..subaccounts import create_sub_account
@@ -39,7 +37,6 @@ from ..textnorm import fold
 from ..users import derived_columns, require_administrator_left
 from .headers import RIGHT_FIELDS
 from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
-from .planner import _sort_name as sort_name
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -169,11 +166,6 @@ def finish_run(
             )
 
 
-def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def _create_sub_accounts(
     session: Session, actor: Actor, rows: list[dict[str, Any]], client_refs: dict[int, str]
 ) -> None:
@@ -199,91 +191,37 @@ def _create_sub_accounts(
             row["sub_account_id"] = ids[(row["client_id"], fold(row["new_sub_account"]))]
 
 
-#: Columns an import writes when it creates a user, in insert order.
-_INSERT_COLUMNS = (
-    "id",
-    *VALUE_FIELDS,
-    "client_id",
-    "sub_account_id",
-    "login",
-    "status",
-    "sort_name",
-    "search_text",
-    "email_folded",
-    "import_run_id",
-    "status_changed_at",
-    "invited_at",
-    "created_at",
-    "updated_at",
-)
-
-
-@lru_cache(maxsize=65536)
-def _folded_name(first_name: str, last_name: str) -> str:
-    return fold(f"{first_name} {last_name}")
-
-
-def search_text(first_name: str, last_name: str, login: str, email: str | None) -> str:
-    """``derived_columns(...)["search_text"]``, folding each distinct name once.
-
-    Names repeat across an import and only they need the slow Unicode fold: when the folded
-    name, the login and the email are ASCII, folding them joined by spaces gives the same text
-    (fold works character by character and collapses the spaces; a property test checks it).
-    """
-    tail = f"{login} {email or ''}"
-    name = _folded_name(first_name, last_name)
-    if name.isascii() and tail.isascii():
-        return fold(f"{name} {tail}")[:700]
-    return derived_columns(first_name, last_name, login, email)["search_text"]
-
-
 def _insert_users(
     session: Session, rows: list[dict[str, Any]], now: Any, run_id: int, invite: bool
 ) -> None:
-    """One executemany of plain tuples straight to the driver, ids allocated beforehand.
+    """Insert the batch's new users through the one bulk insert (ids come back in order).
 
-    The per-value type processing of a Core insert costs more than the database's own work
-    here; the only typed values (timestamps) are the same for the whole batch, so they are
-    processed once through the column's own type. Users to invite are written ``invited``
-    at once (their invitations follow in the same transaction), and the client counts get
-    one upsert per client and status.
+    Users to invite are written ``invited`` at once (their invitations follow in the same
+    transaction); the client counts follow from the insert itself (see ``ClientUserCount``).
     """
-    connection = session.connection()
-    dialect = connection.dialect
-    table = User.__table__
-    process = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    stamp = process(now) if process else now
-    ids = allocate_ids(session, table, len(rows))
-    plain_fields = VALUE_FIELDS[: -len(RIGHT_FIELDS)]
-    added: Counter[tuple[int, str]] = Counter()
     records = []
-    for user_id, row in zip(ids, rows, strict=True):
-        row["user_id"] = user_id
+    for row in rows:
         first, last, email = row["first_name"], row["last_name"], row["email"]
         invited = invite and bool(row["invite"]) and bool(email)
-        status = "invited" if invited else "not_invited"
-        added[(row["client_id"], status)] += 1
-        records.append(
-            (
-                user_id,
-                *[row[name] for name in plain_fields],
-                *[bool(row[name]) for name in RIGHT_FIELDS],
-                row["client_id"],
-                row["sub_account_id"],
-                row["login"],
-                status,
-                sort_name(last, first),
-                search_text(first, last, row["login"], email),
-                email.strip().lower() if email else None,
-                run_id,
-                stamp,
-                stamp if invited else None,
-                stamp,
-                stamp,
-            )
+        record = {name: row[name] for name in VALUE_FIELDS}
+        for name in RIGHT_FIELDS:
+            record[name] = bool(record[name])
+        record.update(
+            client_id=row["client_id"],
+            sub_account_id=row["sub_account_id"],
+            login=row["login"],
+            status="invited" if invited else "not_invited",
+            import_run_id=run_id,
+            status_changed_at=now,
+            invited_at=now if invited else None,
+            created_at=now,
+            updated_at=now,
+            **derived_columns(first, last, row["login"], email),
         )
-    execute_insert(connection, table, [table.c[name] for name in _INSERT_COLUMNS], records)
-    count_new_users(connection, added)
+        records.append(record)
+    ids = insert_rows(session, User.__table__, records, return_ids=True)
+    for row, user_id in zip(rows, ids, strict=True):
+        row["user_id"] = user_id
 
 
 def _invite_new_users(
@@ -335,12 +273,8 @@ def apply_batch(
     if creates:
         present = set()
         logins = [r["login"] for r in creates]
-        for start in range(0, len(logins), _IN_CHUNK):
-            present.update(
-                session.scalars(
-                    select(User.login).where(User.login.in_(logins[start : start + _IN_CHUNK]))
-                )
-            )
+        for chunk in chunks(logins, _IN_CHUNK):
+            present.update(session.scalars(select(User.login).where(User.login.in_(chunk))))
         fresh = [row for row in creates if row["login"] not in present]
         for row in creates:
             if row["login"] in present:
@@ -386,8 +320,7 @@ def _void_links(session: Session, user_ids: list[int], now: Any) -> tuple[dict[i
     invited at their current address (``--invite`` sends a new link to the new one).
     """
     voided: dict[int, int] = {}
-    for start in range(0, len(user_ids), _IN_CHUNK):
-        part = user_ids[start : start + _IN_CHUNK]
+    for part in chunks(user_ids, _IN_CHUNK):
         voided.update(
             session.execute(
                 select(Invitation.user_id, func.count())
@@ -400,11 +333,11 @@ def _void_links(session: Session, user_ids: list[int], now: Any) -> tuple[dict[i
         )
     supersede_pending(session, user_ids=user_ids, now=now, reason="email_changed")
     reset: set[int] = set()
-    for start in range(0, len(user_ids), _IN_CHUNK):
+    for part in chunks(user_ids, _IN_CHUNK):
         reset.update(
             session.scalars(
                 update(User)
-                .where(User.id.in_(user_ids[start : start + _IN_CHUNK]), User.status == "invited")
+                .where(User.id.in_(part), User.status == "invited")
                 .values(status="not_invited", invited_at=None, status_changed_at=now)
                 .returning(User.id)
                 .execution_options(synchronize_session=False)
@@ -619,14 +552,14 @@ def apply_rows(
     try:
         if single_transaction:
             with session_factory.begin() as session:
-                for batch in _batches(positions, batch_size):
+                for batch in chunks(positions, batch_size):
                     number += 1
                     run(session, batch, number)
                     done += len(batch)
                     if progress:
                         progress(done, total)
         else:
-            for batch in _batches(positions, batch_size):
+            for batch in chunks(positions, batch_size):
                 number += 1
                 with session_factory.begin() as session:
                     run(session, batch, number)

@@ -9,7 +9,7 @@ so streaming a file chunk by chunk gives the same plan as planning it at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,11 +24,12 @@ from ..access import (
     require_organisation,
     require_rights_manager,
 )
+from ..batching import chunks
 from ..errors import AccessDeniedError, ImportFileError, NotFoundError
 from ..logins import make_login
 from ..models import Organisation, SubAccount, User
 from ..textnorm import fold
-from ..users import derived_columns
+from ..users import folded_sort_name
 from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
 from .normalise import normalise_row
 from .reading import RawRow
@@ -95,11 +96,6 @@ def empty_counts() -> dict[str, int]:
 def add_note(row: dict[str, Any], note: str) -> None:
     """Add ``note`` to the row's notes (several may apply: encoding, sub-account, link)."""
     row["notes"] = f"{row['notes']} | {note}" if row["notes"] else note
-
-
-def _chunks(items: list[Any], size: int = _IN_BATCH) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +247,9 @@ class Planner:
     def _prefetch(self, session: Session, logins: set[str], emails: set[str]) -> None:
         logins = {login for login in logins if login not in self._by_login}
         emails = {email for email in emails if email not in self._by_email}
-        for part in _chunks(sorted(logins)):
+        for part in chunks(sorted(logins), _IN_BATCH):
             self._remember(session.execute(select(*_USER_COLUMNS).where(User.login.in_(part))))
-        for part in _chunks(sorted(emails)):
+        for part in chunks(sorted(emails), _IN_BATCH):
             self._remember(
                 session.execute(select(*_USER_COLUMNS).where(User.email_folded.in_(part)))
             )
@@ -403,7 +399,7 @@ class Planner:
                 )
         elif by_email is not None:
             existing, login = by_email, by_email["login"]
-            same_person = by_email["sort_name"] == _sort_name(
+            same_person = by_email["sort_name"] == folded_sort_name(
                 values["last_name"], values["first_name"]
             )
             if by_email["client_id"] == client.id and not same_person:
@@ -488,7 +484,7 @@ class Planner:
         """The generated login; an existing same-named user holding it is this person again."""
         domain = client.login_domain
         self._load_domain(session, domain)
-        sort_name = _sort_name(values["last_name"], values["first_name"])
+        sort_name = folded_sort_name(values["last_name"], values["first_name"])
         found: list[dict[str, Any]] = []
         namesakes = self._by_name.get((client.id, sort_name))
         if not namesakes or all(u["id"] in self._claimed_users for u in namesakes):
@@ -715,9 +711,3 @@ def _another_person(values: dict[str, Any], existing: dict[str, Any]) -> bool:
 
 #: Sub-account names repeat on every line: fold each distinct one once.
 _folded = lru_cache(maxsize=4096)(fold)
-
-
-@lru_cache(maxsize=65536)
-def _sort_name(last_name: str, first_name: str) -> str:
-    """The stored ``sort_name`` (see :func:`selfcare_ops.users.derived_columns`), cached."""
-    return derived_columns(first_name, last_name, "", None)["sort_name"]

@@ -2,8 +2,9 @@
 
 Pure functions with caches, no database: customer files repeat the same few civilities, roles,
 booleans and mail domains thousands of times, so each distinct raw value is checked once. Emails
-and phone numbers take a cheap exact fast path for the common shapes and fall back to
-email-validator and phonenumbers for everything else (a property test checks both agree).
+take a cheap exact fast path for the common shapes and fall back to email-validator for
+everything else (a property test checks both agree); phone numbers go through the one
+normaliser of :mod:`selfcare_ops.phones`, which does the same.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from ..errors import PhoneNumberError
+from ..phones import normalise_phone
 from ..textnorm import fold
+from ..yesno import YES_NO_HINT, yes_no
 
 
 class CellError(ValueError):
@@ -94,10 +97,6 @@ LANGUAGE_WORDS = _vocabulary(
         "en": ("en", "eng", "en-GB", "en-US", "en_GB", "en_US", "anglais", "english"),
     }
 )
-BOOLEAN_WORDS = {
-    **dict.fromkeys(("oui", "o", "yes", "y", "1", "vrai", "true", "x", "on"), True),
-    **dict.fromkeys(("non", "n", "no", "0", "faux", "false", "off", ""), False),
-}
 
 
 def _pick(kind: str, raw: str, words: dict[str, str], shown: str) -> str:
@@ -155,12 +154,12 @@ def language(raw: str) -> str:
 
 @lru_cache(maxsize=4096)
 def boolean(raw: str) -> bool:
-    value = BOOLEAN_WORDS.get(fold(raw))
+    """A rights cell in the one yes/no vocabulary (:mod:`selfcare_ops.yesno`); empty is no."""
+    if not raw.strip():
+        return False
+    value = yes_no(raw)
     if value is None:
-        raise CellError(
-            f"{raw!r} is not a yes/no value (use oui/non, yes/no, 1/0, vrai/faux, "
-            "true/false, x or an empty cell)"
-        )
+        raise CellError(f"{raw!r} is not a yes/no value (use {YES_NO_HINT} or an empty cell)")
     return value
 
 
@@ -207,44 +206,12 @@ def email(raw: str) -> str:
 
 # --- phone -------------------------------------------------------------------------------------
 
-_PHONE_PUNCTUATION = re.compile(r"[\s.\-/()\u00a0]")
-_FRENCH_NATIONAL = re.compile(r"(?:\+33|0033|0)([1-9]\d{8})\Z")
-
-
-_FRENCH_PREFIXES: dict[str, bool] = {}
-
-
-def _french_prefix_valid(prefix: str) -> bool:
-    """Validity of French numbers starting with these 3 digits (not 8: see :func:`phone`).
-
-    phonenumbers' French patterns for geographic (1-5, 9) and mobile (6, 7) numbers decide on
-    the first three digits of the 9-digit national number, so one full check per prefix (at
-    most 800) covers them all; the tests compare this against the full check.
-    """
-    valid = _FRENCH_PREFIXES.get(prefix)
-    if valid is None:
-        number = phonenumbers.parse(f"+33{prefix}000000", None)
-        valid = _FRENCH_PREFIXES[prefix] = phonenumbers.is_valid_number(number)
-    return valid
-
-
-def _full_phone(raw: str) -> str:
-    try:
-        number = phonenumbers.parse(raw, "FR")
-    except phonenumbers.NumberParseException:
-        raise CellError(f"{raw!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise CellError(f"{raw!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
 
 def phone(raw: str) -> str:
-    """E.164 (+33...), French numbers by default; other countries need their + prefix."""
-    digits = _PHONE_PUNCTUATION.sub("", raw)
-    match = _FRENCH_NATIONAL.match(digits)
-    if match and match.group(1)[0] != "8":  # 08 numbers have finer rules: full check
-        national = match.group(1)
-        if _french_prefix_valid(national[:3]):
-            return f"+33{national}"
-        raise CellError(f"{raw.strip()!r} is not a valid phone number")
-    return _full_phone(raw.strip())
+    """E.164 (+33...) through the one normaliser (:mod:`selfcare_ops.phones`), French numbers by
+    default (other countries need their + prefix); its refusal worded for a CSV cell."""
+    try:
+        return normalise_phone(raw)
+    except PhoneNumberError as exc:
+        what = "a valid phone number" if exc.readable else "a phone number"
+        raise CellError(f"{raw.strip()!r} is not {what}") from None
