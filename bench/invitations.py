@@ -159,9 +159,9 @@ def ours(
     report = deliver(sessions, settings, connections=connections)
     finished = time.perf_counter()
     engine.dispose()
-    if int(outcome.attrs["invited"]) != users or report.sent != users or report.error:
+    if int(outcome.invited) != users or report.sent != users or report.error:
         raise SystemExit(
-            f"OURS invited {outcome.attrs['invited']} and sent {report.sent} of {users} "
+            f"OURS invited {outcome.invited} and sent {report.sent} of {users} "
             f"({report.error or 'no error'})."
         )
     return finished - started, invited - started, finished - invited

@@ -1,6 +1,8 @@
 """Bulk invitations: a plan (who gets an invitation, who is left out and why), then apply.
 
-A plan is a DataFrame an analyst can read, filter and keep; applying it moves each planned user
+A plan (:class:`BulkPlan`) carries a DataFrame an analyst can read, filter and keep, with its
+counts and what applying it needs (when it was made, the minimum days between invitations);
+applying it moves each planned user
 to ``invited`` with one conditional UPDATE per batch (``... WHERE status = 'not_invited' OR
 invited before the plan``), so the same plan applied twice, or two analysts inviting the same
 client at once, invite each user once. The winners of each batch get their invitations and mails
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +44,55 @@ REASON_DRAFT = "draft: created without activating (users activate LOGIN sends it
 REASON_BOUNCED = "address refused by the mail server: correct the email first"
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class BulkPlan:
+    """Who a bulk invitation would reach, before anything is sent.
+
+    ``frame`` has one row per user considered (:data:`PLAN_COLUMNS`; ``action`` is ``invite``
+    or ``skip`` with the reason). The counts are read from the frame, so a plan narrowed with
+    :meth:`where` still counts right; ``planned_at`` and ``min_days`` tell :func:`apply_bulk`
+    who was already invited when the plan was made.
+    """
+
+    frame: pd.DataFrame
+    planned_at: datetime
+    min_days: int = DEFAULT_MIN_DAYS
+    client_ref: str | None = None
+    sub_account: str | None = None
+
+    @property
+    def to_send(self) -> int:
+        """How many invitations applying the plan would send."""
+        return int((self.frame["action"] == "invite").sum())
+
+    @property
+    def left_out(self) -> int:
+        """How many users the plan leaves out (each with its reason)."""
+        return len(self.frame) - self.to_send
+
+    def where(self, mask: pd.Series) -> BulkPlan:
+        """The same plan for the rows ``mask`` keeps (an analyst's selection)."""
+        return replace(self, frame=self.frame[mask])
+
+
+@dataclass(frozen=True, eq=False)
+class BulkOutcome:
+    """What applying a bulk plan did: ``frame`` has one row per plan row
+    (:data:`OUTCOME_COLUMNS`; ``outcome`` is ``invited`` or ``skipped`` with the reason)."""
+
+    frame: pd.DataFrame
+
+    @property
+    def invited(self) -> int:
+        """How many users were invited (their mails are queued)."""
+        return int((self.frame["outcome"] == "invited").sum())
+
+    @property
+    def skipped(self) -> int:
+        """How many plan rows were not invited, each with its reason."""
+        return len(self.frame) - self.invited
 
 
 # --- bulk: plan then apply -------------------------------------------------------------------
@@ -149,13 +201,13 @@ def plan_bulk(
     users: Any = None,
     min_days: int = DEFAULT_MIN_DAYS,
     now: datetime | None = None,
-) -> pd.DataFrame:
+) -> BulkPlan:
     """Who a bulk invitation would reach, and why each left-out user is left out.
 
-    One row per user considered (``user_id, login, email, status, invited_at, action, reason``;
-    ``action`` is ``invite`` or ``skip``). ``attrs``: ``to_send``, ``left_out``, ``planned_at``,
-    ``min_days``. Select a whole client (``client_ref``), one of its sub-accounts, or ``users``
-    (a DataFrame with a ``login``/``user_id`` column, or a list of logins or ids).
+    The plan's frame has one row per user considered (``user_id, login, email, status,
+    invited_at, action, reason``; ``action`` is ``invite`` or ``skip``). Select a whole client
+    (``client_ref``), one of its sub-accounts, or ``users`` (a DataFrame with a
+    ``login``/``user_id`` column, or a list of logins or ids).
     """
     if (client_ref is None) == (users is None):
         raise ValidationError("Plan a bulk invitation for a client or for a list of users.")
@@ -227,22 +279,18 @@ def plan_bulk(
         )
     plan = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS)
     plan["user_id"] = plan["user_id"].astype("Int64")
-    to_send = int((plan["action"] == "invite").sum())
-    plan.attrs.update(
-        to_send=to_send,
-        left_out=len(plan) - to_send,
+    return BulkPlan(
+        frame=plan,
         planned_at=now,
         min_days=min_days,
         client_ref=client_ref,
         sub_account=sub_account,
     )
-    return plan
 
 
-def plan_message(plan: pd.DataFrame) -> str:
+def plan_message(plan: BulkPlan) -> str:
     """The sentence shown before sending: 'N invitations à envoyer (M utilisateurs écartés)'."""
-    to_send = int(plan.attrs.get("to_send", (plan["action"] == "invite").sum()))
-    left_out = int(plan.attrs.get("left_out", (plan["action"] == "skip").sum()))
+    to_send, left_out = plan.to_send, plan.left_out
     # French keeps the singular for 0 and 1.
     word = "invitation" if to_send <= 1 else "invitations"
     kept = "utilisateur écarté" if left_out <= 1 else "utilisateurs écartés"
@@ -357,11 +405,11 @@ def invite_user_ids(
 def apply_bulk(
     session: Session,
     actor: Actor,
-    plan: pd.DataFrame,
+    plan: BulkPlan,
     *,
     progress: Progress | None = None,
     now: datetime | None = None,
-) -> pd.DataFrame:
+) -> BulkOutcome:
     """Send the invitations of a plan; one outcome row per plan row.
 
     Idempotent: a user is invited only if they were not invited since the plan was made, so
@@ -369,10 +417,10 @@ def apply_bulk(
     ``invited`` or ``skipped`` (with the reason).
     """
     now = now or utcnow()
-    planned_at = plan.attrs.get("planned_at") or now
-    min_days = int(plan.attrs.get("min_days", DEFAULT_MIN_DAYS))
+    planned_at, min_days = plan.planned_at, plan.min_days
     cutoff = min(now - timedelta(days=min_days), planned_at)
-    wanted = [int(i) for i in plan.loc[plan["action"] == "invite", "user_id"].dropna()]
+    frame = plan.frame
+    wanted = [int(i) for i in frame.loc[frame["action"] == "invite", "user_id"].dropna()]
     ids = _scoped(session, actor, wanted)
     invited = _invite_scoped_ids(session, actor, ids, cutoff=cutoff, now=now, progress=progress)
     missed = [i for i in wanted if i not in invited]
@@ -401,7 +449,7 @@ def apply_bulk(
             if not reason and row.invited_at is not None and row.invited_at >= planned_at:
                 reason = "invited since the plan was made"
             current[row.id] = reason or "no longer eligible"
-    outcome = plan[["user_id", "login", "email", "action", "reason"]].copy()
+    outcome = frame[["user_id", "login", "email", "action", "reason"]].copy()
     outcomes, reasons, invitation_ids = [], [], []
     for user_id, action, reason in zip(
         outcome["user_id"], outcome["action"], outcome["reason"], strict=True
@@ -422,6 +470,4 @@ def apply_bulk(
     outcome["outcome"] = outcomes
     outcome["reason"] = reasons
     outcome["invitation_id"] = pd.array(invitation_ids, dtype="Int64")
-    outcome = outcome[OUTCOME_COLUMNS]
-    outcome.attrs.update(invited=len(invited), skipped=len(outcome) - len(invited))
-    return outcome
+    return BulkOutcome(frame=outcome[OUTCOME_COLUMNS])

@@ -42,6 +42,8 @@ from .bulk_invitations import (
     DEFAULT_MIN_DAYS,
     OUTCOME_COLUMNS,
     PLAN_COLUMNS,
+    BulkOutcome,
+    BulkPlan,
     apply_bulk,
     invite_user_ids,
     plan_bulk,
@@ -84,6 +86,8 @@ __all__ = [
     "DEFAULT_MIN_DAYS",
     "AcceptResult",
     "AdminInvitationResult",
+    "BulkOutcome",
+    "BulkPlan",
     "CreatedUser",
     "InvitationResult",
     "LifecycleResult",
@@ -557,5 +561,4 @@ def outbox_status(session: Session, actor: Actor) -> dict[str, int]:
 def invite_demo_client(session: Session, actor: Actor, client_ref: str) -> int:
     """Invite every invitable user of one demo client (``make demo``); returns how many."""
     plan = plan_bulk(session, actor, client_ref=client_ref)
-    outcome = apply_bulk(session, actor, plan)
-    return int(outcome.attrs["invited"])
+    return apply_bulk(session, actor, plan).invited

@@ -11,7 +11,7 @@ one row per organisation, action and reason) that :func:`apply_module_plan` then
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import pandas as pd
@@ -364,6 +364,79 @@ PLAN_COLUMNS = [
 ]
 
 
+def _impacts_of(modules: Iterable[object]) -> tuple[str, ...]:
+    """The sections whose content changes with these modules (keys or labels, as a plan's
+    rows name them), each once, in catalogue order."""
+    named = {m for m in modules if isinstance(m, str)}
+    return tuple(
+        dict.fromkeys(
+            impact
+            for key, info in CATALOGUE.items()
+            if key in named or info.label in named
+            for impact in info.impacts
+        )
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ModulePlan:
+    """One module change across many clients, before anything is written.
+
+    ``frame`` has one row per client considered (:data:`PLAN_COLUMNS`; ``action`` is ``set``,
+    ``reset`` or ``skip`` with the reason); it can be narrowed (:meth:`where`), exported, edited
+    and read back: :func:`apply_module_plan` takes the plan or such a frame.
+    """
+
+    frame: pd.DataFrame
+    module: str
+    state: bool | None
+
+    @property
+    def to_change(self) -> int:
+        """How many clients applying the plan would change."""
+        return int((self.frame["action"] != "skip").sum())
+
+    @property
+    def impacts(self) -> tuple[str, ...]:
+        """The other sections this module's state changes (always listed to the analyst)."""
+        return CATALOGUE[self.module].impacts
+
+    def where(self, mask: pd.Series) -> ModulePlan:
+        """The same plan for the rows ``mask`` keeps."""
+        return replace(self, frame=self.frame[mask])
+
+
+@dataclass(frozen=True, eq=False)
+class ModuleOutcome:
+    """What applying a module plan did: ``frame`` is the plan with ``outcome`` ('applied',
+    'unchanged', 'skipped') and ``detail``."""
+
+    frame: pd.DataFrame
+
+    def _count(self, outcome: str) -> int:
+        return int((self.frame["outcome"] == outcome).sum())
+
+    @property
+    def applied(self) -> int:
+        """How many clients changed."""
+        return self._count("applied")
+
+    @property
+    def unchanged(self) -> int:
+        """How many clients were already in the wanted state when applying."""
+        return self._count("unchanged")
+
+    @property
+    def skipped(self) -> int:
+        """How many rows were not applied (out of scope, unknown client, planned as skip)."""
+        return self._count("skipped")
+
+    @property
+    def impacts(self) -> tuple[str, ...]:
+        """The other sections the applied modules change."""
+        return _impacts_of(self.frame["module"].unique())
+
+
 def plan_module_change(
     session: Session,
     actor: Actor,
@@ -372,12 +445,12 @@ def plan_module_change(
     *,
     refs: Iterable[str] | None = None,
     under: str | None = None,
-) -> pd.DataFrame:
+) -> ModulePlan:
     """One row per client considered: 'set', 'reset' or 'skip' (with the reason).
 
     Targets are the clients named by ``refs``, else every client under ``under``, else every
-    client in the actor's scope. Nothing is written; ``plan.attrs["to_change"]`` counts rows
-    that :func:`apply_module_plan` would change.
+    client in the actor's scope. Nothing is written; ``plan.to_change`` counts the rows that
+    :func:`apply_module_plan` would change.
     """
     key = module_key(module)
     wanted = parse_state(state)
@@ -447,24 +520,21 @@ def plan_module_change(
                 "impacts": ", ".join(CATALOGUE[key].impacts),
             }
         )
-    plan = pd.DataFrame(out, columns=PLAN_COLUMNS).astype({"organisation_id": "Int64"})
-    plan.attrs["module"] = key
-    plan.attrs["state"] = wanted
-    plan.attrs["to_change"] = int((plan["action"] != "skip").sum())
-    plan.attrs["impacts"] = CATALOGUE[key].impacts
-    return plan
+    frame = pd.DataFrame(out, columns=PLAN_COLUMNS).astype({"organisation_id": "Int64"})
+    return ModulePlan(frame=frame, module=key, state=wanted)
 
 
 def apply_module_plan(
-    session: Session, actor: Actor, plan: pd.DataFrame, *, batch_size: int = 2000
-) -> pd.DataFrame:
+    session: Session, actor: Actor, plan: ModulePlan | pd.DataFrame, *, batch_size: int = 2000
+) -> ModuleOutcome:
     """Apply the 'set'/'reset' rows of a plan; rows already in the wanted state are 'unchanged'.
 
-    Scope is checked again for every row (a plan is a file an analyst may have edited), and the
-    current state is re-read, so applying the same plan twice changes nothing the second time.
-    Returns the plan with ``outcome`` ('applied', 'unchanged', 'skipped') and ``detail``.
+    ``plan`` is a :class:`ModulePlan` or its frame read back from a file: each row names its
+    module and wanted state. Scope is checked again for every row (a plan is a file an analyst
+    may have edited), and the current state is re-read, so applying the same plan twice changes
+    nothing the second time.
     """
-    result = plan.copy()
+    result = (plan.frame if isinstance(plan, ModulePlan) else plan).copy()
     result["outcome"] = "skipped"
     result["detail"] = [
         "" if reason is None or (not isinstance(reason, str) and pd.isna(reason)) else str(reason)
@@ -472,7 +542,7 @@ def apply_module_plan(
     ]
     todo = result[result["action"].isin(["set", "reset"])]
     if todo.empty:
-        return result
+        return ModuleOutcome(frame=result)
     wanted_of = todo["own_after"].map(_state_value)
     for (module, wanted), group in todo.groupby(
         [todo["module"], wanted_of.astype("string")], dropna=False
@@ -482,7 +552,7 @@ def apply_module_plan(
         ids = [int(i) for i in group["organisation_id"]]
         for chunk in chunks(ids, batch_size):
             _apply_chunk(session, actor, key, state, list(chunk), result)
-    return result
+    return ModuleOutcome(frame=result)
 
 
 def _apply_chunk(
@@ -577,11 +647,7 @@ def change_many(
     refs: Iterable[str] | None = None,
     under: str | None = None,
     apply: bool = False,
-) -> pd.DataFrame:
+) -> ModulePlan | ModuleOutcome:
     """Plan (and with ``apply``, apply) one module change across many clients."""
     plan = plan_module_change(session, actor, module, state, refs=refs, under=under)
-    if not apply:
-        return plan
-    result = apply_module_plan(session, actor, plan)
-    result.attrs.update(plan.attrs)
-    return result
+    return apply_module_plan(session, actor, plan) if apply else plan

@@ -147,6 +147,36 @@ def test_decompression_bomb_is_refused_from_its_header(kind):
     assert info.value.limit == MAX_DECODE_PIXELS
 
 
+def test_a_bomb_beyond_pillows_own_ceiling_is_still_named_by_its_size():
+    # Pillow's Image.open would raise its DecompressionBombError before telling the size;
+    # the header is read without that process-wide check, which is left as Pillow ships it.
+    assert 30_000 * 30_000 > 2 * Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageError, match="30000 x 30000 px"):
+        check_image(png_bomb(30_000, 30_000), "banner")
+    assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) is rewritten to declare another size."""
+    data = bytearray(jpeg(16, 16))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fit", [False, True])
+def test_jpeg_bomb_is_refused_from_its_frame_header(fit):
+    with pytest.raises(ImageError) as info:
+        check_image(jpeg_declaring(20_000, 10_000), "logo", fit=fit)
+    assert "20000 x 10000 px (200,000,000 pixels)" in str(info.value)
+    assert info.value.actual == 200_000_000
+
+
+def test_a_header_declaring_no_pixel_is_refused():
+    with pytest.raises(ImageError, match="damaged PNG file: its header cannot be read"):
+        check_image(png_bomb(0, 10), "logo")
+
+
 def test_bomb_within_pillow_limits_but_above_ours_is_refused():
     # 8,000 x 6,000 = 48 megapixels: Pillow alone would decode it (its limit is ~89M).
     with pytest.raises(ImageError, match="48,000,000 pixels"):

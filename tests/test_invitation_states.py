@@ -393,7 +393,7 @@ def test_a_bounced_address_is_not_invited_again_until_corrected(session_factory,
         plan = invitations.plan_bulk(
             session, tree.system, client_ref="CA", min_days=0, now=utcnow() + timedelta(days=9)
         )
-    row = plan.set_index("login").loc[login]
+    row = plan.frame.set_index("login").loc[login]
     assert row["action"] == "skip" and "refused" in row["reason"]
     # The corrected address is invited again.
     with session_factory.begin() as session:

@@ -133,7 +133,7 @@ def test_invite_out_of_scope_is_refused(session_factory, tree):
 
 
 def _reasons(plan):
-    return dict(zip(plan["login"], plan["reason"], strict=True))
+    return dict(zip(plan.frame["login"], plan.frame["reason"], strict=True))
 
 
 def test_plan_counts_and_reasons(session_factory, tree):
@@ -141,8 +141,8 @@ def test_plan_counts_and_reasons(session_factory, tree):
         invitations.invite_user(session, tree.system, VERO)
     with session_factory() as session:
         plan = invitations.plan_bulk(session, tree.partner_a_admin, client_ref="CA")
-    assert list(plan.columns) == invitations.PLAN_COLUMNS
-    assert plan.attrs["to_send"] == 1 and plan.attrs["left_out"] == 5
+    assert list(plan.frame.columns) == invitations.PLAN_COLUMNS
+    assert (plan.to_send, plan.left_out, plan.min_days, plan.client_ref) == (1, 5, 3, "CA")
     assert _reasons(plan) == {
         ALICE: "already active",
         MARC: "already active",
@@ -155,15 +155,15 @@ def test_plan_counts_and_reasons(session_factory, tree):
     with session_factory() as session:
         plan = invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
     assert _reasons(plan)[VERO] == ""
-    assert plan.attrs["to_send"] == 2
+    assert plan.to_send == 2
 
 
 def test_plan_of_a_sub_account_and_of_a_manager(session_factory, tree):
     with session_factory() as session:
         plan = invitations.plan_bulk(session, tree.system, client_ref="CA", sub_account="Agence")
-        assert list(plan["login"]) == [VERO]
+        assert list(plan.frame["login"]) == [VERO] and plan.sub_account == "Agence"
         mine = invitations.plan_bulk(session, tree.manager_siege, client_ref="CA")
-        assert set(mine["login"]) == {MARC, JP, CEDRIC}
+        assert set(mine.frame["login"]) == {MARC, JP, CEDRIC}
         with pytest.raises(AccessDeniedError):
             invitations.plan_bulk(session, tree.partner_b_admin, client_ref="CA")
 
@@ -186,12 +186,12 @@ def test_plan_of_a_dataframe_marks_out_of_scope_and_unknown(session_factory, tre
         "nobody@nowhere": "unknown user",
         CEDRIC: "no email",
     }
-    out = plan.set_index("login").loc["bautre@betaclient.sewan.eu"]
+    out = plan.frame.set_index("login").loc["bautre@betaclient.sewan.eu"]
     assert pd.isna(out["email"])  # nothing about an out-of-scope user leaks into the plan
     with session_factory() as session:
-        ids = plan.loc[plan["user_id"].notna(), ["user_id"]]
+        ids = plan.frame.loc[plan.frame["user_id"].notna(), ["user_id"]]
         by_id = invitations.plan_bulk(session, tree.partner_a_admin, users=ids)
-    assert by_id.attrs["to_send"] == 1
+    assert by_id.to_send == 1
     with session_factory() as session:
         with pytest.raises(ValidationError, match="'login', 'user_id' or 'id' column"):
             invitations.plan_bulk(session, tree.system, users=pd.DataFrame({"x": [1]}))
@@ -207,18 +207,34 @@ def test_apply_twice_sends_nothing_twice(session_factory, tree):
         first = invitations.apply_bulk(
             session, tree.system, plan, progress=lambda d, t: calls.append((d, t))
         )
-    assert first.attrs["invited"] == 2
+    assert (first.invited, first.skipped) == (2, 4)
     assert calls and calls[-1] == (2, 2)
-    assert set(first.loc[first["outcome"] == "invited", "login"]) == {JP, VERO}
-    assert first["invitation_id"].notna().sum() == 2
+    done = first.frame
+    assert set(done.loc[done["outcome"] == "invited", "login"]) == {JP, VERO}
+    assert done["invitation_id"].notna().sum() == 2
     with session_factory.begin() as session:
         second = invitations.apply_bulk(session, tree.system, plan)
-    assert second.attrs["invited"] == 0
-    assert (second["outcome"] == "skipped").all()
-    assert second.set_index("login").loc[JP, "reason"] == "invited less than 3 days ago"
+    assert (second.invited, second.skipped) == (0, 6)
+    assert (second.frame["outcome"] == "skipped").all()
+    assert second.frame.set_index("login").loc[JP, "reason"] == "invited less than 3 days ago"
     with session_factory() as session:
         assert _count(session, Invitation) == 2
         assert _count(session, OutboundMessage) == 2
+
+
+def test_a_narrowed_plan_counts_and_sends_only_what_it_keeps(session_factory, tree):
+    with session_factory() as session:
+        plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
+    only_jp = plan.where(plan.frame["login"] == JP)
+    assert (only_jp.to_send, only_jp.left_out, plan.to_send) == (1, 0, 2)
+    assert only_jp.planned_at == plan.planned_at
+    assert invitations.plan_message(only_jp) == "1 invitation à envoyer (0 utilisateur écarté)"
+    with session_factory.begin() as session:
+        outcome = invitations.apply_bulk(session, tree.system, only_jp)
+    assert (outcome.invited, list(outcome.frame["login"])) == (1, [JP])
+    with session_factory() as session:
+        invited = set(session.scalars(select(User.login).where(User.status == "invited")))
+    assert invited == {JP}
 
 
 def test_a_zero_day_plan_applied_twice_still_sends_once(session_factory, tree):
@@ -229,7 +245,7 @@ def test_a_zero_day_plan_applied_twice_still_sends_once(session_factory, tree):
             invitations.apply_bulk(session, tree.system, plan)
     with session_factory() as session:
         assert _count(session, Invitation) == 2
-        reasons = invitations.apply_bulk(session, tree.system, plan)
+        reasons = invitations.apply_bulk(session, tree.system, plan).frame
         assert set(reasons.loc[reasons["action"] == "invite", "reason"]) == {
             "invited since the plan was made"
         }
@@ -283,7 +299,7 @@ def test_two_bulk_invitations_at_once_invite_each_user_once(session_factory, tre
             barrier.wait(timeout=30)
             with session_factory.begin() as session:
                 outcome = invitations.apply_bulk(session, tree.system, plan)
-            results.append(outcome.attrs["invited"])
+            results.append(outcome.invited)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -549,11 +565,11 @@ def test_invite_demo_client_invites_everyone_invitable(session_factory, tree):
 def test_plan_and_apply_of_a_client_without_users(session_factory, tree):
     with session_factory.begin() as session:
         plan = invitations.plan_bulk(session, tree.system, client_ref="CB")
-        assert plan.empty and plan.attrs["to_send"] == 0
+        assert plan.frame.empty and plan.to_send == 0
         assert invitations.plan_message(plan) == "0 invitation à envoyer (0 utilisateur écarté)"
         outcome = invitations.apply_bulk(session, tree.system, plan)
-        assert outcome.empty and outcome.attrs["invited"] == 0
-        assert list(outcome.columns) == invitations.OUTCOME_COLUMNS
+        assert outcome.frame.empty and outcome.invited == 0
+        assert list(outcome.frame.columns) == invitations.OUTCOME_COLUMNS
         assert invitations.invite_user_ids(session, tree.system, []) == 0
 
 

@@ -133,6 +133,54 @@ def test_a_notebook_without_parameters_cell_is_refused(tmp_path: Path) -> None:
         notebook_parameters(path)
 
 
+def test_a_declared_type_wins_over_the_default_and_help_is_read(tmp_path: Path) -> None:
+    notebook = _notebook(
+        tmp_path / "typed.ipynb",
+        parameters=(
+            'database_url = ""\n'
+            "ratio: float = 1  # how much\n"
+            "count = 3  # type: int\n"
+            'client = "C0001"  # client reference, digits kept as text\n'
+            "actor = None\n"
+        ),
+    )
+    job = Job("typed", notebook, "Typed parameters.")
+    signature = job.signature()
+    assert list(signature) == ["database_url", "ratio", "count", "client"]
+    assert signature["ratio"].kind is float and signature["ratio"].help == "how much"
+    resolved = resolve_parameters(job, {"ratio": "2,5", "count": "7", "client": "0042"})
+    assert resolved["ratio"] == 2.5 and resolved["count"] == 7
+    assert resolved["client"] == "0042"  # papermill's own -p would have made it the number 42
+    with pytest.raises(ValidationError, match="ratio must be a number .*default is 1"):
+        resolve_parameters(job, {"ratio": "lots"})
+    with pytest.raises(ValidationError, match="actor of a run is whoever starts it"):
+        resolve_parameters(job, {"actor": "boss@x.example"})
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("when = compute()", "when of .* must have a literal default value"),
+        ("when: datetime = None", "declares the type datetime; a job parameter is one of bool"),
+    ],
+)
+def test_a_parameters_cell_the_runner_cannot_honour_is_refused(
+    tmp_path: Path, cell: str, message: str
+) -> None:
+    notebook = _notebook(tmp_path / "odd.ipynb", parameters=f'database_url = ""\n{cell}\n')
+    with pytest.raises(JobError, match=message):
+        Job("odd", notebook, "").parameters()
+
+
+def test_a_file_that_is_not_a_notebook_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{ not json", encoding="utf-8")
+    with pytest.raises(JobError, match="is not a readable notebook"):
+        notebook_parameters(path)
+    with pytest.raises(JobError, match="cannot be read"):
+        notebook_parameters(tmp_path / "absent.ipynb")
+
+
 @given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_integers_survive_the_command_line(number: int) -> None:
     assert coerce("n", str(number), 0) == number
@@ -381,7 +429,6 @@ def test_the_domain_side_of_jobs_never_imports_papermill() -> None:
         "import sys\n"
         "import selfcare_ops.jobs, selfcare_ops.jobs.context, selfcare_ops.jobs.tasks\n"
         "import selfcare_ops.jobs.history, selfcare_ops.reports, selfcare_ops.charts\n"
-        "selfcare_ops.jobs.JOBS['ping'].parameters()\n"
         "heavy = {'papermill', 'nbformat', 'nbclient', 'IPython', 'click', 'matplotlib.pyplot'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )

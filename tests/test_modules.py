@@ -202,20 +202,23 @@ def test_plan_then_apply_is_idempotent(session_factory, tree):
         set_module(session, tree.system, "C2", "offres_mobiles", "off")
     with session_factory.begin() as session:
         plan = plan_module_change(session, tree.partner_a_admin, "offres_mobiles", "off")
-        assert list(plan["organisation_ref"]) == ["C1", "C2", "C3", "CA", "CA1"]
-        assert plan.attrs["to_change"] == 4
-        assert plan.attrs["impacts"] == ("Tableau de bord", "Mes téléphones")
-        skipped = plan.set_index("organisation_ref").loc["C2"]
+        assert list(plan.frame["organisation_ref"]) == ["C1", "C2", "C3", "CA", "CA1"]
+        assert (plan.module, plan.state, plan.to_change) == ("offres_mobiles", False, 4)
+        assert plan.impacts == ("Tableau de bord", "Mes téléphones")
+        skipped = plan.frame.set_index("organisation_ref").loc["C2"]
         assert (skipped["action"], skipped["reason"]) == ("skip", "already off")
         assert session.scalar(select(func.count()).select_from(ModuleSetting)) == 1  # dry run
         result = apply_module_plan(session, tree.partner_a_admin, plan)
-        assert result["outcome"].value_counts().to_dict() == {"applied": 4, "skipped": 1}
+        assert result.frame["outcome"].value_counts().to_dict() == {"applied": 4, "skipped": 1}
+        assert (result.applied, result.unchanged, result.skipped) == (4, 0, 1)
+        assert result.impacts == plan.impacts
     with session_factory.begin() as session:
         for ref in ("C1", "C3", "CA", "CA1"):
             state = states(session, ref)["offres_mobiles"]
             assert (state.enabled, state.source) == (False, ref)
         again = apply_module_plan(session, tree.partner_a_admin, plan)
-        assert set(again["outcome"]) == {"unchanged", "skipped"}
+        assert set(again.frame["outcome"]) == {"unchanged", "skipped"}
+        assert (again.applied, again.unchanged) == (0, 4)
         events = session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "module.set")
         )
@@ -227,7 +230,7 @@ def test_plan_by_refs_reports_unknown_and_out_of_scope_clients(session_factory, 
         plan = plan_module_change(
             session, tree.partner_b_admin, "contacts", "off", refs=["CB", "CA", "NOPE"]
         )
-        rows = plan.set_index("organisation_ref")
+        rows = plan.frame.set_index("organisation_ref")
         assert rows.loc["CB", "action"] == "set"
         assert (rows.loc["CA", "action"], rows.loc["CA", "reason"]) == (
             "skip",
@@ -238,8 +241,9 @@ def test_plan_by_refs_reports_unknown_and_out_of_scope_clients(session_factory, 
             "no such client",
         )
         # an edited plan cannot smuggle an out-of-scope client in
-        plan.loc[plan["organisation_ref"] == "CA", "action"] = "set"
-        result = apply_module_plan(session, tree.partner_b_admin, plan).set_index(
+        edited = plan.frame.copy()
+        edited.loc[edited["organisation_ref"] == "CA", "action"] = "set"
+        result = apply_module_plan(session, tree.partner_b_admin, edited).frame.set_index(
             "organisation_ref"
         )
         assert result.loc["CB", "outcome"] == "applied"
@@ -254,15 +258,16 @@ def test_plan_under_a_partner_and_back_to_inherit(session_factory, tree, tmp_pat
         assert not states(session, "CA")["documentations"].enabled
         assert states(session, "CB")["documentations"].enabled
         plan = plan_module_change(session, tree.system, "documentations", "inherit", under="PA")
-        assert set(plan["action"]) == {"reset"}
+        assert set(plan.frame["action"]) == {"reset"}
         # plans survive a round trip through a CSV file
         path = tmp_path / "plan.csv"
-        plan.to_csv(path, index=False)
+        plan.frame.to_csv(path, index=False)
         import pandas as pd
 
         reread = pd.read_csv(path)
         result = apply_module_plan(session, tree.system, reread)
-        assert set(result["outcome"]) == {"applied"}
+        assert set(result.frame["outcome"]) == {"applied"} and result.applied == len(reread)
+        assert result.impacts == ()  # documentations changes no other section
         assert states(session, "CA")["documentations"].source is None
         with pytest.raises(AccessDeniedError):
             plan_module_change(session, tree.partner_b_admin, "contacts", "off", under="PA")
@@ -271,9 +276,9 @@ def test_plan_under_a_partner_and_back_to_inherit(session_factory, tree, tmp_pat
 def test_manager_plan_changes_nothing(session_factory, tree):
     with session_factory.begin() as session:
         plan = plan_module_change(session, tree.manager_siege, "contacts", "off")
-        assert list(plan["organisation_ref"]) == ["CA"]
-        assert plan.loc[0, "reason"] == "only administrators may change modules"
-        assert plan.attrs["to_change"] == 0
+        assert list(plan.frame["organisation_ref"]) == ["CA"]
+        assert plan.frame.loc[0, "reason"] == "only administrators may change modules"
+        assert plan.to_change == 0
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -318,6 +323,11 @@ def test_cli_show_set_and_set_many(db_url, tree, tmp_path):
     assert plan_text.startswith("organisation_id;organisation_ref;") and ";CA1;" in plan_text
     done = run(db_url, "modules", "set-many", "contacts", "off", "--client", "CA", "--apply")
     assert done.exit_code == 0 and "1 clients changed" in done.output
+    mobile = ["set-many", "offres_mobiles", "off", "--client", "CA"]
+    for extra, said in (([], "1 clients would change"), (["--apply"], "1 clients changed")):
+        shown = run(db_url, "modules", *mobile, *extra)
+        assert shown.exit_code == 0 and said in shown.output
+        assert "Impacted modules: Tableau de bord, Mes téléphones." in shown.output
     back = run(db_url, "modules", "set", "CA", "contacts", "inherit")
     assert "off -> inherit" in back.output
     assert run(db_url, "modules", "set", "CA", "contacts", "inherit").output.startswith("Unchanged")

@@ -81,7 +81,7 @@ def test_a_thousand_invitations_store_one_template_per_kind_language_and_client(
             outcome = invitations.apply_bulk(session, tree.system, plan)
         finally:
             event.remove(engine, "before_cursor_execute", seen)
-    assert outcome.attrs["invited"] == 1000
+    assert outcome.invited == 1000
     # Two templates (fr, en) over two chunks of 500: a lookup, an insert and a read back each.
     assert len(statements) <= 6
     with session_factory() as session:

@@ -258,3 +258,37 @@ def test_the_state_column_tells_what_became_of_each_invitation(session_factory, 
     assert list(board.users_page.rows["last_name"]) == ["Duduche"]
     board.status_filter.value = "sent"
     assert list(board.users_page.rows["last_name"]) == ["Bubu"]
+
+
+def test_user_text_is_escaped_and_the_deactivated_row_struck(session_factory, tree):
+    hostile = "<script>alert('x')</script>"
+    deactivated = tree.client_a_users[5]
+    with session_factory.begin() as session:
+        user = session.scalars(select(User).where(User.login == tree.client_a_users[2])).one()
+        user.last_name = hostile
+    board = DirectoryDashboard(session_factory, tree.system)
+    board.open_client("CA")
+    shown = board.users_html.value
+    assert "<script>" not in shown
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in shown
+    assert '<table id="' in shown and 'class="selfcare-table"' in shown
+    rows = shown.split("<tr>")[2:]  # the header row first
+    struck = [row for row in rows if 'class="data' in row and " struck" in row]
+    assert len(struck) == 1 and deactivated in struck[0]
+    assert struck[0].count(" struck") == 6  # every cell of that row, and of no other row
+    assert '<s class="selfcare-deactivated">' in struck[0]  # the dashboard's own HTML, kept
+
+
+def test_html_table_escapes_headers_and_cells_and_says_what_is_left_out():
+    import pandas as pd
+
+    from selfcare_ops.widgets.common import html_table
+
+    frame = pd.DataFrame({"name": ["<b>A</b>", None, "C"], "flag": [True, False, None]})
+    shown = html_table(frame, headers={"name": "<Nom>"}, max_rows=2)
+    assert "&lt;Nom&gt;" in shown and "&lt;b&gt;A&lt;/b&gt;" in shown and "<b>" not in shown
+    assert ">oui</td>" in shown and ">non</td>" in shown and "None" not in shown
+    assert shown.count("<tr>") == 3 and "… et 1 lignes de plus." in shown
+    assert html_table(frame.iloc[0:0], empty="Rien <ici>.") == (
+        '<p class="selfcare-empty"><i>Rien &lt;ici&gt;.</i></p>'
+    )

@@ -1,25 +1,25 @@
 """Uploaded images (logo and dashboard banner): checked by content, then re-encoded.
 
 The order matters for safety: the format is recognised from the first bytes (never the file
-name) and anything but JPEG or PNG is refused before an image library looks at it; the
-dimensions are read from the header (PNG ``IHDR``, JPEG ``SOFn``) and checked against the
-limits and our own pixel ceiling before any pixel is decoded, so a decompression bomb costs a
-few bytes of parsing. Only then is the image decoded (a truncated or damaged file fails here),
-turned upright by its EXIF orientation, downscaled if asked, and re-encoded without metadata
-(EXIF, XMP, text chunks; a colour profile is converted to sRGB, then dropped).
+name) and anything but JPEG or PNG is refused before an image library looks at it; Pillow's
+PNG or JPEG parser then reads the header alone (a lazy open: ``.size`` and ``.format``, no
+pixel decoded), and the dimensions are checked against the limits and our own pixel ceiling,
+so a decompression bomb costs a few bytes of parsing. Only then is the image decoded (a
+truncated or damaged file fails here), turned upright by its EXIF orientation, downscaled if
+asked, and re-encoded without metadata (EXIF, XMP, text chunks; a colour profile is converted
+to sRGB, then dropped).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import struct
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin
 
 from ..errors import ImageError
 from ..files import read_regular_file
@@ -74,42 +74,25 @@ def sniff_format(data: bytes) -> str:
     return "text"
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        raise ValueError("no IHDR header")
-    return struct.unpack(">II", data[16:24])
+#: Pillow's own parser for each accepted format. Constructing it reads the header only (the
+#: lazy half of ``Image.open``); pixels are decoded by ``load()``. ``Image.open`` itself is not
+#: used for the header: it applies the process-wide ``Image.MAX_IMAGE_PIXELS`` check before
+#: handing the image back, so a bomb above Pillow's ceiling would be refused without its size,
+#: and tightening that global to our ceiling would change every other image opened in the
+#: analyst's kernel.
+_OPENERS: dict[str, Callable[[IO[bytes]], ImageFile.ImageFile]] = {
+    "PNG": PngImagePlugin.PngImageFile,
+    "JPEG": JpegImagePlugin.JpegImageFile,
+}
+
+#: What Pillow's header parsers raise on a truncated or malformed header.
+_HEADER_ERRORS = (SyntaxError, OSError, ValueError, EOFError, IndexError, KeyError, TypeError)
 
 
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise ValueError("marker expected")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _SOF:
-            if pos + 9 > len(data):
-                break
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        if marker in (0xD9, 0xDA) or length < 2:
-            break
-        pos += 2 + length
-    raise ValueError("no frame header")
-
-
-def header_size(data: bytes, fmt: str) -> tuple[int, int]:
-    """Width and height read from the header alone (nothing decoded)."""
-    return _png_size(data) if fmt == "PNG" else _jpeg_size(data)
+def open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    """The image as Pillow sees it after reading its header: ``.size`` and ``.format`` are
+    known, no pixel is decoded. ``fmt`` is 'PNG' or 'JPEG' (from :func:`sniff_format`)."""
+    return _OPENERS[fmt](io.BytesIO(data))
 
 
 @dataclass(frozen=True)
@@ -145,7 +128,7 @@ def _refuse(kind: str, message: str, *, limit: object = None, actual: object = N
     return ImageError(message, field=kind, limit=limit, actual=actual)
 
 
-def _check_header(kind: str, data: bytes, fit: bool) -> tuple[str, int, int]:
+def _check_header(kind: str, data: bytes, fit: bool) -> ImageFile.ImageFile:
     label = _KIND_LABEL[kind]
     size = len(data)
     if size == 0:
@@ -175,13 +158,12 @@ def _check_header(kind: str, data: bytes, fit: bool) -> tuple[str, int, int]:
             actual=fmt,
         )
     try:
-        width, height = header_size(data, fmt)
-    except (ValueError, struct.error) as exc:
+        header = open_header(data, fmt)
+    except _HEADER_ERRORS as exc:
         raise _refuse(
             kind, f"The {label} is a damaged {fmt} file: its header cannot be read ({exc})."
         ) from exc
-    if width == 0 or height == 0:
-        raise _refuse(kind, f"The {label} declares an empty size of {width} x {height} px.")
+    width, height = header.size
     pixels = width * height
     if pixels > MAX_DECODE_PIXELS:
         raise _refuse(
@@ -208,28 +190,25 @@ def _check_header(kind: str, data: bytes, fit: bool) -> tuple[str, int, int]:
             limit=LOGO_MAX_SIDE,
             actual=(width, height),
         )
-    return fmt, width, height
+    return header
 
 
-def _decode(kind: str, data: bytes, fmt: str, fit: bool) -> Image.Image:
+def _decode(kind: str, data: bytes, header: ImageFile.ImageFile, fit: bool) -> Image.Image:
+    """The pixels of an image whose header passed: a truncated or damaged body fails here."""
     label = _KIND_LABEL[kind]
+    fmt = str(header.format)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if fmt == "PNG":  # chunk CRCs and the end marker, without decompressing pixels
-                Image.open(io.BytesIO(data), formats=[fmt]).verify()
-            image = Image.open(io.BytesIO(data), formats=[fmt])
-            if fmt == "JPEG" and fit:
-                image.draft("RGB", (LOGO_MAX_SIDE * 2, LOGO_MAX_SIDE * 2))
-            image.load()
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, EOFError) as exc:
+        if fmt == "PNG":  # chunk CRCs and the end marker, without decompressing pixels
+            open_header(data, fmt).verify()
+        if fmt == "JPEG" and fit:
+            header.draft("RGB", (LOGO_MAX_SIDE * 2, LOGO_MAX_SIDE * 2))
+        header.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _refuse(
             kind,
             f"The {label} is a truncated or damaged {fmt} file and cannot be decoded ({exc}).",
         ) from exc
-    except Image.DecompressionBombError as exc:  # pragma: no cover - caught by the header check
-        raise _refuse(kind, f"The {label} is refused as a decompression bomb ({exc}).") from exc
-    return image
+    return header
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
@@ -278,10 +257,10 @@ def check_image(data: bytes, kind: str, *, fit: bool = False) -> CheckedImage:
         raise ImageError(
             f"The image kind must be one of {', '.join(KINDS)}, not {kind!r}.", field="kind"
         )
-    fmt, width, height = _check_header(kind, data, fit)
-    image = _decode(kind, data, fmt, fit)
+    header = _check_header(kind, data, fit)
+    fmt, original = str(header.format), header.size
+    image = _decode(kind, data, header, fit)
     image = ImageOps.exif_transpose(image) or image
-    original = (width, height)
     if kind == "logo" and max(image.size) > LOGO_MAX_SIDE:
         image.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE), Image.Resampling.LANCZOS)
     resized = image.size not in (original, original[::-1])  # an upright turn is no resize

@@ -105,8 +105,8 @@ def invite_client(
             sub_account=sub_account,
             min_days=min_days,
         )
-    left_out = plan.loc[plan["action"] == "skip", ["login", "reason"]]
-    to_send = int(plan.attrs["to_send"])
+    left_out = plan.frame.loc[plan.frame["action"] == "skip", ["login", "reason"]]
+    to_send = plan.to_send
     report: dict[str, object] = {
         "client": client_ref,
         "sub_account": sub_account,
@@ -128,8 +128,8 @@ def invite_client(
     confirm_or_abort(f"Envoyer {to_send} {noun} ?", yes)
     with cli.sessions().begin() as session:
         outcome = service.apply_bulk(session, cli.actor(session), plan)
-    sent = int(outcome.attrs["invited"])
-    late = outcome.loc[(outcome["action"] == "invite") & (outcome["outcome"] != "invited")]
+    sent, done = outcome.invited, outcome.frame
+    late = done.loc[(done["action"] == "invite") & (done["outcome"] != "invited")]
     if as_json:
         echo_json(
             {

@@ -77,7 +77,7 @@ def modules_set_many(
 ) -> None:
     """Plan switching MODULE for many clients (all in scope by default); --apply to do it."""
     with cli.sessions().begin() as session:
-        frame = service.change_many(
+        result = service.change_many(
             session,
             cli.actor(session),
             module,
@@ -86,20 +86,20 @@ def modules_set_many(
             under=under,
             apply=do_apply,
         )
+    frame = result.frame
     if csv_path is not None:
         write_safe_csv(frame, csv_path)
     if as_json:
         echo_json(frame)
         return
     columns = ["organisation_ref", "own_before", "enabled_before", "action", "reason"]
-    if do_apply:
+    if isinstance(result, service.ModuleOutcome):
         columns.append("outcome")
     echo_table(frame, columns)
-    if do_apply:
-        applied = int((frame["outcome"] == "applied").sum())
-        echo(f"{applied} clients changed.")
+    if isinstance(result, service.ModuleOutcome):
+        echo(f"{result.applied} clients changed.")
     else:
-        echo(f"{frame.attrs.get('to_change', 0)} clients would change (dry run; --apply).")
-    impacts = frame.attrs.get("impacts") or ()
+        echo(f"{result.to_change} clients would change (dry run; --apply).")
+    impacts = result.impacts
     if impacts:
         echo(f"Impacted modules: {', '.join(impacts)}.")

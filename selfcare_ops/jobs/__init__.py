@@ -1,6 +1,7 @@
 """Scheduled jobs: parameterised notebooks run by papermill, locked, recorded.
 
-- :mod:`.registry` — the named jobs and their parameters (no papermill import),
+- :mod:`.registry` — the named jobs and their parameters (read by papermill's inspection,
+  imported when first asked, not with the package),
 - :mod:`.runner` — :func:`run_job` (papermill; imported on first use),
 - :mod:`.locks` — one run at a time per job, across machines on PostgreSQL,
 - :mod:`.history` — :func:`job_history`,

@@ -1,9 +1,13 @@
 """The named jobs: which notebook, with which default parameters, and what each is for.
 
-A job's known parameters are the names assigned in its notebook's cell tagged ``parameters``
-(read with :mod:`ast`, so listing jobs or validating a command line costs no kernel and no
-papermill import). Values given as text on a command line are coerced to the type of the
-default, so ``-p dry_run no`` is the boolean ``False`` and ``-p days 3`` the integer 3.
+A job's known parameters are what papermill's own inspection (:func:`papermill.inspect_notebook`)
+reads in its notebook's cell tagged ``parameters``: each name, its default (a Python literal),
+its declared type (``days: int = 3``, or ``# type: int``) and the comment after it as help; so
+the runner and ``papermill --help-notebook`` agree on what a notebook takes. Listing jobs or
+validating a command line starts no kernel. Values given as text on a command line are coerced
+to the declared type, or else to the type of the default, so ``-p dry_run no`` is the boolean
+``False`` and ``-p days 3`` the integer 3 (papermill's own ``-p`` guesses from the text instead,
+which would turn ``-p client 0042`` into the number 42).
 
 Every job notebook also declares ``actor``: the email of whoever runs it, which the runner
 sets itself (``selfcare-ops --as EMAIL jobs run``; nobody named: the system actor). It is not a
@@ -20,7 +24,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +43,24 @@ RUNNER_PARAMETERS = ("actor",)
 
 #: ``check(session, actor, parameters)`` raises when the run would reach beyond the actor.
 JobCheck = Callable[["Session", "Actor", Mapping[str, Any]], None]
+
+#: Types a parameters cell may declare, by the name papermill reports.
+_DECLARED_TYPES: dict[str, type] = {t.__name__: t for t in (bool, int, float, str, list, dict)}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a job notebook: its default, the type a given value is coerced to
+    (``None``: any value, for a ``None`` default without declared type) and its help."""
+
+    name: str
+    default: Any
+    kind: type | None
+    help: str = ""
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` (text from a command line included) as this parameter's type."""
+        return _coerce(self.name, value, self.kind, self.default)
 
 
 @dataclass(frozen=True)
@@ -67,12 +89,13 @@ class Job:
         """The notebook as a file papermill (or Airflow's PapermillOperator) can open."""
         return real_path(self.notebook)
 
-    def parameters(self) -> dict[str, Any]:
-        """Every parameter a caller may give, with its effective default (registry over
-        notebook); the runner's own (:data:`RUNNER_PARAMETERS`) are left out."""
+    def signature(self) -> dict[str, Parameter]:
+        """Every parameter a caller may give, in the notebook's order, with its effective
+        default (registry over notebook); the runner's own (:data:`RUNNER_PARAMETERS`) are
+        left out."""
         merged = {
-            name: value
-            for name, value in notebook_parameters(self.notebook).items()
+            name: parameter
+            for name, parameter in inspect_parameters(self.notebook).items()
             if name not in RUNNER_PARAMETERS
         }
         unknown = sorted(set(self.defaults) - set(merged))
@@ -81,8 +104,13 @@ class Job:
                 f"The job {self.name!r} sets defaults for {', '.join(unknown)}, which its "
                 f"notebook {self.notebook.name} does not declare in its parameters cell."
             )
-        merged.update(self.defaults)
+        for name, default in self.defaults.items():
+            merged[name] = replace(merged[name], default=default)
         return merged
+
+    def parameters(self) -> dict[str, Any]:
+        """Every parameter a caller may give, with its effective default."""
+        return {name: parameter.default for name, parameter in self.signature().items()}
 
 
 def _job(name: str, notebook: str, description: str, **kwargs: Any) -> Job:
@@ -149,55 +177,70 @@ def get_job(name: str) -> Job:
         raise JobError(f"No job is called {name!r}: the known jobs are {known}.") from None
 
 
-def _parameters_cell(notebook: Traversable) -> str:
+def inspect_parameters(notebook: Traversable) -> dict[str, Parameter]:
+    """The parameters of ``notebook`` as papermill reads its ``parameters`` cell, in order.
+
+    This is :func:`papermill.inspect_notebook`'s own reading (the first cell tagged
+    ``parameters``, parsed by papermill's Python translator), given the language the runner
+    runs every job in rather than the one the notebook's metadata may or may not name.
+    """
+    from .runner import KERNEL_NAME, _import_papermill
+
+    _import_papermill()  # here, not with the module, and the runner's quick way
+    from papermill.iorw import load_notebook_node
+    from papermill.translators import papermill_translators
+    from papermill.utils import find_first_tagged_cell_index
+
     try:
-        document = json.loads(notebook.read_text(encoding="utf-8"))
+        document = load_notebook_node(str(real_path(notebook)))
     except OSError as exc:
-        raise JobError(f"The notebook {notebook} cannot be read: {exc.strerror}.") from exc
-    except ValueError as exc:
-        raise JobError(f"The notebook {notebook} is not valid JSON: {exc}.") from exc
-    for cell in document.get("cells", []):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get(
-            "tags", []
-        ):
-            source = cell.get("source", "")
-            return "".join(source) if isinstance(source, list) else source
-    raise JobError(f"The notebook {notebook} has no code cell tagged 'parameters'.")
+        raise JobError(f"The notebook {notebook} cannot be read: {exc.strerror or exc}.") from exc
+    except ValueError as exc:  # nbformat's NotJSONError, an unknown nbformat version
+        raise JobError(f"The notebook {notebook} is not a readable notebook: {exc}") from exc
+    index = find_first_tagged_cell_index(document, "parameters")
+    if index < 0 or document.cells[index].cell_type != "code":
+        raise JobError(f"The notebook {notebook} has no code cell tagged 'parameters'.")
+    translator = papermill_translators.find_translator(KERNEL_NAME, "python")
+    found = translator.inspect(document.cells[index])
+    return {spec.name: _parameter(notebook, spec._asdict()) for spec in found}
+
+
+def _parameter(notebook: Traversable, spec: Mapping[str, str]) -> Parameter:
+    """A :class:`Parameter` from one entry of papermill's inspection (its fields are text)."""
+    name = spec["name"]
+    try:
+        default = ast.literal_eval(spec["default"])
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise JobError(
+            f"The parameter {name} of {notebook} must have a literal default value."
+        ) from exc
+    declared = spec.get("inferred_type_name") or "None"
+    if declared == "None":
+        kind = None if default is None else type(default)
+    elif declared in _DECLARED_TYPES:
+        kind = _DECLARED_TYPES[declared]
+    else:
+        known = ", ".join(_DECLARED_TYPES)
+        raise JobError(
+            f"The parameter {name} of {notebook} declares the type {declared}; a job "
+            f"parameter is one of {known} (or undeclared: the type of its default)."
+        )
+    return Parameter(name=name, default=default, kind=kind, help=spec.get("help") or "")
 
 
 def notebook_parameters(notebook: Traversable) -> dict[str, Any]:
     """Names and default values assigned in the notebook's ``parameters`` cell, in order."""
-    source = _parameters_cell(notebook)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise JobError(
-            f"The parameters cell of {notebook} is not valid Python (line {exc.lineno})."
-        ) from exc
-    found: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if not isinstance(target, ast.Name):
-            continue
-        try:
-            found[target.id] = ast.literal_eval(value)
-        except ValueError as exc:
-            raise JobError(
-                f"The parameter {target.id} of {notebook} must have a literal default value."
-            ) from exc
-    return found
+    return {name: parameter.default for name, parameter in inspect_parameters(notebook).items()}
 
 
 def coerce(name: str, value: Any, default: Any) -> Any:
     """``value`` converted to the type of ``default`` (text from a command line included)."""
-    if default is None:
+    return _coerce(name, value, None if default is None else type(default), default)
+
+
+def _coerce(name: str, value: Any, kind: type | None, default: Any) -> Any:
+    if kind is None:
         return value
-    kind = type(default)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     wanted = {bool: "true or false", int: "a whole number", float: "a number"}.get(
@@ -256,7 +299,7 @@ def coerce(name: str, value: Any, default: Any) -> Any:
 
 def resolve_parameters(job: Job, given: Mapping[str, Any] | None) -> dict[str, Any]:
     """The full parameter set of a run: defaults, overridden by ``given`` after validation."""
-    defaults = job.parameters()
+    signature = job.signature()
     given = dict(given or {})
     for name in RUNNER_PARAMETERS:
         if name in given:
@@ -265,15 +308,15 @@ def resolve_parameters(job: Job, given: Mapping[str, Any] | None) -> dict[str, A
                 f"not a parameter: leave out {name!r}.",
                 field=name,
             )
-    unknown = sorted(set(given) - set(defaults))
+    unknown = sorted(set(given) - set(signature))
     if unknown:
         names = ", ".join(repr(n) for n in unknown)
-        known = ", ".join(defaults) or "none"
+        known = ", ".join(signature) or "none"
         raise ValidationError(
             f"The job {job.name!r} has no parameter {names}: its parameters are {known}.",
             field=unknown[0],
         )
-    resolved = dict(defaults)
+    resolved = {name: parameter.default for name, parameter in signature.items()}
     for key, value in given.items():
-        resolved[key] = coerce(key, value, defaults[key])
+        resolved[key] = signature[key].coerce(value)
     return resolved

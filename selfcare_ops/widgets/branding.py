@@ -15,6 +15,7 @@ import html
 from typing import Any
 
 import ipywidgets as widgets
+import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 from traitlets import TraitError
 
@@ -29,6 +30,7 @@ from .common import (
     OrganisationPicker,
     Services,
     guard,
+    html_table,
     section,
     uploaded_files,
 )
@@ -345,14 +347,18 @@ class BrandingStudio:
                     'vertical-align:middle;margin-right:4px"></span>'
                 )
             rows.append(
-                f"<tr><td>{html.escape(label)}</td><td>{swatch}{html.escape(value)}</td>"
-                f'<td class="selfcare-source">{html.escape(source_text(source, self.ref))}</td>'
-                "</tr>"
+                {
+                    "label": label,
+                    "value": swatch + html.escape(value),  # the swatch is our own HTML
+                    "source": source_text(source, self.ref),
+                }
             )
-        self.provenance.value = (
-            '<table class="selfcare-table selfcare-provenance"><thead><tr><th>Champ</th>'
-            f"<th>Valeur</th><th>Provenance</th></tr></thead><tbody>{''.join(rows)}</tbody>"
-            "</table>"
+        self.provenance.value = html_table(
+            pd.DataFrame(rows),
+            headers={"label": "Champ", "value": "Valeur", "source": "Provenance"},
+            raw_columns=["value"],
+            column_classes={"source": "selfcare-source"},
+            table_class="selfcare-provenance",
         )
         has_logo = self._logo is not None or draft.logo.value is not None
         has_banner = self._banner is not None or draft.banner_image.value is not None

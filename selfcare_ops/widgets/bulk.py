@@ -75,8 +75,8 @@ class BulkInvitationDashboard:
         self.feedback = Feedback()
         safe = guard(self.feedback)
         self.users: pd.DataFrame | None = users
-        self.plan: pd.DataFrame | None = None
-        self.outcome: pd.DataFrame | None = None
+        self.plan: invitations.BulkPlan | None = None
+        self.outcome: invitations.BulkOutcome | None = None
         self.delivery: Any = None
 
         self.source = widgets.HTML("")
@@ -178,7 +178,7 @@ class BulkInvitationDashboard:
     def _on_plan(self, _button: Any = None) -> None:
         self.make_plan()
 
-    def make_plan(self) -> pd.DataFrame | None:
+    def make_plan(self) -> invitations.BulkPlan | None:
         self.feedback.clear()
         self.outcome_html.value = ""
         self.progress.hide()
@@ -202,14 +202,14 @@ class BulkInvitationDashboard:
         self._render_plan(plan)
         return plan
 
-    def _render_plan(self, plan: pd.DataFrame) -> None:
-        to_send = int(plan.attrs.get("to_send", int((plan["action"] == "invite").sum())))
-        skipped = plan[plan["action"] != "invite"].copy()
+    def _render_plan(self, plan: invitations.BulkPlan) -> None:
+        to_send = plan.to_send
+        skipped = plan.frame[plan.frame["action"] != "invite"].copy()
         where = self.client.value.strip() if self.users is None else "le tableau fourni"
         self.summary.value = (
             f'<div class="selfcare-plan"><h4 style="margin:6px 0">'
             f"{html.escape(invitations_to_send(to_send))}</h4>"
-            f"<p>{plural(len(plan), 'utilisateur examiné', 'utilisateurs examinés')} "
+            f"<p>{plural(len(plan.frame), 'utilisateur examiné', 'utilisateurs examinés')} "
             f"pour {html.escape(where)} ; {len(skipped)} laissé(s) de côté.</p></div>"
         )
         if len(skipped):
@@ -229,7 +229,7 @@ class BulkInvitationDashboard:
         else:
             self.left_out.value = "<p>Personne n'est laissé de côté.</p>"
         self.plan_download.value = download_link(
-            csv_bytes(plan), "plan_invitations.csv", "Télécharger le plan"
+            csv_bytes(plan.frame), "plan_invitations.csv", "Télécharger le plan"
         )
         self.confirm_button.description = (
             f"Confirmer l'envoi ({to_send})" if to_send else "Rien à envoyer"
@@ -242,7 +242,7 @@ class BulkInvitationDashboard:
         if self.plan is None:
             raise ValidationError("Prepare the plan first: nothing has been planned yet.")
         plan = self.plan
-        to_send = int(plan.attrs.get("to_send", int((plan["action"] == "invite").sum())))
+        to_send = plan.to_send
         self.confirm_button.disabled = True
         self.progress.start(to_send, "Envoi")
         try:
@@ -255,12 +255,9 @@ class BulkInvitationDashboard:
             self.confirm_button.disabled = False
             raise
         self.outcome = outcome
-        column = next(
-            (c for c in ("outcome", "result", "status", "action") if c in outcome.columns), None
-        )
-        invited = _count_invited(outcome, column)
+        invited = outcome.invited
         self.progress.finish(f"{invited} / {to_send}")
-        counts = outcome[column].value_counts() if column else pd.Series(dtype=int)
+        counts = outcome.frame["outcome"].value_counts()
         sent_text = plural(invited, "invitation envoyée", "invitations envoyées")
         words = {"invited": "invités", "skipped": "écartés"}
         details = " · ".join(
@@ -323,12 +320,3 @@ class BulkInvitationDashboard:
             )
         else:
             self.feedback.success(f"{delivered}.")
-
-
-def _count_invited(outcome: pd.DataFrame, column: str | None) -> int:
-    if "invited" in outcome.columns and outcome["invited"].dtype == bool:
-        return int(outcome["invited"].sum())
-    if column is None:
-        return 0
-    values = outcome[column].astype(str)
-    return int(values.isin(["invited", "invite", "sent", "queued"]).sum())

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 import pandas as pd
+from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -244,10 +245,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+#: The dashboards' table look, by class: every table of a page shares it (a struck row is a
+#: deactivated user, as the portal shows one).
 TABLE_STYLE = (
     "<style>.selfcare-table th,.selfcare-table td{padding:3px 10px;text-align:left;"
     "border-bottom:1px solid #e6e6e6;vertical-align:top}.selfcare-table th{background:#f5f5f5;"
-    "position:sticky;top:0}</style>"
+    "position:sticky;top:0}.selfcare-table td.struck{text-decoration:line-through;color:#888}"
+    "</style>"
 )
 
 
@@ -258,33 +262,44 @@ def html_table(
     headers: dict[str, str] | None = None,
     row_classes: Iterable[str] | None = None,
     raw_columns: Iterable[str] = (),
+    column_classes: dict[str, str] | None = None,
+    table_class: str = "",
     empty: str = "Aucune ligne.",
     max_rows: int = 200,
     max_height: int = 420,
 ) -> str:
-    """A small escaped HTML table (``raw_columns`` hold HTML the dashboard built itself)."""
+    """A pandas-rendered table whose text is escaped by pandas, except ``raw_columns`` (HTML
+    the dashboard built itself); ``row_classes`` give each row's cells a class ("struck"),
+    ``column_classes`` each column's cells, ``table_class`` the table (besides
+    ``selfcare-table``)."""
     if frame is None or frame.empty:
         return f'<p class="selfcare-empty"><i>{html.escape(empty)}</i></p>'
     columns = list(columns or frame.columns)
     headers = headers or {}
     raw = set(raw_columns)
-    classes = list(row_classes) if row_classes is not None else [""] * len(frame)
-    head = "".join(f"<th>{html.escape(headers.get(c, c))}</th>" for c in columns)
-    body = []
-    for (_, row), css in zip(frame.head(max_rows).iterrows(), classes, strict=False):
-        cells = "".join(
-            f"<td>{row[c] if c in raw else html.escape(cell_text(row[c]))}</td>" for c in columns
+    shown = frame.head(max_rows)[columns].map(cell_text)
+    shown.columns = pd.Index([headers.get(c, c) for c in columns])
+    styler = Styler(shown, cell_ids=False).hide(axis="index")
+    escaped = [headers.get(c, c) for c in columns if c not in raw]
+    styler = styler.format(escape="html", subset=escaped).format_index(escape="html", axis=1)
+    if row_classes is not None or column_classes:
+        per_row = list(row_classes or [])[: len(shown)]
+        per_row += [""] * (len(shown) - len(per_row))
+        by_column = [(column_classes or {}).get(c, "") for c in columns]
+        cells = [[f"{row} {col}".strip() for col in by_column] for row in per_row]
+        styler = styler.set_td_classes(
+            pd.DataFrame(cells, index=shown.index, columns=shown.columns)
         )
-        style = ' style="text-decoration:line-through;color:#888"' if "struck" in css else ""
-        body.append(f'<tr class="{css}"{style}>{cells}</tr>')
+    classes = html.escape(f"selfcare-table {table_class}".strip())
+    styler = styler.set_table_attributes(
+        f'class="{classes}" style="border-collapse:collapse;font-size:13px"'
+    )
     more = ""
     if len(frame) > max_rows:
         more = f"<p><i>… et {len(frame) - max_rows} lignes de plus.</i></p>"
     return (
         f'{TABLE_STYLE}<div class="selfcare-scroll" '
-        f'style="max-height:{max_height}px;overflow:auto">'
-        '<table class="selfcare-table" style="border-collapse:collapse;font-size:13px">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}"
+        f'style="max-height:{max_height}px;overflow:auto">{styler.to_html()}</div>{more}'
     )
 
 
