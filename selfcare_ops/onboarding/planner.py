@@ -291,14 +291,73 @@ class Planner:
                 if values.get("email"):
                     emails.add(values["email"].lower())
         self._prefetch(session, logins, emails)
-        out = []
-        for raw, (values, errors) in zip(raw_rows, normalised, strict=True):
-            row = self._plan_row(session, raw, values, errors)
+        out = [
+            self._plan_row(session, raw, values, errors)
+            for raw, (values, errors) in zip(raw_rows, normalised, strict=True)
+        ]
+        self._keep_an_administrator(session, out)
+        for row in out:
             self.counts["rows"] += 1
             self.counts[row["action"]] += 1
             self.counts["invite"] += bool(row["invite"])
-            out.append(row)
         return out
+
+    def _keep_an_administrator(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Reject the lines that would leave a client without an administrator, as apply will.
+
+        The same rule as :func:`~selfcare_ops.users.require_administrator_left` and the same
+        reading as apply's batch: a promotion anywhere in the chunk counts, demotions count in
+        line order. So a dry run says what apply does; apply checks again under the lock.
+        """
+        changed = [
+            row
+            for row in rows
+            if row["action"] == "update" and "role" in row["changes"].split(", ")
+        ]
+        if not changed:
+            return
+        ids = {int(row["user_id"]) for row in changed}
+        clients = {row["client_id"] for row in changed}
+        people = {
+            user_id: (client_id, role, status)
+            for user_id, client_id, role, status in session.execute(
+                select(User.id, User.client_id, User.role, User.status).where(
+                    or_(User.id.in_(ids), User.client_id.in_(clients)),
+                    or_(User.role == "administrator", User.id.in_(ids)),
+                )
+            )
+        }
+        joining = {int(row["user_id"]) for row in changed if row["role"] == "administrator"}
+        leaving: set[int] = set()
+        for row in changed:
+            user_id = int(row["user_id"])
+            client_id, was, status = people[user_id]
+            if row["role"] == "administrator" or was != "administrator":
+                continue
+            if status == "deactivated":
+                continue
+            live = ("active",) if status == "active" else ("not_invited", "invited", "active")
+            others = [
+                other
+                for other, (other_client, other_role, other_status) in people.items()
+                if other_client == client_id
+                and other != user_id
+                and other not in leaving
+                and other_status in live
+                and (other_role == "administrator" or other in joining)
+            ]
+            if others:
+                leaving.add(user_id)
+                continue
+            self._reject(
+                row,
+                None,
+                [
+                    f"line {row['line']}: {row['login']} is the last active administrator of "
+                    f"client {row['client']}: make another active user administrator "
+                    "before you demote this account, so the client is never left without one."
+                ],
+            )
 
     def _reject(
         self, row: dict[str, Any], raw: RawRow | None, reasons: list[str]

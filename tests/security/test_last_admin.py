@@ -232,3 +232,21 @@ def test_without_the_lock_both_demotions_pass_and_no_administrator_is_left(
     outcomes = _demote_each_other(engine, session_factory, monkeypatch)
     assert outcomes == {ALICE: "demoted " + MARC, MARC: "demoted " + ALICE}
     assert {state(session_factory, login)[0] for login in (ALICE, MARC)} == {"manager"}
+
+
+def test_a_dry_run_says_what_apply_will_do_to_the_last_administrator(
+    db_url, session_factory, tree, tmp_path
+):
+    alone = write_csv(tmp_path, f"{ALICE};Dupont;Alice;Utilisateur")
+    dry = run(db_url, "import", "users", str(alone), "--client", "CA", "--dry-run")
+    assert dry.exit_code == 1, dry.output
+    assert "0 would be updated" in dry.output and "1 rejected" in dry.output
+    assert f"line 2: {ALICE} is the last active administrator of client CA" in dry.output
+    # With a promotion anywhere in the file, the dry run and the apply both accept it.
+    swap = write_csv(
+        tmp_path, f"{ALICE};Dupont;Alice;Utilisateur", f"{MARC};Lefèvre;Marc;Administrateur"
+    )
+    dry = run(db_url, "import", "users", str(swap), "--client", "CA", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "2 would be updated" in dry.output
+    assert state(session_factory, ALICE) == ("administrator", "active")
