@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lab voila bench lint clean install
+.PHONY: demo test lab voila bench bench-smoke lint clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ voila: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+# Every benchmark at a tiny size: proves each still runs (CI), measures nothing.
+bench-smoke: $(STAMP_TEST)
+	set -e; for script in bench/*.py; do echo "== $$script --smoke"; $(BIN)/python $$script --smoke; done
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench

@@ -185,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--smoke", action="store_true", help="A tiny size that only proves the benchmark runs (CI)."
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients, args.rounds = 200, 2
     with tempfile.TemporaryDirectory() as tmp, private_database(args.url, Path(tmp)) as url:
         build(url, args.clients)
         engine = make_engine(url)
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(o / r for o, r in zip(ours, raw, strict=True))
     print(f"ours/raw={ratio:.2f}, median of the per-round ratios (must be <= 5)")
     print(f"ratio={ratio:.2f}")
-    return 0 if ratio <= 5 else 1
+    return 0 if ratio <= 5 or args.smoke else 1  # a smoke size measures nothing
 
 
 if __name__ == "__main__":

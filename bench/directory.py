@@ -306,7 +306,12 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument(
+        "--smoke", action="store_true", help="A tiny size that only proves the benchmark runs (CI)."
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.small, args.large, args.repeat = 2_000, 20_000, 5  # page 10 must exist
     with tempfile.TemporaryDirectory(prefix="selfcare-bench-") as folder:
         timings = {}
         for label, size in (("small", args.small), ("large", args.large)):

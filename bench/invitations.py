@@ -214,7 +214,12 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=None, help="SMTP connections (default: deliver's)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="A tiny size that only proves the benchmark runs (CI)."
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.users, args.rounds = 200, 1
 
     server = Server()
     settings = Settings(

@@ -11,6 +11,7 @@ each; the medians are compared. Must be <= 1.3. Last line: ``ratio=<ours/papermi
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -37,6 +38,11 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="One repetition that only proves the benchmark runs."
+    )
+    repetitions = 1 if parser.parse_args().smoke else REPETITIONS
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as folder:
         root = Path(folder)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCARE_OPS_")}
@@ -65,7 +71,7 @@ def main() -> None:
         ]
         timed(ours, env), timed(baseline, env)  # warm-up: file cache, bytecode
         times: dict[str, list[float]] = {"ours": [], "papermill": []}
-        for repetition in range(REPETITIONS):
+        for repetition in range(repetitions):
             pair = [("ours", ours), ("papermill", baseline)]
             for name, command in pair if repetition % 2 == 0 else pair[::-1]:
                 times[name].append(timed(command, env))

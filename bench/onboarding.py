@@ -379,7 +379,12 @@ def main() -> None:
         "--breakdown", action="store_true", help="Also apply without invitations, to split costs."
     )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke", action="store_true", help="A tiny size that only proves the benchmark runs (CI)."
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.million = 2_000, False
     if args.child:
         million_child(*args.child)
         return
