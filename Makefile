@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lab voila bench bench-smoke lint clean install
+.PHONY: demo test lab voila bench bench-smoke lint catalogs clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench
 	$(BIN)/ruff format --check selfcare_ops tests bench
 	$(BIN)/python -m pytest
+
+# The gettext catalogs: extract the marked messages, update fr and en, compile (Babel).
+catalogs: $(STAMP_TEST)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k ngettext:1,2 --no-location --omit-header --sort-output -o selfcare_ops/locale/selfcare_ops.pot .
+	$(BIN)/pybabel update -D selfcare_ops -i selfcare_ops/locale/selfcare_ops.pot -d selfcare_ops/locale --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -D selfcare_ops -d selfcare_ops/locale --statistics
 
 # JupyterLab refuses to start as root without --allow-root (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)

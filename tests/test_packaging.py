@@ -161,6 +161,8 @@ def test_the_built_wheel_runs_the_demo_and_a_job_outside_the_checkout(tmp_path: 
         assert f"selfcare_ops/notebooks/{job.notebook.name}" in names
     assert {f"selfcare_ops/demo_data/{n}" for n in DEMO_FILES} <= names
     assert "selfcare_ops/mail/templates/invitation_user.fr.html" in names
+    for language in ("fr", "en"):  # the compiled catalogs: without them everything is English
+        assert f"selfcare_ops/locale/{language}/LC_MESSAGES/selfcare_ops.mo" in names
     assert any(n.startswith("selfcare_ops/migrations/versions/0001_") for n in names)
 
     # The wheel's package, this environment's dependencies, an empty folder to work in.

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from ..access import check_actor_name
 from ..db import database_error
 from ..errors import SelfcareError
+from ..i18n import LANGUAGES, set_language
 from .common import CliContext, discard_output, echo, reset_output
 
 #: Command modules, each adding its groups and commands to :data:`main`.
@@ -89,11 +90,18 @@ class SelfcareGroup(click.Group):
     help="Act as this administrator or manager (default, when neither this nor "
     "SELFCARE_OPS_ACTOR is set: the system actor; an empty value is an error).",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    help="The language of what this command prints (default: SELFCARE_OPS_LANG, else the "
+    "POSIX locale, else French).",
+)
 @click.version_option(package_name="selfcare-ops")
 @click.pass_context
-def main(ctx: click.Context, actor_email: str | None) -> None:
+def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
     """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
     reset_output()
+    set_language(lang)
     ctx.obj = CliContext(actor_email=actor_email)
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.

@@ -13,6 +13,7 @@ import click
 
 from ..access import require_mail_delivery
 from ..errors import MailError
+from ..i18n import ngettext
 from ..invitations import deliver_and_redact, outbox_status, redact_final_links
 from ..mail.deliver import MAX_CONNECTIONS
 from . import main
@@ -108,5 +109,10 @@ def redact_command(cli: CliContext) -> None:
     cancelled): a repair for rows written before links were blanked as mails finished."""
     with cli.sessions().begin() as session:
         redacted = redact_final_links(session, cli.actor(session))
-    mails = "1 mail had" if redacted == 1 else f"{redacted} mails had"
-    echo(f"{mails} a live link; none is left in a sent, failed or cancelled mail.")
+    echo(
+        ngettext(
+            "{count} mail had a live link; none is left in a sent, failed or cancelled mail.",
+            "{count} mails had a live link; none is left in a sent, failed or cancelled mail.",
+            redacted,
+        ).format(count=redacted)
+    )

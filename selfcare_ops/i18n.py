@@ -1,0 +1,88 @@
+"""One language at a time: the words a person reads come from the gettext catalogs.
+
+Messages are written in English in the code, marked with :func:`_` (or :func:`ngettext` when a
+number decides the form), extracted by Babel into ``locale/selfcare_ops.pot`` and translated in
+``locale/fr`` and ``locale/en``; the compiled ``.mo`` catalogs ship in the package and are read
+by the standard :mod:`gettext` module. The language is, in order: :func:`set_language` (the
+CLI's ``--lang``), ``SELFCARE_OPS_LANG``, the POSIX locale (``LC_ALL``, ``LC_MESSAGES``,
+``LANG``), else French — the analysts are French. Mails and the invitee's pages follow the
+recipient's language chain instead (see :mod:`.mail.render`), never this one.
+
+Programs get stable codes, not these sentences: JSON keys and reason codes stay untranslated.
+
+Developers: ``make catalogs`` extracts, updates and compiles; ``tests/test_i18n.py`` fails
+when the catalogs are stale.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from functools import lru_cache
+
+from .errors import ConfigurationError
+from .resources import PACKAGE, packaged, real_path
+
+LANGUAGES = ("fr", "en")
+DEFAULT_LANGUAGE = "fr"
+DOMAIN = PACKAGE
+LANGUAGE_ENV = "SELFCARE_OPS_LANG"
+#: Where the compiled catalogs live: ``locale/<lang>/LC_MESSAGES/selfcare_ops.mo``.
+LOCALE_DIR = packaged("locale")
+
+_chosen: str | None = None
+
+
+def _posix_language() -> str | None:
+    """The language the POSIX locale names (``fr_FR.UTF-8`` -> ``fr``), if we have it."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip()
+        if value:  # the first one set decides, as POSIX says
+            language = value.split(".")[0].split("_")[0].lower()
+            return language if language in LANGUAGES else None
+    return None
+
+
+def check_language(language: str, source: str) -> str:
+    """``language`` if it is one we speak, else one sentence naming where it came from."""
+    wanted = (language or "").strip().lower()
+    if wanted not in LANGUAGES:
+        raise ConfigurationError(
+            f"{source} must be one of {', '.join(LANGUAGES)}, not {language!r}."
+        )
+    return wanted
+
+
+def set_language(language: str | None) -> None:
+    """Choose the language for this process (``None``: back to the environment's)."""
+    global _chosen
+    _chosen = None if language is None else check_language(language, "The language")
+
+
+def current_language() -> str:
+    """The language people read now (see the module docstring for the order)."""
+    if _chosen is not None:
+        return _chosen
+    configured = os.environ.get(LANGUAGE_ENV)
+    if configured:
+        return check_language(configured, LANGUAGE_ENV)
+    return _posix_language() or DEFAULT_LANGUAGE
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def translations(language: str) -> gettext.NullTranslations:
+    """The compiled catalog of ``language`` (English text as is when a message is missing)."""
+    return gettext.translation(
+        DOMAIN, localedir=str(real_path(LOCALE_DIR)), languages=[language], fallback=True
+    )
+
+
+def _(message: str) -> str:
+    """``message`` in the current language."""
+    return translations(current_language()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """The form of ``singular``/``plural`` that ``count`` takes in the current language
+    (French puts 0 and 1 in the singular)."""
+    return translations(current_language()).ngettext(singular, plural, count)
