@@ -24,7 +24,7 @@ from .access import (
 )
 from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
 from .models import LANGUAGES, ORG_KINDS, Administrator, Organisation
-from .textnorm import fold
+from .textnorm import clean_label, fold
 
 ORG_FIELDS = ("kind", "ref", "name", "parent_id", "login_domain", "language")
 _ALLOWED_PARENTS = {"partner": ("operator", "partner"), "client": ("operator", "partner")}
@@ -91,18 +91,7 @@ def clean_ref(ref: str) -> str:
 
 def clean_name(name: str) -> str:
     """An organisation's name with its spaces tidied; never empty, at most 200 characters."""
-    text = " ".join(str(name or "").split())
-    if not text:
-        raise ValidationError("An organisation needs a name.", field="name")
-    if len(text) > MAX_NAME_LENGTH:
-        raise ValidationError(
-            f"An organisation's name has at most {MAX_NAME_LENGTH} characters; "
-            f"{text[:30]!r}... has {len(text)}.",
-            field="name",
-            limit=MAX_NAME_LENGTH,
-            actual=len(text),
-        )
-    return text
+    return clean_label(name, what="An organisation", limit=MAX_NAME_LENGTH)
 
 
 def clean_login_domain(domain: str | None) -> str | None:

@@ -21,7 +21,7 @@ from .errors import ConflictError, NotFoundError, ValidationError
 from .models import Organisation, SubAccount, User
 from .organisations import get_client
 from .rights import require_client_administrator
-from .textnorm import fold
+from .textnorm import clean_label, fold
 from .users import find_sub_account, get_visible_user
 
 MAX_NAME_LENGTH = 120
@@ -63,17 +63,7 @@ class MoveResult:
 
 def clean_name(name: str) -> str:
     """A sub-account name trimmed, inner spaces collapsed, length and characters checked."""
-    text = " ".join(str(name).split())
-    if not text:
-        raise ValidationError("A sub-account needs a name, not an empty text.", field="name")
-    if len(text) > MAX_NAME_LENGTH:
-        raise ValidationError(
-            f"A sub-account name has at most {MAX_NAME_LENGTH} characters; "
-            f"{text[:30]!r}... has {len(text)}.",
-            field="name",
-            limit=MAX_NAME_LENGTH,
-            actual=len(text),
-        )
+    text = clean_label(name, what="A sub-account", limit=MAX_NAME_LENGTH)
     if any(not ch.isprintable() for ch in text):
         raise ValidationError(
             f"The sub-account name {text!r} contains control characters.",

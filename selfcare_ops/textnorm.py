@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .errors import ValidationError
+
 _SPACES = re.compile(r"\s+")
 _SPECIAL = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
 
@@ -30,3 +32,19 @@ def like_pattern(text: str) -> str:
     """A LIKE pattern matching the folded text anywhere, with LIKE wildcards escaped by '\\'."""
     escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def clean_label(name: object, *, what: str, limit: int) -> str:
+    """A name people gave (an organisation's, a sub-account's) with its spaces tidied: never
+    empty, at most ``limit`` characters; ``what`` names the thing in the refusal."""
+    text = " ".join(str(name or "").split())
+    if not text:
+        raise ValidationError(f"{what} needs a name.", field="name")
+    if len(text) > limit:
+        raise ValidationError(
+            f"{what}'s name has at most {limit} characters; {text[:30]!r}... has {len(text)}.",
+            field="name",
+            limit=limit,
+            actual=len(text),
+        )
+    return text
