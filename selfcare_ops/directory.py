@@ -90,9 +90,10 @@ _users = User.__table__
 _subs = SubAccount.__table__
 _counts = ClientUserCount.__table__
 _invitations = Invitation.__table__
-#: The user's latest invitation (the one that says where their account stands).
+#: The user's latest invitation (the one that says where their account stands); the ledger's
+#: "needs a person" list reads it too.
 _latest = _invitations.alias("latest")
-_LATEST_ID = (
+LATEST_INVITATION_ID = (
     select(func.max(_invitations.c.id))
     .where(_invitations.c.user_id == _users.c.id, _invitations.c.kind == "user")
     .scalar_subquery()
@@ -364,7 +365,7 @@ def _user_conditions(
 
 
 _USERS_FROM = _users.outerjoin(_subs, _subs.c.id == _users.c.sub_account_id).outerjoin(
-    _latest, _latest.c.id == _LATEST_ID
+    _latest, _latest.c.id == LATEST_INVITATION_ID
 )
 
 
@@ -394,6 +395,13 @@ def user_state(
 _SERVER_REPLY = re.compile(r"\b([45]\d\d[ -].*?)\.?$")
 
 
+def server_reply(reason: Any) -> str:
+    """The mail server's own words in a bounce reason (``550 5.1.1 Unknown user``), else the
+    whole reason."""
+    reply = _SERVER_REPLY.search(str(reason or ""))
+    return reply.group(1) if reply else str(reason or "raison inconnue")
+
+
 def state_label(
     state: str,
     sent_at: Any = None,
@@ -417,8 +425,7 @@ def state_label(
     if state == "expired":
         return f"invitation expirée (le {day(expires_at)})"
     if state == "bounced":
-        reply = _SERVER_REPLY.search(str(reason or ""))
-        return f"adresse refusée : {reply.group(1) if reply else reason or 'raison inconnue'}"
+        return f"adresse refusée : {server_reply(reason)}"
     if state == "draft":
         return "brouillon (créé sans activation)"
     if state == "invited" and invited_at is not None and invited_at == invited_at:
@@ -597,7 +604,7 @@ def state_counts(session: Session, actor: Actor, client_ref: str) -> dict[str, i
     past = case((latest.expires_at <= bindparam("now", now), 1), else_=0).label("past")
     query = (
         select(u.status, u.draft, latest.status, past, func.count())
-        .select_from(_users.outerjoin(_latest, latest.id == _LATEST_ID))
+        .select_from(_users.outerjoin(_latest, latest.id == LATEST_INVITATION_ID))
         .where(u.client_id == client.id)
         .group_by(u.status, u.draft, latest.status, past)
     )
@@ -640,8 +647,10 @@ __all__ = [
     "UserPage",
     "iter_users",
     "list_users",
+    "LATEST_INVITATION_ID",
     "require_page",
     "search_clients",
+    "server_reply",
     "state_counts",
     "state_label",
     "user_state",

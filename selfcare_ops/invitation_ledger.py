@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from .access import Actor, organisation_scope, require_organisation, user_scope
+from .directory import LATEST_INVITATION_ID
 from .errors import ValidationError
 from .models import (
     INVITATION_STATUSES,
@@ -153,30 +154,25 @@ def needing_attention(
     correct it (a reminder would bounce again); an expired link needs a new invitation.
     """
     now = now or utcnow()
-    latest_id = (
-        select(func.max(Invitation.id))
-        .where(Invitation.user_id == User.id, Invitation.kind == "user")
-        .correlate(User)
-        .scalar_subquery()
-    )
+    latest = aliased(Invitation, name="latest")  # the subquery keeps its own invitations
     query = (
         select(
             User.login,
             User.email,
             Organisation.ref,
-            Invitation.status,
-            Invitation.expires_at,
-            Invitation.closed_at,
-            Invitation.status_reason,
+            latest.status,
+            latest.expires_at,
+            latest.closed_at,
+            latest.status_reason,
         )
         .join(Organisation, Organisation.id == User.client_id)
-        .join(Invitation, Invitation.id == latest_id)
+        .join(latest, latest.id == LATEST_INVITATION_ID)
         .where(
             User.status == "invited",
             user_scope(actor),
             or_(
-                Invitation.status.in_(("bounced", "expired")),
-                and_(Invitation.status.in_(OPEN_INVITATION_STATUSES), Invitation.expires_at <= now),
+                latest.status.in_(("bounced", "expired")),
+                and_(latest.status.in_(OPEN_INVITATION_STATUSES), latest.expires_at <= now),
             ),
         )
         .order_by(Organisation.ref, User.sort_name, User.id)

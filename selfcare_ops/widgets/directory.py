@@ -48,8 +48,7 @@ def status_html(row: pd.Series) -> str:
     elif state == "expired":
         label = f"Invitation expirée le {format_date(row['invitation_expires_at'])}"
     elif state == "bounced":
-        reason = directory.state_label("bounced", reason=row.get("invitation_reason"))
-        label = "Adresse refusée" + reason.removeprefix("adresse refusée")
+        label = f"Adresse refusée : {directory.server_reply(row.get('invitation_reason'))}"
     elif state == "draft":
         label = STATE_LABELS["draft"]
     elif status == "invited":
