@@ -37,9 +37,9 @@ from sqlalchemy.engine import make_url
 
 from selfcare_ops.access import system_actor
 from selfcare_ops.branding import resolve_all, seed_default_branding
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
-from selfcare_ops.models import MODULE_KEYS, BrandingSetting, ModuleSetting, Organisation
 from selfcare_ops.organisations import create_operator
+from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.models import MODULE_KEYS, BrandingSetting, ModuleSetting, Organisation
 
 RAW_SQL = (
     "SELECT o.id, o.parent_id, o.ref, o.kind, o.path, b.logo_asset_id, b.primary_color, "

@@ -26,11 +26,11 @@ import pandas as pd
 
 from selfcare_ops import directory
 from selfcare_ops.access import system_actor
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
-from selfcare_ops.logins import login_stem
-from selfcare_ops.models import ACCOUNT_STATUSES, recount_users
+from selfcare_ops.accounts.logins import login_stem
 from selfcare_ops.organisations import create_operator
-from selfcare_ops.textnorm import fold
+from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.models import ACCOUNT_STATUSES, recount_users
+from selfcare_ops.support.textnorm import fold
 
 FIRST = [
     "Jean",
@@ -282,7 +282,7 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
 def _biggest_client_query():  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select
 
-    from selfcare_ops.models import ClientUserCount, Organisation
+    from selfcare_ops.store.models import ClientUserCount, Organisation
 
     return (
         select(Organisation.ref)
@@ -296,7 +296,7 @@ def _biggest_client_query():  # type: ignore[no-untyped-def]
 def _client_id_query(ref: str):  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from selfcare_ops.models import Organisation
+    from selfcare_ops.store.models import Organisation
 
     return select(Organisation.id).where(Organisation.ref == ref)
 

@@ -31,16 +31,16 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from selfcare_ops.access import system_actor
+from selfcare_ops.accounts.users import derived_columns
 from selfcare_ops.config import Settings
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import DEMO_DIR, load_demo
-from selfcare_ops.invitations import apply_bulk, plan_bulk
+from selfcare_ops.invitations.service import apply_bulk, plan_bulk
 from selfcare_ops.mail.content import load_templates, message_content
 from selfcare_ops.mail.deliver import deliver
 from selfcare_ops.mail.transports import sender_address
-from selfcare_ops.models import Organisation, OutboundMessage, User
-from selfcare_ops.textnorm import fold
-from selfcare_ops.users import derived_columns
+from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.models import Organisation, OutboundMessage, User
+from selfcare_ops.support.textnorm import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_REF = "CBENCH"

@@ -40,9 +40,9 @@ import pandas as pd
 from sqlalchemy import create_engine, event
 
 from selfcare_ops.access import system_actor
-from selfcare_ops.db import SQLITE_CACHE_KIB, make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import load_demo
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users
+from selfcare_ops.store.db import SQLITE_CACHE_KIB, make_engine, make_session_factory, upgrade
 
 FIRST = (
     "Jean Marie Pierre Michel André Philippe René Louis Alain Jacques Bernard Marcel Daniel "

@@ -18,8 +18,8 @@ from typing import Literal, Protocol
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from .errors import AccessDeniedError, ConfigurationError, NotFoundError
-from .models import Administrator, Organisation, SubAccount, User
+from selfcare_ops.errors import AccessDeniedError, ConfigurationError, NotFoundError
+from selfcare_ops.store.models import Administrator, Organisation, SubAccount, User
 
 ActorKind = Literal["system", "operator_admin", "partner_admin", "client_admin", "manager"]
 SYSTEM_ACTOR_EMAIL = "system@selfcare-ops.local"

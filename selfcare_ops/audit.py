@@ -16,11 +16,11 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Select, String, and_, cast, or_, select, update
 from sqlalchemy.orm import Session
 
-from .access import Actor, organisation_scope, require_organisation
-from .bulk_sql import insert_rows
-from .errors import ExportError, NotFoundError, ValidationError
-from .models import AuditEvent, Invitation, Organisation, User, utcnow
-from .reports import export_csv as write_csv
+from selfcare_ops.access import Actor, organisation_scope, require_organisation
+from selfcare_ops.errors import ExportError, NotFoundError, ValidationError
+from selfcare_ops.reports import export_csv as write_csv
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import AuditEvent, Invitation, Organisation, User, utcnow
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
@@ -121,7 +121,7 @@ def record_progress(
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add many events at once (bulk work), rows made by :func:`event_row`, through the one
-    bulk insert (:func:`~selfcare_ops.bulk_sql.insert_rows`)."""
+    bulk insert (:func:`~selfcare_ops.store.bulk_sql.insert_rows`)."""
     insert_rows(session, AuditEvent.__table__, rows)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .reports import AdoptionReport
+from selfcare_ops.reports import AdoptionReport
 
 STATUS_COLOURS = {
     "not_invited": "#c7c7c7",

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigurationError
-from .yesno import YES_NO_HINT, yes_no
+from selfcare_ops.errors import ConfigurationError
+from selfcare_ops.support.yesno import YES_NO_HINT, yes_no
 
 PREFIX = "SELFCARE_OPS_"
 

@@ -23,9 +23,14 @@ import pandas as pd
 from sqlalchemy import Select, and_, bindparam, case, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from .access import Actor, require_organisation
-from .errors import AccessDeniedError, NotFoundError, PageOutOfRangeError, ValidationError
-from .models import (
+from selfcare_ops.access import Actor, require_organisation
+from selfcare_ops.errors import (
+    AccessDeniedError,
+    NotFoundError,
+    PageOutOfRangeError,
+    ValidationError,
+)
+from selfcare_ops.store.models import (
     ACCOUNT_STATUSES,
     OPEN_INVITATION_STATUSES,
     ClientUserCount,
@@ -35,7 +40,7 @@ from .models import (
     User,
     utcnow,
 )
-from .textnorm import fold, like_pattern
+from selfcare_ops.support.textnorm import fold, like_pattern
 
 CLIENT_COLUMNS = ["ref", "name", "partner_ref", "partner_name", "users", *ACCOUNT_STATUSES]
 USER_COLUMNS = [

@@ -20,8 +20,8 @@ import gettext
 import os
 from functools import lru_cache
 
-from .errors import ConfigurationError
-from .resources import PACKAGE, packaged, real_path
+from selfcare_ops.errors import ConfigurationError
+from selfcare_ops.support.resources import PACKAGE, packaged, real_path
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"

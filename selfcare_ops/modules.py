@@ -18,20 +18,20 @@ import pandas as pd
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import (
+from selfcare_ops import audit
+from selfcare_ops.access import (
     Actor,
     can_see_organisation,
     organisation_scope,
     require_organisation,
     require_organisation_admin,
 )
-from .batching import chunks
-from .bulk_sql import insert_rows
-from .errors import AccessDeniedError, NotFoundError, ValidationError
-from .models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
-from .organisations import get_organisation
-from .textnorm import fold
+from selfcare_ops.errors import AccessDeniedError, NotFoundError, ValidationError
+from selfcare_ops.organisations import get_organisation
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
+from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.textnorm import fold
 
 
 @dataclass(frozen=True)

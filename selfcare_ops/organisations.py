@@ -14,17 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import (
+from selfcare_ops import audit
+from selfcare_ops.access import (
     SYSTEM_ACTOR_EMAIL,
     Actor,
     actor_for_administrator,
     require_organisation,
     require_organisation_admin,
 )
-from .errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
-from .models import LANGUAGES, ORG_KINDS, Administrator, Organisation
-from .textnorm import clean_label, fold
+from selfcare_ops.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from selfcare_ops.store.models import LANGUAGES, ORG_KINDS, Administrator, Organisation
+from selfcare_ops.support.textnorm import clean_label, fold
 
 ORG_FIELDS = ("kind", "ref", "name", "parent_id", "login_domain", "language")
 _ALLOWED_PARENTS = {"partner": ("operator", "partner"), "client": ("operator", "partner")}

@@ -19,9 +19,8 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from .access import Actor, organisation_scope, user_scope
-from .exports import write_csv
-from .models import (
+from selfcare_ops.access import Actor, organisation_scope, user_scope
+from selfcare_ops.store.models import (
     ACCOUNT_STATUSES,
     ClientUserCount,
     Invitation,
@@ -31,6 +30,7 @@ from .models import (
     User,
     utcnow,
 )
+from selfcare_ops.support.exports import write_csv
 
 STATUS_COLUMNS = list(ACCOUNT_STATUSES)
 FUNNEL_COLUMNS = [

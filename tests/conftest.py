@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, actor_for_administrator, actor_for_user
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
-from selfcare_ops.models import Base, Organisation, SubAccount, User, count_new_users
+from selfcare_ops.accounts.users import NewUser, create_user, derived_columns
 from selfcare_ops.organisations import create_administrator, create_operator, create_organisation
-from selfcare_ops.users import NewUser, create_user, derived_columns
+from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.models import Base, Organisation, SubAccount, User, count_new_users
 
 POSTGRES_ENV = "SELFCARE_OPS_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -232,7 +232,7 @@ def tree(session_factory: sessionmaker[Session]) -> Tree:
                 NewUser("Robert", "Convenant", email="r.convenant@virginie.example"),
             ),
         ]
-        from selfcare_ops.models import utcnow
+        from selfcare_ops.store.models import utcnow
 
         now = utcnow()
         for person in (alice, marc):

@@ -11,17 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from selfcare_ops import invitations
-from selfcare_ops.acceptance import normalise_civility, normalise_phone
-from selfcare_ops.errors import InvitationError, TokenError, ValidationError
-from selfcare_ops.models import AuditEvent, Invitation, User, utcnow
-from selfcare_ops.passwords import (
+from selfcare_ops.accounts.passwords import (
     MIN_LENGTH,
     check_password,
     hash_password,
     password_problems,
     verify_password,
 )
+from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.invitations.acceptance import normalise_civility, normalise_phone
+from selfcare_ops.store.models import AuditEvent, Invitation, User, utcnow
 
 JP = "jbubu@virginietelecom.sewan.eu"
 VERO = "vduduche@virginietelecom.sewan.eu"

@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import select
 
 from selfcare_ops import access
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.errors import AccessDeniedError, NotFoundError
-from selfcare_ops.models import Organisation, SubAccount, User
 from selfcare_ops.organisations import create_administrator, create_organisation
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.store.models import Organisation, SubAccount, User
 
 
 def _org(session, ref):

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from selfcare_ops import apikeys
+from selfcare_ops.accounts import apikeys
 from selfcare_ops.errors import AccessDeniedError, ConflictError
-from selfcare_ops.models import ApiKey, AuditEvent, Base
+from selfcare_ops.store.models import ApiKey, AuditEvent, Base
 
 
 def dump_database(session) -> str:

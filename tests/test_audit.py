@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import func, select
 
 from selfcare_ops import audit
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.errors import AccessDeniedError
-from selfcare_ops.models import AuditEvent
 from selfcare_ops.organisations import create_organisation
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.store.models import AuditEvent
 
 
 def test_user_creation_is_audited_with_after_state(session_factory, tree):

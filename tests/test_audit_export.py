@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from selfcare_ops import audit
 from selfcare_ops.cli import main
-from selfcare_ops.models import Organisation
+from selfcare_ops.store.models import Organisation
 
 PB_ADMIN = "admin@pb.example"
 PA_ADMIN = "admin@pa.example"

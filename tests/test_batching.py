@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from selfcare_ops.batching import chunks
+from selfcare_ops.support.batching import chunks
 
 
 def test_slices_in_order_the_last_one_shorter() -> None:

@@ -30,9 +30,9 @@ from selfcare_ops.branding import (
     write_demo_preview,
 )
 from selfcare_ops.errors import AccessDeniedError, ImageError, NotFoundError, ValidationError
-from selfcare_ops.models import Asset, AuditEvent, BrandingSetting, Organisation
 from selfcare_ops.modules import resolve_modules, set_module
 from selfcare_ops.organisations import create_organisation
+from selfcare_ops.store.models import Asset, AuditEvent, BrandingSetting, Organisation
 
 
 def png(width: int, height: int, colour="red") -> bytes:

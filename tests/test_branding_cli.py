@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from selfcare_ops.cli import main
-from selfcare_ops.models import Asset
+from selfcare_ops.store.models import Asset
 
 FIELDS = [
     "logo",

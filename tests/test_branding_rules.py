@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from selfcare_ops.branding.colors import parse_color
 from selfcare_ops.branding.resolve import BUILTIN_DEFAULTS, FIELDS, NO_GRADIENT, resolve_levels
-from selfcare_ops.models import MODULE_KEYS
 from selfcare_ops.modules import BUILTIN_MODULES, merge_modules
+from selfcare_ops.store.models import MODULE_KEYS
 
 values = st.one_of(st.none(), st.sampled_from(["#111111", "#222222", "x", "y"]))
 gradient = st.one_of(st.none(), st.just(NO_GRADIENT), st.sampled_from(["#333333", "#444444"]))

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import func, select
 
 from selfcare_ops.branding import seed_default_branding
-from selfcare_ops.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.demo import load_demo
-from selfcare_ops.models import Invitation, Organisation, OutboundMessage, User
+from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

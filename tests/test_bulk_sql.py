@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from selfcare_ops.audit import event_row
-from selfcare_ops.bulk_sql import insert_rows
-from selfcare_ops.models import AuditEvent, ModuleSetting, Organisation, utcnow
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import AuditEvent, ModuleSetting, Organisation, utcnow
 
 
 def test_ids_come_back_in_row_order(session_factory, tree) -> None:

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from selfcare_ops.accounts.users import derived_columns
 from selfcare_ops.cli import main
-from selfcare_ops.models import Invitation, Organisation, User, count_new_users
-from selfcare_ops.users import derived_columns
+from selfcare_ops.store.models import Invitation, Organisation, User, count_new_users
 
 JP = "jbubu@virginietelecom.sewan.eu"
 SELFCARE_OPS = Path(sys.executable).with_name("selfcare-ops")

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from selfcare_ops.cli import main
-from selfcare_ops.db import make_engine
+from selfcare_ops.store.db import make_engine
 
 
 def run(db_url, *args, env=None):

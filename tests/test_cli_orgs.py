@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from selfcare_ops.cli import main
-from selfcare_ops.models import AuditEvent, Organisation, OutboundMessage
+from selfcare_ops.store.models import AuditEvent, Organisation, OutboundMessage
 
 ALICE = "alice@virginie.example"  # client administrator of CA
 MARC = "marc@virginie.example"  # manager of the sub-account Siège

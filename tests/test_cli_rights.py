@@ -9,7 +9,14 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from selfcare_ops.cli import main
-from selfcare_ops.models import ApiKey, AuditEvent, Organisation, SubAccount, User, UserRestriction
+from selfcare_ops.store.models import (
+    ApiKey,
+    AuditEvent,
+    Organisation,
+    SubAccount,
+    User,
+    UserRestriction,
+)
 
 ALICE = "alice@virginie.example"  # client administrator of CA
 MARC = "marc@virginie.example"  # manager of the sub-account Siège

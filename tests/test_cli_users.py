@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from selfcare_ops import invitations
+from selfcare_ops.accounts.users import change_email, lock_user
 from selfcare_ops.cli import main
-from selfcare_ops.models import AuditEvent, Invitation, OutboundMessage, User
-from selfcare_ops.users import change_email, lock_user
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.store.models import AuditEvent, Invitation, OutboundMessage, User
 
 ALICE = "alice@virginie.example"  # client administrator of CA
 MARC = "marc@virginie.example"  # manager of the sub-account Siège

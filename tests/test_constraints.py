@@ -3,14 +3,8 @@
 import pytest
 from sqlalchemy import exc, insert, select, text, update
 
-from selfcare_ops.models import (
-    ClientUserCount,
-    Organisation,
-    User,
-    count_new_users,
-    utcnow,
-)
-from selfcare_ops.users import derived_columns
+from selfcare_ops.accounts.users import derived_columns
+from selfcare_ops.store.models import ClientUserCount, Organisation, User, count_new_users, utcnow
 
 
 def _user_row(client_id: int, login: str, **overrides):

@@ -4,8 +4,8 @@ import threading
 
 from sqlalchemy import func, select, text
 
-from selfcare_ops.db import make_engine, make_session_factory
-from selfcare_ops.models import Organisation
+from selfcare_ops.store.db import make_engine, make_session_factory
+from selfcare_ops.store.models import Organisation
 
 
 def test_reader_is_not_blocked_by_a_writer_holding_the_lock(sqlite_template, tmp_path):

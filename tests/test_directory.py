@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import update
 
 from selfcare_ops import directory
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.errors import AccessDeniedError, NotFoundError, ValidationError
-from selfcare_ops.models import User
 from selfcare_ops.organisations import create_organisation
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.store.models import User
 
 
 @pytest.mark.parametrize("text", ["telecom", "TÉLÉCOM", "virginie tél", "ca"])

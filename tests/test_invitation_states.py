@@ -22,12 +22,13 @@ from click.testing import CliRunner
 from smtp_support import MAIL_FROM, smtp_settings
 from sqlalchemy import select, update
 
-from selfcare_ops import directory, invitations
+from selfcare_ops import directory
 from selfcare_ops.cli import main
 from selfcare_ops.errors import TokenError
-from selfcare_ops.invitations import accept, inspect_token
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.invitations.service import accept, inspect_token
 from selfcare_ops.mail.deliver import deliver, mail_status
-from selfcare_ops.models import Invitation, OutboundMessage, User, utcnow
+from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 
 TOKEN = re.compile(r"/invitation/[A-Za-z0-9_-]{20,}")
 PASSWORD = "Un mot de passe 2026!"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text, update
 
-from selfcare_ops import invitations
+from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.errors import (
     AccessDeniedError,
     ConflictError,
@@ -18,8 +18,9 @@ from selfcare_ops.errors import (
     TokenError,
     ValidationError,
 )
+from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.content import message_content
-from selfcare_ops.models import (
+from selfcare_ops.store.models import (
     Administrator,
     AuditEvent,
     Base,
@@ -28,7 +29,6 @@ from selfcare_ops.models import (
     User,
     utcnow,
 )
-from selfcare_ops.users import NewUser
 
 ALICE = "adupont@virginietelecom.sewan.eu"
 MARC = "mlefevre@virginietelecom.sewan.eu"

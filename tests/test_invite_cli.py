@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from selfcare_ops.cli import main
-from selfcare_ops.models import Invitation, OutboundMessage, SupervisionSession, User
+from selfcare_ops.store.models import Invitation, OutboundMessage, SupervisionSession, User
 
 JP = "jbubu@virginietelecom.sewan.eu"
 CEDRIC = "cpichon@virginietelecom.sewan.eu"
@@ -107,8 +107,8 @@ def test_resend_revoke_expire(run, session_factory):
 
 def test_accept_from_the_command_line(run, session_factory, tmp_path):
     with session_factory() as session:
-        from selfcare_ops import invitations
         from selfcare_ops.access import system_actor
+        from selfcare_ops.invitations import service as invitations
 
         result = invitations.invite_user(session, system_actor(session), JP)
         session.commit()

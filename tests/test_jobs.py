@@ -26,7 +26,7 @@ from selfcare_ops.errors import ConcurrentRunError, JobError, ValidationError
 from selfcare_ops.jobs import JOBS, Job, get_job, job_history, locks, resolve_parameters
 from selfcare_ops.jobs.registry import coerce, notebook_parameters
 from selfcare_ops.jobs.runner import run_job
-from selfcare_ops.models import JobLock, JobRun, utcnow
+from selfcare_ops.store.models import JobLock, JobRun, utcnow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -319,9 +319,9 @@ def test_postgres_refuses_a_second_run_while_the_advisory_lock_is_held(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     db_url = request.getfixturevalue("postgres_schema_url")
-    from selfcare_ops.db import make_engine, make_session_factory
-    from selfcare_ops.models import Base
     from selfcare_ops.organisations import create_operator
+    from selfcare_ops.store.db import make_engine, make_session_factory
+    from selfcare_ops.store.models import Base
 
     settings = _settings(db_url, monkeypatch)
     engine = make_engine(db_url)
@@ -445,9 +445,9 @@ def test_remind_invited_sends_a_new_link_once_and_only_in_scope(session_factory,
     from datetime import timedelta
 
     from selfcare_ops.access import SYSTEM_ACTOR_EMAIL
-    from selfcare_ops.invitations import invite_user
+    from selfcare_ops.invitations.service import invite_user
     from selfcare_ops.jobs.tasks import remind_invited
-    from selfcare_ops.models import AuditEvent, Invitation, OutboundMessage, User
+    from selfcare_ops.store.models import AuditEvent, Invitation, OutboundMessage, User
 
     jp, vero = tree.client_a_users[2], tree.client_a_users[4]
     now = utcnow()
@@ -502,8 +502,8 @@ def test_an_unavailable_mail_transport_fails_the_maintenance_job(
 ) -> None:
     import socket as sockets
 
-    from selfcare_ops.invitations import invite_user
-    from selfcare_ops.models import OutboundMessage
+    from selfcare_ops.invitations.service import invite_user
+    from selfcare_ops.store.models import OutboundMessage
 
     with sockets.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -552,20 +552,20 @@ def test_input_paths_are_found_here_else_in_the_package(tmp_path: Path, monkeypa
 
     context = JobContext("x", Settings(), None, None, tmp_path)  # type: ignore[arg-type]
     monkeypatch.chdir(tmp_path)
-    packaged = Path(str(files("selfcare_ops") / "demo_data" / "onboarding_sample.csv"))
-    assert context.input_path("demo_data/onboarding_sample.csv") == packaged
+    packaged = Path(str(files("selfcare_ops") / "demo" / "data" / "onboarding_sample.csv"))
+    assert context.input_path("demo/data/onboarding_sample.csv") == packaged
     assert packaged.is_file()
     (tmp_path / "demo_data").mkdir()
     (tmp_path / "demo_data" / "onboarding_sample.csv").write_text("x")
-    assert context.input_path("demo_data/onboarding_sample.csv") == Path(
-        "demo_data/onboarding_sample.csv"
+    assert context.input_path("demo/data/onboarding_sample.csv") == Path(
+        "demo/data/onboarding_sample.csv"
     )
     assert context.input_path("data/demo/users.csv") == Path("data/demo/users.csv")
     assert context.input_path("/elsewhere/drop.csv") == Path("/elsewhere/drop.csv")
     # A folder of the package is not an input file, nor is anything above the package.
     assert context.input_path("notebooks") == Path("notebooks")
-    assert context.input_path("../selfcare_ops/demo_data/users.csv") == Path(
-        "../selfcare_ops/demo_data/users.csv"
+    assert context.input_path("../selfcare_ops/demo/data/users.csv") == Path(
+        "../selfcare_ops/demo/data/users.csv"
     )
 
 

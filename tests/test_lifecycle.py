@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from selfcare_ops import invitations, supervision, tokens
+from selfcare_ops.accounts import supervision
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import (
     AccessDeniedError,
@@ -18,7 +18,9 @@ from selfcare_ops.errors import (
     TokenError,
     ValidationError,
 )
-from selfcare_ops.models import AuditEvent, Invitation, User, utcnow
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.store.models import AuditEvent, Invitation, User, utcnow
+from selfcare_ops.support import tokens
 
 ALICE = "adupont@virginietelecom.sewan.eu"
 MARC = "mlefevre@virginietelecom.sewan.eu"

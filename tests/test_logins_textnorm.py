@@ -5,8 +5,8 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from selfcare_ops.logins import login_stem, make_login
-from selfcare_ops.textnorm import fold, like_pattern
+from selfcare_ops.accounts.logins import login_stem, make_login
+from selfcare_ops.support.textnorm import fold, like_pattern
 
 
 def test_fold_examples():

@@ -14,12 +14,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from selfcare_ops import invitations
+from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.config import Settings
+from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.content import message_content
 from selfcare_ops.mail.render import MailBranding, MailTemplate, format_date, render
-from selfcare_ops.models import Organisation, OutboundMessage, User
-from selfcare_ops.users import NewUser
+from selfcare_ops.store.models import Organisation, OutboundMessage, User
 
 JP = "jbubu@virginietelecom.sewan.eu"
 XSS = "<script>alert(1)</script>"

@@ -32,15 +32,15 @@ from hypothesis import strategies as st
 from smtp_support import MAIL_FROM, SmtpServer, free_port, smtp_settings
 from sqlalchemy import select, update
 
-from selfcare_ops import invitations
+from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.cli import main
 from selfcare_ops.config import Settings
-from selfcare_ops.db import make_engine, make_session_factory
+from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.deliver import RetryPolicy, deliver, mail_status
 from selfcare_ops.mail.outbox import enqueue, enqueue_many
 from selfcare_ops.mail.transports import OutgoingMail, build_mime, message_id
-from selfcare_ops.models import Organisation, OutboundMessage, User, utcnow
-from selfcare_ops.users import NewUser
+from selfcare_ops.store.db import make_engine, make_session_factory
+from selfcare_ops.store.models import Organisation, OutboundMessage, User, utcnow
 
 # --- the SMTP server (tests/smtp_support.py) -------------------------------------------------
 

@@ -14,7 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from selfcare_ops.db import (
+from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError
+from selfcare_ops.mail.content import message_content, store_template
+from selfcare_ops.mail.render import MailTemplate
+from selfcare_ops.store.db import (
     alembic_config,
     check_ready,
     current_revision,
@@ -24,10 +27,7 @@ from selfcare_ops.db import (
     table_names,
     upgrade,
 )
-from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError
-from selfcare_ops.mail.content import message_content, store_template
-from selfcare_ops.mail.render import MailTemplate
-from selfcare_ops.models import Base, OutboundMessage, UTCDateTime, utcnow
+from selfcare_ops.store.models import Base, OutboundMessage, UTCDateTime, utcnow
 
 POSTGRES_ENV = "SELFCARE_OPS_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

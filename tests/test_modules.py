@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from selfcare_ops.access import require_organisation_admin
 from selfcare_ops.cli import main
 from selfcare_ops.errors import AccessDeniedError, ValidationError
-from selfcare_ops.models import MODULE_KEYS, AuditEvent, ModuleSetting, Organisation
 from selfcare_ops.modules import (
     CATALOGUE,
     apply_module_plan,
@@ -25,6 +24,7 @@ from selfcare_ops.modules import (
     show_modules,
 )
 from selfcare_ops.organisations import create_organisation, get_organisation
+from selfcare_ops.store.models import MODULE_KEYS, AuditEvent, ModuleSetting, Organisation
 
 
 def org_id(session, ref):

@@ -25,11 +25,11 @@ from sqlalchemy import func, select, update
 
 from selfcare_ops.access import SYSTEM_ACTOR_EMAIL
 from selfcare_ops.config import Settings
-from selfcare_ops.db import make_engine, make_session_factory
 from selfcare_ops.demo import load_demo
 from selfcare_ops.jobs import JOBS, run_main_job
 from selfcare_ops.jobs.runner import run_job
-from selfcare_ops.models import (
+from selfcare_ops.store.db import make_engine, make_session_factory
+from selfcare_ops.store.models import (
     AuditEvent,
     ImportRun,
     Invitation,

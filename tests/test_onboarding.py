@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from selfcare_ops.audit import list_events
 from selfcare_ops.errors import AccessDeniedError, ImportFileError, NotFoundError
-from selfcare_ops.models import (
+from selfcare_ops.onboarding import apply_plan, build_plan, import_users, write_report
+from selfcare_ops.store.models import (
     AuditEvent,
     ImportRun,
     Invitation,
@@ -20,7 +21,6 @@ from selfcare_ops.models import (
     User,
     utcnow,
 )
-from selfcare_ops.onboarding import apply_plan, build_plan, import_users, write_report
 
 HEADER = "Nom;Prénom;Adresse e-mail;Téléphone;Sous-compte;Rôle"
 DOMAIN = "virginietelecom.sewan.eu"
@@ -167,7 +167,7 @@ def test_crash_in_second_batch_leaves_whole_batches_and_rerun_completes(
 
 
 def tree_client_id(session_factory, ref: str = "CA") -> int:
-    from selfcare_ops.models import Organisation
+    from selfcare_ops.store.models import Organisation
 
     with session_factory() as session:
         return session.scalar(select(Organisation.id).where(Organisation.ref == ref))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from selfcare_ops.cli import main
-from selfcare_ops.models import OutboundMessage, User
+from selfcare_ops.store.models import OutboundMessage, User
 
 GOOD = "Nom;Prénom;Adresse e-mail\r\nCli;Anne;anne.cli@virginie.example\r\nCli;Bruno;\r\n"
 BAD = GOOD + "Cli;;pas-un-email\r\n"

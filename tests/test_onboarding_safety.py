@@ -8,18 +8,12 @@ import re
 import pytest
 from sqlalchemy import func, select, update
 
-from selfcare_ops.acceptance import inspect_token
 from selfcare_ops.audit import list_events
 from selfcare_ops.errors import TokenError
+from selfcare_ops.invitations.acceptance import inspect_token
 from selfcare_ops.mail.content import message_content
-from selfcare_ops.models import (
-    AuditEvent,
-    ImportRun,
-    Invitation,
-    OutboundMessage,
-    User,
-)
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users
+from selfcare_ops.store.models import AuditEvent, ImportRun, Invitation, OutboundMessage, User
 
 DOMAIN = "virginietelecom.sewan.eu"
 ALICE = f"adupont@{DOMAIN}"

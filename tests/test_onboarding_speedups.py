@@ -7,12 +7,12 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from selfcare_ops.accounts.logins import make_login
+from selfcare_ops.accounts.users import derived_columns
 from selfcare_ops.errors import ImportFileError
-from selfcare_ops.logins import make_login
 from selfcare_ops.mail.outbox import json_strings
 from selfcare_ops.onboarding import reading
-from selfcare_ops.textnorm import fold
-from selfcare_ops.users import derived_columns
+from selfcare_ops.support.textnorm import fold
 
 NAME = st.text(max_size=12) | st.sampled_from(
     [

@@ -10,20 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, exc, func, insert, select, text, update
 
-from selfcare_ops import invitations
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import MailError
-from selfcare_ops.issuing import MailFrames, Target, issue
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.invitations.issuing import MailFrames, Target, issue
 from selfcare_ops.mail.content import load_templates, message_content, store_template
 from selfcare_ops.mail.outbox import enqueue
 from selfcare_ops.mail.render import PERSON_FIELDS, MailTemplate
-from selfcare_ops.models import (
-    Invitation,
-    MailTemplateRecord,
-    OutboundMessage,
-    User,
-    utcnow,
-)
+from selfcare_ops.store.models import Invitation, MailTemplateRecord, OutboundMessage, User, utcnow
 
 JP = "jbubu@virginietelecom.sewan.eu"
 XSS = "<script>alert(1)</script>"

@@ -25,11 +25,13 @@ import pytest
 from click.testing import CliRunner
 
 import selfcare_ops
-from selfcare_ops import demo, demo_generate, resources
+from selfcare_ops import demo
 from selfcare_ops.cli import main
+from selfcare_ops.demo import generate as demo_generate
 from selfcare_ops.jobs import JOBS
 from selfcare_ops.mail.render import KINDS, environment
-from selfcare_ops.models import LANGUAGES
+from selfcare_ops.store.models import LANGUAGES
+from selfcare_ops.support import resources
 
 PACKAGE = Path(selfcare_ops.__file__).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -159,11 +161,11 @@ def test_the_built_wheel_runs_the_demo_and_a_job_outside_the_checkout(tmp_path: 
     names = set(zipfile.ZipFile(wheel).namelist())
     for job in JOBS.values():
         assert f"selfcare_ops/notebooks/{job.notebook.name}" in names
-    assert {f"selfcare_ops/demo_data/{n}" for n in DEMO_FILES} <= names
+    assert {f"selfcare_ops/demo/data/{n}" for n in DEMO_FILES} <= names
     assert "selfcare_ops/mail/templates/invitation_user.fr.html" in names
     for language in ("fr", "en"):  # the compiled catalogs: without them everything is English
         assert f"selfcare_ops/locale/{language}/LC_MESSAGES/selfcare_ops.mo" in names
-    assert any(n.startswith("selfcare_ops/migrations/versions/0001_") for n in names)
+    assert any(n.startswith("selfcare_ops/store/migrations/versions/0001_") for n in names)
 
     # The wheel's package, this environment's dependencies, an empty folder to work in.
     site = tmp_path / "site"

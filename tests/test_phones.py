@@ -1,5 +1,5 @@
-"""One phone normaliser (``selfcare_ops.phones``) behind the profile, ``users create|edit``, the
-invitee's acceptance and CSV onboarding: same stored form, each caller's refusal kept."""
+"""One phone normaliser (``selfcare_ops.support.phones``) behind the profile, ``users create|edit``,
+the invitee's acceptance and CSV onboarding: same stored form, each caller's refusal kept."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfcare_ops import acceptance, profile
+from selfcare_ops.accounts import profile
 from selfcare_ops.errors import PhoneNumberError, ValidationError
+from selfcare_ops.invitations import acceptance
 from selfcare_ops.onboarding import values
-from selfcare_ops.phones import normalise_phone
+from selfcare_ops.support.phones import normalise_phone
 
 SAMPLES = [
     ("06 12 34 56 78", "+33612345678"),

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from selfcare_ops import profile
+from selfcare_ops.accounts import profile
 from selfcare_ops.errors import AccessDeniedError, ConflictError, ValidationError
-from selfcare_ops.models import AuditEvent, Organisation, User
+from selfcare_ops.store.models import AuditEvent, Organisation, User
 
 
 def people(tree):

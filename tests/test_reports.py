@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import select
 
-from selfcare_ops import charts, exports, reports
-from selfcare_ops.models import Invitation, Organisation, OutboundMessage, User
+from selfcare_ops import charts, reports
+from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
+from selfcare_ops.support import exports
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 

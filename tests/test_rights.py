@@ -3,16 +3,16 @@
 import pytest
 from sqlalchemy import func, select
 
-from selfcare_ops import rights
+from selfcare_ops.accounts import rights
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.errors import (
     AccessDeniedError,
     ConflictError,
     NotFoundError,
     ValidationError,
 )
-from selfcare_ops.models import AuditEvent, OutboundMessage, User, UserRestriction
 from selfcare_ops.organisations import create_organisation
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.store.models import AuditEvent, OutboundMessage, User, UserRestriction
 
 
 def logins(tree):

@@ -1,6 +1,6 @@
 from sqlalchemy import func, select
 
-from selfcare_ops.models import ClientUserCount, User
+from selfcare_ops.store.models import ClientUserCount, User
 
 
 def test_tree_fixture_counts_users_by_status(session_factory, tree):

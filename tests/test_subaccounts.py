@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from selfcare_ops import subaccounts
+from selfcare_ops.accounts import subaccounts
 from selfcare_ops.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
-from selfcare_ops.models import AuditEvent, SubAccount, User
+from selfcare_ops.store.models import AuditEvent, SubAccount, User
 
 
 def test_list_counts_users_per_sub_account(session_factory, tree):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from selfcare_ops.bulk_sql import insert_rows
+from selfcare_ops.accounts.lifecycle import deactivate
+from selfcare_ops.accounts.users import NewUser, create_user, derived_columns
 from selfcare_ops.demo import load_demo
-from selfcare_ops.invitations import invite_user
-from selfcare_ops.lifecycle import deactivate
-from selfcare_ops.models import ClientUserCount, Organisation, User, recount_users, utcnow
+from selfcare_ops.invitations.service import invite_user
 from selfcare_ops.onboarding import import_users
-from selfcare_ops.users import NewUser, create_user, derived_columns
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import ClientUserCount, Organisation, User, recount_users, utcnow
 
 CSV = "\r\n".join(
     [

@@ -9,7 +9,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from selfcare_ops.branding import resolve_branding
-from selfcare_ops.models import Organisation
+from selfcare_ops.store.models import Organisation
 from selfcare_ops.widgets.branding import BrandingStudio
 
 

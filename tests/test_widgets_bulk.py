@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, update
 
-from selfcare_ops import invitations
-from selfcare_ops.models import Invitation, OutboundMessage, User, utcnow
-from selfcare_ops.users import NewUser
+from selfcare_ops.accounts.users import NewUser
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 from selfcare_ops.widgets import BulkInvitationDashboard, DirectoryDashboard
 from selfcare_ops.widgets.bulk import reason_label
 

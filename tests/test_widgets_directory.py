@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.access import system_actor
 from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
 from selfcare_ops.errors import ValidationError
-from selfcare_ops.models import Invitation, SupervisionSession, User
+from selfcare_ops.store.models import Invitation, SupervisionSession, User
 from selfcare_ops.widgets import DirectoryDashboard
 from selfcare_ops.widgets.common import Feedback, error_message, guard
 
@@ -239,7 +239,7 @@ def test_the_state_column_tells_what_became_of_each_invitation(session_factory, 
     """Sent on a date, refused by the server with its words: shown and filtered on."""
     from smtp_support import smtp_settings
 
-    from selfcare_ops import invitations
+    from selfcare_ops.invitations import service as invitations
     from selfcare_ops.mail.deliver import deliver
 
     smtp_server.handler.rcpt_replies = {"v.duduche@virginie.example": "550 5.1.1 Unknown user"}

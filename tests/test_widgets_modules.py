@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from selfcare_ops.models import ModuleSetting, User
+from selfcare_ops.store.models import ModuleSetting, User
 from selfcare_ops.widgets.modules import ModulesRightsDashboard
 
 
 def _own(session_factory, org_ref: str, module: str):
-    from selfcare_ops.models import Organisation
+    from selfcare_ops.store.models import Organisation
 
     with session_factory() as session:
         return session.scalar(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from selfcare_ops.models import User
+from selfcare_ops.store.models import User
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
 CSV_FR = (

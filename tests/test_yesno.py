@@ -1,4 +1,4 @@
-"""One yes/no vocabulary (``selfcare_ops.yesno``): the configuration, job parameters and CSV
+"""One yes/no vocabulary (``selfcare_ops.support.yesno``): the configuration, job parameters and CSV
 rights cells read the same words the same way; each keeps its own refusal and empty value."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from selfcare_ops.onboarding import values
 from selfcare_ops.onboarding.headers import FIELDS
 from selfcare_ops.onboarding.normalise import normalise_row
 from selfcare_ops.onboarding.reading import RawRow
-from selfcare_ops.yesno import NO_WORDS, YES_WORDS, yes_no
+from selfcare_ops.support.yesno import NO_WORDS, YES_WORDS, yes_no
 
 SPELLINGS = {"oui": "OUI", "vrai": "Vrai", "yes": " Yes ", "x": "X", "non": "Non", "faux": "FAUX"}
 WORDS = [(word, True) for word in sorted(YES_WORDS)] + [(word, False) for word in sorted(NO_WORDS)]

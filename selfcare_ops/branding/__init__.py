@@ -13,7 +13,7 @@ Public API (stable; mail rendering and the demo loader call it):
 
 from __future__ import annotations
 
-from .colors import (
+from selfcare_ops.branding.colors import (
     CSS_COLOURS,
     MIN_CONTRAST,
     ReadabilityWarning,
@@ -24,8 +24,8 @@ from .colors import (
     relative_luminance,
     suggest_text_color,
 )
-from .defaults import SeedResult, seed_default_branding
-from .images import (
+from selfcare_ops.branding.defaults import SeedResult, seed_default_branding
+from selfcare_ops.branding.images import (
     BANNER_MAX_BYTES,
     BANNER_MAX_SIDE,
     LOGO_MAX_SIDE,
@@ -33,8 +33,8 @@ from .images import (
     check_image,
     read_upload,
 )
-from .issues import BrandingIssue, branding_issues
-from .preview import (
+from selfcare_ops.branding.issues import BrandingIssue, branding_issues
+from selfcare_ops.branding.preview import (
     preview_html,
     preview_png,
     render_preview_html,
@@ -42,7 +42,7 @@ from .preview import (
     write_demo_preview,
     write_preview,
 )
-from .resolve import (
+from selfcare_ops.branding.resolve import (
     BUILTIN_DEFAULTS,
     FIELDS,
     NO_GRADIENT,
@@ -53,15 +53,20 @@ from .resolve import (
     asset_data_uri,
     resolve_branding,
 )
-from .service import (
+from selfcare_ops.branding.service import (
     BrandingChange,
     describe_branding,
     reset_branding,
     set_branding,
     show_branding,
 )
-from .tree import branding_audit, resolve_all, write_audit_csv, write_safe_csv
-from .values import MESSAGE_MAX_CHARS, clean_link, clean_message, remaining_characters
+from selfcare_ops.branding.tree import branding_audit, resolve_all, write_audit_csv, write_safe_csv
+from selfcare_ops.branding.values import (
+    MESSAGE_MAX_CHARS,
+    clean_link,
+    clean_message,
+    remaining_characters,
+)
 
 __all__ = [
     "BANNER_MAX_BYTES",

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from PIL import ImageColor
 
-from ..errors import ValidationError
+from selfcare_ops.errors import ValidationError
 
 MIN_CONTRAST = 4.5
 

@@ -17,13 +17,13 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..access import system_actor
-from ..config import get_settings
-from ..errors import NotFoundError
-from ..models import BrandingSetting, Organisation
-from .colors import rgb
-from .resolve import BUILTIN_DEFAULTS, FIELD_COLUMNS
-from .service import BrandingChange, set_branding
+from selfcare_ops.access import system_actor
+from selfcare_ops.branding.colors import rgb
+from selfcare_ops.branding.resolve import BUILTIN_DEFAULTS, FIELD_COLUMNS
+from selfcare_ops.branding.service import BrandingChange, set_branding
+from selfcare_ops.config import get_settings
+from selfcare_ops.errors import NotFoundError
+from selfcare_ops.store.models import BrandingSetting, Organisation
 
 DEFAULT_PRIMARY = "#e2001a"
 DEFAULT_TEXT = "#ffffff"

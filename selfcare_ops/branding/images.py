@@ -21,8 +21,8 @@ from typing import IO, Literal
 
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin
 
-from ..errors import ImageError
-from ..files import read_regular_file
+from selfcare_ops.errors import ImageError
+from selfcare_ops.support.files import read_regular_file
 
 ImageKind = Literal["logo", "banner"]
 KINDS: tuple[str, ...] = ("logo", "banner")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .colors import BrandingIssue, readability_warnings
-from .resolve import ResolvedBranding
+from selfcare_ops.branding.colors import BrandingIssue, readability_warnings
+from selfcare_ops.branding.resolve import ResolvedBranding
 
 _MISSING = {
     "logo": "No logo is set at any level of the tree: the Selfcare shows no logo.",

@@ -17,15 +17,20 @@ from PIL import Image, ImageDraw
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..access import Actor, require_organisation
-from ..config import get_settings
-from ..models import Organisation
-from ..modules import ModuleState, resolve_modules
-from ..organisations import get_organisation
-from .colors import rgb
-from .defaults import font
-from .issues import BrandingIssue, branding_issues
-from .resolve import ResolvedBranding, asset_content, asset_data_uri, resolve_branding
+from selfcare_ops.access import Actor, require_organisation
+from selfcare_ops.branding.colors import rgb
+from selfcare_ops.branding.defaults import font
+from selfcare_ops.branding.issues import BrandingIssue, branding_issues
+from selfcare_ops.branding.resolve import (
+    ResolvedBranding,
+    asset_content,
+    asset_data_uri,
+    resolve_branding,
+)
+from selfcare_ops.config import get_settings
+from selfcare_ops.modules import ModuleState, resolve_modules
+from selfcare_ops.organisations import get_organisation
+from selfcare_ops.store.models import Organisation
 
 PAGE_BACKGROUND = "#f4f5f7"
 BODY_TEXT = "#222222"
@@ -306,8 +311,8 @@ def write_demo_preview(
     session: Session, out: str | Path | None = None, *, client_ref: str | None = None
 ) -> Path:
     """For ``make demo``: the PNG preview of the demo client (default under the data folder)."""
-    from ..access import system_actor
-    from ..demo import DEMO_CLIENT_REF
+    from selfcare_ops.access import system_actor
+    from selfcare_ops.demo import DEMO_CLIENT_REF
 
     ref = client_ref or DEMO_CLIENT_REF
     target = Path(out) if out else get_settings().data_dir / "previews" / f"{ref}.png"

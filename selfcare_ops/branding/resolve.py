@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFoundError
-from ..models import Asset, BrandingSetting, Organisation
+from selfcare_ops.errors import NotFoundError
+from selfcare_ops.store.models import Asset, BrandingSetting, Organisation
 
 #: Branding fields in display order, and the column of ``branding_settings`` holding each.
 FIELD_COLUMNS: dict[str, str] = {

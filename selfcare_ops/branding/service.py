@@ -15,15 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import audit
-from ..access import Actor, require_organisation, require_organisation_admin
-from ..errors import AccessDeniedError, ValidationError
-from ..models import Asset, BrandingSetting, Organisation
-from ..organisations import get_organisation
-from .colors import parse_color
-from .images import CheckedImage, check_image
-from .issues import BrandingIssue, branding_issues
-from .resolve import (
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, require_organisation, require_organisation_admin
+from selfcare_ops.branding.colors import parse_color
+from selfcare_ops.branding.images import CheckedImage, check_image
+from selfcare_ops.branding.issues import BrandingIssue, branding_issues
+from selfcare_ops.branding.resolve import (
     ASSET_FIELDS,
     FIELD_COLUMNS,
     FIELDS,
@@ -31,7 +28,10 @@ from .resolve import (
     ResolvedBranding,
     resolve_branding,
 )
-from .values import clean_link, clean_message
+from selfcare_ops.branding.values import clean_link, clean_message
+from selfcare_ops.errors import AccessDeniedError, ValidationError
+from selfcare_ops.organisations import get_organisation
+from selfcare_ops.store.models import Asset, BrandingSetting, Organisation
 
 #: Words accepted for "explicitly no gradient at this level".
 NO_GRADIENT_WORDS = ("", "none", "aucun", "no")

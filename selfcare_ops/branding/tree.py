@@ -21,12 +21,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from ..access import Actor, organisation_scope
-from ..exports import write_csv
-from ..models import MODULE_KEYS, Asset, BrandingSetting, ModuleSetting, Organisation
-from ..modules import BUILTIN_MODULES, ModuleResolution, merge_modules
-from .issues import issues_for
-from .resolve import (
+from selfcare_ops.access import Actor, organisation_scope
+from selfcare_ops.branding.issues import issues_for
+from selfcare_ops.branding.resolve import (
     ASSET_FIELDS,
     BUILTIN,
     FIELD_COLUMNS,
@@ -35,6 +32,15 @@ from .resolve import (
     merge_level,
     path_ids,
 )
+from selfcare_ops.modules import BUILTIN_MODULES, ModuleResolution, merge_modules
+from selfcare_ops.store.models import (
+    MODULE_KEYS,
+    Asset,
+    BrandingSetting,
+    ModuleSetting,
+    Organisation,
+)
+from selfcare_ops.support.exports import write_csv
 
 _ASSET_INDEXES = tuple(FIELDS.index(name) for name in ASSET_FIELDS)
 _SETTING_COLUMNS = [getattr(BrandingSetting, column) for column in FIELD_COLUMNS.values()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import urlsplit
 
-from ..errors import ValidationError
+from selfcare_ops.errors import ValidationError
 
 MESSAGE_MAX_CHARS = 150
 LINK_MAX_CHARS = 2000

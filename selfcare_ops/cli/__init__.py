@@ -17,11 +17,11 @@ import sys
 import click
 from sqlalchemy.exc import DBAPIError
 
-from ..access import check_actor_name
-from ..db import database_error
-from ..errors import SelfcareError
-from ..i18n import LANGUAGES, set_language
-from .common import CliContext, discard_output, echo, reset_output
+from selfcare_ops.access import check_actor_name
+from selfcare_ops.cli.common import CliContext, discard_output, echo, reset_output
+from selfcare_ops.errors import SelfcareError
+from selfcare_ops.i18n import LANGUAGES, set_language
+from selfcare_ops.store.db import database_error
 
 #: Command modules, each adding its groups and commands to :data:`main`.
 COMMAND_MODULES = ["db", "directory", "audit"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from .. import audit as audit_service
-from . import main
-from .common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops import audit as audit_service
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import branding as service
-from . import main
-from .common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops import branding as service
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 
 _SOURCE_DEFAULT = "(built-in default)"
 
@@ -173,4 +173,4 @@ def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> Non
         echo(f"CSV written to {csv_path}")
 
 
-from . import modules as _modules  # noqa: E402,F401  (the modules group lives next door)
+from selfcare_ops.cli import modules as _modules  # noqa: E402,F401  (the modules group lives next door)

@@ -17,9 +17,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor, resolve_actor
-from ..config import Settings, get_settings
-from ..db import check_ready, make_engine, make_session_factory
+from selfcare_ops.access import Actor, resolve_actor
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
 
 
 @dataclass

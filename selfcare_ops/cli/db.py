@@ -10,13 +10,13 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..access import require_operator
-from ..db import describe, upgrade
-from ..demo import load_demo
-from ..errors import DatabaseNotInitialisedError
-from ..models import recount_users
-from . import main
-from .common import CliContext, echo, pass_cli
+from selfcare_ops.access import require_operator
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, pass_cli
+from selfcare_ops.demo import load_demo
+from selfcare_ops.errors import DatabaseNotInitialisedError
+from selfcare_ops.store.db import describe, upgrade
+from selfcare_ops.store.models import recount_users
 
 
 def _require_named_operator(cli: CliContext, action: str) -> None:
@@ -77,14 +77,14 @@ def db_recount(cli: CliContext) -> None:
 def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
     """The main job: migrate, load the demo data, then onboard, invite, deliver and report.
 
-    Onboards the packaged sample (demo_data/onboarding_sample.csv) into the demo client,
+    Onboards the packaged sample (demo/data/onboarding_sample.csv) into the demo client,
     invites the demo client's users, delivers into the Maildir (embedded default) and writes
     the adoption report, each through papermill like a scheduled run; then prints where
     everything is. Idempotent; works from an installed wheel (no checkout needed).
     """
     _require_named_operator(cli, "load the demo data")
     if not no_jobs:
-        from ..jobs import run_main_job
+        from selfcare_ops.jobs import run_main_job
 
         result = run_main_job(cli.settings, actor=cli.actor_name)
         if not quiet:

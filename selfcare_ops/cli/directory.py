@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import directory
-from ..models import ACCOUNT_STATUSES
-from . import main
-from .common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops import directory
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.store.models import ACCOUNT_STATUSES
 
 
 @main.group()

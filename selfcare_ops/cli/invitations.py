@@ -6,13 +6,20 @@ from typing import IO
 
 import click
 
-from .. import invitations as service
-from ..invitation_ledger import MAX_LEDGER_ROWS, list_invitations
-from ..models import CIVILITIES, CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
-from ..users import NewUser
-from . import main
-from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
-from .directory import users
+from selfcare_ops.accounts.users import NewUser
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import (
+    CliContext,
+    confirm_or_abort,
+    echo,
+    echo_json,
+    echo_table,
+    pass_cli,
+)
+from selfcare_ops.cli.directory import users
+from selfcare_ops.invitations import service as service
+from selfcare_ops.invitations.ledger import MAX_LEDGER_ROWS, list_invitations
+from selfcare_ops.store.models import CIVILITIES, CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
 
 
 @main.group()

@@ -7,10 +7,10 @@ import sys
 import click
 import pandas as pd
 
-from .. import jobs as jobs_service
-from ..errors import SelfcareError
-from . import main
-from .common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops import jobs as jobs_service
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.errors import SelfcareError
 
 
 @main.group()

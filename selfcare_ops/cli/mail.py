@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import click
 
-from ..access import require_mail_delivery
-from ..errors import MailError
-from ..i18n import ngettext
-from ..invitations import deliver_and_redact, outbox_status, redact_final_links
-from ..mail.deliver import MAX_CONNECTIONS
-from . import main
-from .common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.access import require_mail_delivery
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.errors import MailError
+from selfcare_ops.i18n import ngettext
+from selfcare_ops.invitations.service import deliver_and_redact, outbox_status, redact_final_links
+from selfcare_ops.mail.deliver import MAX_CONNECTIONS
 
 
 @main.group()

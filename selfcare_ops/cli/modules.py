@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import modules as service
-from ..branding.tree import write_safe_csv
-from . import main
-from .common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops import modules as service
+from selfcare_ops.branding.tree import write_safe_csv
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
 @main.group()

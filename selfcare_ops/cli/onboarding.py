@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..models import utcnow
-from ..onboarding import import_users, progress_bar, template_text, write_template
-from . import main
-from .common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.onboarding import import_users, progress_bar, template_text, write_template
+from selfcare_ops.store.models import utcnow
 
 SHOWN_REJECTS = 10
 

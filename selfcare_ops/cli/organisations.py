@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import organisations as service
-from ..models import LANGUAGES
-from . import main
-from .common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops import organisations as service
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.store.models import LANGUAGES
 
 INHERIT = "inherit"
 

@@ -8,12 +8,20 @@ from typing import Any
 import click
 import pandas as pd
 
-from .. import apikeys, invitations, profile, subaccounts
-from .. import rights as rights_service
-from ..models import CLIENT_ROLES, RESTRICTION_KINDS
-from . import main
-from .common import CliContext, confirm_or_abort, echo, echo_json, echo_table, pass_cli
-from .directory import clients, users
+from selfcare_ops.accounts import apikeys, profile, subaccounts
+from selfcare_ops.accounts import rights as rights_service
+from selfcare_ops.cli import main
+from selfcare_ops.cli.common import (
+    CliContext,
+    confirm_or_abort,
+    echo,
+    echo_json,
+    echo_table,
+    pass_cli,
+)
+from selfcare_ops.cli.directory import clients, users
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.store.models import CLIENT_ROLES, RESTRICTION_KINDS
 
 ON_OFF = click.Choice(["on", "off"])
 

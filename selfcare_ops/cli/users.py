@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import profile
-from ..models import LANGUAGES
-from .common import CliContext, echo, echo_json, pass_cli
-from .directory import users
+from selfcare_ops.accounts import profile
+from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.cli.directory import users
+from selfcare_ops.store.models import LANGUAGES
 
 INHERIT = "inherit"
 

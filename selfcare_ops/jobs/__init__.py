@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .history import job_history
-from .registry import (
+from selfcare_ops.jobs.history import job_history
+from selfcare_ops.jobs.registry import (
     JOBS,
     NOTEBOOKS_DIR,
     Job,

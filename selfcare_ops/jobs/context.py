@@ -16,10 +16,10 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor, resolve_actor
-from ..config import Settings, get_settings
-from ..db import check_ready, make_engine, make_session_factory
-from ..resources import package_folder, packaged, real_path
+from selfcare_ops.access import Actor, resolve_actor
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
+from selfcare_ops.support.resources import package_folder, packaged, real_path
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class JobContext:
 
     def input_path(self, name: str) -> Path:
         """An input file named by a parameter: absolute, or relative to the current folder,
-        or else a file packaged with selfcare_ops (``demo_data/onboarding_sample.csv``, the
+        or else a file packaged with selfcare_ops (``demo/data/onboarding_sample.csv``, the
         onboarding default): papermill and nbval start kernels in different folders, and an
         installed wheel has no project folder.
         """
@@ -64,7 +64,7 @@ class JobContext:
 
     def save_csv(self, name: str, frame: pd.DataFrame) -> Path:
         """Write ``frame`` as ``<output_dir>/<name>`` for Excel, formula-like cells neutralised."""
-        from ..reports import export_csv
+        from selfcare_ops.reports import export_csv
 
         return export_csv(frame, self.output_dir / name)
 
@@ -72,7 +72,7 @@ class JobContext:
         """Which interpreter, package and database this run uses (shown by every notebook)."""
         import sys
 
-        from ..db import current_revision, describe
+        from selfcare_ops.store.db import current_revision, describe
 
         return {
             "actor": self.actor_email or "(the system actor)",

@@ -11,8 +11,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..access import Actor
-from ..models import JobRun
+from selfcare_ops.access import Actor
+from selfcare_ops.store.models import JobRun
 
 HISTORY_COLUMNS = [
     "id",

@@ -20,8 +20,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from ..errors import ConcurrentRunError
-from ..models import JobLock, JobRun, utcnow
+from selfcare_ops.errors import ConcurrentRunError
+from selfcare_ops.store.models import JobLock, JobRun, utcnow
 
 #: A lock row from another host older than this is considered abandoned.
 STALE_AFTER = timedelta(hours=12)

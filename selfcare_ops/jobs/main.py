@@ -2,7 +2,7 @@
 
 Migrate, load the demo data and the operator's default branding, then — each through papermill,
 recorded and locked like any scheduled run — onboard the packaged sample
-(``selfcare_ops/demo_data/onboarding_sample.csv``) with invitations, run the invitation
+(``selfcare_ops/demo/data/onboarding_sample.csv``) with invitations, run the invitation
 maintenance (which delivers into the Maildir) and the adoption report. Every step is
 idempotent: a second run creates no user, sends no mail twice, and only adds its own run
 records and a new dated report.
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings, get_settings
-from ..db import describe, make_engine, make_session_factory, upgrade
-from ..demo import DEMO_CLIENT_REF, load_demo
-from ..resources import DEMO_DIR, real_path
-from .runner import JobRunResult, run_job
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
+from selfcare_ops.jobs.runner import JobRunResult, run_job
+from selfcare_ops.store.db import describe, make_engine, make_session_factory, upgrade
+from selfcare_ops.support.resources import DEMO_DIR, real_path
 
 ONBOARDING_SAMPLE = DEMO_DIR / "onboarding_sample.csv"
 
@@ -99,9 +99,9 @@ def run_main_job(
     Everything acts as ``actor`` (an email; None: the system actor), who must be an operator
     administrator: the chain loads data for, and delivers the mail of, the whole tree.
     """
-    from ..access import check_actor_name, require_operator, resolve_actor
-    from ..branding import seed_default_branding, write_demo_preview
-    from ..invitations import invite_demo_client
+    from selfcare_ops.access import check_actor_name, require_operator, resolve_actor
+    from selfcare_ops.branding import seed_default_branding, write_demo_preview
+    from selfcare_ops.invitations.service import invite_demo_client
 
     check_actor_name(actor)
     settings = settings or get_settings()

@@ -29,14 +29,14 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import JobError, ValidationError
-from ..resources import NOTEBOOKS_DIR, PACKAGE, real_path
-from ..yesno import yes_no
+from selfcare_ops.errors import JobError, ValidationError
+from selfcare_ops.support.resources import NOTEBOOKS_DIR, PACKAGE, real_path
+from selfcare_ops.support.yesno import yes_no
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from ..access import Actor
+    from selfcare_ops.access import Actor
 
 #: Parameters the runner sets itself, never the caller: who runs the job.
 RUNNER_PARAMETERS = ("actor",)
@@ -120,8 +120,8 @@ def _job(name: str, notebook: str, description: str, **kwargs: Any) -> Job:
 def _check_onboarding(session: Session, actor: Actor, parameters: Mapping[str, Any]) -> None:
     """The client named by ``client`` must be one the actor may add users to. (A file's client
     column is checked line by line by the onboarding planner, as the same actor.)"""
-    from ..access import require_organisation
-    from ..organisations import get_client
+    from selfcare_ops.access import require_organisation
+    from selfcare_ops.organisations import get_client
 
     if parameters.get("client"):
         client = get_client(session, str(parameters["client"]))
@@ -130,7 +130,7 @@ def _check_onboarding(session: Session, actor: Actor, parameters: Mapping[str, A
 
 def _check_maintenance(session: Session, actor: Actor, parameters: Mapping[str, Any]) -> None:
     """The maintenance delivers the whole outbox: only those who may deliver mail run it."""
-    from ..access import require_mail_delivery
+    from selfcare_ops.access import require_mail_delivery
 
     require_mail_delivery(actor, "run the invitation maintenance (it delivers every queued mail)")
 
@@ -184,7 +184,7 @@ def inspect_parameters(notebook: Traversable) -> dict[str, Parameter]:
     ``parameters``, parsed by papermill's Python translator), given the language the runner
     runs every job in rather than the one the notebook's metadata may or may not name.
     """
-    from .runner import KERNEL_NAME, _import_papermill
+    from selfcare_ops.jobs.runner import KERNEL_NAME, _import_papermill
 
     _import_papermill()  # here, not with the module, and the runner's quick way
     from papermill.iorw import load_notebook_node

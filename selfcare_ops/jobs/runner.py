@@ -36,13 +36,13 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from ..access import Actor, check_actor_name, resolve_actor
-from ..config import Settings, get_settings
-from ..db import check_ready, make_engine
-from ..errors import JobError
-from ..models import JobRun, utcnow
-from . import locks
-from .registry import RUNNER_PARAMETERS, Job, get_job, resolve_parameters
+from selfcare_ops.access import Actor, check_actor_name, resolve_actor
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.errors import JobError
+from selfcare_ops.jobs import locks
+from selfcare_ops.jobs.registry import RUNNER_PARAMETERS, Job, get_job, resolve_parameters
+from selfcare_ops.store.db import check_ready, make_engine
+from selfcare_ops.store.models import JobRun, utcnow
 
 KERNEL_NAME = "python3"
 ENGINE_NAME = "selfcare_ops"

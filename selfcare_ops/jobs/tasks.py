@@ -18,13 +18,13 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor, user_scope
-from ..config import Settings
-from ..errors import MailError, ValidationError
-from ..models import Organisation, User, utcnow
+from selfcare_ops.access import Actor, user_scope
+from selfcare_ops.config import Settings
+from selfcare_ops.errors import MailError, ValidationError
+from selfcare_ops.store.models import Organisation, User, utcnow
 
 if TYPE_CHECKING:
-    from ..mail.deliver import DeliveryReport
+    from selfcare_ops.mail.deliver import DeliveryReport
 
 
 def remind_invited(
@@ -41,7 +41,7 @@ def remind_invited(
     The previous link of each is voided and ``invited_at`` moves to now, so a second run the
     same day reminds nobody twice.
     """
-    from ..invitations import invite_user_ids
+    from selfcare_ops.invitations.service import invite_user_ids
 
     if older_than_days < 1:
         raise ValidationError(
@@ -89,7 +89,7 @@ class BrandingAuditOutcome:
 
 def worst_branding_cases(audit: pd.DataFrame, count: int) -> pd.DataFrame:
     """The ``count`` least readable: most problems first, then the lowest text contrast."""
-    from ..branding import contrast_ratio
+    from selfcare_ops.branding import contrast_ratio
 
     if audit.empty:
         return audit.assign(min_contrast=pd.Series(dtype=float))
@@ -116,7 +116,7 @@ def audit_branding(
     session: Session, actor: Actor, folder: Path, *, worst: int = 5
 ) -> BrandingAuditOutcome:
     """Run the readability audit, export it as CSV and preview the ``worst`` cases as PNG."""
-    from ..branding import branding_audit, write_audit_csv, write_preview
+    from selfcare_ops.branding import branding_audit, write_audit_csv, write_preview
 
     folder = Path(folder)
     audit = branding_audit(session, actor)
@@ -135,7 +135,7 @@ def deliver_outbox(
     """Deliver the due messages (all, or at most ``limit``) as ``actor`` (who must be allowed
     to: :func:`~selfcare_ops.access.can_deliver_mail`); an unavailable transport fails the
     job, so the run is recorded as failed while the messages stay queued for the next."""
-    from ..invitations import deliver_and_redact
+    from selfcare_ops.invitations.service import deliver_and_redact
 
     report = deliver_and_redact(sessions, settings, actor=actor, limit=limit or None)
     if report.error:

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..bulk_sql import upsert_insert
-from ..errors import MailError
-from ..models import MailTemplateRecord, utcnow
-from .render import DEFAULT_LANGUAGE, MailTemplate, RenderedMail
+from selfcare_ops.errors import MailError
+from selfcare_ops.mail.render import DEFAULT_LANGUAGE, MailTemplate, RenderedMail
+from selfcare_ops.store.bulk_sql import upsert_insert
+from selfcare_ops.store.models import MailTemplateRecord, utcnow
 
 TEMPLATES = MailTemplateRecord.__table__
 
@@ -46,7 +46,7 @@ def stored_template(record: Any) -> MailTemplate:
 def message_content(message: Any, template: Any = None) -> RenderedMail:
     """Subject, text and HTML of one outbox message, plain or templated.
 
-    ``message`` is an :class:`~selfcare_ops.models.OutboundMessage`, a result row or a mapping
+    ``message`` is an :class:`~selfcare_ops.store.models.OutboundMessage`, a result row or a mapping
     with its columns. A templated message needs its template: ``template`` (a ``mail_templates``
     row or a :class:`MailTemplate`, which a caller reading many messages caches by id), else
     the ORM object's ``template`` relationship.

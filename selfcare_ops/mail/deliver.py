@@ -6,7 +6,7 @@ A run repeats three steps until nothing is due (or ``limit`` is reached):
    come, plus messages left in ``sending`` longer than the lease by a deliverer that died. They
    become ``sending`` with ``claimed_by``/``claimed_at``. On PostgreSQL the rows are selected
    ``FOR UPDATE SKIP LOCKED`` so that two deliverers never claim the same row; on SQLite the
-   transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`selfcare_ops.db`), which serialises
+   transaction starts with ``BEGIN IMMEDIATE`` (see :mod:`selfcare_ops.store.db`), which serialises
    claims.
 2. **Send**. Over SMTP, several connections (``connections``, default 8) are driven by one
    thread (:class:`~selfcare_ops.mail.transports.SmtpPool`), so that the server works on several
@@ -46,14 +46,12 @@ from sqlalchemy import and_, bindparam, exc, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..config import Settings, get_settings
-from ..db import translate_errors
-from ..errors import DatabaseError, MailError
-from ..models import MESSAGE_STATUSES, OPEN_INVITATION_STATUSES, Invitation, OutboundMessage, utcnow
-from .content import TEMPLATES, stored_template
-from .links import blank_links, redact_person, redact_text
-from .render import MailTemplate
-from .transports import (
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.errors import DatabaseError, MailError
+from selfcare_ops.mail.content import TEMPLATES, stored_template
+from selfcare_ops.mail.links import blank_links, redact_person, redact_text
+from selfcare_ops.mail.render import MailTemplate
+from selfcare_ops.mail.transports import (
     Finished,
     OutgoingMail,
     PermanentDeliveryError,
@@ -62,6 +60,14 @@ from .transports import (
     Transport,
     TransportUnavailableError,
     make_transport,
+)
+from selfcare_ops.store.db import translate_errors
+from selfcare_ops.store.models import (
+    MESSAGE_STATUSES,
+    OPEN_INVITATION_STATUSES,
+    Invitation,
+    OutboundMessage,
+    utcnow,
 )
 
 #: A claimed message not recorded after this long is taken over by the next deliverer.

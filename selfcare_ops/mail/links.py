@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from ..batching import chunks
-from ..models import OutboundMessage
+from selfcare_ops.store.models import OutboundMessage
+from selfcare_ops.support.batching import chunks
 
 INVITATION_PATH = "/invitation/"
 REDACTED = INVITATION_PATH + "[redacted]"

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..bulk_sql import insert_rows
-from ..errors import MailError
-from ..models import OutboundMessage, utcnow
+from selfcare_ops.errors import MailError
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import OutboundMessage, utcnow
 
 
 def _check_content(message_key: str, message: dict[str, Any]) -> None:
@@ -95,8 +95,8 @@ def enqueue_many(
     """Queue many messages at once; returns their ids in the order given.
 
     Each dictionary has the keyword arguments of :func:`enqueue`. For bulk senders (thousands of
-    invitations, :mod:`selfcare_ops.issuing`): one bulk insert
-    (:func:`~selfcare_ops.bulk_sql.insert_rows`) instead of one flush per message, with each
+    invitations, :mod:`selfcare_ops.invitations.issuing`): one bulk insert
+    (:func:`~selfcare_ops.store.bulk_sql.insert_rows`) instead of one flush per message, with each
     ``person`` serialised to JSON here (the JSON type's own processing costs more per row).
     """
     if not messages:

@@ -19,8 +19,8 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
-from ..errors import MailError
-from ..models import LANGUAGES
+from selfcare_ops.errors import MailError
+from selfcare_ops.store.models import LANGUAGES
 
 DEFAULT_LANGUAGE = "fr"
 KINDS = ("invitation_user", "invitation_admin", "admin_access")

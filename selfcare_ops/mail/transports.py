@@ -37,10 +37,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..errors import MailError
-from ..models import utcnow
-from .content import message_content
+from selfcare_ops.config import Settings
+from selfcare_ops.errors import MailError
+from selfcare_ops.mail.content import message_content
+from selfcare_ops.store.models import utcnow
 
 SMTP_TIMEOUT_SECONDS = 30.0
 #: How often the pool looks for connections whose reply is overdue.
@@ -80,7 +80,7 @@ class OutgoingMail:
 
     @classmethod
     def from_row(cls, row: Any, template: Any = None) -> OutgoingMail:
-        """From an :class:`~selfcare_ops.models.OutboundMessage` or a row with its columns.
+        """From an :class:`~selfcare_ops.store.models.OutboundMessage` or a row with its columns.
 
         A templated row is filled from ``template`` (its stored template, see
         :func:`~selfcare_ops.mail.content.message_content`).

@@ -21,14 +21,14 @@ committed batch and holds the counts so far (``finished`` once done).
 
 from __future__ import annotations
 
-from .apply import REPORT_COLUMNS, ImportReport, apply_plan
-from .headers import FIELDS, field_for, template_headers
-from .pipeline import import_users
-from .plan import PLAN_COLUMNS, Plan, build_plan
-from .progress import progress_bar
-from .reading import RawRow, RowSource, read_rows, sniff_separator
-from .report import neutralise, write_report
-from .template import template_text, write_template
+from selfcare_ops.onboarding.apply import REPORT_COLUMNS, ImportReport, apply_plan
+from selfcare_ops.onboarding.headers import FIELDS, field_for, template_headers
+from selfcare_ops.onboarding.pipeline import import_users
+from selfcare_ops.onboarding.plan import PLAN_COLUMNS, Plan, build_plan
+from selfcare_ops.onboarding.progress import progress_bar
+from selfcare_ops.onboarding.reading import RawRow, RowSource, read_rows, sniff_separator
+from selfcare_ops.onboarding.report import neutralise, write_report
+from selfcare_ops.onboarding.template import template_text, write_template
 
 __all__ = [
     "FIELDS",

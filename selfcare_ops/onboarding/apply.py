@@ -17,14 +17,17 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import audit
-from ..access import Actor
-from ..batching import chunks
-from ..bulk_sql import insert_rows
-from ..errors import DatabaseError, LastAdministratorError
-from ..invitations import invite_user_ids
-from ..issuing import Target, issue, supersede_pending
-from ..models import (
+from selfcare_ops import audit
+from selfcare_ops.access import Actor
+from selfcare_ops.accounts.subaccounts import create_sub_account
+from selfcare_ops.accounts.users import derived_columns, require_administrator_left
+from selfcare_ops.errors import DatabaseError, LastAdministratorError
+from selfcare_ops.invitations.issuing import Target, issue, supersede_pending
+from selfcare_ops.invitations.service import invite_user_ids
+from selfcare_ops.onboarding.headers import RIGHT_FIELDS
+from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import (
     OPEN_INVITATION_STATUSES,
     ImportRun,
     Invitation,
@@ -32,11 +35,8 @@ from ..models import (
     User,
     utcnow,
 )
-from ..subaccounts import create_sub_account
-from ..textnorm import fold
-from ..users import derived_columns, require_administrator_left
-from .headers import RIGHT_FIELDS
-from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.textnorm import fold
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -358,8 +358,8 @@ def _apply_updates(
 
     Values are compared again with the database (idempotence). A line that would demote a
     client's last administrator is rejected
-    (:func:`~selfcare_ops.users.require_administrator_left`); an email change voids the user's
-    invitation links and cancels their unsent mails.
+    (:func:`~selfcare_ops.accounts.users.require_administrator_left`); an email change voids
+    the user's invitation links and cancels their unsent mails.
     """
     ids = [int(row["user_id"]) for row in rows]
     columns = (

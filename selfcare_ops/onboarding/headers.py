@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ImportFileError
-from .values import compact
+from selfcare_ops.errors import ImportFileError
+from selfcare_ops.onboarding.values import compact
 
 #: field -> (French label, English label, other aliases)
 FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {

@@ -9,9 +9,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from . import values as v
-from .headers import FIELDS, REQUIRED_FIELDS, RIGHT_FIELDS
-from .reading import RawRow
+from selfcare_ops.onboarding import values as v
+from selfcare_ops.onboarding.headers import FIELDS, REQUIRED_FIELDS, RIGHT_FIELDS
+from selfcare_ops.onboarding.reading import RawRow
 
 _LOGIN = re.compile(r"[a-z0-9][a-z0-9._+\-]*(?:@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,})?\Z")
 

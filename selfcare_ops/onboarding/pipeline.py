@@ -15,9 +15,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor
-from ..models import ImportRun
-from .apply import (
+from selfcare_ops.access import Actor
+from selfcare_ops.onboarding.apply import (
     DEFAULT_BATCH_SIZE,
     REPORT_COLUMNS,
     BatchHook,
@@ -30,9 +29,10 @@ from .apply import (
     planned_report_rows,
     start_run,
 )
-from .plan import build_plan, empty_counts, make_planner
-from .reading import RowSource, read_rows
-from .report import ReportWriter, write_report
+from selfcare_ops.onboarding.plan import build_plan, empty_counts, make_planner
+from selfcare_ops.onboarding.reading import RowSource, read_rows
+from selfcare_ops.onboarding.report import ReportWriter, write_report
+from selfcare_ops.store.models import ImportRun
 
 #: Rows kept in memory for the returned report when ``keep_rows`` is off: rejected lines and
 #: lines with notes (an encoding to check, a voided link), the first ones only.

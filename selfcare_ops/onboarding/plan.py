@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from ..access import Actor
-from .planner import PLAN_COLUMNS, VALUE_FIELDS, Planner, empty_counts
-from .reading import RowSource, read_rows
+from selfcare_ops.access import Actor
+from selfcare_ops.onboarding.planner import PLAN_COLUMNS, VALUE_FIELDS, Planner, empty_counts
+from selfcare_ops.onboarding.reading import RowSource, read_rows
 
 __all__ = [
     "PLAN_COLUMNS",

@@ -17,23 +17,23 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from ..access import (
+from selfcare_ops.access import (
     Actor,
     can_see_organisation,
     require_assignable,
     require_organisation,
     require_rights_manager,
 )
-from ..batching import chunks
-from ..errors import AccessDeniedError, ImportFileError, NotFoundError
-from ..logins import make_login
-from ..models import Organisation, SubAccount, User
-from ..textnorm import fold
-from ..users import folded_sort_name
-from .headers import FIELDS, RIGHT_FIELDS, HeaderMap
-from .normalise import normalise_row
-from .reading import RawRow
-from .values import AMBIGUOUS_ADMIN_WORDS, compact
+from selfcare_ops.accounts.logins import make_login
+from selfcare_ops.accounts.users import folded_sort_name
+from selfcare_ops.errors import AccessDeniedError, ImportFileError, NotFoundError
+from selfcare_ops.onboarding.headers import FIELDS, RIGHT_FIELDS, HeaderMap
+from selfcare_ops.onboarding.normalise import normalise_row
+from selfcare_ops.onboarding.reading import RawRow
+from selfcare_ops.onboarding.values import AMBIGUOUS_ADMIN_WORDS, compact
+from selfcare_ops.store.models import Organisation, SubAccount, User
+from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.textnorm import fold
 
 #: Fields an import can set on a user (besides the client and the sub-account).
 VALUE_FIELDS = (
@@ -305,9 +305,9 @@ class Planner:
     def _keep_an_administrator(self, session: Session, rows: list[dict[str, Any]]) -> None:
         """Reject the lines that would leave a client without an administrator, as apply will.
 
-        The same rule as :func:`~selfcare_ops.users.require_administrator_left` and the same
-        reading as apply's batch: a promotion anywhere in the chunk counts, demotions count in
-        line order. So a dry run says what apply does; apply checks again under the lock.
+        The same rule as :func:`~selfcare_ops.accounts.users.require_administrator_left` and
+        the same reading as apply's batch: a promotion anywhere in the chunk counts, demotions
+        count in line order. So a dry run says what apply does; apply checks again under the lock.
         """
         changed = [
             row

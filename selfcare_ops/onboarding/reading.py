@@ -24,9 +24,9 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..errors import ImportFileError
-from ..files import open_regular_file, too_big
-from .headers import HeaderMap, map_headers
+from selfcare_ops.errors import ImportFileError
+from selfcare_ops.onboarding.headers import HeaderMap, map_headers
+from selfcare_ops.support.files import open_regular_file, too_big
 
 #: Largest single field accepted by the parser; longer values are refused by the validator.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024

@@ -3,7 +3,7 @@
 ``;`` and UTF-8 with BOM by default so French Excel opens it as columns with its accents;
 cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with ``'``
 so that no cell runs as a formula (CSV injection): the rows go through the toolkit's one
-export writer (:mod:`selfcare_ops.exports`).
+export writer (:mod:`selfcare_ops.support.exports`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..errors import ImportFileError
-from ..exports import CsvWriter, neutralise
-from .apply import REPORT_COLUMNS, ImportReport, planned_report_rows
-from .plan import Plan, frame_records
+from selfcare_ops.errors import ImportFileError
+from selfcare_ops.onboarding.apply import REPORT_COLUMNS, ImportReport, planned_report_rows
+from selfcare_ops.onboarding.plan import Plan, frame_records
+from selfcare_ops.support.exports import CsvWriter, neutralise
 
 __all__ = ["ReportWriter", "neutralise", "report_frame", "write_report"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ImportFileError
-from .headers import template_headers
+from selfcare_ops.errors import ImportFileError
+from selfcare_ops.onboarding.headers import template_headers
 
 
 def template_text(lang: str = "fr") -> str:

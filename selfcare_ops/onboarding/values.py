@@ -4,7 +4,7 @@ Pure functions with caches, no database: customer files repeat the same few civi
 booleans and mail domains thousands of times, so each distinct raw value is checked once. Emails
 take a cheap exact fast path for the common shapes and fall back to email-validator for
 everything else (a property test checks both agree); phone numbers go through the one
-normaliser of :mod:`selfcare_ops.phones`, which does the same.
+normaliser of :mod:`selfcare_ops.support.phones`, which does the same.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-from ..errors import PhoneNumberError
-from ..phones import normalise_phone
-from ..textnorm import fold
-from ..yesno import YES_NO_HINT, yes_no
+from selfcare_ops.errors import PhoneNumberError
+from selfcare_ops.support.phones import normalise_phone
+from selfcare_ops.support.textnorm import fold
+from selfcare_ops.support.yesno import YES_NO_HINT, yes_no
 
 
 class CellError(ValueError):
@@ -154,7 +154,8 @@ def language(raw: str) -> str:
 
 @lru_cache(maxsize=4096)
 def boolean(raw: str) -> bool:
-    """A rights cell in the one yes/no vocabulary (:mod:`selfcare_ops.yesno`); empty is no."""
+    """A rights cell in the one yes/no vocabulary (:mod:`~selfcare_ops.support.yesno`);
+    empty is no."""
     if not raw.strip():
         return False
     value = yes_no(raw)
@@ -208,8 +209,9 @@ def email(raw: str) -> str:
 
 
 def phone(raw: str) -> str:
-    """E.164 (+33...) through the one normaliser (:mod:`selfcare_ops.phones`), French numbers by
-    default (other countries need their + prefix); its refusal worded for a CSV cell."""
+    """E.164 (+33...) through the one normaliser (:mod:`~selfcare_ops.support.phones`),
+    French numbers by default (other countries need their + prefix); its refusal worded for a
+    CSV cell."""
     try:
         return normalise_phone(raw)
     except PhoneNumberError as exc:

@@ -7,13 +7,13 @@ them all in tabs; ``open_dashboard()`` builds it from the configured database an
 
 from __future__ import annotations
 
-from .app import Dashboard, open_dashboard
-from .branding import BrandingStudio
-from .bulk import BulkInvitationDashboard
-from .common import Services, error_message
-from .directory import DirectoryDashboard
-from .modules import ModulesRightsDashboard
-from .onboarding import OnboardingDashboard
+from selfcare_ops.widgets.app import Dashboard, open_dashboard
+from selfcare_ops.widgets.branding import BrandingStudio
+from selfcare_ops.widgets.bulk import BulkInvitationDashboard
+from selfcare_ops.widgets.common import Services, error_message
+from selfcare_ops.widgets.directory import DirectoryDashboard
+from selfcare_ops.widgets.modules import ModulesRightsDashboard
+from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
 __all__ = [
     "BrandingStudio",

@@ -16,8 +16,8 @@ from typing import Any
 import ipywidgets as widgets
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor
-from .common import error_message
+from selfcare_ops.access import Actor
+from selfcare_ops.widgets.common import error_message
 
 log = logging.getLogger("selfcare_ops.widgets")
 
@@ -101,9 +101,9 @@ def open_dashboard(
 
     When the database is not usable the result is one readable sentence, not a traceback.
     """
-    from ..access import resolve_actor
-    from ..config import get_settings
-    from ..db import check_ready, make_engine, make_session_factory
+    from selfcare_ops.access import resolve_actor
+    from selfcare_ops.config import get_settings
+    from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
 
     try:
         settings = get_settings()

@@ -19,12 +19,12 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 from traitlets import TraitError
 
-from .. import branding, modules
-from ..access import Actor
-from ..branding.issues import issues_for
-from ..branding.values import remaining_label
-from ..errors import SelfcareError, ValidationError
-from .common import (
+from selfcare_ops import branding, modules
+from selfcare_ops.access import Actor
+from selfcare_ops.branding.issues import issues_for
+from selfcare_ops.branding.values import remaining_label
+from selfcare_ops.errors import SelfcareError, ValidationError
+from selfcare_ops.widgets.common import (
     Confirmation,
     Feedback,
     OrganisationPicker,

@@ -16,12 +16,12 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import invitations
-from ..access import Actor, can_deliver_mail
-from ..bulk_invitations import REASON_BOUNCED, REASON_DRAFT
-from ..errors import ValidationError
-from ..exports import csv_bytes
-from .common import (
+from selfcare_ops.access import Actor, can_deliver_mail
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.invitations.bulk import REASON_BOUNCED, REASON_DRAFT
+from selfcare_ops.support.exports import csv_bytes
+from selfcare_ops.widgets.common import (
     Feedback,
     Progress,
     Services,
@@ -276,8 +276,8 @@ class BulkInvitationDashboard:
         self.deliver_button.disabled = not can_deliver_mail(self.services.actor)
 
     def _on_deliver(self, _button: Any = None) -> None:
-        from ..config import get_settings
-        from ..invitations import deliver_and_redact
+        from selfcare_ops.config import get_settings
+        from selfcare_ops.invitations.service import deliver_and_redact
 
         self.delivery_progress.start(0, "Distribution")
         try:

@@ -25,9 +25,9 @@ from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..access import Actor
-from ..db import make_session_factory
-from ..errors import SelfcareError
+from selfcare_ops.access import Actor
+from selfcare_ops.errors import SelfcareError
+from selfcare_ops.store.db import make_session_factory
 
 log = logging.getLogger("selfcare_ops.widgets")
 
@@ -347,7 +347,7 @@ class OrganisationPicker(widgets.VBox):
         own_ref: str | None = None,
         own_label: str | None = None,
     ) -> None:
-        from .. import directory
+        from selfcare_ops import directory
 
         self._directory = directory
         self.services = services

@@ -14,10 +14,11 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import directory, invitations
-from ..access import Actor
-from ..errors import ValidationError
-from .common import (
+from selfcare_ops import directory
+from selfcare_ops.access import Actor
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.invitations import service as invitations
+from selfcare_ops.widgets.common import (
     ROLE_LABELS,
     STATE_LABELS,
     STATUS_LABELS,

@@ -14,11 +14,12 @@ from typing import Any
 import ipywidgets as widgets
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import directory, modules, rights
-from ..access import Actor
-from ..errors import NotFoundError
-from .common import Feedback, OrganisationPicker, Services, guard, section
-from .directory import user_label
+from selfcare_ops import directory, modules
+from selfcare_ops.access import Actor
+from selfcare_ops.accounts import rights
+from selfcare_ops.errors import NotFoundError
+from selfcare_ops.widgets.common import Feedback, OrganisationPicker, Services, guard, section
+from selfcare_ops.widgets.directory import user_label
 
 STATE_OPTIONS = [("Activé", "on"), ("Désactivé", "off"), ("Hérité", "inherit")]
 RIGHT_LABELS = {
@@ -75,7 +76,7 @@ class ModulesRightsDashboard:
         self.users_page: directory.UserPage | None = None
 
         with self.services.read() as session:
-            from ..branding import resolve_branding
+            from selfcare_ops.branding import resolve_branding
 
             own = resolve_branding(session, actor.organisation_id).organisation_ref
         self.picker = OrganisationPicker(self.services, self.feedback, self.load, own_ref=own)

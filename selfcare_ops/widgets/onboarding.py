@@ -16,10 +16,10 @@ from typing import Any
 import ipywidgets as widgets
 from sqlalchemy.orm import Session, sessionmaker
 
-from .. import onboarding
-from ..access import Actor
-from ..errors import ValidationError
-from .common import (
+from selfcare_ops import onboarding
+from selfcare_ops.access import Actor
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.widgets.common import (
     Feedback,
     Progress,
     Services,

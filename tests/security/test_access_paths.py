@@ -18,12 +18,16 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from selfcare_ops import invitations, rights
 from selfcare_ops.access import resolve_actor
+from selfcare_ops.accounts import rights
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.cli import main
 from selfcare_ops.errors import AccessDeniedError, ConfigurationError, ValidationError
+from selfcare_ops.invitations import service as invitations
 from selfcare_ops.jobs.runner import run_job
-from selfcare_ops.models import (
+from selfcare_ops.onboarding import build_plan
+from selfcare_ops.reports import adoption_report
+from selfcare_ops.store.models import (
     Administrator,
     AuditEvent,
     Invitation,
@@ -34,9 +38,6 @@ from selfcare_ops.models import (
     UserRestriction,
     utcnow,
 )
-from selfcare_ops.onboarding import build_plan
-from selfcare_ops.reports import adoption_report
-from selfcare_ops.users import NewUser, create_user
 from selfcare_ops.widgets import open_dashboard
 
 ALICE = "alice@virginie.example"  # client administrator of CA

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, or_, select
 
 from selfcare_ops.errors import SelfcareError
-from selfcare_ops.models import ImportRun, Organisation, User, recount_users
 from selfcare_ops.onboarding import import_users
+from selfcare_ops.store.models import ImportRun, Organisation, User, recount_users
 
 #: Fixed budget per backend (a few seconds each): CI runs it on every change.
 EXAMPLES = 200

@@ -20,14 +20,16 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import Pool
 
-from selfcare_ops import files, invitations, reports
+from selfcare_ops import reports
 from selfcare_ops.cli import main
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import ImageError, ImportFileError
-from selfcare_ops.exports import FORMULA_STARTS
+from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail import transports
-from selfcare_ops.models import Invitation, OutboundMessage, User, utcnow
 from selfcare_ops.organisations import create_organisation
+from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
+from selfcare_ops.support import files
+from selfcare_ops.support.exports import FORMULA_STARTS
 from selfcare_ops.widgets import BulkInvitationDashboard
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 

@@ -15,12 +15,12 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from selfcare_ops import rights, users
 from selfcare_ops.access import actor_for_user
+from selfcare_ops.accounts import rights, users
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.cli import main
 from selfcare_ops.errors import LastAdministratorError
-from selfcare_ops.models import User, utcnow
-from selfcare_ops.users import NewUser, create_user
+from selfcare_ops.store.models import User, utcnow
 
 ALICE = "adupont@virginietelecom.sewan.eu"  # CA's only administrator, active
 MARC = "mlefevre@virginietelecom.sewan.eu"  # active manager of Siège

@@ -1,10 +1,10 @@
-"""Deterministic generator of the demo data committed under ``selfcare_ops/demo_data/``.
+"""Deterministic generator of the demo data committed under ``selfcare_ops/demo/data/``.
 
-Run ``python -m selfcare_ops.demo_generate [FOLDER]`` (needs the ``dev`` extra for Faker) to
+Run ``python -m selfcare_ops.demo.generate [FOLDER]`` (needs the ``dev`` extra for Faker) to
 rebuild the CSV files; the same seed gives the same files. Without FOLDER it rewrites the
-packaged folder the loader reads (:data:`selfcare_ops.resources.DEMO_DIR`: one folder for both),
-which only a checkout or an editable install can do. The loader (:mod:`selfcare_ops.demo`) reads
-only the CSV files, so Faker is not a runtime dependency.
+packaged folder the loader reads (:data:`selfcare_ops.support.resources.DEMO_DIR`: one folder
+for both), which only a checkout or an editable install can do. The loader
+(:mod:`selfcare_ops.demo`) reads only the CSV files, so Faker is not a runtime dependency.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .errors import SelfcareError
-from .logins import make_login
-from .resources import DEMO_DIR
-from .textnorm import fold
+from selfcare_ops.accounts.logins import make_login
+from selfcare_ops.errors import SelfcareError
+from selfcare_ops.support.resources import DEMO_DIR
+from selfcare_ops.support.textnorm import fold
 
 SEED = 20261123
 EPOCH = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -60,7 +60,7 @@ def packaged_demo_folder() -> Path:
     if not isinstance(DEMO_DIR, Path) or not DEMO_DIR.is_dir():
         raise SelfcareError(
             f"The packaged demo folder {DEMO_DIR} is not a directory on disk: name the folder "
-            "to write, e.g. python -m selfcare_ops.demo_generate demo_data."
+            "to write, e.g. python -m selfcare_ops.demo.generate selfcare_ops/demo/data."
         )
     return DEMO_DIR
 

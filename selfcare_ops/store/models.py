@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .bulk_sql import register_after_insert, upsert_insert
+from selfcare_ops.store.bulk_sql import register_after_insert, upsert_insert
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -162,7 +162,7 @@ class ClientUserCount(Base):
       first migration), so no UPDATE or DELETE can forget them;
     * inserts are counted by :func:`count_new_users`, which the two ways of inserting users
       call themselves: the ORM (an ``after_insert`` hook, for single users) and
-      :func:`~selfcare_ops.bulk_sql.insert_rows` (a hook registered below, for every bulk
+      :func:`~selfcare_ops.store.bulk_sql.insert_rows` (a hook registered below, for every bulk
       writer: CSV onboarding, the demo loader). No writer calls it: there is nothing to
       remember. A row trigger would make a 100,000-user insert several times slower on SQLite.
     * hand-written SQL goes around both: ``selfcare-ops db recount`` (:func:`recount_users`)
@@ -610,7 +610,7 @@ def _count_orm_user(_mapper: Any, connection: Connection, user: User) -> None:
 
 
 def _count_bulk_users(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Count the users :func:`~selfcare_ops.bulk_sql.insert_rows` just inserted (bulk rows
+    """Count the users :func:`~selfcare_ops.store.bulk_sql.insert_rows` just inserted (bulk rows
     give every column, ``status`` included)."""
     count_new_users(connection, Counter((row["client_id"], row["status"]) for row in rows))
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Container
 from functools import lru_cache
 
-from .errors import ValidationError
-from .textnorm import fold
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.support.textnorm import fold
 
 _NOT_LOGIN = re.compile(r"[^a-z0-9]")
 #: A login typed by a person: lower case letters, digits, ``._+-`` and an optional ``@domain``.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from selfcare_ops.db import make_engine
-from selfcare_ops.models import Base
+from selfcare_ops.store.db import make_engine
+from selfcare_ops.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

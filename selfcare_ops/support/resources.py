@@ -16,7 +16,7 @@ from pathlib import Path
 
 PACKAGE = "selfcare_ops"
 #: Alembic's spelling of the packaged migrations (``package:folder``, resolved by Alembic).
-MIGRATIONS = f"{PACKAGE}:migrations"
+MIGRATIONS = f"{PACKAGE}.store:migrations"
 
 # Temporary copies made for a zipped package live as long as the process (a kernel or a run
 # may read them at any time): the stack is closed at exit.
@@ -43,4 +43,4 @@ def real_path(resource: Traversable) -> Path:
 
 
 NOTEBOOKS_DIR = packaged("notebooks")
-DEMO_DIR = packaged("demo_data")
+DEMO_DIR = packaged("demo", "data")

@@ -18,17 +18,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor, require_organisation, require_user
-from .errors import ConflictError, ValidationError
-from .invitations import InvitationResult, invite_user
-from .logins import clean_login
-from .models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
-from .organisations import get_client
-from .phones import normalise_phone
-from .rights import require_client_administrator
-from .textnorm import fold
-from .users import (
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, require_organisation, require_user
+from selfcare_ops.accounts.logins import clean_login
+from selfcare_ops.accounts.rights import require_client_administrator
+from selfcare_ops.accounts.users import (
     EmailChange,
     change_email,
     derived_columns,
@@ -36,6 +30,12 @@ from .users import (
     lock_user,
     login_taken,
 )
+from selfcare_ops.errors import ConflictError, ValidationError
+from selfcare_ops.invitations.service import InvitationResult, invite_user
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
+from selfcare_ops.support.phones import normalise_phone
+from selfcare_ops.support.textnorm import fold
 
 PROFILE_FIELDS = ("civility", "first_name", "last_name", "function", "language", "phone", "mobile")
 COMPANY_FIELDS = ("name", "address", "postcode", "city")

@@ -19,12 +19,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor, can_see_organisation, can_see_user, require_organisation
-from .errors import AccessDeniedError, ConflictError, InvitationError
-from .issuing import InvitationResult, Target, issue, normalise_email
-from .models import Administrator, Organisation, User, utcnow
-from .organisations import get_organisation
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, can_see_organisation, can_see_user, require_organisation
+from selfcare_ops.errors import AccessDeniedError, ConflictError, InvitationError
+from selfcare_ops.invitations.issuing import InvitationResult, Target, issue, normalise_email
+from selfcare_ops.organisations import get_organisation
+from selfcare_ops.store.models import Administrator, Organisation, User, utcnow
 
 
 def pending_admin(session: Session, email: str) -> Administrator | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import SelfcareError
+from selfcare_ops.errors import SelfcareError
 
 #: Builds the error raised with a sentence; ``limit`` and ``actual`` are given for sizes.
 ErrorFactory = Callable[..., SelfcareError]

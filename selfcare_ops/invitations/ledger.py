@@ -14,10 +14,11 @@ import pandas as pd
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from .access import Actor, organisation_scope, require_organisation, user_scope
-from .directory import LATEST_INVITATION_ID
-from .errors import ValidationError
-from .models import (
+from selfcare_ops.access import Actor, organisation_scope, require_organisation, user_scope
+from selfcare_ops.directory import LATEST_INVITATION_ID
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import (
     INVITATION_STATUSES,
     OPEN_INVITATION_STATUSES,
     Administrator,
@@ -26,7 +27,6 @@ from .models import (
     User,
     utcnow,
 )
-from .organisations import get_client
 
 LEDGER_COLUMNS = [
     "invitation_id",

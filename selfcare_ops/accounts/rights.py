@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import (
+from selfcare_ops import audit
+from selfcare_ops.access import (
     Actor,
     require_assignable,
     require_organisation,
@@ -33,20 +33,20 @@ from .access import (
     require_rights_change,
     require_rights_manager,
 )
-from .errors import NotFoundError, ValidationError
-from .models import (
+from selfcare_ops.accounts.users import (
+    find_sub_account,
+    get_visible_user,
+    lock_user_in_client,
+    require_administrator_left,
+)
+from selfcare_ops.errors import NotFoundError, ValidationError
+from selfcare_ops.store.models import (
     CLIENT_ROLES,
     RESTRICTION_KINDS,
     Organisation,
     SubAccount,
     User,
     UserRestriction,
-)
-from .users import (
-    find_sub_account,
-    get_visible_user,
-    lock_user_in_client,
-    require_administrator_left,
 )
 
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
@@ -147,7 +147,7 @@ def _locked_user(
     """The user in scope, re-read under a row lock (PostgreSQL) so that two people changing
     the same user one after the other record true before/after values. ``client_first``
     locks the client's row before the user's, the order every change that may demote an
-    administrator takes (:func:`~selfcare_ops.users.lock_user_in_client`)."""
+    administrator takes (:func:`~selfcare_ops.accounts.users.lock_user_in_client`)."""
     user = get_visible_user(session, actor, login, action)
     if client_first:
         return lock_user_in_client(session, login)

@@ -17,7 +17,7 @@ vocabulary either: it is the import's clear marker (see :mod:`selfcare_ops.onboa
 
 from __future__ import annotations
 
-from .textnorm import fold
+from selfcare_ops.support.textnorm import fold
 
 YES_WORDS = frozenset({"oui", "o", "yes", "y", "vrai", "true", "on", "1", "x"})
 NO_WORDS = frozenset({"non", "n", "no", "faux", "false", "off", "0"})

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import (
+from selfcare_ops import audit
+from selfcare_ops.access import (
     Actor,
     require_assignable,
     require_organisation,
@@ -26,13 +26,26 @@ from .access import (
     require_rights_manager,
     require_user,
 )
-from .errors import ConflictError, LastAdministratorError, NotFoundError, ValidationError
-from .issuing import normalise_email, supersede_pending
-from .logins import clean_login, make_login
-from .models import CIVILITIES, CLIENT_ROLES, LANGUAGES, Organisation, SubAccount, User, utcnow
-from .organisations import get_client
-from .phones import normalise_phone
-from .textnorm import fold
+from selfcare_ops.accounts.logins import clean_login, make_login
+from selfcare_ops.errors import (
+    ConflictError,
+    LastAdministratorError,
+    NotFoundError,
+    ValidationError,
+)
+from selfcare_ops.invitations.issuing import normalise_email, supersede_pending
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import (
+    CIVILITIES,
+    CLIENT_ROLES,
+    LANGUAGES,
+    Organisation,
+    SubAccount,
+    User,
+    utcnow,
+)
+from selfcare_ops.support.phones import normalise_phone
+from selfcare_ops.support.textnorm import fold
 
 USER_FIELDS = (
     "login",

@@ -15,8 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
-from .config import Settings, get_settings
-from .errors import ConfigurationError
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.errors import ConfigurationError
 
 TOKEN_BYTES = 32
 SECRET_KEY_FILE = "secret_key"

@@ -13,7 +13,7 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .errors import ValidationError
+from selfcare_ops.errors import ValidationError
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128

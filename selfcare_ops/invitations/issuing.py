@@ -21,18 +21,30 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor
-from .batching import chunks
-from .bulk_sql import insert_rows
-from .config import Settings, get_settings
-from .errors import InvitationError, ValidationError
-from .mail.content import store_template
-from .mail.links import INVITATION_PATH, blank_links
-from .mail.outbox import enqueue_many
-from .mail.render import DEFAULT_LANGUAGE, MailBranding, MailTemplate, format_date, person_values
-from .models import OPEN_INVITATION_STATUSES, Invitation, Organisation, OutboundMessage, utcnow
-from .tokens import hash_token, new_token
+from selfcare_ops import audit
+from selfcare_ops.access import Actor
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.errors import InvitationError, ValidationError
+from selfcare_ops.mail.content import store_template
+from selfcare_ops.mail.links import INVITATION_PATH, blank_links
+from selfcare_ops.mail.outbox import enqueue_many
+from selfcare_ops.mail.render import (
+    DEFAULT_LANGUAGE,
+    MailBranding,
+    MailTemplate,
+    format_date,
+    person_values,
+)
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import (
+    OPEN_INVITATION_STATUSES,
+    Invitation,
+    Organisation,
+    OutboundMessage,
+    utcnow,
+)
+from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.tokens import hash_token, new_token
 
 ADMIN_PATH = "/admin/"
 #: Template kind -> outbox message kind.
@@ -121,7 +133,7 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
 def mail_branding(session: Session, organisation_id: int, settings: Settings) -> MailBranding:
     """The effective logo and colours of an organisation, operator defaults when unknown."""
     try:
-        from .branding import resolve_branding  # published by the branding feature
+        from selfcare_ops.branding import resolve_branding  # published by the branding feature
     except ImportError:
         return MailBranding()
     resolved = resolve_branding(session, organisation_id)

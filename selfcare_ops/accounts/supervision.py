@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor, require_user
-from .config import Settings, get_settings
-from .errors import InvitationError, TokenError, ValidationError
-from .models import SupervisionSession, User, utcnow
-from .tokens import hash_token, new_token, sign, verify
-from .users import get_user
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, require_user
+from selfcare_ops.accounts.users import get_user
+from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.store.models import SupervisionSession, User, utcnow
+from selfcare_ops.support.tokens import hash_token, new_token, sign, verify
 
 DEFAULT_MINUTES = 30
 MAX_MINUTES = 240

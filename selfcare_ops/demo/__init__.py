@@ -1,4 +1,4 @@
-"""Load the demo data packaged with selfcare_ops (``selfcare_ops/demo_data/*.csv``) into the
+"""Load the demo data packaged with selfcare_ops (``selfcare_ops/demo/data/*.csv``) into the
 database, idempotently.
 
 A second load adds nothing: organisations are matched by reference, sub-accounts by client and
@@ -17,15 +17,15 @@ from importlib.resources.abc import Traversable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import system_actor
-from .bulk_sql import insert_rows
-from .errors import ImportFileError
-from .models import Administrator, Organisation, SubAccount, User
-from .organisations import create_operator
-from .resources import DEMO_DIR
-from .textnorm import fold
-from .users import derived_columns
+from selfcare_ops import audit
+from selfcare_ops.access import system_actor
+from selfcare_ops.accounts.users import derived_columns
+from selfcare_ops.errors import ImportFileError
+from selfcare_ops.organisations import create_operator
+from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.models import Administrator, Organisation, SubAccount, User
+from selfcare_ops.support.resources import DEMO_DIR
+from selfcare_ops.support.textnorm import fold
 
 DEMO_CLIENT_REF = "C0001"
 

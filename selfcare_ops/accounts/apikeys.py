@@ -16,12 +16,12 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor
-from .errors import ConflictError
-from .models import ApiKey, Organisation, utcnow
-from .organisations import get_client
-from .rights import require_client_administrator
+from selfcare_ops import audit
+from selfcare_ops.access import Actor
+from selfcare_ops.accounts.rights import require_client_administrator
+from selfcare_ops.errors import ConflictError
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import ApiKey, Organisation, utcnow
 
 KEY_SCHEME = "sco_"
 KEY_BYTES = 32  # 256 bits of randomness

@@ -6,7 +6,7 @@ applying it moves each planned user
 to ``invited`` with one conditional UPDATE per batch (``... WHERE status = 'not_invited' OR
 invited before the plan``), so the same plan applied twice, or two analysts inviting the same
 client at once, invite each user once. The winners of each batch get their invitations and mails
-through :func:`selfcare_ops.issuing.issue` (a handful of multi-row statements per batch).
+through :func:`.issuing.issue` (a handful of multi-row statements per batch).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import pandas as pd
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from .access import Actor, require_organisation, user_scope
-from .batching import chunks
-from .config import get_settings
-from .errors import NotFoundError, ValidationError
-from .issuing import MailFrames, Target, issue, supersede_pending
-from .models import Invitation, Organisation, SubAccount, User, utcnow
-from .organisations import get_client
-from .users import find_sub_account
+from selfcare_ops.access import Actor, require_organisation, user_scope
+from selfcare_ops.accounts.users import find_sub_account
+from selfcare_ops.config import get_settings
+from selfcare_ops.errors import NotFoundError, ValidationError
+from selfcare_ops.invitations.issuing import MailFrames, Target, issue, supersede_pending
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import Invitation, Organisation, SubAccount, User, utcnow
+from selfcare_ops.support.batching import chunks
 
 #: A bulk invitation skips users invited less than this many days ago.
 DEFAULT_MIN_DAYS = 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .errors import ValidationError
+from selfcare_ops.errors import ValidationError
 
 _SPACES = re.compile(r"\s+")
 _SPECIAL = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import audit
-from .acceptance import AcceptResult, TokenInfo, accept, inspect_token
-from .access import (
+from selfcare_ops import audit
+from selfcare_ops.access import (
     Actor,
     can_see_user,
     organisation_scope,
@@ -31,14 +30,29 @@ from .access import (
     require_organisation,
     require_user,
 )
-from .admin_invitations import (
+from selfcare_ops.accounts.lifecycle import LifecycleResult, deactivate, reactivate
+from selfcare_ops.accounts.supervision import (
+    SupervisionBanner,
+    SupervisionResult,
+    supervise,
+    supervision_banner,
+)
+from selfcare_ops.accounts.users import NewUser, change_email, create_user, lock_user
+from selfcare_ops.config import Settings
+from selfcare_ops.errors import (
+    AccessDeniedError,
+    InvitationError,
+    NotFoundError,
+    ValidationError,
+)
+from selfcare_ops.invitations.acceptance import AcceptResult, TokenInfo, accept, inspect_token
+from selfcare_ops.invitations.admin import (
     AdminInvitationResult,
     admin_target,
     invite_admin,
     pending_admin,
 )
-from .batching import chunks
-from .bulk_invitations import (
+from selfcare_ops.invitations.bulk import (
     DEFAULT_MIN_DAYS,
     OUTCOME_COLUMNS,
     PLAN_COLUMNS,
@@ -49,14 +63,7 @@ from .bulk_invitations import (
     plan_bulk,
     plan_message,
 )
-from .config import Settings
-from .errors import (
-    AccessDeniedError,
-    InvitationError,
-    NotFoundError,
-    ValidationError,
-)
-from .issuing import (
+from selfcare_ops.invitations.issuing import (
     MESSAGE_KINDS,
     InvitationResult,
     Target,
@@ -65,9 +72,8 @@ from .issuing import (
     normalise_email,
     supersede_pending,
 )
-from .lifecycle import LifecycleResult, deactivate, reactivate
-from .mail.links import INVITATION_PATH, REDACTED, apply_changes, redacted_changes
-from .models import (
+from selfcare_ops.mail.links import INVITATION_PATH, REDACTED, apply_changes, redacted_changes
+from selfcare_ops.store.models import (
     FINAL_MESSAGE_STATUSES,
     OPEN_INVITATION_STATUSES,
     Invitation,
@@ -76,11 +82,10 @@ from .models import (
     User,
     utcnow,
 )
-from .supervision import SupervisionBanner, SupervisionResult, supervise, supervision_banner
-from .users import NewUser, change_email, create_user, lock_user
+from selfcare_ops.support.batching import chunks
 
 if TYPE_CHECKING:
-    from .mail.deliver import DeliveryReport
+    from selfcare_ops.mail.deliver import DeliveryReport
 
 __all__ = [
     "DEFAULT_MIN_DAYS",
@@ -521,7 +526,9 @@ def deliver_and_redact(
     whole tree's: :func:`~selfcare_ops.access.can_deliver_mail`); a run that attempted
     anything is audited as ``mail.deliver`` with its counts.
     """
-    from .mail.deliver import deliver  # the SMTP machinery loads only when mail goes out
+    from selfcare_ops.mail.deliver import (
+        deliver,  # the SMTP machinery loads only when mail goes out
+    )
 
     require_mail_delivery(actor)
     started = utcnow() - timedelta(minutes=1)
@@ -549,7 +556,7 @@ def deliver_and_redact(
 
 def outbox_status(session: Session, actor: Actor) -> dict[str, int]:
     """How many messages the outbox holds in each state, for those who may deliver it."""
-    from .mail.deliver import mail_status
+    from selfcare_ops.mail.deliver import mail_status
 
     require_mail_delivery(actor, "read the outbox counts")
     return mail_status(session)

@@ -12,12 +12,12 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor, require_user
-from .errors import ConflictError
-from .issuing import close_open_invitations
-from .models import Invitation, SupervisionSession, utcnow
-from .users import lock_user, lock_user_in_client, require_administrator_left
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, require_user
+from selfcare_ops.accounts.users import lock_user, lock_user_in_client, require_administrator_left
+from selfcare_ops.errors import ConflictError
+from selfcare_ops.invitations.issuing import close_open_invitations
+from selfcare_ops.store.models import Invitation, SupervisionSession, utcnow
 
 
 @dataclass(frozen=True)

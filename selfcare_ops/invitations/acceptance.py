@@ -14,10 +14,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor
-from .errors import InvitationError, TokenError, ValidationError
-from .models import (
+from selfcare_ops import audit
+from selfcare_ops.access import Actor
+from selfcare_ops.accounts.passwords import check_password, hash_password
+from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.store.models import (
     CIVILITIES,
     OPEN_INVITATION_STATUSES,
     Administrator,
@@ -26,9 +27,8 @@ from .models import (
     User,
     utcnow,
 )
-from .passwords import check_password, hash_password
-from .phones import normalise_phone
-from .tokens import hash_token
+from selfcare_ops.support.phones import normalise_phone
+from selfcare_ops.support.tokens import hash_token
 
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _CIVILITY_ALIASES = {

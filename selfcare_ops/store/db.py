@@ -21,9 +21,9 @@ from sqlalchemy import create_engine, event, exc, inspect
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import get_settings
-from .errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
-from .resources import MIGRATIONS
+from selfcare_ops.config import get_settings
+from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
+from selfcare_ops.support.resources import MIGRATIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536

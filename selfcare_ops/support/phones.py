@@ -13,7 +13,7 @@ import re
 
 import phonenumbers
 
-from .errors import PhoneNumberError
+from selfcare_ops.errors import PhoneNumberError
 
 PHONE_REGION = "FR"
 _MOBILE_TYPES = (

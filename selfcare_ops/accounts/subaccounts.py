@@ -15,14 +15,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import audit
-from .access import Actor, require_assignable, require_organisation
-from .errors import ConflictError, NotFoundError, ValidationError
-from .models import Organisation, SubAccount, User
-from .organisations import get_client
-from .rights import require_client_administrator
-from .textnorm import clean_label, fold
-from .users import find_sub_account, get_visible_user
+from selfcare_ops import audit
+from selfcare_ops.access import Actor, require_assignable, require_organisation
+from selfcare_ops.accounts.rights import require_client_administrator
+from selfcare_ops.accounts.users import find_sub_account, get_visible_user
+from selfcare_ops.errors import ConflictError, NotFoundError, ValidationError
+from selfcare_ops.organisations import get_client
+from selfcare_ops.store.models import Organisation, SubAccount, User
+from selfcare_ops.support.textnorm import clean_label, fold
 
 MAX_NAME_LENGTH = 120
 SUB_ACCOUNT_COLUMNS = ["name", "users", "active", "managers", "created_at"]

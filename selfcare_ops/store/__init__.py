@@ -1,0 +1,1 @@
+"""Storage: engines and sessions, the SQLAlchemy model, bulk inserts, migrations."""
