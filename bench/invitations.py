@@ -34,7 +34,7 @@ from selfcare_ops.access import system_actor
 from selfcare_ops.accounts.users import derived_columns
 from selfcare_ops.config import Settings
 from selfcare_ops.demo import DEMO_DIR, load_demo
-from selfcare_ops.invitations.service import apply_bulk, plan_bulk
+from selfcare_ops.invitations.bulk import apply_bulk, plan_bulk
 from selfcare_ops.mail.content import load_templates, message_content
 from selfcare_ops.mail.deliver import deliver
 from selfcare_ops.mail.transports import sender_address

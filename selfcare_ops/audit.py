@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from selfcare_ops.access import Actor, organisation_scope, require_organisation
 from selfcare_ops.errors import ExportError, NotFoundError, ValidationError
-from selfcare_ops.reports import export_csv as write_csv
 from selfcare_ops.store.bulk_sql import insert_rows
 from selfcare_ops.store.models import AuditEvent, Invitation, Organisation, User, utcnow
+from selfcare_ops.support.exports import write_csv
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 

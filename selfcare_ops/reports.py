@@ -376,14 +376,9 @@ def adoption_report(session: Session, actor: Actor) -> AdoptionReport:
     )
 
 
-def export_csv(frame: pd.DataFrame, path: Path, *, sep: str = ";") -> Path:
-    """``frame`` as a CSV Excel opens as is (UTF-8 with BOM, ``;``), formulas neutralised."""
-    return write_csv(frame, path, sep=sep)
-
-
 def export_report(report: AdoptionReport, folder: Path) -> dict[str, Path]:
     """Every table as ``adoption_<name>.csv`` in ``folder``; returns the paths by name."""
     return {
-        name: export_csv(frame, Path(folder) / f"adoption_{name}.csv")
+        name: write_csv(frame, Path(folder) / f"adoption_{name}.csv")
         for name, frame in report.tables().items()
     }

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from selfcare_ops.accounts import lifecycle
 from selfcare_ops.accounts.passwords import (
     MIN_LENGTH,
     check_password,
@@ -19,6 +20,7 @@ from selfcare_ops.accounts.passwords import (
     verify_password,
 )
 from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.invitations import acceptance, issuing
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.invitations.acceptance import normalise_civility, normalise_phone
 from selfcare_ops.store.models import AuditEvent, Invitation, User, utcnow
@@ -37,7 +39,7 @@ def invited(session_factory, tree):
 def _accept(session_factory, token, **overrides):
     values = {"civility": "M.", "phone": "01 85 73 71 01", "password": GOOD, **overrides}
     with session_factory.begin() as session:
-        return invitations.accept(session, token, **values)
+        return acceptance.accept(session, token, **values)
 
 
 def _status(session_factory, invitation_id):
@@ -72,16 +74,16 @@ def test_a_token_works_once(session_factory, invited):
 def test_inspecting_never_spends_the_token(session_factory, invited):
     with session_factory() as session:
         for _ in range(3):  # a mail scanner, the user, the user again
-            info = invitations.inspect_token(session, invited.token)
+            info = acceptance.inspect_token(session, invited.token)
             assert info.login == JP and info.organisation_name == "Virginie Télécom"
     assert _status(session_factory, invited.invitation_id) == "pending"
     link = f"https://montableaudebord.fr/invitation/{invited.token}"
     with session_factory() as session:  # a whole pasted link is understood too
-        assert invitations.inspect_token(session, link).invitation_id == invited.invitation_id
+        assert acceptance.inspect_token(session, link).invitation_id == invited.invitation_id
     _accept(session_factory, invited.token)
     with session_factory() as session:
         with pytest.raises(TokenError) as caught:
-            invitations.inspect_token(session, invited.token)
+            acceptance.inspect_token(session, invited.token)
         assert caught.value.reason == "used"
 
 
@@ -89,7 +91,7 @@ def test_expired_token(session_factory, invited):
     later = utcnow() + timedelta(days=7, seconds=1)
     with session_factory.begin() as session:
         with pytest.raises(TokenError, match="expired on") as caught:
-            invitations.accept(
+            acceptance.accept(
                 session, invited.token, civility="M.", phone="0185737101", password=GOOD, now=later
             )
         assert caught.value.reason == "expired"
@@ -146,7 +148,7 @@ def test_an_account_deactivated_meanwhile_cannot_be_accepted(session_factory, tr
         result = invitations.invite_user(session, tree.system, VERO)
     with session_factory.begin() as session:
         # deactivation revokes the link; even a link left pending must not reopen the account
-        invitations.deactivate(session, tree.system, VERO)
+        lifecycle.deactivate(session, tree.system, VERO)
         session.get(Invitation, result.invitation_id).status = "pending"
     with pytest.raises(InvitationError, match="was deactivated after this invitation"):
         _accept(session_factory, result.token)
@@ -217,11 +219,11 @@ def test_french_numbers_normalise_to_e164_whatever_the_spacing(first, rest):
 @given(st.emails())
 def test_valid_emails_normalise_idempotently(address):
     try:
-        normalised = invitations.normalise_email(address)
+        normalised = issuing.normalise_email(address)
     except ValidationError as error:
         assert "is not valid" in str(error)  # a refusal is always one sentence
         return
-    assert invitations.normalise_email(normalised) == normalised
+    assert issuing.normalise_email(normalised) == normalised
     assert "@" in normalised
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from selfcare_ops.access import Actor
+from selfcare_ops.access import Actor, system_actor
 from selfcare_ops.branding import (
     branding_audit,
     check_image,
@@ -27,7 +27,7 @@ from selfcare_ops.branding import (
     set_branding,
     show_branding,
     write_audit_csv,
-    write_demo_preview,
+    write_preview,
 )
 from selfcare_ops.errors import AccessDeniedError, ImageError, NotFoundError, ValidationError
 from selfcare_ops.modules import resolve_modules, set_module
@@ -436,10 +436,10 @@ def test_png_preview_draws_the_branding(session_factory, tree, tmp_path):
 def test_demo_preview_is_written(session_factory, tree, tmp_path):
     with session_factory.begin() as session:
         seed_default_branding(session)
-        path = write_demo_preview(session, tmp_path / "previews" / "ca.png", client_ref="CA")
+        path = write_preview(session, system_actor(session), "CA", tmp_path / "previews" / "ca.png")
     assert path.exists() and Image.open(path).size == (1000, 680)
     with session_factory() as session, pytest.raises(NotFoundError):
-        write_demo_preview(session, tmp_path / "x.png", client_ref="NOPE")
+        write_preview(session, system_actor(session), "NOPE", tmp_path / "x.png")
 
 
 def test_stored_logo_is_the_checked_one(session_factory, tree):

@@ -25,8 +25,9 @@ from sqlalchemy import select, update
 from selfcare_ops import directory
 from selfcare_ops.cli import main
 from selfcare_ops.errors import TokenError
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as invitations
-from selfcare_ops.invitations.service import accept, inspect_token
+from selfcare_ops.invitations.acceptance import accept, inspect_token
 from selfcare_ops.mail.deliver import deliver, mail_status
 from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 
@@ -213,8 +214,8 @@ def test_no_final_mail_keeps_a_link_after_a_deliverer_is_killed(
 ):
     add_client("KILL", 20)
     with session_factory.begin() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="KILL")
-        invitations.apply_bulk(session, tree.system, plan)
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="KILL")
+        bulk_invitations.apply_bulk(session, tree.system, plan)
     env = {
         **os.environ,
         "SELFCARE_OPS_DATABASE_URL": db_url,
@@ -391,7 +392,7 @@ def test_a_bounced_address_is_not_invited_again_until_corrected(session_factory,
     invite(session_factory, tree.system, login)
     deliver(session_factory, smtp_settings(smtp_server.port))
     with session_factory() as session:
-        plan = invitations.plan_bulk(
+        plan = bulk_invitations.plan_bulk(
             session, tree.system, client_ref="CA", min_days=0, now=utcnow() + timedelta(days=9)
         )
     row = plan.frame.set_index("login").loc[login]

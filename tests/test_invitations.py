@@ -18,6 +18,9 @@ from selfcare_ops.errors import (
     TokenError,
     ValidationError,
 )
+from selfcare_ops.invitations import acceptance
+from selfcare_ops.invitations import admin as admin_invitations
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.content import message_content
 from selfcare_ops.store.models import (
@@ -140,8 +143,8 @@ def test_plan_counts_and_reasons(session_factory, tree):
     with session_factory.begin() as session:
         invitations.invite_user(session, tree.system, VERO)
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.partner_a_admin, client_ref="CA")
-    assert list(plan.frame.columns) == invitations.PLAN_COLUMNS
+        plan = bulk_invitations.plan_bulk(session, tree.partner_a_admin, client_ref="CA")
+    assert list(plan.frame.columns) == bulk_invitations.PLAN_COLUMNS
     assert (plan.to_send, plan.left_out, plan.min_days, plan.client_ref) == (1, 5, 3, "CA")
     assert _reasons(plan) == {
         ALICE: "already active",
@@ -151,21 +154,23 @@ def test_plan_counts_and_reasons(session_factory, tree):
         VERO: "invited less than 3 days ago",
         ROBERT: "deactivated",
     }
-    assert invitations.plan_message(plan) == "1 invitation à envoyer (5 utilisateurs écartés)"
+    assert bulk_invitations.plan_message(plan) == "1 invitation à envoyer (5 utilisateurs écartés)"
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
     assert _reasons(plan)[VERO] == ""
     assert plan.to_send == 2
 
 
 def test_plan_of_a_sub_account_and_of_a_manager(session_factory, tree):
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA", sub_account="Agence")
+        plan = bulk_invitations.plan_bulk(
+            session, tree.system, client_ref="CA", sub_account="Agence"
+        )
         assert list(plan.frame["login"]) == [VERO] and plan.sub_account == "Agence"
-        mine = invitations.plan_bulk(session, tree.manager_siege, client_ref="CA")
+        mine = bulk_invitations.plan_bulk(session, tree.manager_siege, client_ref="CA")
         assert set(mine.frame["login"]) == {MARC, JP, CEDRIC}
         with pytest.raises(AccessDeniedError):
-            invitations.plan_bulk(session, tree.partner_b_admin, client_ref="CA")
+            bulk_invitations.plan_bulk(session, tree.partner_b_admin, client_ref="CA")
 
 
 def test_plan_of_a_dataframe_marks_out_of_scope_and_unknown(session_factory, tree):
@@ -179,7 +184,7 @@ def test_plan_of_a_dataframe_marks_out_of_scope_and_unknown(session_factory, tre
         )
     frame = pd.DataFrame({"login": [JP, "bautre@betaclient.sewan.eu", "nobody@nowhere", CEDRIC]})
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.partner_a_admin, users=frame)
+        plan = bulk_invitations.plan_bulk(session, tree.partner_a_admin, users=frame)
     assert _reasons(plan) == {
         JP: "",
         "bautre@betaclient.sewan.eu": "out of scope",
@@ -190,21 +195,21 @@ def test_plan_of_a_dataframe_marks_out_of_scope_and_unknown(session_factory, tre
     assert pd.isna(out["email"])  # nothing about an out-of-scope user leaks into the plan
     with session_factory() as session:
         ids = plan.frame.loc[plan.frame["user_id"].notna(), ["user_id"]]
-        by_id = invitations.plan_bulk(session, tree.partner_a_admin, users=ids)
+        by_id = bulk_invitations.plan_bulk(session, tree.partner_a_admin, users=ids)
     assert by_id.to_send == 1
     with session_factory() as session:
         with pytest.raises(ValidationError, match="'login', 'user_id' or 'id' column"):
-            invitations.plan_bulk(session, tree.system, users=pd.DataFrame({"x": [1]}))
+            bulk_invitations.plan_bulk(session, tree.system, users=pd.DataFrame({"x": [1]}))
         with pytest.raises(ValidationError, match="for a client or for a list"):
-            invitations.plan_bulk(session, tree.system)
+            bulk_invitations.plan_bulk(session, tree.system)
 
 
 def test_apply_twice_sends_nothing_twice(session_factory, tree):
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA")
     calls = []
     with session_factory.begin() as session:
-        first = invitations.apply_bulk(
+        first = bulk_invitations.apply_bulk(
             session, tree.system, plan, progress=lambda d, t: calls.append((d, t))
         )
     assert (first.invited, first.skipped) == (2, 4)
@@ -213,7 +218,7 @@ def test_apply_twice_sends_nothing_twice(session_factory, tree):
     assert set(done.loc[done["outcome"] == "invited", "login"]) == {JP, VERO}
     assert done["invitation_id"].notna().sum() == 2
     with session_factory.begin() as session:
-        second = invitations.apply_bulk(session, tree.system, plan)
+        second = bulk_invitations.apply_bulk(session, tree.system, plan)
     assert (second.invited, second.skipped) == (0, 6)
     assert (second.frame["outcome"] == "skipped").all()
     assert second.frame.set_index("login").loc[JP, "reason"] == "invited less than 3 days ago"
@@ -224,13 +229,13 @@ def test_apply_twice_sends_nothing_twice(session_factory, tree):
 
 def test_a_narrowed_plan_counts_and_sends_only_what_it_keeps(session_factory, tree):
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA")
     only_jp = plan.where(plan.frame["login"] == JP)
     assert (only_jp.to_send, only_jp.left_out, plan.to_send) == (1, 0, 2)
     assert only_jp.planned_at == plan.planned_at
-    assert invitations.plan_message(only_jp) == "1 invitation à envoyer (0 utilisateur écarté)"
+    assert bulk_invitations.plan_message(only_jp) == "1 invitation à envoyer (0 utilisateur écarté)"
     with session_factory.begin() as session:
-        outcome = invitations.apply_bulk(session, tree.system, only_jp)
+        outcome = bulk_invitations.apply_bulk(session, tree.system, only_jp)
     assert (outcome.invited, list(outcome.frame["login"])) == (1, [JP])
     with session_factory() as session:
         invited = set(session.scalars(select(User.login).where(User.status == "invited")))
@@ -239,13 +244,13 @@ def test_a_narrowed_plan_counts_and_sends_only_what_it_keeps(session_factory, tr
 
 def test_a_zero_day_plan_applied_twice_still_sends_once(session_factory, tree):
     with session_factory() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
     for _ in range(2):
         with session_factory.begin() as session:
-            invitations.apply_bulk(session, tree.system, plan)
+            bulk_invitations.apply_bulk(session, tree.system, plan)
     with session_factory() as session:
         assert _count(session, Invitation) == 2
-        reasons = invitations.apply_bulk(session, tree.system, plan).frame
+        reasons = bulk_invitations.apply_bulk(session, tree.system, plan).frame
         assert set(reasons.loc[reasons["action"] == "invite", "reason"]) == {
             "invited since the plan was made"
         }
@@ -258,13 +263,13 @@ def test_bulk_reinvites_after_min_days_and_voids_the_old_link(session_factory, t
             update(User).where(User.login == JP).values(invited_at=utcnow() - timedelta(days=5))
         )
     with session_factory.begin() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA")
         assert _reasons(plan)[JP] == ""
-        invitations.apply_bulk(session, tree.system, plan)
+        bulk_invitations.apply_bulk(session, tree.system, plan)
     with session_factory() as session:
         assert session.get(Invitation, old.invitation_id).status == "superseded"
         with pytest.raises(TokenError) as caught:
-            invitations.inspect_token(session, old.token)
+            acceptance.inspect_token(session, old.token)
         assert caught.value.reason == "superseded"
         pending = _count(session, Invitation, Invitation.status == "pending")
         assert pending == 2
@@ -275,14 +280,14 @@ def test_invite_user_ids_skips_the_ineligible(session_factory, tree):
         ids = session.scalars(select(User.id)).all()
     seen = []
     with session_factory.begin() as session:
-        count = invitations.invite_user_ids(
+        count = bulk_invitations.invite_user_ids(
             session, tree.manager_siege, ids, progress=lambda d, t: seen.append((d, t))
         )
     assert count == 1  # only jbubu: Siège, email, not invited
     assert seen[-1][0] == seen[-1][1]
     with session_factory.begin() as session:
-        assert invitations.invite_user_ids(session, tree.system, ids) == 1  # vduduche
-        assert invitations.invite_user_ids(session, tree.system, ids) == 0
+        assert bulk_invitations.invite_user_ids(session, tree.system, ids) == 1  # vduduche
+        assert bulk_invitations.invite_user_ids(session, tree.system, ids) == 0
     with session_factory() as session:
         assert _count(session, User, User.status == "invited") == 2
 
@@ -295,10 +300,10 @@ def test_two_bulk_invitations_at_once_invite_each_user_once(session_factory, tre
     def run() -> None:
         try:
             with session_factory() as session:
-                plan = invitations.plan_bulk(session, tree.system, client_ref="BIG")
+                plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="BIG")
             barrier.wait(timeout=30)
             with session_factory.begin() as session:
-                outcome = invitations.apply_bulk(session, tree.system, plan)
+                outcome = bulk_invitations.apply_bulk(session, tree.system, plan)
             results.append(outcome.invited)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -354,9 +359,9 @@ def test_resend_voids_the_old_token(session_factory, tree):
     assert second.token != first.token
     with session_factory() as session:
         with pytest.raises(TokenError, match="replaced by a newer one") as caught:
-            invitations.inspect_token(session, first.token)
+            acceptance.inspect_token(session, first.token)
         assert caught.value.reason == "superseded"
-        assert invitations.inspect_token(session, second.token).login == JP
+        assert acceptance.inspect_token(session, second.token).login == JP
         assert session.get(Invitation, first.invitation_id).status == "superseded"
         with pytest.raises(InvitationError, match="never been invited"):
             invitations.resend(session, tree.system, CEDRIC)
@@ -377,7 +382,7 @@ def test_revoke_by_login_and_by_email(session_factory, tree):
         assert _user(session, JP).invited_at is None
         for result in (jp, vero):
             with pytest.raises(TokenError, match="revoked by an administrator") as caught:
-                invitations.inspect_token(session, result.token)
+                acceptance.inspect_token(session, result.token)
             assert caught.value.reason == "revoked"
         with pytest.raises(InvitationError, match="no pending invitation"):
             invitations.revoke(session, tree.system, JP)
@@ -409,7 +414,7 @@ def test_expire_marks_overdue_invitations_in_scope(session_factory, tree):
         assert session.get(Invitation, result.invitation_id).status == "expired"
         assert _user(session, JP).status == "invited"
         with pytest.raises(TokenError, match="expired") as caught:
-            invitations.inspect_token(session, result.token)
+            acceptance.inspect_token(session, result.token)
         assert caught.value.reason == "expired"
         actions = session.scalars(select(AuditEvent.action)).all()
         assert "invitation.expire" in actions
@@ -458,7 +463,7 @@ def test_sent_links_can_be_redacted_from_the_outbox(session_factory, tree, engin
 
 def test_admin_invitation_of_a_person_with_an_account(session_factory, tree):
     with session_factory.begin() as session:
-        result = invitations.invite_admin(
+        result = admin_invitations.invite_admin(
             session, tree.partner_a_admin, "Alice@Virginie.example", "PA"
         )
     assert result.had_account and result.login == ALICE
@@ -475,12 +480,14 @@ def test_admin_invitation_of_a_person_with_an_account(session_factory, tree):
         assert invitation.kind == "admin" and invitation.status == "accepted"
     with session_factory() as session:
         with pytest.raises(ConflictError, match="already an administrator"):
-            invitations.invite_admin(session, tree.system, "alice@virginie.example", "PA")
+            admin_invitations.invite_admin(session, tree.system, "alice@virginie.example", "PA")
 
 
 def test_admin_invitation_of_a_new_person_then_acceptance(session_factory, tree):
     with session_factory.begin() as session:
-        result = invitations.invite_admin(session, tree.system, "nouvel.admin@example.com", "PA1")
+        result = admin_invitations.invite_admin(
+            session, tree.system, "nouvel.admin@example.com", "PA1"
+        )
     assert not result.had_account
     with session_factory() as session:
         admin = session.get(Administrator, result.administrator_id)
@@ -490,11 +497,11 @@ def test_admin_invitation_of_a_new_person_then_acceptance(session_factory, tree)
         assert "Vous n'avez pas encore de compte" in message_content(message).text
         assert result.invitation.token in message_content(message).text
         with pytest.raises(ConflictError, match="already invited"):
-            invitations.invite_admin(session, tree.system, "nouvel.admin@example.com", "PA1")
+            admin_invitations.invite_admin(session, tree.system, "nouvel.admin@example.com", "PA1")
     with session_factory.begin() as session:
         again = invitations.resend(session, tree.system, email="nouvel.admin@example.com")
     with session_factory.begin() as session:
-        invitations.accept(
+        acceptance.accept(
             session,
             again.token,
             civility="Mme",
@@ -509,13 +516,15 @@ def test_admin_invitation_of_a_new_person_then_acceptance(session_factory, tree)
 def test_admin_invitation_refusals(session_factory, tree):
     with session_factory() as session:
         with pytest.raises(AccessDeniedError):
-            invitations.invite_admin(session, tree.manager_siege, "x@example.com", "CA")
+            admin_invitations.invite_admin(session, tree.manager_siege, "x@example.com", "CA")
         with pytest.raises(AccessDeniedError):
-            invitations.invite_admin(session, tree.partner_b_admin, "x@example.com", "PA")
+            admin_invitations.invite_admin(session, tree.partner_b_admin, "x@example.com", "PA")
         with pytest.raises(ValidationError, match="is not valid"):
-            invitations.invite_admin(session, tree.system, "x@", "PA")
+            admin_invitations.invite_admin(session, tree.system, "x@", "PA")
         with pytest.raises(InvitationError, match="deactivated user"):
-            invitations.invite_admin(session, tree.system, "r.convenant@virginie.example", "PA")
+            admin_invitations.invite_admin(
+                session, tree.system, "r.convenant@virginie.example", "PA"
+            )
 
 
 # --- draft users (seed 003) ------------------------------------------------------------------
@@ -564,13 +573,15 @@ def test_invite_demo_client_invites_everyone_invitable(session_factory, tree):
 
 def test_plan_and_apply_of_a_client_without_users(session_factory, tree):
     with session_factory.begin() as session:
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CB")
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CB")
         assert plan.frame.empty and plan.to_send == 0
-        assert invitations.plan_message(plan) == "0 invitation à envoyer (0 utilisateur écarté)"
-        outcome = invitations.apply_bulk(session, tree.system, plan)
+        assert (
+            bulk_invitations.plan_message(plan) == "0 invitation à envoyer (0 utilisateur écarté)"
+        )
+        outcome = bulk_invitations.apply_bulk(session, tree.system, plan)
         assert outcome.frame.empty and outcome.invited == 0
-        assert list(outcome.frame.columns) == invitations.OUTCOME_COLUMNS
-        assert invitations.invite_user_ids(session, tree.system, []) == 0
+        assert list(outcome.frame.columns) == bulk_invitations.OUTCOME_COLUMNS
+        assert bulk_invitations.invite_user_ids(session, tree.system, []) == 0
 
 
 def test_delivery_leaves_no_live_link_in_the_database(db_url, session_factory, tree, tmp_path):

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from selfcare_ops.accounts import supervision
+from selfcare_ops.accounts import lifecycle, supervision
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import (
     AccessDeniedError,
@@ -18,6 +18,7 @@ from selfcare_ops.errors import (
     TokenError,
     ValidationError,
 )
+from selfcare_ops.invitations import acceptance
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.store.models import AuditEvent, Invitation, User, utcnow
 from selfcare_ops.support import tokens
@@ -35,14 +36,14 @@ def _user(session, login):
 
 def test_deactivate_keeps_the_user_and_reactivate_brings_them_back(session_factory, tree):
     with session_factory.begin() as session:
-        result = invitations.deactivate(session, tree.client_a_admin, MARC)
+        result = lifecycle.deactivate(session, tree.client_a_admin, MARC)
         assert (result.previous_status, result.status) == ("active", "deactivated")
     with session_factory() as session:
         marc = _user(session, MARC)
         assert marc.status == "deactivated" and marc.deactivated_at is not None
         assert marc.activated_at is not None  # history kept
     with session_factory.begin() as session:
-        assert invitations.reactivate(session, tree.client_a_admin, MARC).status == "active"
+        assert lifecycle.reactivate(session, tree.client_a_admin, MARC).status == "active"
     with session_factory() as session:
         assert _user(session, MARC).status == "active"
         actions = session.scalars(
@@ -55,39 +56,39 @@ def test_deactivating_an_invited_user_revokes_the_link(session_factory, tree):
     with session_factory.begin() as session:
         sent = invitations.invite_user(session, tree.system, JP)
     with session_factory.begin() as session:
-        assert invitations.deactivate(session, tree.system, JP).invitations_revoked == 1
+        assert lifecycle.deactivate(session, tree.system, JP).invitations_revoked == 1
     with session_factory() as session:
         assert session.get(Invitation, sent.invitation_id).status == "revoked"
         with pytest.raises(TokenError):
-            invitations.inspect_token(session, sent.token)
+            acceptance.inspect_token(session, sent.token)
     with session_factory.begin() as session:
         # never activated: back to a draft that must be invited again
-        assert invitations.reactivate(session, tree.system, JP).status == "not_invited"
+        assert lifecycle.reactivate(session, tree.system, JP).status == "not_invited"
 
 
 def test_lifecycle_refusals(session_factory, tree):
     with session_factory() as session:
         with pytest.raises(ConflictError, match="already deactivated"):
-            invitations.deactivate(session, tree.system, ROBERT)
+            lifecycle.deactivate(session, tree.system, ROBERT)
         with pytest.raises(ConflictError, match="is not deactivated"):
-            invitations.reactivate(session, tree.system, ALICE)
+            lifecycle.reactivate(session, tree.system, ALICE)
         with pytest.raises(ConflictError, match="your own account"):
-            invitations.deactivate(session, tree.client_a_admin, ALICE)
+            lifecycle.deactivate(session, tree.client_a_admin, ALICE)
         with pytest.raises(AccessDeniedError):
-            invitations.deactivate(session, tree.partner_b_admin, ALICE)
+            lifecycle.deactivate(session, tree.partner_b_admin, ALICE)
         with pytest.raises(AccessDeniedError):
-            invitations.deactivate(session, tree.manager_siege, VERO)
+            lifecycle.deactivate(session, tree.manager_siege, VERO)
 
 
 def test_supervision_shows_a_banner_until_it_expires(session_factory, tree):
     start = utcnow()
     with session_factory.begin() as session:
-        result = invitations.supervise(
+        result = supervision.supervise(
             session, tree.partner_a_admin, MARC, reason="Montrer les factures", now=start
         )
     assert result.expires_at - start.replace(microsecond=0) == timedelta(minutes=30)
     with session_factory() as session:
-        banner = invitations.supervision_banner(session, MARC, now=start + timedelta(minutes=1))
+        banner = supervision.supervision_banner(session, MARC, now=start + timedelta(minutes=1))
         assert banner is not None and banner.actor_label == "admin@pa.example"
         assert "Montrer les factures" in banner.text
         opened = supervision.open_supervision(
@@ -95,7 +96,7 @@ def test_supervision_shows_a_banner_until_it_expires(session_factory, tree):
         )
         assert opened.id == result.session_id
         later = start + timedelta(minutes=31)
-        assert invitations.supervision_banner(session, _user(session, MARC), now=later) is None
+        assert supervision.supervision_banner(session, _user(session, MARC), now=later) is None
         with pytest.raises(TokenError, match="expired") as caught:
             supervision.open_supervision(session, result.link, now=later)
         assert caught.value.reason == "expired"
@@ -105,7 +106,7 @@ def test_supervision_shows_a_banner_until_it_expires(session_factory, tree):
 
 def test_supervision_links_cannot_be_forged(session_factory, tree):
     with session_factory.begin() as session:
-        result = invitations.supervise(session, tree.system, ALICE, reason="Aide à la commande")
+        result = supervision.supervise(session, tree.system, ALICE, reason="Aide à la commande")
     base, signature = result.link.rsplit(".", 1)
     session_id, expiry, token = base.rsplit("/", 1)[1].split(".")
     forged = [
@@ -122,26 +123,26 @@ def test_supervision_links_cannot_be_forged(session_factory, tree):
 
 def test_ended_supervision_and_deactivation_remove_the_banner(session_factory, tree):
     with session_factory.begin() as session:
-        first = invitations.supervise(session, tree.system, ALICE, reason="Démonstration")
+        first = supervision.supervise(session, tree.system, ALICE, reason="Démonstration")
         supervision.end_supervision(session, tree.system, first.session_id)
-        assert invitations.supervision_banner(session, ALICE) is None
+        assert supervision.supervision_banner(session, ALICE) is None
         with pytest.raises(TokenError, match="ended"):
             supervision.open_supervision(session, first.link)
-        invitations.supervise(session, tree.system, MARC, reason="Démonstration")
-        invitations.deactivate(session, tree.system, MARC)
-        assert invitations.supervision_banner(session, MARC) is None
+        supervision.supervise(session, tree.system, MARC, reason="Démonstration")
+        lifecycle.deactivate(session, tree.system, MARC)
+        assert supervision.supervision_banner(session, MARC) is None
 
 
 def test_supervision_refusals(session_factory, tree):
     with session_factory() as session:
         with pytest.raises(InvitationError, match="not active"):
-            invitations.supervise(session, tree.system, JP, reason="Aide")
+            supervision.supervise(session, tree.system, JP, reason="Aide")
         with pytest.raises(ValidationError, match="needs a reason"):
-            invitations.supervise(session, tree.system, ALICE, reason="  ")
+            supervision.supervise(session, tree.system, ALICE, reason="  ")
         with pytest.raises(ValidationError, match="1 to 240 minutes"):
-            invitations.supervise(session, tree.system, ALICE, reason="Aide", minutes=600)
+            supervision.supervise(session, tree.system, ALICE, reason="Aide", minutes=600)
         with pytest.raises(AccessDeniedError):
-            invitations.supervise(session, tree.partner_b_admin, ALICE, reason="Aide")
+            supervision.supervise(session, tree.partner_b_admin, ALICE, reason="Aide")
 
 
 def test_generated_secret_key_is_private_and_stable(tmp_path, monkeypatch):

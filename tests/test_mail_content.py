@@ -16,6 +16,9 @@ from sqlalchemy import select, update
 
 from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.config import Settings
+from selfcare_ops.invitations import acceptance
+from selfcare_ops.invitations import admin as admin_invitations
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.content import message_content
 from selfcare_ops.mail.render import MailBranding, MailTemplate, format_date, render
@@ -122,8 +125,10 @@ def test_client_branding_colours_are_used(session_factory, tree):
 def test_admin_mails_in_both_cases_and_languages(session_factory, tree):
     _set_language(session_factory, org="PB", language="en")
     with session_factory.begin() as session:
-        new = invitations.invite_admin(session, tree.system, "boss@beta.example", "PB")
-        existing = invitations.invite_admin(session, tree.system, "alice@virginie.example", "CA")
+        new = admin_invitations.invite_admin(session, tree.system, "boss@beta.example", "PB")
+        existing = admin_invitations.invite_admin(
+            session, tree.system, "alice@virginie.example", "CA"
+        )
     with session_factory() as session:
         new_mail = message_content(session.get(OutboundMessage, new.invitation.message_id))
         existing_mail = message_content(
@@ -140,8 +145,8 @@ def test_admin_mails_in_both_cases_and_languages(session_factory, tree):
 def test_bulk_and_single_render_the_same_mail(session_factory, tree):
     with session_factory.begin() as session:
         single = invitations.invite_user(session, tree.system, JP)
-        plan = invitations.plan_bulk(session, tree.system, client_ref="CA")
-        invitations.apply_bulk(session, tree.system, plan)
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA")
+        bulk_invitations.apply_bulk(session, tree.system, plan)
     with session_factory() as session:
         one = message_content(session.get(OutboundMessage, single.message_id))
         other = message_content(
@@ -241,4 +246,4 @@ def test_invitation_delivered_over_smtp_carries_link_language_and_escaping(
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "background:#0a5c36" in html.lower()  # the client's own colour
     with session_factory() as session:
-        assert invitations.inspect_token(session, created.invitation.token).login == created.login
+        assert acceptance.inspect_token(session, created.invitation.token).login == created.login

@@ -12,6 +12,8 @@ from sqlalchemy import event, exc, func, insert, select, text, update
 
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import MailError
+from selfcare_ops.invitations import admin as admin_invitations
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.invitations.issuing import MailFrames, Target, issue
 from selfcare_ops.mail.content import load_templates, message_content, store_template
@@ -69,10 +71,10 @@ def test_a_thousand_invitations_store_one_template_per_kind_language_and_client(
 
     with session_factory.begin() as session:
         invitations.invite_user(session, tree.system, JP)
-        plan = invitations.plan_bulk(session, tree.system, client_ref="BIG")
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="BIG")
         event.listen(engine, "before_cursor_execute", seen)
         try:
-            outcome = invitations.apply_bulk(session, tree.system, plan)
+            outcome = bulk_invitations.apply_bulk(session, tree.system, plan)
         finally:
             event.remove(engine, "before_cursor_execute", seen)
     assert outcome.invited == 1000
@@ -183,7 +185,7 @@ def test_templated_and_plain_sent_links_are_redacted(session_factory, tree, engi
             language="fr",
             message_key="invitation-old",
         )
-        admin = invitations.invite_admin(session, tree.system, "alice@virginie.example", "CA")
+        admin = admin_invitations.invite_admin(session, tree.system, "alice@virginie.example", "CA")
     with session_factory.begin() as session:
         assert invitations.redact_sent_links(session) == 0  # still queued: kept
         session.execute(update(OutboundMessage).values(status="sent", sent_at=utcnow()))

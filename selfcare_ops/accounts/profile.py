@@ -31,7 +31,8 @@ from selfcare_ops.accounts.users import (
     login_taken,
 )
 from selfcare_ops.errors import ConflictError, ValidationError
-from selfcare_ops.invitations.service import InvitationResult, invite_user
+from selfcare_ops.invitations.issuing import InvitationResult
+from selfcare_ops.invitations.service import invite_user
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
 from selfcare_ops.support.phones import normalise_phone

@@ -7,7 +7,7 @@ Public API (stable; mail rendering and the demo loader call it):
 - :func:`seed_default_branding` stores the operator's defaults (demo loader)
 - :func:`set_branding`, :func:`reset_branding`, :func:`show_branding` (scope-checked, audited)
 - :func:`resolve_all` (branding and modules of every client in one call), :func:`branding_audit`
-- :func:`render_preview_html`, :func:`render_preview_png`, :func:`write_demo_preview` (make demo)
+- :func:`render_preview_html`, :func:`render_preview_png`, :func:`write_preview`
 - :func:`check_image`, :func:`parse_color`, :func:`contrast_ratio`, :func:`remaining_characters`
 """
 
@@ -39,7 +39,6 @@ from selfcare_ops.branding.preview import (
     preview_png,
     render_preview_html,
     render_preview_png,
-    write_demo_preview,
     write_preview,
 )
 from selfcare_ops.branding.resolve import (
@@ -95,7 +94,6 @@ __all__ = [
     "resolve_all",
     "write_audit_csv",
     "write_safe_csv",
-    "write_demo_preview",
     "write_preview",
     "asset_data_uri",
     "branding_issues",

@@ -27,7 +27,6 @@ from selfcare_ops.branding.resolve import (
     asset_data_uri,
     resolve_branding,
 )
-from selfcare_ops.config import get_settings
 from selfcare_ops.modules import ModuleState, resolve_modules
 from selfcare_ops.organisations import get_organisation
 from selfcare_ops.store.models import Organisation
@@ -305,15 +304,3 @@ def write_preview(session: Session, actor: Actor, organisation_ref: str, out: st
     else:
         target.write_bytes(render_preview_png(session, org.id))
     return target
-
-
-def write_demo_preview(
-    session: Session, out: str | Path | None = None, *, client_ref: str | None = None
-) -> Path:
-    """For ``make demo``: the PNG preview of the demo client (default under the data folder)."""
-    from selfcare_ops.access import system_actor
-    from selfcare_ops.demo import DEMO_CLIENT_REF
-
-    ref = client_ref or DEMO_CLIENT_REF
-    target = Path(out) if out else get_settings().data_dir / "previews" / f"{ref}.png"
-    return write_preview(session, system_actor(session), ref, target)

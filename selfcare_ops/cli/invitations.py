@@ -6,6 +6,7 @@ from typing import IO
 
 import click
 
+from selfcare_ops.accounts import lifecycle, supervision
 from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
@@ -17,6 +18,9 @@ from selfcare_ops.cli.common import (
     pass_cli,
 )
 from selfcare_ops.cli.directory import users
+from selfcare_ops.invitations import acceptance, issuing
+from selfcare_ops.invitations import admin as admin_invitations
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as service
 from selfcare_ops.invitations.ledger import MAX_LEDGER_ROWS, list_invitations
 from selfcare_ops.store.models import CIVILITIES, CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
@@ -27,7 +31,7 @@ def invite() -> None:
     """Send, resend, revoke, expire and accept Selfcare invitations."""
 
 
-def _sent(result: service.InvitationResult) -> str:
+def _sent(result: issuing.InvitationResult) -> str:
     # Queued, not sent: the mail leaves with `mail deliver` (the ledger then says "sent").
     return (
         f"Invitation queued for {result.email} ({result.login or 'administrator'}); "
@@ -84,7 +88,7 @@ def invite_user(cli: CliContext, login: str, email: str | None) -> None:
 @click.option(
     "--min-days",
     type=click.IntRange(min=0),
-    default=service.DEFAULT_MIN_DAYS,
+    default=bulk_invitations.DEFAULT_MIN_DAYS,
     show_default=True,
     help="Leave out users invited less than this many days ago.",
 )
@@ -105,7 +109,7 @@ def invite_client(
     if as_json and not (dry_run or yes):
         raise click.UsageError("--json needs --dry-run or --yes (there is no prompt in JSON).")
     with cli.sessions()() as session:
-        plan = service.plan_bulk(
+        plan = bulk_invitations.plan_bulk(
             session,
             cli.actor(session),
             client_ref=client_ref,
@@ -122,7 +126,7 @@ def invite_client(
         "dry_run": dry_run,
     }
     if not as_json:
-        echo(service.plan_message(plan))
+        echo(bulk_invitations.plan_message(plan))
         if not left_out.empty:
             counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
             echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
@@ -134,7 +138,7 @@ def invite_client(
     noun = "invitation" if to_send <= 1 else "invitations"
     confirm_or_abort(f"Envoyer {to_send} {noun} ?", yes)
     with cli.sessions().begin() as session:
-        outcome = service.apply_bulk(session, cli.actor(session), plan)
+        outcome = bulk_invitations.apply_bulk(session, cli.actor(session), plan)
     sent, done = outcome.invited, outcome.frame
     late = done.loc[(done["action"] == "invite") & (done["outcome"] != "invited")]
     if as_json:
@@ -160,7 +164,7 @@ def invite_client(
 def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | None) -> None:
     """Invite EMAIL to administer an organisation (an existing account keeps its access)."""
     with cli.sessions().begin() as session:
-        result = service.invite_admin(
+        result = admin_invitations.invite_admin(
             session, cli.actor(session), email, org_ref, display_name=display_name
         )
         if result.had_account:
@@ -232,7 +236,9 @@ def invite_accept(
     """Complete an account from its invitation TOKEN (the portal's side, for integration)."""
     password = password_file.readline().rstrip("\r\n")
     with cli.sessions().begin() as session:
-        result = service.accept(session, token, civility=civility, phone=phone, password=password)
+        result = acceptance.accept(
+            session, token, civility=civility, phone=phone, password=password
+        )
     who = result.login or result.email
     echo(f"The account {who} is active.")
 
@@ -243,7 +249,7 @@ def invite_accept(
 def invite_inspect(cli: CliContext, token: str) -> None:
     """Say whether TOKEN is usable, without spending it (what opening the link does)."""
     with cli.sessions()() as session:
-        info = service.inspect_token(session, token)
+        info = acceptance.inspect_token(session, token)
     echo(
         f"Valid {info.kind} invitation for {info.login or info.email} at "
         f"{info.organisation_name}, until {info.expires_at:%Y-%m-%d %H:%M} UTC."
@@ -261,7 +267,7 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Deactivate LOGIN's account (it stays listed and can be reactivated)."""
     confirm_or_abort(f"Deactivate the account {login}?", yes)
     with cli.sessions().begin() as session:
-        result = service.deactivate(session, cli.actor(session), login)
+        result = lifecycle.deactivate(session, cli.actor(session), login)
     extra = (
         f"; {result.invitations_revoked} pending invitation(s) revoked"
         if result.invitations_revoked
@@ -278,7 +284,7 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Reactivate LOGIN's deactivated account."""
     confirm_or_abort(f"Reactivate the account {login}?", yes)
     with cli.sessions().begin() as session:
-        result = service.reactivate(session, cli.actor(session), login)
+        result = lifecycle.reactivate(session, cli.actor(session), login)
     echo(f"{result.login} is {result.status} again.")
 
 
@@ -296,7 +302,7 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
 def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> None:
     """Open a time-limited, audited supervision of LOGIN's Selfcare; prints the signed link."""
     with cli.sessions().begin() as session:
-        result = service.supervise(
+        result = supervision.supervise(
             session, cli.actor(session), login, reason=reason, minutes=minutes
         )
     echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")

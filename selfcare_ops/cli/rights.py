@@ -8,7 +8,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from selfcare_ops.accounts import apikeys, profile, subaccounts
+from selfcare_ops.accounts import apikeys, lifecycle, profile, subaccounts
 from selfcare_ops.accounts import rights as rights_service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
@@ -20,7 +20,6 @@ from selfcare_ops.cli.common import (
     pass_cli,
 )
 from selfcare_ops.cli.directory import clients, users
-from selfcare_ops.invitations import service as invitations
 from selfcare_ops.store.models import CLIENT_ROLES, RESTRICTION_KINDS
 
 ON_OFF = click.Choice(["on", "off"])
@@ -243,7 +242,7 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
         yes,
     )
     with cli.sessions().begin() as session:
-        result = invitations.deactivate(session, cli.actor(session), login, cancel_reason="removed")
+        result = lifecycle.deactivate(session, cli.actor(session), login, cancel_reason="removed")
     echo(
         f"{result.login} is removed: the account is deactivated (was {result.previous_status}), "
         "stays listed struck through, and `users reactivate` brings it back."

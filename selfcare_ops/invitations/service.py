@@ -6,10 +6,10 @@ Every state change is a conditional UPDATE on the user's row (``... WHERE status
 under the row's lock, so two analysts inviting the same client at once create each invitation
 once, and applying a plan twice sends nothing twice.
 
-This module is the one entry point: bulk invitations live in :mod:`.bulk_invitations`,
-administrator invitations in :mod:`.admin_invitations`, acceptance in :mod:`.acceptance`,
-deactivation in :mod:`.lifecycle`, supervision in :mod:`.supervision`, and the writing of
-invitations, mails and audit events in :mod:`.issuing`; all are re-exported here.
+Bulk invitations live in :mod:`.bulk`, administrator invitations in :mod:`.admin`, acceptance
+in :mod:`.acceptance`, the writing of invitations, mails and audit events in :mod:`.issuing`;
+deactivation and supervision belong to the accounts (:mod:`selfcare_ops.accounts.lifecycle`,
+:mod:`selfcare_ops.accounts.supervision`). Callers import each from where it lives.
 """
 
 from __future__ import annotations
@@ -30,13 +30,6 @@ from selfcare_ops.access import (
     require_organisation,
     require_user,
 )
-from selfcare_ops.accounts.lifecycle import LifecycleResult, deactivate, reactivate
-from selfcare_ops.accounts.supervision import (
-    SupervisionBanner,
-    SupervisionResult,
-    supervise,
-    supervision_banner,
-)
 from selfcare_ops.accounts.users import NewUser, change_email, create_user, lock_user
 from selfcare_ops.config import Settings
 from selfcare_ops.errors import (
@@ -45,23 +38,9 @@ from selfcare_ops.errors import (
     NotFoundError,
     ValidationError,
 )
-from selfcare_ops.invitations.acceptance import AcceptResult, TokenInfo, accept, inspect_token
 from selfcare_ops.invitations.admin import (
-    AdminInvitationResult,
     admin_target,
-    invite_admin,
     pending_admin,
-)
-from selfcare_ops.invitations.bulk import (
-    DEFAULT_MIN_DAYS,
-    OUTCOME_COLUMNS,
-    PLAN_COLUMNS,
-    BulkOutcome,
-    BulkPlan,
-    apply_bulk,
-    invite_user_ids,
-    plan_bulk,
-    plan_message,
 )
 from selfcare_ops.invitations.issuing import (
     MESSAGE_KINDS,
@@ -88,42 +67,17 @@ if TYPE_CHECKING:
     from selfcare_ops.mail.deliver import DeliveryReport
 
 __all__ = [
-    "DEFAULT_MIN_DAYS",
-    "AcceptResult",
-    "AdminInvitationResult",
-    "BulkOutcome",
-    "BulkPlan",
     "CreatedUser",
-    "InvitationResult",
-    "LifecycleResult",
-    "SupervisionBanner",
-    "SupervisionResult",
-    "TokenInfo",
-    "accept",
     "activate",
     "add_user",
-    "apply_bulk",
-    "deactivate",
     "deliver_and_redact",
     "expire_overdue",
-    "outbox_status",
-    "inspect_token",
-    "invite_admin",
-    "invite_demo_client",
     "invite_user",
-    "invite_user_ids",
-    "normalise_email",
-    "plan_bulk",
-    "plan_message",
-    "PLAN_COLUMNS",
-    "OUTCOME_COLUMNS",
-    "reactivate",
+    "outbox_status",
     "redact_final_links",
     "redact_sent_links",
     "resend",
     "revoke",
-    "supervise",
-    "supervision_banner",
 ]
 
 #: A bulk invitation skips users invited less than this many days ago.
@@ -563,9 +517,3 @@ def outbox_status(session: Session, actor: Actor) -> dict[str, int]:
 
 
 # --- demo ------------------------------------------------------------------------------------
-
-
-def invite_demo_client(session: Session, actor: Actor, client_ref: str) -> int:
-    """Invite every invitable user of one demo client (``make demo``); returns how many."""
-    plan = plan_bulk(session, actor, client_ref=client_ref)
-    return apply_bulk(session, actor, plan).invited

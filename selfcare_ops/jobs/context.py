@@ -64,9 +64,9 @@ class JobContext:
 
     def save_csv(self, name: str, frame: pd.DataFrame) -> Path:
         """Write ``frame`` as ``<output_dir>/<name>`` for Excel, formula-like cells neutralised."""
-        from selfcare_ops.reports import export_csv
+        from selfcare_ops.support.exports import write_csv
 
-        return export_csv(frame, self.output_dir / name)
+        return write_csv(frame, self.output_dir / name)
 
     def describe(self) -> dict[str, str]:
         """Which interpreter, package and database this run uses (shown by every notebook)."""

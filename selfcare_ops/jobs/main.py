@@ -100,8 +100,8 @@ def run_main_job(
     administrator: the chain loads data for, and delivers the mail of, the whole tree.
     """
     from selfcare_ops.access import check_actor_name, require_operator, resolve_actor
-    from selfcare_ops.branding import seed_default_branding, write_demo_preview
-    from selfcare_ops.invitations.service import invite_demo_client
+    from selfcare_ops.branding import seed_default_branding, write_preview
+    from selfcare_ops.invitations.bulk import apply_bulk, plan_bulk
 
     check_actor_name(actor)
     settings = settings or get_settings()
@@ -116,10 +116,14 @@ def run_main_job(
             acting = resolve_actor(session, actor)
             require_operator(acting, "run the demo chain")
             # The demo client's users are invited here; invitation_maintenance delivers them.
-            invited = invite_demo_client(session, acting, DEMO_CLIENT_REF)
+            plan = plan_bulk(session, acting, client_ref=DEMO_CLIENT_REF)
+            invited = apply_bulk(session, acting, plan).invited
         with make_session_factory(engine).begin() as session:
-            preview = write_demo_preview(
-                session, settings.data_dir / "previews" / "C0001.png", client_ref=DEMO_CLIENT_REF
+            preview = write_preview(
+                session,
+                resolve_actor(session, actor),
+                DEMO_CLIENT_REF,
+                settings.data_dir / "previews" / f"{DEMO_CLIENT_REF}.png",
             )
         database = describe(engine)
     finally:

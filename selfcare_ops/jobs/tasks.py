@@ -41,7 +41,7 @@ def remind_invited(
     The previous link of each is voided and ``invited_at`` moves to now, so a second run the
     same day reminds nobody twice.
     """
-    from selfcare_ops.invitations.service import invite_user_ids
+    from selfcare_ops.invitations.bulk import invite_user_ids
 
     if older_than_days < 1:
         raise ValidationError(

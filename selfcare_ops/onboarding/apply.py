@@ -22,8 +22,8 @@ from selfcare_ops.access import Actor
 from selfcare_ops.accounts.subaccounts import create_sub_account
 from selfcare_ops.accounts.users import derived_columns, require_administrator_left
 from selfcare_ops.errors import DatabaseError, LastAdministratorError
+from selfcare_ops.invitations.bulk import invite_user_ids
 from selfcare_ops.invitations.issuing import Target, issue, supersede_pending
-from selfcare_ops.invitations.service import invite_user_ids
 from selfcare_ops.onboarding.headers import RIGHT_FIELDS
 from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts, frame_records
 from selfcare_ops.store.bulk_sql import insert_rows

@@ -1,8 +1,8 @@
 """Bulk invitation dashboard: plan first ("N invitations à envoyer" and who is left out, why),
 send on confirmation with a progress bar, then deliver the queued mails if asked.
 
-The plan comes from ``invitations.plan_bulk`` (a client, a sub-account or any DataFrame of
-users); sending is ``invitations.apply_bulk`` on that very plan, which is idempotent, so a
+The plan comes from ``bulk_invitations.plan_bulk`` (a client, a sub-account or any DataFrame of
+users); sending is ``bulk_invitations.apply_bulk`` on that very plan, which is idempotent, so a
 double click sends nothing twice.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, can_deliver_mail
 from selfcare_ops.errors import ValidationError
-from selfcare_ops.invitations import service as invitations
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations.bulk import REASON_BOUNCED, REASON_DRAFT
 from selfcare_ops.support.exports import csv_bytes
 from selfcare_ops.widgets.common import (
@@ -75,8 +75,8 @@ class BulkInvitationDashboard:
         self.feedback = Feedback()
         safe = guard(self.feedback)
         self.users: pd.DataFrame | None = users
-        self.plan: invitations.BulkPlan | None = None
-        self.outcome: invitations.BulkOutcome | None = None
+        self.plan: bulk_invitations.BulkPlan | None = None
+        self.outcome: bulk_invitations.BulkOutcome | None = None
         self.delivery: Any = None
 
         self.source = widgets.HTML("")
@@ -89,7 +89,7 @@ class BulkInvitationDashboard:
             style={"description_width": "initial"},
         )
         self.min_days = widgets.BoundedIntText(
-            value=invitations.DEFAULT_MIN_DAYS,
+            value=bulk_invitations.DEFAULT_MIN_DAYS,
             min=0,
             max=365,
             description="Délai (j)",
@@ -178,7 +178,7 @@ class BulkInvitationDashboard:
     def _on_plan(self, _button: Any = None) -> None:
         self.make_plan()
 
-    def make_plan(self) -> invitations.BulkPlan | None:
+    def make_plan(self) -> bulk_invitations.BulkPlan | None:
         self.feedback.clear()
         self.outcome_html.value = ""
         self.progress.hide()
@@ -197,12 +197,12 @@ class BulkInvitationDashboard:
             if self.sub_account.value.strip():
                 kwargs["sub_account"] = self.sub_account.value.strip()
         with self.services.read() as session:
-            plan = invitations.plan_bulk(session, self.services.actor, **kwargs)
+            plan = bulk_invitations.plan_bulk(session, self.services.actor, **kwargs)
         self.plan = plan
         self._render_plan(plan)
         return plan
 
-    def _render_plan(self, plan: invitations.BulkPlan) -> None:
+    def _render_plan(self, plan: bulk_invitations.BulkPlan) -> None:
         to_send = plan.to_send
         skipped = plan.frame[plan.frame["action"] != "invite"].copy()
         where = self.client.value.strip() if self.users is None else "le tableau fourni"
@@ -247,7 +247,7 @@ class BulkInvitationDashboard:
         self.progress.start(to_send, "Envoi")
         try:
             with self.services.write() as session:
-                outcome = invitations.apply_bulk(
+                outcome = bulk_invitations.apply_bulk(
                     session, self.services.actor, plan, progress=self.progress.callback
                 )
         except Exception:

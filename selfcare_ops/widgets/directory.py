@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops import directory
 from selfcare_ops.access import Actor
+from selfcare_ops.accounts import supervision
 from selfcare_ops.errors import ValidationError
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.widgets.common import (
@@ -508,7 +509,7 @@ class DirectoryDashboard:
 
     def _supervise(self, login: str, reason: str) -> None:
         with self.services.write() as session:
-            result = invitations.supervise(session, self.services.actor, login, reason=reason)
+            result = supervision.supervise(session, self.services.actor, login, reason=reason)
         link = getattr(result, "url", None) or getattr(result, "link", None)
         until = getattr(result, "expires_at", None)
         text = f"Supervision de {login} ouverte"
