@@ -254,7 +254,7 @@ def test_company_details_are_for_administrators_only(session_factory, tree):
             profile.update_company(session, tree.partner_b_admin, "CA", city="Lyon")
         with pytest.raises(ValidationError, match="postcode '75 010!'"):
             profile.update_company(session, tree.client_a_admin, "CA", postcode="75 010!")
-        with pytest.raises(ValidationError, match="name cannot be empty"):
+        with pytest.raises(ValidationError, match="An organisation needs a name"):
             profile.update_company(session, tree.client_a_admin, "CA", name=" ")
         with pytest.raises(ValidationError, match="at least one company detail"):
             profile.update_company(session, tree.client_a_admin, "CA")

@@ -33,7 +33,7 @@ from selfcare_ops.accounts.users import (
 from selfcare_ops.errors import ConflictError, ValidationError
 from selfcare_ops.invitations.issuing import InvitationResult
 from selfcare_ops.invitations.service import invite_user
-from selfcare_ops.organisations import get_client
+from selfcare_ops.organisations import clean_name, get_client
 from selfcare_ops.store.models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
 from selfcare_ops.support.phones import normalise_phone
 from selfcare_ops.support.textnorm import fold
@@ -501,7 +501,11 @@ def get_company(session: Session, actor: Actor, client_ref: str) -> dict[str, An
 
 
 def _company_value(name: str, value: str) -> str | None:
-    text = _text(name, value, required=name == "name")
+    """One field of the company section; the name follows the tree's one naming rule
+    (:func:`~selfcare_ops.organisations.clean_name`, as ``orgs rename``)."""
+    if name == "name":
+        return clean_name(value)
+    text = _text(name, value, required=False)
     if name == "postcode" and text is not None and not _POSTCODE.match(text):
         raise ValidationError(
             f"The postcode {text!r} should be letters, digits, spaces or hyphens "
