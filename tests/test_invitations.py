@@ -564,9 +564,10 @@ def test_created_user_is_invited_at_once_when_an_email_is_known(session_factory,
             invitations.add_user(session, tree.system, "CA", NewUser("W", "Bad", email="bad@"))
 
 
-def test_invite_demo_client_invites_everyone_invitable(session_factory, tree):
+def test_a_whole_client_invitation_invites_everyone_invitable(session_factory, tree):
     with session_factory.begin() as session:
-        assert invitations.invite_demo_client(session, tree.system, "CA") == 2
+        plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA")
+        assert bulk_invitations.apply_bulk(session, tree.system, plan).invited == 2
     with session_factory() as session:
         assert session.execute(text("SELECT count(*) FROM outbound_messages")).scalar() == 2
 

@@ -555,8 +555,8 @@ def test_input_paths_are_found_here_else_in_the_package(tmp_path: Path, monkeypa
     packaged = Path(str(files("selfcare_ops") / "demo" / "data" / "onboarding_sample.csv"))
     assert context.input_path("demo/data/onboarding_sample.csv") == packaged
     assert packaged.is_file()
-    (tmp_path / "demo_data").mkdir()
-    (tmp_path / "demo_data" / "onboarding_sample.csv").write_text("x")
+    (tmp_path / "demo" / "data").mkdir(parents=True)
+    (tmp_path / "demo" / "data" / "onboarding_sample.csv").write_text("x")
     assert context.input_path("demo/data/onboarding_sample.csv") == Path(
         "demo/data/onboarding_sample.csv"
     )

@@ -60,10 +60,10 @@ def test_every_job_notebook_is_package_data(name: str) -> None:
 def test_demo_data_and_mail_templates_are_package_data() -> None:
     # One demo folder, the packaged one, for the loader and the generator alike.
     assert demo.DEMO_DIR is resources.DEMO_DIR is demo_generate.DEMO_DIR
-    assert resources.DEMO_DIR == files("selfcare_ops") / "demo_data"
+    assert resources.DEMO_DIR == files("selfcare_ops") / "demo" / "data"
     for name in (*DEMO_FILES, "onboarding_sample.csv"):
         assert (resources.DEMO_DIR / name).is_file(), name
-        assert _declared(f"demo_data/{name}"), name
+        assert _declared(f"demo/data/{name}"), name
     templates = set(environment().list_templates())
     for kind in KINDS:
         for language in LANGUAGES:

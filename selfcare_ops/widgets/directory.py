@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops import directory
 from selfcare_ops.access import Actor
-from selfcare_ops.accounts import supervision
+from selfcare_ops.accounts import lifecycle, supervision
 from selfcare_ops.errors import ValidationError
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.widgets.common import (
@@ -488,7 +488,7 @@ class DirectoryDashboard:
 
     def _lifecycle(self, action: str, login: str, done: str) -> None:
         with self.services.write() as session:
-            getattr(invitations, action)(session, self.services.actor, login)
+            getattr(lifecycle, action)(session, self.services.actor, login)
         self._refresh()
         self.feedback.success(done.format(login))
 
