@@ -293,3 +293,19 @@ def test_importing_the_package_loads_no_dashboard_module():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+# --- 6. paging: jump to a page, choose the page size ---------------------------------------
+
+
+def test_the_client_list_jumps_to_a_page_and_changes_its_size(session_factory, tree):
+    from selfcare_ops.widgets.directory import DirectoryDashboard
+
+    board = DirectoryDashboard(session_factory, tree.system, client_page_size=1)
+    assert board.clients_page_label.value == "Page 1 / 3" and board.clients_jump.max == 3
+    board.clients_jump.value = 3  # straight to the last page, not ▶ twice
+    assert board.clients_page_label.value == "Page 3 / 3"
+    assert len(board.client_page.rows) == 1 and board.next_clients.disabled
+    board.page_size.value = 10
+    assert board.clients_page_label.value == "Page 1 / 1"
+    assert len(board.client_page.rows) == 3 and board.clients_jump.value == 1

@@ -116,6 +116,23 @@ class DirectoryDashboard:
         self.next_clients = widgets.Button(description="▶", tooltip=_("Next page"))
         self.clients_page_label = widgets.Label("")
         self.clients_total = widgets.Label("")
+        # 35 pages are not walked one by one: a page number to jump to, and the page size.
+        self.clients_jump = widgets.BoundedIntText(
+            value=1,
+            min=1,
+            max=1,
+            description=_("Go to page"),
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="170px"),
+        )
+        self.page_size = widgets.Dropdown(
+            options=[10, 20, 50, 100],
+            value=self.client_page_size if self.client_page_size in (10, 20, 50, 100) else 20,
+            description=_("Per page"),
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="160px"),
+        )
         self.clients_html = widgets.HTML("")
         self.client_select = widgets.Select(
             options=[], rows=8, description=_("Choose"), layout=widgets.Layout(width="60%")
@@ -179,6 +196,8 @@ class DirectoryDashboard:
         self.search_button.on_click(safe(self._on_search))
         self.search.observe(safe(self._on_search_submit), names="value")
         self.prev_clients.on_click(safe(lambda _b: self.show_clients(self.page - 1)))
+        self.clients_jump.observe(safe(self._on_jump), names="value")
+        self.page_size.observe(safe(self._on_page_size), names="value")
         self.next_clients.on_click(safe(lambda _b: self.show_clients(self.page + 1)))
         self.client_select.observe(safe(self._on_client), names="value")
         self.filter_button.on_click(safe(lambda _b: self.show_users()))
@@ -230,6 +249,8 @@ class DirectoryDashboard:
                         self.clients_page_label,
                         self.next_clients,
                         self.clients_total,
+                        self.clients_jump,
+                        self.page_size,
                     ]
                 ),
                 self.client_select,
@@ -268,6 +289,12 @@ class DirectoryDashboard:
         ).format(count=result.total)
         self.prev_clients.disabled = result.page <= 1
         self.next_clients.disabled = result.page >= result.pages
+        self._jumping = True
+        try:
+            self.clients_jump.max = max(result.pages, 1)
+            self.clients_jump.value = result.page
+        finally:
+            self._jumping = False
         self.clients_html.value = html_table(
             result.rows,
             [
@@ -296,6 +323,18 @@ class DirectoryDashboard:
             self.client_select.value = current
         else:
             self.client_select.value = None
+
+    def _on_jump(self, change: dict) -> None:
+        if not getattr(self, "_jumping", False) and change["new"] != self.page:
+            self.show_clients(int(change["new"]))
+
+    def _on_page_size(self, change: dict) -> None:
+        """Another page size: both lists are read again from their first page."""
+        self.client_page_size = self.user_page_size = int(change["new"])
+        self.client_page = None
+        self.show_clients(1)
+        if self.client_ref:
+            self.show_users(0)
 
     def _on_search(self, _button: Any = None) -> None:
         self.feedback.clear()
