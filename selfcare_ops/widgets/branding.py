@@ -522,7 +522,7 @@ class BrandingStudio:
             )
         logo_uri = _data_uri(self._logo) if self._logo else self._logo_uri
         banner_uri = _data_uri(self._banner) if self._banner else self._banner_uri
-        self.preview.value = branding.preview_html(
+        page = branding.preview_html(
             draft,
             self.modules,
             organisation_name=self.picker.select.label or self.ref or "",
@@ -531,6 +531,8 @@ class BrandingStudio:
             issues=self.issues,
             popup=False,
         )
+        # The portal page is 960 px wide; beside the form it is shown whole, scaled down.
+        self.preview.value = f'<div class="selfcare-preview-scale" style="zoom:0.6">{page}</div>'
         self._gradient_enabled()
         self.save_button.disabled = not self._dirty
 

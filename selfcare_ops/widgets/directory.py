@@ -135,7 +135,7 @@ class DirectoryDashboard:
         )
         self.clients_html = widgets.HTML("")
         self.client_select = widgets.Select(
-            options=[], rows=8, description=_("Choose"), layout=widgets.Layout(width="60%")
+            options=[], rows=5, description=_("Choose"), layout=widgets.Layout(width="60%")
         )
         self.client_page: directory.ClientPage | None = None
         self.page = 1
