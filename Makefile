@@ -43,9 +43,13 @@ lab: $(STAMP_RUN)
 	$(BIN)/selfcare-ops demo --quiet --no-jobs
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/dashboard.ipynb
 
+# voila.json (read from here) culls a closed tab's kernel after 10 idle minutes; the selfcare
+# template (share/jupyter) is Voila's lab template without the icon font fetched from a CDN.
+VOILA := JUPYTER_PATH=$(CURDIR)/share/jupyter $(BIN)/voila --template=selfcare
+
 voila: $(STAMP_TEST)
 	$(BIN)/selfcare-ops demo --quiet --no-jobs
-	$(BIN)/voila notebooks/dashboard.ipynb
+	$(VOILA) notebooks/dashboard.ipynb
 
 bench: $(STAMP_TEST)
 	set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done

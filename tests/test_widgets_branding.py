@@ -82,7 +82,7 @@ def test_search_pick_edit_preview_and_save(session_factory, tree):
     _upload(studio.banner_upload, _png(800, 200, "navy"), "banniere.png")
     studio.link.value = "https://virginie.example/offres"
     studio.save_button.click()
-    assert studio.feedback.kind == "success", studio.feedback.text
+    assert studio.save_feedback.kind == "success", studio.save_feedback.text
     effective = _effective(session_factory, "CA")
     assert effective.primary_color.value == "#ffff00"
     assert effective.primary_color.source == "CA"
@@ -102,7 +102,7 @@ def test_inherited_value_names_its_source_and_reset(session_factory, tree):
     partner.picker.choose("PA")
     partner.primary.text.value = "#003366"
     partner.save_button.click()
-    assert partner.feedback.kind == "success", partner.feedback.text
+    assert partner.save_feedback.kind == "success", partner.save_feedback.text
 
     studio = BrandingStudio(session_factory, tree.system)
     studio.picker.choose("CA")
@@ -113,7 +113,7 @@ def test_inherited_value_names_its_source_and_reset(session_factory, tree):
 
     studio.reset_field.value = "primary_color"
     studio.reset_button.click()
-    assert studio.feedback.kind == "success"
+    assert studio.reset_feedback.kind == "success"
     assert _effective(session_factory, "CA").primary_color.source == "PA"
     assert "hérité de PA" in studio.provenance.value
 
@@ -134,35 +134,37 @@ def test_invalid_inputs_are_readable_and_change_nothing(session_factory, tree):
     studio.primary.text.value = "#12345"  # not a colour
     assert "primary_color" in studio.warnings.value or "#12345" in studio.warnings.value
     studio.save_button.click()
-    assert studio.feedback.kind == "error" and "#12345" in studio.feedback.text
+    assert studio.save_feedback.kind == "error" and "#12345" in studio.save_feedback.text
 
     studio.load("CA")
     studio.link.value = "http://insecure.example"
     studio.save_button.click()
-    assert studio.feedback.kind == "error" and "https" in studio.feedback.text
+    assert studio.save_feedback.kind == "error" and "https" in studio.save_feedback.text
 
     studio.load("CA")
     studio.message.value = "y" * 151
     studio.save_button.click()
-    assert studio.feedback.kind == "error" and "150" in studio.feedback.text
+    assert studio.save_feedback.kind == "error" and "150" in studio.save_feedback.text
 
     studio.load("CA")
+    # images are checked when chosen: the refusal shows next to the upload, nothing to save
     _upload(studio.logo_upload, _gif(), "logo.gif")
-    studio.save_button.click()
-    assert studio.feedback.kind == "error" and "GIF" in studio.feedback.text.upper()
+    assert studio.logo_feedback.kind == "error" and "GIF" in studio.logo_feedback.text.upper()
+    assert studio.save_button.disabled
 
     studio.load("CA")
     _upload(studio.banner_upload, _png(2100, 100), "large.png")
-    studio.save_button.click()
-    assert studio.feedback.kind == "error" and "2000" in studio.feedback.text
+    assert studio.banner_feedback.kind == "error" and "2000" in studio.banner_feedback.text
 
     studio.load("CA")
     _upload(studio.logo_upload, _png(900, 300), "big.png")
-    studio.save_button.click()
-    assert studio.feedback.kind == "error" and "600" in studio.feedback.text
+    refusal = studio.logo_feedback.text
+    assert studio.logo_feedback.kind == "error" and "900 × 300" in refusal
+    assert "« Réduire à 600 px si plus grand »" in refusal and "--fit" not in refusal
     studio.fit.value = True  # the seed's "600 px max": downscale instead
+    assert studio.logo_feedback.kind == "success", studio.logo_feedback.text
     studio.save_button.click()
-    assert studio.feedback.kind == "success", studio.feedback.text
+    assert studio.save_feedback.kind == "success", studio.save_feedback.text
     logo = _effective(session_factory, "CA").logo.value
     assert max(logo.width, logo.height) == 600
 
@@ -184,5 +186,5 @@ def test_out_of_scope_and_manager_refused(session_factory, tree):
     manager.picker.choose("CA")  # a manager may look
     manager.primary.text.value = "#000000"
     manager.save_button.click()
-    assert manager.feedback.kind == "error"
-    assert "administrators" in manager.feedback.text
+    assert manager.save_feedback.kind == "error"
+    assert "administrators" in manager.save_feedback.text

@@ -17,6 +17,13 @@ from selfcare_ops.widgets import BulkInvitationDashboard, DirectoryDashboard
 from selfcare_ops.widgets.bulk import reason_label
 
 
+def _deliver(board: BulkInvitationDashboard) -> None:
+    """Click "Distribuer…", then confirm: nothing leaves before the confirmation."""
+    board.deliver_button.click()
+    assert board.deliver_confirmation.pending, board.deliver_feedback.text
+    board.deliver_confirmation.confirm_button.click()
+
+
 def _invitations(session_factory) -> int:
     with session_factory() as session:
         return session.scalar(select(func.count()).select_from(Invitation)) or 0
@@ -37,7 +44,7 @@ def test_client_plan_shows_count_and_reasons(session_factory, tree):
     assert _invitations(session_factory) == 0  # planning sends nothing
 
     board.confirm_button.click()
-    assert board.feedback.kind == "success", board.feedback.text
+    assert board.send_feedback.kind == "success", board.send_feedback.text
     assert "2 invitations envoyées" in board.outcome_html.value
     assert board.progress.bar.value == board.progress.bar.max
     assert board.progress.label.value == "2 / 2"
@@ -47,12 +54,17 @@ def test_client_plan_shows_count_and_reasons(session_factory, tree):
     assert statuses["Bubu"] == statuses["Duduche"] == "invited"
     assert statuses["Pichon"] == "not_invited"
 
-    # the same plan again sends nothing twice
-    board.confirm_button.disabled = False
+    # the plan was made again: nothing left to send, the button off, the result kept
+    assert "0 invitation à envoyer" in board.summary.value
+    assert board.confirm_button.disabled
+    assert board.confirm_button.description == "Rien à envoyer"
+    # a second click (a double click's) does nothing and leaves the first one's result
     board.confirm_button.click()
-    assert "0 invitation envoyée" in board.outcome_html.value
+    assert board.confirm_button.runs == 1
+    assert "2 invitations envoyées" in board.outcome_html.value
+    assert board.progress.label.value == "2 / 2"
     assert _invitations(session_factory) == 2
-    # and a fresh plan now leaves the invited users out as recently invited
+    # and a fresh plan leaves the invited users out as recently invited
     board.plan_button.click()
     assert "0 invitation à envoyer" in board.summary.value
     assert "invité il y a moins de 3 jours" in board.left_out.value
@@ -135,9 +147,11 @@ def test_directory_pick_then_send_then_deliver_over_smtp(session_factory, tree, 
     assert "2 invitations à envoyer" in board.summary.value
     assert board.deliver_button.disabled
     board.confirm_button.click()
-    board.deliver_button.click()
-    assert board.feedback.kind == "success", board.feedback.text
+    assert board.deliver_button.description == "Distribuer les 2 messages de ce client"
+    _deliver(board)
+    assert board.deliver_feedback.kind == "success", board.deliver_feedback.text
     assert "2 messages distribués" in board.delivery_html.value
+    assert board.deliver_button.disabled  # nothing of this client waits any more
     assert sorted(smtp.recipients) == ["jp.bubu@virginie.example", "v.duduche@virginie.example"]
     with session_factory() as session:
         assert set(session.scalars(select(OutboundMessage.status))) == {"sent"}
@@ -152,9 +166,9 @@ def test_delivery_failure_is_reported_not_raised(session_factory, tree, monkeypa
     monkeypatch.setenv("SELFCARE_OPS_SMTP_PORT", str(port))
     board = BulkInvitationDashboard(session_factory, tree.system, client_ref="CA")
     board.confirm_button.click()
-    board.deliver_button.click()
-    assert board.feedback.kind in ("warning", "error")
-    assert "Traceback" not in board.feedback.value
+    _deliver(board)
+    assert board.deliver_feedback.kind in ("warning", "error")
+    assert "Traceback" not in board.deliver_feedback.value
     with session_factory() as session:  # nothing lost: the messages wait for the next run
         assert "sent" not in set(session.scalars(select(OutboundMessage.status)))
 
@@ -165,7 +179,7 @@ def test_delivery_counts_mails_whose_link_no_longer_works(session_factory, tree,
     board.confirm_button.click()
     with session_factory.begin() as session:
         session.execute(update(Invitation).values(expires_at=utcnow() - timedelta(minutes=1)))
-    board.deliver_button.click()
+    _deliver(board)
     assert "0 message distribué" in board.delivery_html.value
     assert "2 annulés (lien révoqué, remplacé ou expiré)" in board.delivery_html.value
     assert smtp.recipients == []

@@ -32,7 +32,7 @@ def test_module_toggles_inherit_and_show_their_source(session_factory, tree):
     assert row.toggle.value == "inherit"
     assert "activé — valeur par défaut" in row.state.value
     row.toggle.value = "off"  # saved at once
-    assert partner.feedback.kind == "success", partner.feedback.text
+    assert partner.modules_feedback.kind == "success", partner.modules_feedback.text
     assert _own(session_factory, "PA", "contacts") is False
     assert "désactivé — défini ici" in row.state.value
     # a partner is no client: no user rights there
@@ -45,7 +45,7 @@ def test_module_toggles_inherit_and_show_their_source(session_factory, tree):
     mobile = board.rows["offres_mobiles"]
     assert "Tableau de bord" in mobile.impacts.value and "Mes téléphones" in mobile.impacts.value
     mobile.toggle.value = "off"
-    assert "Modules impactés : Tableau de bord, Mes téléphones" in board.feedback.text
+    assert "Modules impactés\u00a0: Tableau de bord, Mes téléphones" in board.modules_feedback.text
     board.rows["contacts"].toggle.value = "on"
     assert "activé — défini ici" in board.rows["contacts"].state.value
     board.rows["contacts"].toggle.value = "inherit"
@@ -75,7 +75,8 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     manager = ModulesRightsDashboard(session_factory, tree.manager_siege)
     manager.picker.choose("CA")
     manager.rows["contacts"].toggle.value = "off"
-    assert manager.feedback.kind == "error" and "administrators" in manager.feedback.text
+    assert manager.modules_feedback.kind == "error"
+    assert "administrators" in manager.modules_feedback.text
     assert manager.rows["contacts"].toggle.value == "inherit"
     assert _own(session_factory, "CA", "contacts") is None
 
@@ -84,7 +85,7 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     alice = tree.client_a_users[0]
     admin.user_select.value = alice  # herself
     admin.right_boxes["manage_rights"].value = not admin.right_boxes["manage_rights"].value
-    assert admin.feedback.kind == "error" and "their own" in admin.feedback.text
+    assert admin.rights_feedback.kind == "error" and "their own" in admin.rights_feedback.text
     before = _rights(session_factory, alice)[0]
     assert admin.right_boxes["manage_rights"].value == before
 

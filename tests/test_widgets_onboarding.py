@@ -64,8 +64,11 @@ def test_upload_plans_then_apply_with_progress(session_factory, tree):
     board.apply_button.click()
     assert board.progress.bar.bar_style == "success"
     assert board.progress.bar.value == board.progress.bar.max
-    assert board.feedback.kind == "warning"  # one line rejected, reported, not fatal
-    assert "1 ligne(s) rejetée(s)" in board.feedback.text
+    assert board.apply_feedback.kind == "warning"  # one line rejected, reported, not fatal
+    assert "1 ligne rejetée" in board.apply_feedback.text
+    # the file was analysed again: nothing left to apply, the result stays on show
+    assert board.apply_button.disabled and board.apply_button.description == "Rien à appliquer"
+    assert "créé" in board.outcome.value
     assert _users(session_factory) == before + 1
     with session_factory() as session:
         bubu = session.scalars(select(User).where(User.last_name == "Bubu")).one()
@@ -103,7 +106,8 @@ def test_strict_mode_refuses_a_file_with_rejected_lines(session_factory, tree):
     board.strict.value = True
     _upload(board, CSV_FR)
     assert board.apply_button.disabled
-    assert board.feedback.kind == "warning" and "tout ou rien" in board.feedback.text
+    assert board.apply_feedback.kind == "warning"
+    assert "tout ou rien" in board.apply_feedback.text
 
 
 def test_unreadable_files_and_scope_are_readable_errors(session_factory, tree):

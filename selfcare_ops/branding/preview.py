@@ -61,8 +61,13 @@ def preview_html(
     logo_uri: str | None = None,
     banner_uri: str | None = None,
     issues: tuple[BrandingIssue, ...] = (),
+    popup: bool = True,
 ) -> str:
-    """A self-contained HTML fragment (inline styles, images as data URIs), text escaped."""
+    """A self-contained HTML fragment (inline styles, images as data URIs), text escaped.
+
+    ``popup=False`` leaves out the sample confirmation dialog: next to a real save button it
+    would read like a real confirmation.
+    """
     e = html.escape
     background = e(_background_css(branding))
     text = e(str(branding.text_color.value))
@@ -102,6 +107,15 @@ def preview_html(
         if issues
         else ""
     )
+    popup_html = (
+        '<div class="sc-popup" role="dialog" style="position:absolute;right:24px;top:150px;'
+        'width:300px;background:#fff;border-radius:6px;box-shadow:0 4px 16px rgba(0,0,0,.25)">'
+        f'<div style="{bar}padding:8px 12px;border-radius:6px 6px 0 0">Confirmation</div>'
+        '<p style="padding:0 12px">Vos modifications ont été enregistrées.</p>'
+        f'<p style="padding:0 12px 12px;text-align:right">{button.format("OK")}</p></div>'
+        if popup
+        else ""
+    )
     return f"""<div class="sc-preview" style="font-family:sans-serif;width:960px;\
 border:1px solid #ccc;position:relative;background:{PAGE_BACKGROUND};color:{BODY_TEXT}">
 <header style="{bar}display:flex;align-items:center;gap:16px;padding:8px 16px">{logo}\
@@ -113,12 +127,7 @@ border:1px solid #ccc;position:relative;background:{PAGE_BACKGROUND};color:{BODY
 <section class="sc-message" style="background:#fff;border-radius:6px;padding:12px;width:560px">\
 {banner}<p style="margin:12px 0 0">{message}</p>{link_line}</section>
 <p style="margin-top:16px">{button.format("Enregistrer")}{button.format("Inviter")}</p>
-<div class="sc-popup" role="dialog" style="position:absolute;right:24px;top:150px;width:300px;\
-background:#fff;border-radius:6px;box-shadow:0 4px 16px rgba(0,0,0,.25)">\
-<div style="{bar}padding:8px 12px;border-radius:6px 6px 0 0">Confirmation</div>\
-<p style="padding:0 12px">Vos modifications ont été enregistrées.</p>\
-<p style="padding:0 12px 12px;text-align:right">{button.format("OK")}</p></div>
-</main>{issues_html}
+{popup_html}</main>{issues_html}
 <div style="height:4px;background:{primary}"></div>
 </div>"""
 

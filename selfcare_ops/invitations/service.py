@@ -485,6 +485,7 @@ def deliver_and_redact(
     )
 
     require_mail_delivery(actor)
+    scope = options.get("organisation_ids")
     started = utcnow() - timedelta(minutes=1)
     report = deliver(session_factory, settings, **options)
     if report.sent or report.attempted or report.error:
@@ -503,6 +504,8 @@ def deliver_and_redact(
                     "retried": report.retried,
                     "failed": report.failed,
                     "error": report.error,
+                    # a client's dashboard delivers that client's mail only
+                    **({"organisation_ids": list(scope)} if scope is not None else {}),
                 },
             )
     return report

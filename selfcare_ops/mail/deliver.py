@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -189,8 +189,10 @@ class _Run:
         now: datetime | None,
         transport_factory: Callable[[Settings], Transport] | None,
         batch_size: int,
+        organisation_ids: Collection[int] | None = None,
     ) -> None:
         self.engine = _engine_of(session_factory)
+        self.organisation_ids = None if organisation_ids is None else sorted(organisation_ids)
         self.conn: Connection | None = None
         self._time_processor = TABLE.c.sent_at.type.dialect_impl(
             self.engine.dialect
@@ -327,10 +329,16 @@ class _Run:
         return self._time_processor(value) if self._time_processor else value
 
     def _due(self, now: datetime) -> Any:
-        return or_(
+        due = or_(
             and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
             and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - self.lease),
         )
+        if self.organisation_ids is None:
+            return due
+        mine = select(INVITATIONS.c.message_id).where(
+            INVITATIONS.c.organisation_id.in_(self.organisation_ids)
+        )
+        return and_(due, TABLE.c.id.in_(mine))
 
     def count_due(self) -> int:
         query = select(func.count()).select_from(TABLE).where(self._due(self.now()))
@@ -782,11 +790,14 @@ def deliver(
     now: datetime | None = None,
     transport_factory: Callable[[Settings], Transport] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    organisation_ids: Collection[int] | None = None,
 ) -> DeliveryReport:
     """Send the due messages of the outbox; see the module docstring for the guarantees.
 
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
-    second. ``connections``: SMTP connections in parallel (default 8; the Maildir uses one).
+    second. ``organisation_ids``: only the messages of invitations to these organisations (a
+    client's dashboard delivers its own mail, nobody else's). ``connections``: SMTP
+    connections in parallel (default 8; the Maildir uses one).
     ``transport_factory``: another transport, driven one message at a time.
     ``progress(done, total)`` is called after each committed group of outcomes (over SMTP, from
     the run's database thread). ``now`` fixes the clock (tests, replays). The report's ``error``
@@ -819,6 +830,7 @@ def deliver(
         now=now,
         transport_factory=transport_factory,
         batch_size=batch_size,
+        organisation_ids=organisation_ids,
     )
     return run.run()
 

@@ -3,26 +3,35 @@
 Each dashboard is a small class built from a session factory and an actor; it reads its
 widgets, calls one service and shows the result or the error's sentence. ``Dashboard`` holds
 them all in tabs; ``open_dashboard()`` builds it from the configured database and actor.
+
+Names are imported when first used: opening the page imports the directory only, each other
+dashboard's module comes with its tab.
 """
 
 from __future__ import annotations
 
-from selfcare_ops.widgets.app import Dashboard, open_dashboard
-from selfcare_ops.widgets.branding import BrandingStudio
-from selfcare_ops.widgets.bulk import BulkInvitationDashboard
-from selfcare_ops.widgets.common import Services, error_message
-from selfcare_ops.widgets.directory import DirectoryDashboard
-from selfcare_ops.widgets.modules import ModulesRightsDashboard
-from selfcare_ops.widgets.onboarding import OnboardingDashboard
+import importlib
+from typing import Any
 
-__all__ = [
-    "BrandingStudio",
-    "BulkInvitationDashboard",
-    "Dashboard",
-    "DirectoryDashboard",
-    "ModulesRightsDashboard",
-    "OnboardingDashboard",
-    "Services",
-    "error_message",
-    "open_dashboard",
-]
+_WHERE = {
+    "BrandingStudio": "branding",
+    "BulkInvitationDashboard": "bulk",
+    "Dashboard": "app",
+    "DirectoryDashboard": "directory",
+    "ModulesRightsDashboard": "modules",
+    "OnboardingDashboard": "onboarding",
+    "Services": "common",
+    "error_message": "common",
+    "open_dashboard": "app",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

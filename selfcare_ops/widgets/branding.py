@@ -22,9 +22,11 @@ from traitlets import TraitError
 from selfcare_ops import branding, modules
 from selfcare_ops.access import Actor
 from selfcare_ops.branding.issues import issues_for
-from selfcare_ops.branding.values import remaining_label
-from selfcare_ops.errors import SelfcareError, ValidationError
+from selfcare_ops.branding.values import remaining_characters
+from selfcare_ops.errors import ImageError, SelfcareError, ValidationError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.widgets.common import (
+    ActionButton,
     Confirmation,
     Feedback,
     OrganisationPicker,
@@ -35,34 +37,60 @@ from selfcare_ops.widgets.common import (
     uploaded_files,
 )
 
-FIELD_LABELS = {
-    "logo": "Logo",
-    "primary_color": "Couleur principale",
-    "gradient_color": "Couleur de fin du dégradé",
-    "text_color": "Couleur du texte",
-    "banner_image": "Image de bannière",
-    "banner_link": "Lien de la bannière",
-    "banner_message": "Message personnalisé",
-}
-DRAFT = "(brouillon)"
+#: The branding fields, by the service's names; :func:`field_label` gives their words.
+FIELDS = (
+    "logo",
+    "primary_color",
+    "gradient_color",
+    "text_color",
+    "banner_image",
+    "banner_link",
+    "banner_message",
+)
+DRAFT = "(draft)"
+
+
+def field_label(name: str) -> str:
+    labels = {
+        "logo": _("Logo"),
+        "primary_color": _("Main colour"),
+        "gradient_color": _("Gradient end colour"),
+        "text_color": _("Text colour"),
+        "banner_image": _("Banner image"),
+        "banner_link": _("Banner link"),
+        "banner_message": _("Custom message"),
+    }
+    return labels.get(name, name)
+
+
+def remaining_text(message: str | None) -> str:
+    """The counter as the Selfcare shows it: "110 caractères restants", "2 caractères en trop"."""
+    left = remaining_characters(message)
+    if left < 0:
+        return ngettext("{count} character too many", "{count} characters too many", -left).format(
+            count=-left
+        )
+    return ngettext("{count} character left", "{count} characters left", left).format(count=left)
 
 
 def source_text(source: str | None, ref: str | None) -> str:
     """Where a value comes from, in the analyst's words."""
     if source == DRAFT:
-        return "modifié, pas encore enregistré"
+        return _("changed, not saved yet")
     if source is None:
-        return "valeur par défaut"
+        return _("default value")
     if source == ref:
-        return "défini ici"
-    return f"hérité de {source}"
+        return _("set here")
+    return _("inherited from {ref}").format(ref=source)
 
 
 def _value_text(name: str, value: Any) -> str:
     if value is None or value == "":
-        return "aucun dégradé" if name == "gradient_color" else "—"
+        return _("no gradient") if name == "gradient_color" else "—"
     if isinstance(value, branding.AssetRef):
-        return f"{value.mime}, {value.width} × {value.height} px, {value.size // 1024} Ko"
+        return _("{mime}, {width} × {height} px, {size} KB").format(
+            mime=value.mime, width=value.width, height=value.height, size=value.size // 1024
+        )
     return str(value)
 
 
@@ -70,7 +98,7 @@ class _ColourField:
     """A hexadecimal code typed or picked: a Text (what is saved) and a swatch picker."""
 
     def __init__(self, description: str, on_edit: Any) -> None:
-        self.text = widgets.Text(description=description, placeholder="#rrggbb ou nom CSS")
+        self.text = widgets.Text(description=description, placeholder=_("#rrggbb or CSS name"))
         self.picker = widgets.ColorPicker(concise=True, value="#000000")
         self._syncing = False
         self.on_edit = on_edit
@@ -113,9 +141,18 @@ class _ColourField:
 class BrandingStudio:
     """Personalise an organisation: logo, colours, message, with provenance and preview."""
 
-    def __init__(self, session_factory: sessionmaker[Session], actor: Actor) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], actor: Actor, *, on_change: Any = None
+    ) -> None:
         self.services = Services(session_factory, actor)
+        #: Called after a save or reset (the other tabs refresh their figures).
+        self.on_change = on_change
         self.feedback = Feedback()
+        #: Each message shows next to what it is about: the upload, the save, the reset.
+        self.logo_feedback = Feedback()
+        self.banner_feedback = Feedback()
+        self.save_feedback = Feedback()
+        self.reset_feedback = Feedback()
         safe = guard(self.feedback)
         self.ref: str | None = None
         self.effective: branding.ResolvedBranding | None = None
@@ -126,98 +163,118 @@ class BrandingStudio:
         self._banner_uri: str | None = None
         self._dirty: set[str] = set()
         self._loading = False
+        self._reverting = False
         self._logo: bytes | None = None
         self._banner: bytes | None = None
+        #: The last logo file chosen, even refused: ticking "Réduire" accepts it again.
+        self._logo_file: bytes | None = None
 
         with self.services.read() as session:
             own = branding.resolve_branding(session, actor.organisation_id).organisation_ref
-        self.picker = OrganisationPicker(self.services, self.feedback, self.load, own_ref=own)
+        self.switch_confirmation = Confirmation(self.feedback)
+        self.picker = OrganisationPicker(self.services, self.feedback, self._on_pick, own_ref=own)
 
         edit = safe(self._on_edit)
-        self.primary = _ColourField("Principale", lambda: edit("primary_color"))
-        self.gradient_on = widgets.Checkbox(description="Dégradé", indent=False)
-        self.gradient = _ColourField("Fin dégradé", lambda: edit("gradient_color"))
-        self.text_colour = _ColourField("Texte", lambda: edit("text_color"))
+        self.primary = _ColourField(_("Main"), lambda: edit("primary_color"))
+        self.gradient_on = widgets.Checkbox(description=_("Gradient"), indent=False)
+        self.gradient = _ColourField(_("Gradient end"), lambda: edit("gradient_color"))
+        self.text_colour = _ColourField(_("Text"), lambda: edit("text_color"))
         self.logo_upload = widgets.FileUpload(
-            accept="image/png,image/jpeg", multiple=False, description="Importer le logo"
+            accept="image/png,image/jpeg", multiple=False, description=_("Import the logo")
         )
-        self.fit = widgets.Checkbox(
-            description="Réduire à 600 px si plus grand", indent=False, value=False
-        )
+        self.fit = widgets.Checkbox(description=_fit_label(), indent=False, value=False)
         self.banner_upload = widgets.FileUpload(
-            accept="image/png,image/jpeg", multiple=False, description="Importer la bannière"
+            accept="image/png,image/jpeg", multiple=False, description=_("Import the banner")
         )
         self.link = widgets.Text(
-            description="Lien",
+            description=_("Link"),
             placeholder="https://…",
             continuous_update=False,
             layout=widgets.Layout(width="60%"),
         )
         self.message = widgets.Textarea(
-            description="Message", continuous_update=True, layout=widgets.Layout(width="60%")
+            description=_("Message"), continuous_update=True, layout=widgets.Layout(width="60%")
         )
         self.counter = widgets.Label("")
         self.provenance = widgets.HTML("")
         self.warnings = widgets.HTML("")
         self.suggest_button = widgets.Button(
-            description="Utiliser la couleur suggérée", layout=widgets.Layout(width="auto")
+            description=_("Use the suggested colour"), layout=widgets.Layout(width="auto")
         )
         self.suggest_button.layout.display = "none"
         self.preview = widgets.HTML("")
-        self.save_button = widgets.Button(
-            description="Enregistrer", button_style="primary", icon="save", disabled=True
+        self.save_button = ActionButton(
+            description=_("Save"), button_style="primary", icon="save", disabled=True
         )
         self.reset_field = widgets.Dropdown(
-            options=[(label, name) for name, label in FIELD_LABELS.items()],
-            description="Champ",
+            options=[(field_label(name), name) for name in FIELDS],
+            description=_("Field"),
         )
-        self.reset_button = widgets.Button(
-            description="Réinitialiser ce champ", layout=widgets.Layout(width="auto")
+        self.reset_button = ActionButton(
+            description=_("Reset this field"), layout=widgets.Layout(width="auto")
         )
-        self.reset_all_button = widgets.Button(
-            description="Tout réinitialiser",
+        self.reset_all_button = ActionButton(
+            description=_("Reset everything"),
             button_style="warning",
             layout=widgets.Layout(width="auto"),
         )
-        self.confirmation = Confirmation(self.feedback)
+        self.confirmation = Confirmation(self.reset_feedback)
 
         self.gradient_on.observe(lambda _c: edit("gradient_color"), names="value")
         self.link.observe(lambda _c: edit("banner_link"), names="value")
         self.message.observe(lambda _c: edit("banner_message"), names="value")
-        self.logo_upload.observe(safe(self._on_logo), names="value")
-        self.banner_upload.observe(safe(self._on_banner), names="value")
-        self.fit.observe(lambda _c: edit("logo") if self._logo else None, names="value")
+        self.logo_upload.observe(guard(self.logo_feedback)(self._on_logo), names="value")
+        self.banner_upload.observe(guard(self.banner_feedback)(self._on_banner), names="value")
+        self.fit.observe(guard(self.logo_feedback)(self._on_fit), names="value")
         self.suggest_button.on_click(safe(self._on_suggestion))
-        self.save_button.on_click(safe(self._on_save))
-        self.reset_button.on_click(safe(self._on_reset_field))
-        self.reset_all_button.on_click(safe(self._on_reset_all))
+        self.save_button.on_action(self._on_save, self.save_feedback)
+        self.reset_button.on_action(self._on_reset_field, self.reset_feedback)
+        self.reset_all_button.on_action(self._on_reset_all, self.reset_feedback)
 
-        self.editor = widgets.VBox(
+        self.form = widgets.VBox(
             [
-                section("Identité visuelle"),
+                section(_("Visual identity")),
                 widgets.HBox([self.logo_upload, self.fit]),
+                self.logo_feedback,
                 self.primary.box,
                 widgets.HBox([self.gradient_on, self.gradient.box]),
                 self.text_colour.box,
                 self.warnings,
                 self.suggest_button,
-                section("Message personnalisé"),
+                section(_("Custom message")),
                 self.banner_upload,
+                self.banner_feedback,
                 self.link,
                 self.message,
                 self.counter,
                 widgets.HBox([self.save_button]),
-                section("Provenance des valeurs"),
+                self.save_feedback,
+                section(_("Where the values come from")),
                 self.provenance,
                 widgets.HBox([self.reset_field, self.reset_button, self.reset_all_button]),
                 self.confirmation,
-                section("Prévisualisation"),
-                self.preview,
-            ]
+                self.reset_feedback,
+            ],
+            layout=widgets.Layout(width="52%", min_width="480px"),
+        )
+        # The preview sits beside the form: a colour and its effect are seen together.
+        self.preview_box = widgets.VBox(
+            [section(_("Preview")), self.preview],
+            layout=widgets.Layout(width="46%", overflow="visible"),
+        )
+        self.preview_box.add_class("selfcare-preview-box")
+        self.editor = widgets.HBox(
+            [self.form, self.preview_box], layout=widgets.Layout(align_items="flex-start")
         )
         self.editor.layout.display = "none"
         self.widget = widgets.VBox(
-            [section("Personnalisation"), self.picker, self.feedback, self.editor]
+            [
+                section(_("Branding")),
+                self.picker,
+                self.switch_confirmation,
+                self.feedback,
+                self.editor,
+            ]
         )
         self.widget.add_class("selfcare-branding")
 
@@ -228,11 +285,48 @@ class BrandingStudio:
         if self.ref is None:
             self.picker.choose(client_ref)
 
+    def refresh(self) -> None:
+        """Another tab changed the database (a module, say): read it again, edits kept."""
+        if self.ref and not self._dirty:
+            self.load(self.ref)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the form holds edits that are not saved."""
+        return bool(self._dirty)
+
+    def _on_pick(self, ref: str | None) -> None:
+        """Another organisation was chosen: ask first when edits would be lost."""
+        if self._reverting or ref == self.ref:
+            return
+        if not self._dirty or self.ref is None:
+            self.load(ref)
+            return
+        current = self.ref
+        self.switch_confirmation.ask(
+            _("The changes to {ref} are not saved. Drop them and open {other}?").format(
+                ref=current, other=ref or _("no organisation")
+            ),
+            lambda: self.load(ref),
+            on_cancel=lambda: self._revert_pick(current),
+        )
+
+    def _revert_pick(self, ref: str) -> None:
+        self._reverting = True
+        try:
+            self.picker.choose(ref)
+        finally:
+            self._reverting = False
+
     # --- load ------------------------------------------------------------------------------
 
     def load(self, ref: str | None) -> None:
         """Show the effective branding of ``ref`` and fill the form with it."""
         self.feedback.clear()
+        self.switch_confirmation.close_question()
+        for shown in (self.logo_feedback, self.banner_feedback, self.save_feedback):
+            shown.clear()
+        self.reset_feedback.clear()
         self.editor.layout.display = "none"  # until the new organisation is loaded
         self.ref = None
         if not ref:
@@ -253,7 +347,7 @@ class BrandingStudio:
             self.text_colour.load(effective.text_color.value)
             self.link.value = effective.banner_link.value or ""
             self.message.value = effective.banner_message.value or ""
-            self._logo = self._banner = None
+            self._logo = self._banner = self._logo_file = None
             self.logo_upload.value = ()  # so that choosing the same file again is seen
             self.banner_upload.value = ()
         finally:
@@ -273,14 +367,46 @@ class BrandingStudio:
     def _on_logo(self, _change: Any) -> None:
         files = uploaded_files(self.logo_upload)
         if files:
-            self._logo = files[0][1]
+            self._logo_file = files[0][1]
+            self._take_logo()
+
+    def _on_fit(self, _change: Any) -> None:
+        if self._logo_file is not None:
+            self._take_logo()
+
+    def _take_logo(self) -> None:
+        """Check the chosen logo now: a refused file never enters the draft (the other edits
+        stay), and the refusal shows next to the upload."""
+        self.logo_feedback.clear()
+        content = self._logo_file
+        assert content is not None
+        try:
+            branding.check_image(content, "logo", fit=self.fit.value)
+        except ImageError as exc:
+            self.logo_feedback.error(_image_refusal(exc, "logo"))
+            return
+        self._logo = content
+        if not self._loading and self.effective is not None:
             self._on_edit("logo")
+            if self.fit.value:
+                self.logo_feedback.success(
+                    _("Logo accepted: it will be reduced to {size} px when saved.").format(
+                        size=branding.LOGO_MAX_SIDE
+                    )
+                )
 
     def _on_banner(self, _change: Any) -> None:
         files = uploaded_files(self.banner_upload)
-        if files:
-            self._banner = files[0][1]
-            self._on_edit("banner_image")
+        if not files:
+            return
+        self.banner_feedback.clear()
+        try:
+            branding.check_image(files[0][1], "banner")
+        except ImageError as exc:
+            self.banner_feedback.error(_image_refusal(exc, "banner"))
+            return
+        self._banner = files[0][1]
+        self._on_edit("banner_image")
 
     def _on_suggestion(self, _button: Any) -> None:
         if self.suggestion:
@@ -329,13 +455,14 @@ class BrandingStudio:
         if self.effective is None:
             return
         draft, problems = self.draft()
-        self.counter.value = remaining_label(self.message.value)
+        self.counter.value = remaining_text(self.message.value)
         rows = []
-        for name, label in FIELD_LABELS.items():
+        for name in FIELDS:
+            label = field_label(name)
             field = draft.field(name)
             source = DRAFT if name in self._dirty else field.source
             value = (
-                "nouvelle image"
+                _("new image")
                 if name in self._dirty and name in ("logo", "banner_image")
                 else (_value_text(name, field.value))
             )
@@ -355,7 +482,7 @@ class BrandingStudio:
             )
         self.provenance.value = html_table(
             pd.DataFrame(rows),
-            headers={"label": "Champ", "value": "Valeur", "source": "Provenance"},
+            headers={"label": _("Field"), "value": _("Value"), "source": _("Comes from")},
             raw_columns=["value"],
             column_classes={"source": "selfcare-source"},
             table_class="selfcare-provenance",
@@ -375,43 +502,56 @@ class BrandingStudio:
         for issue in readability:
             text = html.escape(issue.message)
             if issue.code == "gradient_too_different":
-                text = (
-                    "Attention, les deux couleurs du dégradé sont trop différentes pour pouvoir "
-                    f"afficher le texte de manière optimale. <small>({text})</small>"
+                warning = _(
+                    "Careful: the two colours of the gradient are too different for the text "
+                    "to show well."
                 )
+                text = f"{html.escape(warning)} <small>({text})</small>"
             items.append(f'<li class="selfcare-warning-{issue.code}">{text}</li>')
         self.warnings.value = (
             f'<ul class="selfcare-readability" style="color:#8a4b00">{"".join(items)}</ul>'
             if items
-            else '<p class="selfcare-readable" style="color:#1b5e20">Le texte reste lisible '
-            "sur toutes les couleurs (contraste ≥ 4,5:1).</p>"
+            else '<p class="selfcare-readable" style="color:#1b5e20">{}</p>'.format(
+                html.escape(_("The text stays readable on every colour (contrast ≥ 4.5:1)."))
+            )
         )
         self.suggest_button.layout.display = "" if self.suggestion else "none"
         if self.suggestion:
-            self.suggest_button.description = f"Utiliser la couleur suggérée {self.suggestion}"
+            self.suggest_button.description = _("Use the suggested colour {colour}").format(
+                colour=self.suggestion
+            )
         logo_uri = _data_uri(self._logo) if self._logo else self._logo_uri
         banner_uri = _data_uri(self._banner) if self._banner else self._banner_uri
-        self.preview.value = branding.preview_html(
+        page = branding.preview_html(
             draft,
             self.modules,
             organisation_name=self.picker.select.label or self.ref or "",
             logo_uri=logo_uri,
             banner_uri=banner_uri,
             issues=self.issues,
+            popup=False,
         )
+        # The portal page is 960 px wide; beside the form it is shown whole, scaled down.
+        self.preview.value = f'<div class="selfcare-preview-scale" style="zoom:0.6">{page}</div>'
+        self._gradient_enabled()
         self.save_button.disabled = not self._dirty
+
+    def _gradient_enabled(self) -> None:
+        """ "Fin dégradé" is only for a gradient."""
+        off = not self.gradient_on.value
+        self.gradient.text.disabled = self.gradient.picker.disabled = off
 
     # --- save and reset --------------------------------------------------------------------
 
     def _require_ref(self) -> str:
         if not self.ref:
-            raise ValidationError("Choose an organisation first.", field="organisation")
+            raise ValidationError(_("Choose an organisation first."), field="organisation")
         return self.ref
 
     def _on_save(self, _button: Any = None) -> None:
         ref = self._require_ref()
         if not self._dirty:
-            raise ValidationError("Nothing was changed: there is nothing to save.")
+            raise ValidationError(_("Nothing was changed: there is nothing to save."))
         kwargs: dict[str, Any] = {}
         if "logo" in self._dirty and self._logo is not None:
             kwargs.update(logo=self._logo, fit=self.fit.value)
@@ -431,9 +571,16 @@ class BrandingStudio:
             kwargs["banner_message"] = self.message.value
         with self.services.write() as session:
             change = branding.set_branding(session, self.services.actor, ref, **kwargs)
-        saved = ", ".join(FIELD_LABELS[n].lower() for n in change.changed) or "rien de nouveau"
+        saved = ", ".join(field_label(n).lower() for n in change.changed) or _("nothing new")
         self.load(ref)
-        self.feedback.success(f"Personnalisation de {ref} enregistrée ({saved}).")
+        self.save_feedback.success(
+            _("Branding of {ref} saved ({fields}).").format(ref=ref, fields=saved)
+        )
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
 
     def _on_reset_field(self, _button: Any = None) -> None:
         ref = self._require_ref()
@@ -441,16 +588,24 @@ class BrandingStudio:
         with self.services.write() as session:
             branding.reset_branding(session, self.services.actor, ref, name)
         self.load(ref)
-        self.feedback.success(
-            f"{FIELD_LABELS[name]} de {ref} réinitialisé : "
-            f"{source_text(self.effective.field(name).source, ref) if self.effective else ''}."
+        self._changed()
+        self.reset_feedback.success(
+            _("{field} of {ref} reset: {source}.").format(
+                field=field_label(name),
+                ref=ref,
+                source=source_text(self.effective.field(name).source, ref)
+                if self.effective
+                else "",
+            )
         )
 
     def _on_reset_all(self, _button: Any = None) -> None:
         ref = self._require_ref()
         self.confirmation.ask(
-            f"Réinitialiser toute la personnalisation de {ref} ? Chaque valeur sera de nouveau "
-            "héritée du niveau supérieur.",
+            _(
+                "Reset the whole branding of {ref}? Every value will be inherited again from "
+                "the level above."
+            ).format(ref=ref),
             lambda: self._reset_all(ref),
         )
 
@@ -458,7 +613,29 @@ class BrandingStudio:
         with self.services.write() as session:
             branding.reset_branding(session, self.services.actor, ref, None)
         self.load(ref)
-        self.feedback.success(f"Toute la personnalisation de {ref} est de nouveau héritée.")
+        self._changed()
+        self.reset_feedback.success(
+            _("The whole branding of {ref} is inherited again.").format(ref=ref)
+        )
+
+
+def _image_refusal(exc: ImageError, kind: str) -> str:
+    """The service's refusal, with the dashboard's own remedy for a logo that is too large."""
+    limit = exc.context.get("limit")
+    actual = exc.context.get("actual")
+    if kind == "logo" and limit == branding.LOGO_MAX_SIDE and isinstance(actual, tuple):
+        width, height = actual
+        return _(
+            "Logo refused: it is {width} × {height} px, at most {limit} px on each side is "
+            "accepted. Tick “{fit}” to reduce it keeping its proportions."
+        ).format(width=width, height=height, limit=limit, fit=_fit_label())
+    if kind == "logo":
+        return _("Logo refused: {reason}").format(reason=exc)
+    return _("Banner refused: {reason}").format(reason=exc)
+
+
+def _fit_label() -> str:
+    return _("Reduce to {size} px if larger").format(size=branding.LOGO_MAX_SIDE)
 
 
 def _data_uri(content: bytes) -> str:

@@ -21,44 +21,80 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 import pandas as pd
+import traitlets
 from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor
 from selfcare_ops.errors import SelfcareError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.db import make_session_factory
 
 log = logging.getLogger("selfcare_ops.widgets")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STATUS_LABELS = {
-    "not_invited": "Non invité",
-    "invited": "Invité",
-    "active": "Actif",
-    "deactivated": "Désactivé",
-}
-STATUS_PLURALS = {
-    "not_invited": "non invités",
-    "invited": "invités",
-    "active": "actifs",
-    "deactivated": "désactivés",
-}
+#: Account states, roles and invitation states by their stable codes; the words are looked up
+#: when shown, in the language of the moment.
+STATUSES = ("not_invited", "invited", "active", "deactivated")
 #: One vocabulary (DOMAIN.md): the seed's "gestionnaire" of a company is its administrator; the
 #: sub-account role is seed 002's "manager".
-ROLE_LABELS = {
-    "administrator": "Administrateur",
-    "manager": "Manager de sous-compte",
-    "user": "Utilisateur",
-}
+ROLES = ("administrator", "manager", "user")
 #: States of the latest invitation or draft, as the status filter offers them.
-STATE_LABELS = {
-    "draft": "Brouillon (sans activation)",
-    "sent": "Invitation envoyée",
-    "expired": "Invitation expirée",
-    "bounced": "Adresse refusée",
-}
+STATES = ("draft", "sent", "expired", "bounced")
+
+
+def status_label(code: str) -> str:
+    """An account state as a filter offers it: "Non invité"."""
+    labels = {
+        "not_invited": _("Not invited"),
+        "invited": _("Invited"),
+        "active": _("Active"),
+        "deactivated": _("Deactivated"),
+    }
+    return labels.get(code, code)
+
+
+def status_header(code: str) -> str:
+    """An account state as a column of counts is headed: "Non invités"."""
+    labels = {
+        "not_invited": _("Users not invited"),
+        "invited": _("Users invited"),
+        "active": _("Active users"),
+        "deactivated": _("Deactivated users"),
+    }
+    return labels.get(code, code)
+
+
+def status_count(code: str, count: int) -> str:
+    """ "3 non invités", "1 actif"."""
+    forms = {
+        "not_invited": ngettext("{count} not invited", "{count} not invited", count),
+        "invited": ngettext("{count} invited", "{count} invited", count),
+        "active": ngettext("{count} active", "{count} active", count),
+        "deactivated": ngettext("{count} deactivated", "{count} deactivated", count),
+    }
+    return forms.get(code, f"{{count}} {code}").format(count=count)
+
+
+def role_label(code: str) -> str:
+    labels = {
+        "administrator": _("Administrator"),
+        "manager": _("Sub-account manager"),
+        "user": _("User"),
+    }
+    return labels.get(code, code)
+
+
+def state_label(code: str) -> str:
+    labels = {
+        "draft": _("Draft (not activated)"),
+        "sent": _("Invitation sent"),
+        "expired": _("Invitation expired"),
+        "bounced": _("Address refused"),
+    }
+    return labels.get(code, code)
 
 
 class Services:
@@ -130,7 +166,9 @@ def error_message(exc: BaseException) -> str:
         return str(exc)
     first = (str(exc).strip().splitlines() or [""])[0][:200]
     detail = f" ({type(exc).__name__}: {first})" if first else f" ({type(exc).__name__})"
-    return f"Une erreur inattendue est survenue{detail}. Le détail est dans le journal du noyau."
+    return _("An unexpected error occurred{detail}. The details are in the kernel's log.").format(
+        detail=detail
+    )
 
 
 def guard(feedback: Feedback) -> Callable[[F], F]:
@@ -151,6 +189,52 @@ def guard(feedback: Feedback) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+class ActionButton(widgets.Button):
+    """A button whose work runs once per click, whatever the analyst's fingers do.
+
+    While its work runs the button is disabled (the browser greys it); a click that arrives
+    while it is disabled (a double click queued behind the first) is ignored, so the result on
+    show is always the first click's own. The work may set ``disabled`` while it runs: that
+    state is applied when the work ends (an applied plan leaves nothing to apply).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._running = False
+        self._after = bool(self.disabled)
+        self.runs = 0
+
+    @traitlets.validate("disabled")
+    def _hold_while_running(self, proposal: Any) -> bool:
+        if getattr(self, "_running", False):
+            self._after = bool(proposal["value"])
+            return True
+        return bool(proposal["value"])
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def on_action(self, func: Callable[[], Any], feedback: Feedback) -> None:
+        """Run ``func`` on each click that finds the button enabled, errors into ``feedback``."""
+        safe = guard(feedback)(func)
+
+        def clicked(_button: Any) -> None:
+            if self._running or self.disabled:
+                return
+            self._after = False
+            self.disabled = True
+            self._running = True
+            self.runs += 1
+            try:
+                safe()
+            finally:
+                self._running = False
+                self.disabled = self._after
+
+        self.on_click(clicked)
 
 
 class Progress(widgets.HBox):
@@ -188,29 +272,38 @@ class Progress(widgets.HBox):
 
 
 class Confirmation(widgets.VBox):
-    """Asks before a consequential action: the question, then Confirmer / Annuler."""
+    """Asks before a consequential action: the question, then Confirm / Cancel."""
 
     def __init__(self, feedback: Feedback) -> None:
         self.question = widgets.HTML("")
-        self.confirm_button = widgets.Button(description="Confirmer", button_style="danger")
-        self.cancel_button = widgets.Button(description="Annuler")
+        self.confirm_button = ActionButton(description=_("Confirm"), button_style="danger")
+        self.cancel_button = widgets.Button(description=_("Cancel"))
         self._pending: Callable[[], None] | None = None
+        self._on_cancel: Callable[[], None] | None = None
         super().__init__([self.question, widgets.HBox([self.confirm_button, self.cancel_button])])
         self.layout.display = "none"
-        self.confirm_button.on_click(guard(feedback)(self._confirm))
+        self.add_class("selfcare-confirmation")
+        self.confirm_button.on_action(self._confirm, feedback)
         self.cancel_button.on_click(guard(feedback)(self._cancel))
 
     @property
     def pending(self) -> bool:
         return self._pending is not None
 
-    def ask(self, question: str, action: Callable[[], None]) -> None:
+    def ask(
+        self,
+        question: str,
+        action: Callable[[], None],
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
         self._pending = action
+        self._on_cancel = on_cancel
         self.question.value = f"<b>{html.escape(question)}</b>"
         self.layout.display = ""
 
     def _confirm(self, _button: Any = None) -> None:
         action, self._pending = self._pending, None
+        self._on_cancel = None
         self.layout.display = "none"
         self.question.value = ""
         if action is not None:
@@ -220,6 +313,14 @@ class Confirmation(widgets.VBox):
         self._pending = None
         self.question.value = ""
         self.layout.display = "none"
+        on_cancel, self._on_cancel = self._on_cancel, None
+        if on_cancel is not None:
+            on_cancel()
+
+    def close_question(self) -> None:
+        """Withdraw a question whose figures are no longer true (nothing is done)."""
+        self._pending = self._on_cancel = None
+        self._cancel()
 
 
 def format_date(value: Any) -> str:
@@ -239,7 +340,7 @@ def cell_text(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return ""
     if isinstance(value, bool):
-        return "oui" if value else "non"
+        return _("yes") if value else _("no")
     if isinstance(value, datetime | pd.Timestamp):
         return format_date(value)
     return str(value)
@@ -264,7 +365,7 @@ def html_table(
     raw_columns: Iterable[str] = (),
     column_classes: dict[str, str] | None = None,
     table_class: str = "",
-    empty: str = "Aucune ligne.",
+    empty: str | None = None,
     max_rows: int = 200,
     max_height: int = 420,
 ) -> str:
@@ -273,7 +374,8 @@ def html_table(
     ``column_classes`` each column's cells, ``table_class`` the table (besides
     ``selfcare-table``)."""
     if frame is None or frame.empty:
-        return f'<p class="selfcare-empty"><i>{html.escape(empty)}</i></p>'
+        shown = empty or _("No rows.")
+        return f'<p class="selfcare-empty"><i>{html.escape(shown)}</i></p>'
     columns = list(columns or frame.columns)
     headers = headers or {}
     raw = set(raw_columns)
@@ -296,7 +398,12 @@ def html_table(
     )
     more = ""
     if len(frame) > max_rows:
-        more = f"<p><i>… et {len(frame) - max_rows} lignes de plus.</i></p>"
+        hidden = len(frame) - max_rows
+        more = "<p><i>{}</i></p>".format(
+            ngettext("… and {count} more row.", "… and {count} more rows.", hidden).format(
+                count=hidden
+            )
+        )
     return (
         f'{TABLE_STYLE}<div class="selfcare-scroll" '
         f'style="max-height:{max_height}px;overflow:auto">{styler.to_html()}</div>{more}'
@@ -323,8 +430,9 @@ def uploaded_files(upload: widgets.FileUpload) -> list[tuple[str, bytes]]:
     return files
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    return f"{count} {singular if count in (0, 1) else (plural_form or singular + 's')}"
+def page_label(page: int, pages: int) -> str:
+    """ "Page 2 / 35"."""
+    return _("Page {page} / {pages}").format(page=page, pages=max(pages, 1))
 
 
 def section(title: str) -> widgets.HTML:
@@ -353,17 +461,19 @@ class OrganisationPicker(widgets.VBox):
         self.services = services
         self.on_change = on_change
         self.own_ref = own_ref
-        self.own_label = own_label or (f"Mon niveau ({own_ref})" if own_ref else None)
+        self.own_label = own_label or (
+            _("My level ({ref})").format(ref=own_ref) if own_ref else None
+        )
         self.page = 1
         self.pages = 1
         self.search = widgets.Text(
-            placeholder="Rechercher un client", description="Client", continuous_update=False
+            placeholder=_("Search a client"), description=_("Client"), continuous_update=False
         )
         self.prev_button = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
         self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
         self.page_label = widgets.Label("")
         self.select = widgets.Dropdown(
-            options=[], description="Choix", layout=widgets.Layout(width="60%")
+            options=[], description=_("Choice"), layout=widgets.Layout(width="60%")
         )
         self.current = widgets.HTML("")
         safe = guard(feedback)
@@ -395,10 +505,13 @@ class OrganisationPicker(widgets.VBox):
                 page_size=self.PAGE_SIZE,
             )
         self.page, self.pages = result.page, max(result.pages, 1)
-        self.page_label.value = f"{result.label} · {plural(result.total, 'résultat')}"
+        found = ngettext("{count} result", "{count} results", result.total)
+        self.page_label.value = f"{page_label(result.page, result.pages)} · " + found.format(
+            count=result.total
+        )
         self.prev_button.disabled = result.page <= 1
         self.next_button.disabled = result.page >= result.pages
-        options: list[tuple[str, str | None]] = [("— choisir —", None)]
+        options: list[tuple[str, str | None]] = [(_("— choose —"), None)]
         if self.own_ref and self.own_label:
             options.append((self.own_label, self.own_ref))
         options += [(f"{r.name} ({r.ref})", r.ref) for r in result.rows.itertuples()]
@@ -421,6 +534,5 @@ class OrganisationPicker(widgets.VBox):
         self.current.value = ""
         self.on_change(ref)  # may raise: then nothing claims to be shown
         label = self.select.label or ref
-        self.current.value = (
-            f"<p>Vous regardez actuellement <b>{html.escape(label)}</b>.</p>" if ref else ""
-        )
+        looking = _("You are looking at {name}.").format(name=f"<b>{html.escape(label)}</b>")
+        self.current.value = f"<p>{looking}</p>" if ref else ""

@@ -18,20 +18,25 @@ from selfcare_ops import directory
 from selfcare_ops.access import Actor
 from selfcare_ops.accounts import lifecycle, supervision
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.widgets.common import (
-    ROLE_LABELS,
-    STATE_LABELS,
-    STATUS_LABELS,
-    STATUS_PLURALS,
+    STATES,
+    STATUSES,
+    ActionButton,
     Confirmation,
     Feedback,
     Services,
     format_date,
     guard,
     html_table,
-    plural,
+    page_label,
+    role_label,
     section,
+    state_label,
+    status_count,
+    status_header,
+    status_label,
 )
 
 ALL = "__all__"
@@ -42,25 +47,30 @@ def status_html(row: pd.Series) -> str:
     on a date, expired, refused by the mail server), active since, deactivated struck."""
     status = row["status"]
     state = row.get("state", status)
-    label = STATUS_LABELS.get(status, status)
+    label = status_label(status)
     if state == "pending":
-        label = f"Invité le {format_date(row['invited_at'])} (envoi en attente)"
-    elif state == "sent":
-        label = f"Invitation envoyée le {format_date(row['invitation_sent_at'])}"
-    elif state == "expired":
-        label = f"Invitation expirée le {format_date(row['invitation_expires_at'])}"
-    elif state == "bounced":
-        label = f"Adresse refusée : {directory.server_reply(row.get('invitation_reason'))}"
-    elif state == "draft":
-        label = STATE_LABELS["draft"]
-    elif status == "invited":
-        label = f"Invité le {format_date(row['invited_at'])}"
-    elif status == "active":
-        label = f"Actif depuis le {format_date(row['activated_at'])}"
-    elif status == "deactivated":
-        return (
-            f'<s class="selfcare-deactivated">Désactivé le {format_date(row["deactivated_at"])}</s>'
+        label = _("Invited on {date} (mail waiting to go)").format(
+            date=format_date(row["invited_at"])
         )
+    elif state == "sent":
+        label = _("Invitation sent on {date}").format(date=format_date(row["invitation_sent_at"]))
+    elif state == "expired":
+        label = _("Invitation expired on {date}").format(
+            date=format_date(row["invitation_expires_at"])
+        )
+    elif state == "bounced":
+        label = _("Address refused: {reply}").format(
+            reply=directory.server_reply(row.get("invitation_reason"))
+        )
+    elif state == "draft":
+        label = state_label("draft")
+    elif status == "invited":
+        label = _("Invited on {date}").format(date=format_date(row["invited_at"]))
+    elif status == "active":
+        label = _("Active since {date}").format(date=format_date(row["activated_at"]))
+    elif status == "deactivated":
+        since = _("Deactivated on {date}").format(date=format_date(row["deactivated_at"]))
+        return f'<s class="selfcare-deactivated">{html.escape(since)}</s>'
     return f'<span class="selfcare-status-{status}">{html.escape(label)}</span>'
 
 
@@ -82,27 +92,51 @@ class DirectoryDashboard:
         *,
         client_page_size: int | None = None,
         user_page_size: int | None = None,
+        on_change: Any = None,
     ) -> None:
         self.services = Services(session_factory, actor)
+        #: Called after an action changed the database (the other tabs refresh their figures).
+        self.on_change = on_change
         self.client_page_size = client_page_size or self.CLIENT_PAGE_SIZE
         self.user_page_size = user_page_size or self.USER_PAGE_SIZE
         self.feedback = Feedback()
+        #: Where the result of an action on the chosen user shows: next to its buttons.
+        self.action_feedback = Feedback()
         safe = guard(self.feedback)
+        act = guard(self.action_feedback)
 
         # clients
         self.search = widgets.Text(
-            placeholder="Nom ou référence (accents ignorés)",
-            description="Client",
+            placeholder=_("Name or reference"),
+            description=_("Client"),
             continuous_update=False,
         )
-        self.search_button = widgets.Button(description="Rechercher", icon="search")
-        self.prev_clients = widgets.Button(description="◀", tooltip="Page précédente")
-        self.next_clients = widgets.Button(description="▶", tooltip="Page suivante")
+        self.search.tooltip = _("Accents are ignored")
+        self.search_button = widgets.Button(description=_("Search"), icon="search")
+        self.prev_clients = widgets.Button(description="◀", tooltip=_("Previous page"))
+        self.next_clients = widgets.Button(description="▶", tooltip=_("Next page"))
         self.clients_page_label = widgets.Label("")
         self.clients_total = widgets.Label("")
+        # 35 pages are not walked one by one: a page number to jump to, and the page size.
+        self.clients_jump = widgets.BoundedIntText(
+            value=1,
+            min=1,
+            max=1,
+            description=_("Go to page"),
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="170px"),
+        )
+        self.page_size = widgets.Dropdown(
+            options=[10, 20, 50, 100],
+            value=self.client_page_size if self.client_page_size in (10, 20, 50, 100) else 20,
+            description=_("Per page"),
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="160px"),
+        )
         self.clients_html = widgets.HTML("")
         self.client_select = widgets.Select(
-            options=[], rows=8, description="Choisir", layout=widgets.Layout(width="60%")
+            options=[], rows=5, description=_("Choose"), layout=widgets.Layout(width="60%")
         )
         self.client_page: directory.ClientPage | None = None
         self.page = 1
@@ -111,56 +145,60 @@ class DirectoryDashboard:
         self.client_title = widgets.HTML("")
         self.counts_html = widgets.HTML("")
         self.status_filter = widgets.Dropdown(
-            options=[("Tous", ALL)]
-            + [(v, k) for k, v in STATUS_LABELS.items()]
-            + [(v, k) for k, v in STATE_LABELS.items()],
+            options=[(_("All"), ALL)]
+            + [(status_label(k), k) for k in STATUSES]
+            + [(state_label(k), k) for k in STATES],
             value=ALL,
-            description="Statut",
+            description=_("Status"),
         )
         self.email_filter = widgets.Dropdown(
-            options=[("Tous", ALL), ("Avec e-mail", "yes"), ("Sans e-mail", "no")],
+            options=[(_("All"), ALL), (_("With an email"), "yes"), (_("Without email"), "no")],
             value=ALL,
-            description="E-mail",
+            description=_("Email"),
         )
         self.user_search = widgets.Text(
-            placeholder="Nom, identifiant, e-mail", description="Chercher", continuous_update=False
+            placeholder=_("Name, login, email"),
+            description=_("Find"),
+            continuous_update=False,
         )
         self.sub_account = widgets.Text(
-            placeholder="(tous)",
-            description="Sous-compte",
+            placeholder=_("(all)"),
+            description=_("Sub-account"),
             continuous_update=False,
             style={"description_width": "initial"},
         )
-        self.filter_button = widgets.Button(description="Filtrer", icon="filter")
-        self.prev_users = widgets.Button(description="◀", tooltip="Page précédente")
-        self.next_users = widgets.Button(description="▶", tooltip="Page suivante")
+        self.filter_button = widgets.Button(description=_("Filter"), icon="filter")
+        self.prev_users = widgets.Button(description="◀", tooltip=_("Previous page"))
+        self.next_users = widgets.Button(description="▶", tooltip=_("Next page"))
         self.users_page_label = widgets.Label("")
         self.users_html = widgets.HTML("")
         self.user_select = widgets.Select(
-            options=[], rows=8, description="Utilisateur", layout=widgets.Layout(width="60%")
+            options=[], rows=8, description=_("User"), layout=widgets.Layout(width="60%")
         )
         self.users_page: directory.UserPage | None = None
         self._cursors: list[str | None] = [None]
 
         # actions on the chosen user
         self.user_detail = widgets.HTML("")
-        self.email = widgets.Text(
-            placeholder="adresse e-mail de l'utilisateur", description="E-mail"
+        self.email = widgets.Text(placeholder=_("the user's email address"), description=_("Email"))
+        self.copy_button = ActionButton(
+            description=_("Copy"), tooltip=_("Take the account's address")
         )
-        self.copy_button = widgets.Button(
-            description="Copier", tooltip="Reprendre l'adresse du compte"
+        self.invite_button = ActionButton(description=_("Invite"), button_style="primary")
+        self.resend_button = ActionButton(description=_("Send the invitation again"))
+        self.deactivate_button = ActionButton(description=_("Deactivate"), button_style="warning")
+        self.reactivate_button = ActionButton(description=_("Reactivate"))
+        self.reason = widgets.Text(
+            placeholder=_("Reason of the supervision"), description=_("Reason")
         )
-        self.invite_button = widgets.Button(description="Inviter", button_style="primary")
-        self.resend_button = widgets.Button(description="Renvoyer l'invitation")
-        self.deactivate_button = widgets.Button(description="Désactiver", button_style="warning")
-        self.reactivate_button = widgets.Button(description="Réactiver")
-        self.reason = widgets.Text(placeholder="Raison de la supervision", description="Raison")
-        self.supervise_button = widgets.Button(description="Superviser", icon="eye")
-        self.confirmation = Confirmation(self.feedback)
+        self.supervise_button = ActionButton(description=_("Supervise"), icon="eye")
+        self.confirmation = Confirmation(self.action_feedback)
 
         self.search_button.on_click(safe(self._on_search))
         self.search.observe(safe(self._on_search_submit), names="value")
         self.prev_clients.on_click(safe(lambda _b: self.show_clients(self.page - 1)))
+        self.clients_jump.observe(safe(self._on_jump), names="value")
+        self.page_size.observe(safe(self._on_page_size), names="value")
         self.next_clients.on_click(safe(lambda _b: self.show_clients(self.page + 1)))
         self.client_select.observe(safe(self._on_client), names="value")
         self.filter_button.on_click(safe(lambda _b: self.show_users()))
@@ -170,13 +208,16 @@ class DirectoryDashboard:
         self.email_filter.observe(safe(lambda _c: self.show_users()), names="value")
         self.prev_users.on_click(safe(self._on_prev_users))
         self.next_users.on_click(safe(self._on_next_users))
-        self.user_select.observe(safe(self._on_user), names="value")
-        self.copy_button.on_click(safe(self._on_copy))
-        self.invite_button.on_click(safe(self._on_invite))
-        self.resend_button.on_click(safe(self._on_resend))
-        self.deactivate_button.on_click(safe(self._on_deactivate))
-        self.reactivate_button.on_click(safe(self._on_reactivate))
-        self.supervise_button.on_click(safe(self._on_supervise))
+        self.user_select.observe(act(self._on_user), names="value")
+        for button, action in (
+            (self.copy_button, self._on_copy),
+            (self.invite_button, self._on_invite),
+            (self.resend_button, self._on_resend),
+            (self.deactivate_button, self._on_deactivate),
+            (self.reactivate_button, self._on_reactivate),
+            (self.supervise_button, self._on_supervise),
+        ):
+            button.on_action(action, self.action_feedback)
 
         self.users_box = widgets.VBox(
             [
@@ -193,12 +234,13 @@ class DirectoryDashboard:
                 widgets.HBox([self.deactivate_button, self.reactivate_button]),
                 widgets.HBox([self.reason, self.supervise_button]),
                 self.confirmation,
+                self.action_feedback,
             ]
         )
         self.users_box.layout.display = "none"
         self.widget = widgets.VBox(
             [
-                section("Annuaire des clients"),
+                section(_("Client directory")),
                 widgets.HBox([self.search, self.search_button]),
                 self.feedback,
                 self.clients_html,
@@ -208,6 +250,8 @@ class DirectoryDashboard:
                         self.clients_page_label,
                         self.next_clients,
                         self.clients_total,
+                        self.clients_jump,
+                        self.page_size,
                     ]
                 ),
                 self.client_select,
@@ -240,10 +284,18 @@ class DirectoryDashboard:
                 page_size=self.client_page_size,
             )
         self.client_page, self.page = result, result.page
-        self.clients_page_label.value = result.label
-        self.clients_total.value = plural(result.total, "client")
+        self.clients_page_label.value = page_label(result.page, result.pages)
+        self.clients_total.value = ngettext(
+            "{count} client", "{count} clients", result.total
+        ).format(count=result.total)
         self.prev_clients.disabled = result.page <= 1
         self.next_clients.disabled = result.page >= result.pages
+        self._jumping = True
+        try:
+            self.clients_jump.max = max(result.pages, 1)
+            self.clients_jump.value = result.page
+        finally:
+            self._jumping = False
         self.clients_html.value = html_table(
             result.rows,
             [
@@ -257,13 +309,13 @@ class DirectoryDashboard:
                 "deactivated",
             ],
             headers={
-                "ref": "Réf.",
-                "name": "Client",
-                "partner_name": "Partenaire",
-                "users": "Utilisateurs",
-                **{k: v.capitalize() for k, v in STATUS_PLURALS.items()},
+                "ref": _("Ref."),
+                "name": _("Client"),
+                "partner_name": _("Partner"),
+                "users": _("Users"),
+                **{k: status_header(k) for k in STATUSES},
             },
-            empty="Aucun client ne correspond à cette recherche.",
+            empty=_("No client matches this search."),
         )
         current = self.client_select.value
         options = [(f"{r.name} ({r.ref})", r.ref) for r in result.rows.itertuples()]
@@ -272,6 +324,18 @@ class DirectoryDashboard:
             self.client_select.value = current
         else:
             self.client_select.value = None
+
+    def _on_jump(self, change: dict) -> None:
+        if not getattr(self, "_jumping", False) and change["new"] != self.page:
+            self.show_clients(int(change["new"]))
+
+    def _on_page_size(self, change: dict) -> None:
+        """Another page size: both lists are read again from their first page."""
+        self.client_page_size = self.user_page_size = int(change["new"])
+        self.client_page = None
+        self.show_clients(1)
+        if self.client_ref:
+            self.show_users(0)
 
     def _on_search(self, _button: Any = None) -> None:
         self.feedback.clear()
@@ -337,27 +401,27 @@ class DirectoryDashboard:
         self._render_counts(ref, counts.rows, result.total)
         total = result.total or 0
         pages = max(1, -(-total // self.user_page_size))
-        self.users_page_label.value = f"Page {cursor_index + 1} / {pages}"
+        self.users_page_label.value = page_label(cursor_index + 1, pages)
         self.prev_users.disabled = cursor_index == 0
         self.next_users.disabled = result.next_cursor is None
         rows = result.rows.copy()
         rows["name"] = (rows["last_name"] + " " + rows["first_name"]).str.strip()
         rows["state"] = [status_html(r) for _, r in rows.iterrows()]
-        rows["role_label"] = rows["role"].map(ROLE_LABELS).fillna(rows["role"])
+        rows["role_label"] = [role_label(r) for r in rows["role"]]
         self.users_html.value = html_table(
             rows,
             ["name", "login", "email", "sub_account", "role_label", "state"],
             headers={
-                "name": "Nom",
-                "login": "Identifiant",
-                "email": "E-mail",
-                "sub_account": "Sous-compte",
-                "role_label": "Rôle",
-                "state": "Statut Selfcare",
+                "name": _("Name"),
+                "login": _("Login"),
+                "email": _("Email"),
+                "sub_account": _("Sub-account"),
+                "role_label": _("Role"),
+                "state": _("Selfcare status"),
             },
             raw_columns=["state"],
             row_classes=["struck" if d else "" for d in rows["deactivated"]],
-            empty="Aucun utilisateur ne correspond à ces filtres.",
+            empty=_("No user matches these filters."),
         )
         current = self.user_select.value
         options = [(user_label(r), r["login"]) for _, r in rows.iterrows()]
@@ -376,17 +440,16 @@ class DirectoryDashboard:
             f"<h4 style='margin:8px 0 2px'>{html.escape(row['name'])} "
             f"<small>({html.escape(ref)}, {html.escape(row['partner_name'])})</small></h4>"
         )
-        parts = [
-            plural(int(row[s]), STATUS_LABELS[s].lower(), STATUS_PLURALS[s]) for s in STATUS_LABELS
-        ]
-        shown = ""
-        if listed is not None:
-            verb = "correspond" if int(listed) < 2 else "correspondent"
-            shown = f" — {int(listed)} {verb} aux filtres"
-        self.counts_html.value = (
-            f'<p class="selfcare-counts">{plural(int(row["users"]), "utilisateur")} : '
-            f"{html.escape(' · '.join(parts))}{html.escape(shown)}</p>"
+        parts = " · ".join(status_count(s, int(row[s])) for s in STATUSES)
+        users = int(row["users"])
+        text = ngettext("{count} user: {parts}", "{count} users: {parts}", users).format(
+            count=users, parts=parts
         )
+        if listed is not None:
+            text += " — " + ngettext(
+                "{count} matches the filters", "{count} match the filters", int(listed)
+            ).format(count=int(listed))
+        self.counts_html.value = f'<p class="selfcare-counts">{html.escape(text)}</p>'
 
     def _on_prev_users(self, _button: Any) -> None:
         self.show_users(max(self._page_index - 1, 0))
@@ -407,6 +470,8 @@ class DirectoryDashboard:
 
     def _on_user(self, _change: Any) -> None:
         self.email.value = ""
+        self.action_feedback.clear()
+        self.confirmation.close_question()
         self._render_user()
 
     def _render_user(self) -> None:
@@ -420,8 +485,8 @@ class DirectoryDashboard:
             self.supervise_button,
         ]
         if row is None:
-            self.user_detail.value = (
-                "<p><i>Choisissez un utilisateur pour agir sur son compte.</i></p>"
+            self.user_detail.value = "<p><i>{}</i></p>".format(
+                html.escape(_("Choose a user to act on their account."))
             )
             for button in buttons:
                 button.disabled = True
@@ -430,8 +495,12 @@ class DirectoryDashboard:
         email = row["email"] if isinstance(row["email"], str) else ""
         self.user_detail.value = (
             f'<div class="selfcare-user"><b>{html.escape(user_label(row))}</b><br>'
-            f"Statut : {status_html(row)}<br>"
-            f"E-mail du compte : {html.escape(email) or '<i>aucune</i>'}</div>"
+            + _("Status: {status}").format(status=status_html(row))
+            + "<br>"
+            + _("Account email: {email}").format(
+                email=html.escape(email) or "<i>{}</i>".format(html.escape(_("none")))
+            )
+            + "</div>"
         )
         self.copy_button.disabled = not email
         self.invite_button.disabled = status in ("active", "deactivated")
@@ -443,67 +512,89 @@ class DirectoryDashboard:
     def _require_selected(self) -> pd.Series:
         row = self.selected
         if row is None:
-            raise ValidationError("Choose a user in the list first.", field="user")
+            raise ValidationError(_("Choose a user in the list first."), field="user")
         return row
 
-    def _on_copy(self, _button: Any) -> None:
+    def _on_copy(self, _button: Any = None) -> None:
         row = self._require_selected()
         self.email.value = row["email"] if isinstance(row["email"], str) else ""
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Read the figures again (the database changed in this tab or another one)."""
         self.show_clients(self.page)
-        self.show_users(getattr(self, "_page_index", 0))
+        if self.client_ref:
+            self.show_users(getattr(self, "_page_index", 0))
 
-    def _on_invite(self, _button: Any) -> None:
+    def _refresh(self) -> None:
+        self.refresh()
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def _on_invite(self, _button: Any = None) -> None:
         row = self._require_selected()
         email = self.email.value.strip() or None
         with self.services.write() as session:
             invitations.invite_user(session, self.services.actor, row["login"], email=email)
         self._refresh()
-        self.feedback.success(f"Invitation envoyée à {row['login']} ({email or row['email']}).")
+        self.action_feedback.success(
+            _("Invitation sent to {login} ({email}).").format(
+                login=row["login"], email=email or row["email"]
+            )
+        )
 
-    def _on_resend(self, _button: Any) -> None:
+    def _on_resend(self, _button: Any = None) -> None:
         row = self._require_selected()
         with self.services.write() as session:
             invitations.resend(session, self.services.actor, row["login"])
         self._refresh()
-        self.feedback.success(f"Nouvelle invitation envoyée à {row['login']}.")
+        self.action_feedback.success(
+            _("New invitation sent to {login}.").format(login=row["login"])
+        )
 
-    def _on_deactivate(self, _button: Any) -> None:
+    def _on_deactivate(self, _button: Any = None) -> None:
         row = self._require_selected()
         login = row["login"]
         self.confirmation.ask(
-            f"Désactiver le compte Selfcare de {user_label(row)} ? "
-            "Il restera listé, barré, et pourra être réactivé.",
-            lambda: self._lifecycle("deactivate", login, "Compte de {} désactivé."),
+            _(
+                "Deactivate the Selfcare account of {user}? It stays listed, struck through, "
+                "and can be reactivated."
+            ).format(user=user_label(row)),
+            lambda: self._lifecycle("deactivate", login),
         )
 
-    def _on_reactivate(self, _button: Any) -> None:
+    def _on_reactivate(self, _button: Any = None) -> None:
         row = self._require_selected()
         login = row["login"]
         self.confirmation.ask(
-            f"Réactiver le compte Selfcare de {user_label(row)} ?",
-            lambda: self._lifecycle("reactivate", login, "Compte de {} réactivé."),
+            _("Reactivate the Selfcare account of {user}?").format(user=user_label(row)),
+            lambda: self._lifecycle("reactivate", login),
         )
 
-    def _lifecycle(self, action: str, login: str, done: str) -> None:
+    def _lifecycle(self, action: str, login: str) -> None:
         with self.services.write() as session:
             getattr(lifecycle, action)(session, self.services.actor, login)
         self._refresh()
-        self.feedback.success(done.format(login))
+        done = (
+            _("Account of {login} deactivated.")
+            if action == "deactivate"
+            else _("Account of {login} reactivated.")
+        )
+        self.action_feedback.success(done.format(login=login))
 
-    def _on_supervise(self, _button: Any) -> None:
+    def _on_supervise(self, _button: Any = None) -> None:
         row = self._require_selected()
         reason = self.reason.value.strip()
         if not reason:
             raise ValidationError(
-                "Give the reason of the supervision: the user will see it and it is audited.",
+                _("Give the reason of the supervision: the user will see it and it is audited."),
                 field="reason",
             )
         login = row["login"]
         self.confirmation.ask(
-            f"Prendre la main sur le Selfcare de {user_label(row)} ? "
-            "Un bandeau le signalera à l'utilisateur pendant toute la supervision.",
+            _(
+                "Take over the Selfcare of {user}? A banner tells the user for as long as the "
+                "supervision lasts."
+            ).format(user=user_label(row)),
             lambda: self._supervise(login, reason),
         )
 
@@ -512,12 +603,16 @@ class DirectoryDashboard:
             result = supervision.supervise(session, self.services.actor, login, reason=reason)
         link = getattr(result, "url", None) or getattr(result, "link", None)
         until = getattr(result, "expires_at", None)
-        text = f"Supervision de {login} ouverte"
         if until is not None:
-            text += f" jusqu'à {until:%H:%M} UTC"
-        self.feedback.success(text + ".")
+            text = _("Supervision of {login} open until {time} UTC.").format(
+                login=login, time=f"{until:%H:%M}"
+            )
+        else:
+            text = _("Supervision of {login} open.").format(login=login)
+        self.action_feedback.success(text)
         if link:
+            words = html.escape(_("Open the new Selfcare"))
             self.user_detail.value += (
                 f'<p><a class="selfcare-supervision" href="{html.escape(str(link))}" '
-                'target="_blank">Accéder au nouveau Selfcare</a></p>'
+                f'target="_blank">{words}</a></p>'
             )

@@ -18,15 +18,32 @@ from selfcare_ops import directory, modules
 from selfcare_ops.access import Actor
 from selfcare_ops.accounts import rights
 from selfcare_ops.errors import NotFoundError
-from selfcare_ops.widgets.common import Feedback, OrganisationPicker, Services, guard, section
+from selfcare_ops.i18n import _
+from selfcare_ops.widgets.common import (
+    Feedback,
+    OrganisationPicker,
+    Services,
+    guard,
+    page_label,
+    section,
+)
 from selfcare_ops.widgets.directory import user_label
 
-STATE_OPTIONS = [("Activé", "on"), ("Désactivé", "off"), ("Hérité", "inherit")]
-RIGHT_LABELS = {
-    "manage_rights": "Gérer les droits",
-    "place_orders": "Passer commande",
-    "view_invoices": "Voir les factures",
-}
+#: The three rights, by the service's names; :func:`right_label` gives their words.
+RIGHTS = ("manage_rights", "place_orders", "view_invoices")
+
+
+def state_options() -> list[tuple[str, str]]:
+    return [(_("On"), "on"), (_("Off"), "off"), (_("Inherited"), "inherit")]
+
+
+def right_label(name: str) -> str:
+    labels = {
+        "manage_rights": _("Manage rights"),
+        "place_orders": _("Place orders"),
+        "view_invoices": _("See invoices"),
+    }
+    return labels.get(name, name)
 
 
 def _own_word(own: bool | None) -> str:
@@ -35,13 +52,13 @@ def _own_word(own: bool | None) -> str:
 
 def state_text(state: Any, ref: str | None) -> str:
     """'activé — hérité de OP' / 'désactivé — défini ici' / 'activé — valeur par défaut'."""
-    word = "activé" if state.enabled else "désactivé"
+    word = _("on") if state.enabled else _("off")
     if state.source is None:
-        origin = "valeur par défaut"
+        origin = _("default value")
     elif state.source == ref:
-        origin = "défini ici"
+        origin = _("set here")
     else:
-        origin = f"hérité de {state.source}"
+        origin = _("inherited from {ref}").format(ref=state.source)
     return f"{word} — {origin}"
 
 
@@ -50,7 +67,7 @@ class _ModuleRow:
         self.key = key
         self.label = widgets.HTML(f"<b>{html.escape(label.upper())}</b>")
         self.label.layout.width = "260px"
-        self.toggle = widgets.ToggleButtons(options=STATE_OPTIONS, value="inherit")
+        self.toggle = widgets.ToggleButtons(options=state_options(), value="inherit")
         self.toggle.style.button_width = "90px"
         self.state = widgets.HTML("")
         self.impacts = widgets.HTML("")
@@ -64,9 +81,16 @@ class ModulesRightsDashboard:
 
     USER_PAGE_SIZE = 25
 
-    def __init__(self, session_factory: sessionmaker[Session], actor: Actor) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], actor: Actor, *, on_change: Any = None
+    ) -> None:
         self.services = Services(session_factory, actor)
+        #: Called after a module or a right was saved (the other tabs refresh their figures).
+        self.on_change = on_change
         self.feedback = Feedback()
+        #: The result of a toggle shows under the modules, of a right under the rights.
+        self.modules_feedback = Feedback()
+        self.rights_feedback = Feedback()
         safe = guard(self.feedback)
         self.ref: str | None = None
         self.states: dict[str, Any] = {}
@@ -82,33 +106,44 @@ class ModulesRightsDashboard:
         self.picker = OrganisationPicker(self.services, self.feedback, self.load, own_ref=own)
 
         self.rows = {
-            key: _ModuleRow(key, info.label, safe(self._on_toggle))
+            key: _ModuleRow(key, info.label, guard(self.modules_feedback)(self._on_toggle))
             for key, info in modules.CATALOGUE.items()
         }
         self.modules_box = widgets.VBox(
             [
-                section("Paramétrage de l'affichage des modules"),
+                section(_("Which modules are shown")),
                 widgets.HTML(
-                    "<p>Choisissez les modules que vous souhaitez afficher à vos utilisateurs. "
-                    "Un module désactivé disparaît de leur vue ; « Hérité » reprend le réglage "
-                    "du niveau supérieur.</p>"
+                    "<p>{}</p>".format(
+                        html.escape(
+                            _(
+                                "Choose the modules your users see. A module turned off "
+                                "disappears from their view; “Inherited” takes the setting "
+                                "of the level above."
+                            )
+                        )
+                    )
                 ),
                 *(row.box for row in self.rows.values()),
+                self.modules_feedback,
             ]
         )
 
         self.user_search = widgets.Text(
-            placeholder="Nom, identifiant, e-mail", description="Chercher", continuous_update=False
+            placeholder=_("Name, login, email"),
+            description=_("Find"),
+            continuous_update=False,
         )
         self.prev_users = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
         self.next_users = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
         self.users_label = widgets.Label("")
         self.user_select = widgets.Select(
-            options=[], rows=8, description="Utilisateur", layout=widgets.Layout(width="60%")
+            options=[], rows=8, description=_("User"), layout=widgets.Layout(width="60%")
         )
         self.right_boxes = {
-            name: widgets.Checkbox(description=label, value=False, indent=False, disabled=True)
-            for name, label in RIGHT_LABELS.items()
+            name: widgets.Checkbox(
+                description=right_label(name), value=False, indent=False, disabled=True
+            )
+            for name in RIGHTS
         }
         self.rights_note = widgets.HTML("")
         self.user_search.observe(safe(lambda _c: self.show_users(0)), names="value")
@@ -116,13 +151,22 @@ class ModulesRightsDashboard:
         self.next_users.on_click(safe(self._on_next_users))
         self.user_select.observe(safe(self._on_user), names="value")
         for name, box in self.right_boxes.items():
-            box.observe(safe(lambda change, n=name: self._on_right(n, change)), names="value")
+            box.observe(
+                guard(self.rights_feedback)(lambda change, n=name: self._on_right(n, change)),
+                names="value",
+            )
         self.rights_box = widgets.VBox(
             [
-                section("Droits des utilisateurs"),
+                section(_("Users' rights")),
                 widgets.HTML(
-                    "<p>Chaque droit est enregistré dès qu'il est coché ou décoché ; "
-                    "l'utilisateur n'est pas prévenu.</p>"
+                    "<p>{}</p>".format(
+                        html.escape(
+                            _(
+                                "Each right is saved as soon as it is ticked or unticked; the "
+                                "user is not told."
+                            )
+                        )
+                    )
                 ),
                 widgets.HBox(
                     [self.user_search, self.prev_users, self.users_label, self.next_users]
@@ -130,13 +174,14 @@ class ModulesRightsDashboard:
                 self.user_select,
                 widgets.HBox(list(self.right_boxes.values())),
                 self.rights_note,
+                self.rights_feedback,
             ]
         )
         self.modules_box.layout.display = "none"
         self.rights_box.layout.display = "none"
         self.widget = widgets.VBox(
             [
-                section("Modules et droits"),
+                section(_("Modules and rights")),
                 self.picker,
                 self.feedback,
                 self.modules_box,
@@ -154,8 +199,19 @@ class ModulesRightsDashboard:
 
     # --- modules ---------------------------------------------------------------------------
 
+    def refresh(self) -> None:
+        """Another tab changed the database: read the states and the users again."""
+        if self.ref:
+            self.load(self.ref)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
     def load(self, ref: str | None) -> None:
         self.feedback.clear()
+        self.modules_feedback.clear()
+        self.rights_feedback.clear()
         self.modules_box.layout.display = self.rights_box.layout.display = "none"
         self.ref = None
         if not ref:
@@ -181,9 +237,13 @@ class ModulesRightsDashboard:
                 )
                 row.impacts.value = (
                     '<p class="selfcare-impacts" style="margin:0 0 6px 12px;font-size:12px">'
-                    "Les modules suivants seront impactés (les mentions du service mobile y "
-                    f"seront supprimées s'il est désactivé) : "
-                    f"{html.escape(', '.join(state.impacts))}</p>"
+                    + html.escape(
+                        _(
+                            "These modules will be affected (the mentions of the mobile service "
+                            "are removed from them when it is off): {modules}"
+                        ).format(modules=", ".join(state.impacts))
+                    )
+                    + "</p>"
                     if state.impacts
                     else ""
                 )
@@ -203,11 +263,16 @@ class ModulesRightsDashboard:
             self._render_modules(self.states)  # put the toggle back where it was
             raise
         self._render_modules(states)
-        state = "activé" if result.enabled_after else "désactivé"
-        text = f"{result.label} : {state} pour {self.ref} (enregistré)."
+        state = _("on") if result.enabled_after else _("off")
+        text = _("{module}: {state} for {ref} (saved).").format(
+            module=result.label, state=state, ref=self.ref
+        )
         if result.impacts:
-            text += f" Modules impactés : {', '.join(result.impacts)}."
-        self.feedback.success(text)
+            text += " " + _("Modules affected: {modules}.").format(
+                modules=", ".join(result.impacts)
+            )
+        self.modules_feedback.success(text)
+        self._changed()
 
     # --- rights ----------------------------------------------------------------------------
 
@@ -234,7 +299,7 @@ class ModulesRightsDashboard:
         if page.next_cursor and len(self._cursors) == index + 1:
             self._cursors.append(page.next_cursor)
         pages = max(1, -(-(page.total or 0) // self.USER_PAGE_SIZE))
-        self.users_label.value = f"Page {index + 1} / {pages}"
+        self.users_label.value = page_label(index + 1, pages)
         self.prev_users.disabled = index == 0
         self.next_users.disabled = page.next_cursor is None
         current = self.user_select.value
@@ -268,7 +333,7 @@ class ModulesRightsDashboard:
         finally:
             self._loading = False
         if row is None:
-            self.rights_note.value = "<p><i>Choisissez un utilisateur.</i></p>"
+            self.rights_note.value = "<p><i>{}</i></p>".format(html.escape(_("Choose a user.")))
 
     def _on_right(self, name: str, change: dict) -> None:
         if self._loading:
@@ -290,10 +355,13 @@ class ModulesRightsDashboard:
             raise
         self.show_users(self._page_index)
         self._render_rights(result.rights)
-        word = "accordé" if change["new"] else "retiré"
-        self.rights_note.value = (
-            f'<p class="selfcare-rights-saved">Droit « {html.escape(RIGHT_LABELS[name])} » '
-            f"{word} à {html.escape(row['login'])} (enregistré, sans message à "
-            "l'utilisateur).</p>"
+        done = (
+            _("Right “{right}” granted to {login} (saved, no message to the user).")
+            if change["new"]
+            else _("Right “{right}” taken from {login} (saved, no message to the user).")
         )
-        self.feedback.success(f"Droits de {row['login']} enregistrés.")
+        self.rights_note.value = '<p class="selfcare-rights-saved">{}</p>'.format(
+            html.escape(done.format(right=right_label(name), login=row["login"]))
+        )
+        self.rights_feedback.success(_("Rights of {login} saved.").format(login=row["login"]))
+        self._changed()
