@@ -50,7 +50,7 @@ from ..config import Settings, get_settings
 from ..db import translate_errors
 from ..errors import DatabaseError, MailError
 from ..models import MESSAGE_STATUSES, OPEN_INVITATION_STATUSES, Invitation, OutboundMessage, utcnow
-from .content import TEMPLATES, stored_template
+from .content import load_templates
 from .links import blank_links, redact_person, redact_text
 from .render import MailTemplate
 from .transports import (
@@ -415,8 +415,7 @@ class _Run:
         missing = {row.template_id for row in rows if row.template_id is not None}
         missing -= self.templates.keys()
         if missing:
-            found = conn.execute(select(TEMPLATES).where(TEMPLATES.c.id.in_(sorted(missing))))
-            self.templates.update((row.id, stored_template(row)) for row in found)
+            self.templates.update(load_templates(conn, missing))  # with their inline images
 
     def record(self, outcomes: list[Finished]) -> None:
         """Commit ``outcomes`` in one transaction, then count them and report progress."""
