@@ -194,6 +194,10 @@ def prebuilt_messages(path: Path) -> list[tuple[str, bytes]]:
         message.set_content(mail.text)
         if mail.html:
             message.add_alternative(mail.html, subtype="html")
+            for image in mail.inline:  # the logo travels as OURS sends it (multipart/related)
+                maintype, _, subtype = image.mime.partition("/")
+                html_part = message.get_payload()[1]
+                html_part.add_related(image.data, maintype, subtype, cid=f"<{image.content_id}>")
         messages.append((row.recipient, message.as_bytes(policy=SMTP)))
     return messages
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfcare_ops.errors import ConfigurationError
+from selfcare_ops.i18n import _
 from selfcare_ops.support.yesno import YES_NO_HINT, yes_no
 
 PREFIX = "SELFCARE_OPS_"
@@ -69,6 +70,20 @@ def _ttl_days(name: str, raw: str) -> float:
     return int(days) if days.is_integer() else days
 
 
+#: How a branded mail shows its logo: carried inside the mail (``cid:``), or linked.
+MAIL_LOGO_MODES = ("inline", "url")
+
+
+def _mail_logo(name: str, raw: str) -> str:
+    """``inline`` (the image travels with the mail) or ``url`` (linked on the portal)."""
+    mode = raw.strip().lower()
+    if mode not in MAIL_LOGO_MODES:
+        raise ConfigurationError(
+            _("{name} must be 'inline' or 'url', not {value!r}.").format(name=name, value=raw)
+        )
+    return mode
+
+
 def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
@@ -95,6 +110,8 @@ class Settings:
     smtp_ssl: bool = False
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
+    #: ``inline``: logos travel inside the mails; ``url``: they link the portal's copy.
+    mail_logo: str = "inline"
     secret_key: str = field(default="", repr=False)
     runs_dir: Path = Path("runs")
 
@@ -135,6 +152,7 @@ class Settings:
             smtp_ssl=_bool(PREFIX + "SMTP_SSL", get("SMTP_SSL", "0") or "0"),
             smtp_user=get("SMTP_USER"),
             smtp_password=get("SMTP_PASSWORD"),
+            mail_logo=_mail_logo(PREFIX + "MAIL_LOGO", get("MAIL_LOGO", "inline") or "inline"),
             secret_key=get("SECRET_KEY", "") or "",
             runs_dir=Path(get("RUNS_DIR", "runs") or "runs"),
         )

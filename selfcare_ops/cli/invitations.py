@@ -7,6 +7,7 @@ from typing import IO
 import click
 
 from selfcare_ops.accounts import lifecycle, supervision
+from selfcare_ops.accounts.supervision_ledger import end_supervisions_of, open_supervisions
 from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
@@ -18,6 +19,7 @@ from selfcare_ops.cli.common import (
     pass_cli,
 )
 from selfcare_ops.cli.directory import users
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations import acceptance, issuing
 from selfcare_ops.invitations import admin as admin_invitations
 from selfcare_ops.invitations import bulk as bulk_invitations
@@ -289,24 +291,104 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
 
 
 @users.command("supervise")
-@click.argument("login")
-@click.option("--reason", required=True, help="Why; the user sees it in the banner.")
+@click.argument("login", required=False)
+@click.option("--reason", help="Why; the user sees it in the banner (to open one).")
 @click.option(
     "--minutes",
     type=click.IntRange(1, 240),
-    default=30,
-    show_default=True,
-    help="How long the link and the banner last.",
+    help="How long the link and the banner last (to open one; default 30).",
 )
+@click.option("--end", is_flag=True, help="End your open supervisions of LOGIN instead.")
+@click.option("--list", "list_open", is_flag=True, help="List the open supervisions you may see.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: print a JSON array.")
 @pass_cli
-def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> None:
-    """Open a time-limited, audited supervision of LOGIN's Selfcare; prints the signed link."""
+def users_supervise(
+    cli: CliContext,
+    login: str | None,
+    reason: str | None,
+    minutes: int | None,
+    end: bool,
+    list_open: bool,
+    as_json: bool,
+) -> None:
+    """Open a time-limited, audited supervision of LOGIN's Selfcare; prints the signed link.
+
+    With --end, end your open supervisions of LOGIN; with --list, list the open ones.
+    """
+    _check_supervise_options(login, reason, minutes, end, list_open, as_json)
+    if list_open:
+        _list_supervisions(cli, as_json)
+        return
+    assert login is not None
+    if end:
+        with cli.sessions().begin() as session:
+            ended = end_supervisions_of(session, cli.actor(session), login)
+        echo(
+            ngettext(
+                "Supervision of {login} ended.",
+                "{count} supervisions of {login} ended.",
+                len(ended),
+            ).format(login=login, count=len(ended))
+        )
+        return
     with cli.sessions().begin() as session:
         result = supervision.supervise(
-            session, cli.actor(session), login, reason=reason, minutes=minutes
+            session, cli.actor(session), login, reason=reason or "", minutes=minutes or 30
         )
     echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
     echo(result.link)
+
+
+def _check_supervise_options(
+    login: str | None,
+    reason: str | None,
+    minutes: int | None,
+    end: bool,
+    list_open: bool,
+    as_json: bool,
+) -> None:
+    """One sentence for each way the options of ``users supervise`` contradict each other."""
+    if end and list_open:
+        raise click.UsageError(_("Choose --end LOGIN or --list, not both."))
+    if list_open and login:
+        raise click.UsageError(_("--list takes no LOGIN: it lists every open supervision."))
+    if as_json and not list_open:
+        raise click.UsageError(_("--json goes with --list."))
+    if (end or list_open) and (reason is not None or minutes is not None):
+        raise click.UsageError(_("--reason and --minutes are for opening a supervision."))
+    if not list_open and not login:
+        raise click.UsageError(_("Name the LOGIN of the user (or use --list)."))
+    if not (end or list_open) and reason is None:
+        raise click.UsageError(_("Opening a supervision needs --reason, which the user sees."))
+
+
+def _list_supervisions(cli: CliContext, as_json: bool) -> None:
+    import pandas as pd  # only for the table
+
+    with cli.read_sessions()() as session:
+        found = open_supervisions(session, cli.actor(session))
+    if as_json:
+        echo_json([item.as_dict() for item in found])
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "id": item.id,
+                "login": item.login,
+                "client_ref": item.client_ref,
+                "by": item.actor,
+                "until": f"{item.expires_at:%Y-%m-%d %H:%M} UTC",
+                "reason": item.reason[:60],
+            }
+            for item in found
+        ]
+    )
+    echo_table(frame)
+    echo(
+        ngettext("{count} open supervision", "{count} open supervisions", len(found)).format(
+            count=len(found)
+        )
+    )
 
 
 ON_OFF = click.Choice(["on", "off"])

@@ -26,6 +26,7 @@ from selfcare_ops.access import Actor
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import InvitationError, ValidationError
 from selfcare_ops.mail.content import store_template
+from selfcare_ops.mail.inline import from_asset
 from selfcare_ops.mail.links import INVITATION_PATH, blank_links
 from selfcare_ops.mail.outbox import enqueue_many
 from selfcare_ops.mail.render import (
@@ -133,23 +134,31 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
 def mail_branding(session: Session, organisation_id: int, settings: Settings) -> MailBranding:
     """The effective logo and colours of an organisation, operator defaults when unknown."""
     try:
-        from selfcare_ops.branding import resolve_branding  # published by the branding feature
+        from selfcare_ops.branding import asset_content, resolve_branding  # the branding feature
     except ImportError:
         return MailBranding()
     resolved = resolve_branding(session, organisation_id)
     logo = _field(resolved, "logo")
+    part = None
     if logo is not None and not isinstance(logo, str):
-        # Mails link the portal's copy of the asset (by content hash) rather than carrying
-        # the image: 100,000 invitations must not store 100,000 copies of a logo.
+        # Either way the mail names the asset by content hash, never copies it into a message:
+        # 100,000 invitations must not store 100,000 copies of a logo. Inline, the template
+        # refers to it as a cid: part that delivery reads from the assets once per template;
+        # as a URL, it links the portal's copy.
         sha = getattr(logo, "sha256", None)
-        ext = _EXTENSIONS.get(getattr(logo, "mime", ""), "png")
-        logo = f"{settings.portal_url}/assets/{sha}.{ext}" if sha else None
+        if sha and settings.mail_logo == "inline":
+            part = from_asset(logo, asset_content(session, logo))
+            logo = f"cid:{part.content_id}"
+        else:
+            ext = _EXTENSIONS.get(getattr(logo, "mime", ""), "png")
+            logo = f"{settings.portal_url}/assets/{sha}.{ext}" if sha else None
     defaults = MailBranding()
     return MailBranding(
         primary_color=_field(resolved, "primary_color") or defaults.primary_color,
         text_color=_field(resolved, "text_color") or defaults.text_color,
         logo_url=logo,
         brand_name=defaults.brand_name,
+        logo_part=part,
     ).safe()
 
 

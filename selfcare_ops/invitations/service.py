@@ -38,10 +38,7 @@ from selfcare_ops.errors import (
     NotFoundError,
     ValidationError,
 )
-from selfcare_ops.invitations.admin import (
-    admin_target,
-    pending_admin,
-)
+from selfcare_ops.invitations.admin import admin_target, pending_admin
 from selfcare_ops.invitations.issuing import (
     MESSAGE_KINDS,
     InvitationResult,

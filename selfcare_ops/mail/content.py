@@ -5,6 +5,9 @@ the recipient's slot values (``outbound_messages.person``): 100,000 invitations 
 100,000 small rows instead of 100,000 copies of the same HTML. Everything that reads a
 message's subject or bodies (delivery, previews, benchmarks, tests) goes through
 :func:`message_content`, so a templated message reads exactly like a plain one.
+
+A template's inline images (its logo, :mod:`selfcare_ops.mail.inline`) are not stored with it
+either: its HTML names them by content hash and they are read from ``assets`` with it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, object_session
 
 from selfcare_ops.errors import MailError
+from selfcare_ops.mail.inline import InlinePart, load_inline_parts, parts_for, referenced
 from selfcare_ops.mail.render import DEFAULT_LANGUAGE, MailTemplate, RenderedMail
 from selfcare_ops.store.bulk_sql import upsert_insert
 from selfcare_ops.store.models import MailTemplateRecord, utcnow
@@ -30,16 +35,27 @@ def _value(row: Any, name: str) -> Any:
     return getattr(row, name, None)
 
 
-def stored_template(record: Any) -> MailTemplate:
-    """A :class:`MailTemplate` from a ``mail_templates`` row (ORM object or result row)."""
+def stored_template(record: Any, images: Mapping[str, InlinePart] | None = None) -> MailTemplate:
+    """A :class:`MailTemplate` from a ``mail_templates`` row (ORM object or result row).
+
+    ``images`` holds the inline images its HTML refers to (see :func:`load_templates`); an ORM
+    object reads them through its own session when they are not given.
+    """
     if isinstance(record, MailTemplate):
         return record
+    html = _value(record, "body_html")
+    if images is None:
+        images = {}
+        session = object_session(record) if isinstance(record, MailTemplateRecord) else None
+        if session is not None and referenced(html):
+            images = load_inline_parts(session, referenced(html))
     return MailTemplate.stored(
         _value(record, "kind") or "",
         _value(record, "language") or DEFAULT_LANGUAGE,
         _value(record, "subject"),
         _value(record, "body_text"),
-        _value(record, "body_html"),
+        html,
+        parts_for(html, images),
     )
 
 
@@ -67,16 +83,22 @@ def message_content(message: Any, template: Any = None) -> RenderedMail:
             f"{_value(message, 'template_id')}, which was not loaded with it."
         )
     mail = stored_template(template).fill(_value(message, "person") or {})
-    return RenderedMail(subject=mail.subject, text=mail.text, html=mail.html, language=language)
+    return RenderedMail(
+        subject=mail.subject, text=mail.text, html=mail.html, language=language, inline=mail.inline
+    )
 
 
-def load_templates(session: Session, ids: Any) -> dict[int, MailTemplate]:
-    """The stored templates of these ids, ready to fill (one query)."""
+def load_templates(session: Session | Connection, ids: Any) -> dict[int, MailTemplate]:
+    """The stored templates of these ids with their inline images, ready to fill.
+
+    One query for the templates, one more for their images when they show any.
+    """
     wanted = sorted({int(i) for i in ids if i is not None})
     if not wanted:
         return {}
     rows = session.execute(select(TEMPLATES).where(TEMPLATES.c.id.in_(wanted))).all()
-    return {row.id: stored_template(row) for row in rows}
+    images = load_inline_parts(session, (sha for row in rows for sha in referenced(row.body_html)))
+    return {row.id: stored_template(row, images) for row in rows}
 
 
 def store_template(session: Session, template: MailTemplate) -> int:

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import DatabaseError, MailError
-from selfcare_ops.mail.content import TEMPLATES, stored_template
+from selfcare_ops.mail.content import load_templates
 from selfcare_ops.mail.links import blank_links, redact_person, redact_text
 from selfcare_ops.mail.render import MailTemplate
 from selfcare_ops.mail.transports import (
@@ -429,8 +429,7 @@ class _Run:
         missing = {row.template_id for row in rows if row.template_id is not None}
         missing -= self.templates.keys()
         if missing:
-            found = conn.execute(select(TEMPLATES).where(TEMPLATES.c.id.in_(sorted(missing))))
-            self.templates.update((row.id, stored_template(row)) for row in found)
+            self.templates.update(load_templates(conn, missing))  # with their inline images
 
     def record(self, outcomes: list[Finished]) -> None:
         """Commit ``outcomes`` in one transaction, then count them and report progress."""

@@ -13,13 +13,14 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound
 
 from selfcare_ops.errors import MailError
+from selfcare_ops.mail.inline import InlinePart, parts_for
 from selfcare_ops.store.models import LANGUAGES
 
 DEFAULT_LANGUAGE = "fr"
@@ -44,12 +45,22 @@ class MailBranding:
     text_color: str = DEFAULT_TEXT
     logo_url: str | None = None
     brand_name: str = "Selfcare"
+    #: The logo carried inside the mail; ``logo_url`` is then its ``cid:`` reference.
+    logo_part: InlinePart | None = field(default=None, repr=False)
 
     def safe(self) -> MailBranding:
-        """Colours that are not ``#RRGGBB`` and logos that are not http(s) fall back."""
+        """Colours that are not ``#RRGGBB`` and logos that are not http(s) fall back.
+
+        A ``cid:`` logo is kept only with the image it names (:attr:`logo_part`).
+        """
+        part = self.logo_part
         logo = (
             self.logo_url
-            if self.logo_url and self.logo_url.startswith(("https://", "http://"))
+            if self.logo_url
+            and (
+                self.logo_url.startswith(("https://", "http://"))
+                or (part is not None and self.logo_url == f"cid:{part.content_id}")
+            )
             else None
         )
         return MailBranding(
@@ -59,6 +70,7 @@ class MailBranding:
             text_color=self.text_color if _HEX.match(self.text_color or "") else DEFAULT_TEXT,
             logo_url=logo,
             brand_name=self.brand_name or "Selfcare",
+            logo_part=part if logo is not None and logo.startswith("cid:") else None,
         )
 
 
@@ -69,6 +81,8 @@ class RenderedMail:
     #: ``None`` for a message written without an HTML part.
     html: str | None
     language: str
+    #: Images the HTML shows through ``cid:`` references (multipart/related).
+    inline: tuple[InlinePart, ...] = field(default=(), repr=False)
 
 
 def format_date(day: date, language: str) -> str:
@@ -122,6 +136,8 @@ class MailTemplate:
 
     Its :attr:`subject`, :attr:`text` and :attr:`html` still hold the slot markers, so that it
     can be stored once (:mod:`selfcare_ops.mail.content`) and filled per recipient later.
+    Its :attr:`inline` images are not stored with it: the HTML names them by content hash and
+    :func:`selfcare_ops.mail.content.load_templates` reads them back from the assets.
     """
 
     def __init__(self, kind: str, language: str, frame: Mapping[str, object]) -> None:
@@ -136,7 +152,7 @@ class MailTemplate:
         cleaned = {k: v.replace(_MARK, "") if isinstance(v, str) else v for k, v in frame.items()}
         context = {**cleaned, "person": slots, "language": language}
         branding = frame.get("branding")
-        context["branding"] = (
+        safe_branding = context["branding"] = (
             branding if isinstance(branding, MailBranding) else MailBranding()
         ).safe()
         env = environment()
@@ -146,23 +162,48 @@ class MailTemplate:
         except TemplateNotFound as exc:
             raise MailError(f"The mail template {exc.name} is missing.") from exc
         subject, _, text = text.partition("\n\n")
+        logo = safe_branding.logo_part
+        inline = parts_for(body_html, {logo.key: logo} if logo is not None else {})
         self._set(
-            kind, language, subject.removeprefix("Subject:").strip(), text.lstrip("\n"), body_html
+            kind,
+            language,
+            subject.removeprefix("Subject:").strip(),
+            text.lstrip("\n"),
+            body_html,
+            inline,
         )
 
-    def _set(self, kind: str, language: str, subject: str, text: str, html: str | None) -> None:
+    def _set(
+        self,
+        kind: str,
+        language: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        inline: tuple[InlinePart, ...] = (),
+    ) -> None:
         self.kind, self.language = kind, language
         self._subject, self._text, self._html = subject, text, html
+        self.inline = inline
         self._sha256: str | None = None
         self._slots: tuple[str, ...] | None = None
 
     @classmethod
     def stored(
-        cls, kind: str, language: str, subject: str, text: str, html: str | None
+        cls,
+        kind: str,
+        language: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        inline: tuple[InlinePart, ...] = (),
     ) -> MailTemplate:
-        """A template read back from the database (markers included): no rendering again."""
+        """A template read back from the database (markers included): no rendering again.
+
+        ``inline`` holds the images its HTML refers to, read from the assets.
+        """
         template = cls.__new__(cls)
-        template._set(kind, language or DEFAULT_LANGUAGE, subject, text, html)
+        template._set(kind, language or DEFAULT_LANGUAGE, subject, text, html, inline)
         return template
 
     @property
@@ -215,6 +256,7 @@ class MailTemplate:
             text=self._fill(self._text, values, escape=False),
             html=None if self._html is None else self._fill(self._html, values, escape=True),
             language=self.language,
+            inline=self.inline,
         )
 
 

@@ -30,7 +30,7 @@ import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
@@ -40,6 +40,7 @@ from typing import Any
 from selfcare_ops.config import Settings
 from selfcare_ops.errors import MailError
 from selfcare_ops.mail.content import message_content
+from selfcare_ops.mail.inline import InlinePart, related_part
 from selfcare_ops.store.models import utcnow
 
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -77,6 +78,8 @@ class OutgoingMail:
     body_html: str | None
     language: str
     attempts: int = 0
+    #: Images of the HTML part (its ``cid:`` references), sent as multipart/related.
+    inline: tuple[InlinePart, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_row(cls, row: Any, template: Any = None) -> OutgoingMail:
@@ -97,6 +100,7 @@ class OutgoingMail:
             body_html=content.html,
             language=content.language,
             attempts=get("attempts") or 0,
+            inline=content.inline,
         )
 
 
@@ -180,7 +184,10 @@ def _date_header(date: datetime | None) -> str:
 
 
 def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = None) -> bytes:
-    """The RFC 5322 bytes (CRLF line ends) of ``mail``: text, plus HTML as an alternative."""
+    """The RFC 5322 bytes (CRLF line ends) of ``mail``: text, plus HTML as an alternative.
+
+    The HTML comes with its inline images in a multipart/related part when it has any.
+    """
     digest = hashlib.sha256(mail.message_key.encode("utf-8")).hexdigest()
     headers = [
         f"From: {from_header(mail_from)}",
@@ -213,6 +220,8 @@ def build_mime(mail: OutgoingMail, mail_from: str, *, date: datetime | None = No
         + CRLF
         + _qp_body(mail.body_html)
     )
+    if mail.inline:
+        html_part = related_part(html_part, mail.inline, f"=_selfcare_related_{digest[:24]}")
     headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     body = (
         f"--{boundary}{CRLF}{text_part}{CRLF}"
