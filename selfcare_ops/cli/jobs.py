@@ -11,6 +11,8 @@ from selfcare_ops import jobs as jobs_service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 from selfcare_ops.errors import SelfcareError
+from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.jobs.history_words import run_status_words
 
 
 @main.group()
@@ -48,7 +50,7 @@ def jobs_list(as_json: bool) -> None:
             if isinstance(params, dict)
             else params
         )
-        echo(f"    parameters: {shown}")
+        echo("    " + _("parameters: {shown}").format(shown=shown))
 
 
 @jobs.command("path")
@@ -112,11 +114,18 @@ def jobs_run(
     if result.ok:
         echo(result.describe())
         if result.html_path:
-            echo(f"HTML page: {result.html_path}")
+            echo(_("HTML page: {path}").format(path=result.html_path))
         if result.output_dir:
-            echo(f"Files written: {result.output_dir} ({len(result.files)} files)")
+            count = len(result.files)
+            echo(
+                ngettext(
+                    "Files written: {path} ({count} file)",
+                    "Files written: {path} ({count} files)",
+                    count,
+                ).format(path=result.output_dir, count=count)
+            )
         return
-    echo(f"Error: {result.describe()}", err=True)
+    echo(_("Error: {error}").format(error=result.describe()), err=True)
     sys.exit(1)
 
 
@@ -148,6 +157,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
         ),
         failed_cell=frame["failed_cell"].map(lambda c: "" if pd.isna(c) else str(int(c))),
         error=frame["error"].fillna(""),
+        status=frame["status"].map(run_status_words),
         actor=frame["actor"].fillna(""),  # runs recorded before who ran them was kept
     )
     echo_table(
