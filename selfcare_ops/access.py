@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from selfcare_ops.access_words import action_words, actor_words, organisation_words
+from selfcare_ops.access_words import action_words, actor_words, contracted, organisation_words
 from selfcare_ops.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from selfcare_ops.i18n import _
 from selfcare_ops.store.models import Administrator, Organisation, SubAccount, User
@@ -173,10 +173,12 @@ def require_organisation(actor: Actor, org: Organisation, action: str = "change"
     """Refuse unless ``org`` is in the actor's subtree (client-side actors: their own client)."""
     if not can_see_organisation(actor, org):
         raise AccessDeniedError(
-            _("{actor} may not {action} {organisation}: it is outside their scope.").format(
-                actor=actor.describe(),
-                action=action_words(action),
-                organisation=organisation_words(org.kind, org.ref, org.name),
+            contracted(
+                _("{actor} may not {action} {organisation}: it is outside their scope.").format(
+                    actor=actor.describe(),
+                    action=action_words(action),
+                    organisation=organisation_words(org.kind, org.ref, org.name),
+                )
             )
         )
 
@@ -186,10 +188,12 @@ def require_organisation_admin(actor: Actor, org: Organisation, action: str) -> 
     require_organisation(actor, org, action)
     if actor.kind == "manager":
         raise AccessDeniedError(
-            _("{actor} may not {action} {organisation}: only administrators may.").format(
-                actor=actor.describe(),
-                action=action_words(action),
-                organisation=organisation_words(org.kind, org.ref, org.name),
+            contracted(
+                _("{actor} may not {action} {organisation}: only administrators may.").format(
+                    actor=actor.describe(),
+                    action=action_words(action),
+                    organisation=organisation_words(org.kind, org.ref, org.name),
+                )
             )
         )
 
@@ -258,7 +262,11 @@ def require_user(actor: Actor, user: User, action: str = "change") -> None:
         else:
             sentence = _("{actor} may not {action} {login}: outside their scope.")
         raise AccessDeniedError(
-            sentence.format(actor=actor.describe(), action=action_words(action), login=user.login)
+            contracted(
+                sentence.format(
+                    actor=actor.describe(), action=action_words(action), login=user.login
+                )
+            )
         )
 
 

@@ -8,7 +8,20 @@ English: add it to the table when a new service passes a new one.
 
 from __future__ import annotations
 
-from selfcare_ops.i18n import _
+import re
+
+from selfcare_ops.i18n import _, current_language
+
+#: French merges "de le" into "du" and "à le" into "au", and elides "de" and "que" before a
+#: vowel ("les droits d'adupont"): the refusals put a phrase and a name side by side, so the
+#: merge happens once the sentence is built.
+_FRENCH_CONTRACTIONS = (
+    (re.compile(r"\bde le\b"), "du"),
+    (re.compile(r"\bà le\b"), "au"),
+    (re.compile(r"\bde les\b"), "des"),
+    (re.compile(r"\bà les\b"), "aux"),
+    (re.compile(r"\b(d|qu)e ([aeiouyàâéèêëîïôûüAEIOUYÉÈ])"), r"\1'\2"),
+)
 
 
 def _actions() -> dict[str, str]:
@@ -82,6 +95,16 @@ def _actions() -> dict[str, str]:
         "recount the users of every client": _("recount the users of every client"),
         "load the demo data": _("load the demo data"),
     }
+
+
+def contracted(sentence: str) -> str:
+    """``sentence`` with the contractions its language makes once the words are in place
+    (French: "de le client" -> "du client", "de adupont" -> "d'adupont")."""
+    if current_language() != "fr":
+        return sentence
+    for pattern, replacement in _FRENCH_CONTRACTIONS:
+        sentence = pattern.sub(replacement, sentence)
+    return sentence
 
 
 def action_words(action: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from selfcare_ops import audit
 from selfcare_ops.access import Actor, require_organisation, require_user
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts.logins import clean_login
 from selfcare_ops.accounts.rights import require_client_administrator
 from selfcare_ops.accounts.users import (
@@ -117,7 +118,7 @@ class SaveResult:
                     "changed."
                 ),
             }
-            return unchanged[self.section].format(target=self.target)
+            return contracted(unchanged[self.section].format(target=self.target))
         saved = {
             "profile": _("The profile of {target} is saved ({fields})."),
             "company details": _("The company details of {target} are saved ({fields})."),
@@ -129,7 +130,7 @@ class SaveResult:
             notice_words(name) if self.section == "notification preferences" else field_words(name)
             for name in self.changed
         )
-        return saved[self.section].format(target=self.target, fields=fields)
+        return contracted(saved[self.section].format(target=self.target, fields=fields))
 
 
 def _record_changes(
@@ -483,7 +484,7 @@ class EditResult:
                     "users edit --invite) sends a new invitation to a new address."
                 )
             text += " " + sentence.format(login=self.login, email=self.email.after)
-        return text
+        return contracted(text)
 
 
 def edit_user(

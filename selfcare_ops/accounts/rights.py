@@ -33,6 +33,7 @@ from selfcare_ops.access import (
     require_rights_change,
     require_rights_manager,
 )
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts.users import (
     find_sub_account,
     get_visible_user,
@@ -100,15 +101,19 @@ class RightsResult:
 
     def describe(self) -> str:
         if not self.changed:
-            return _("The rights of {login} were already as asked: nothing changed.").format(
-                login=self.login
+            return contracted(
+                _("The rights of {login} were already as asked: nothing changed.").format(
+                    login=self.login
+                )
             )
         parts = [
             f"{right_words(name)} {on_off_words(after)}"
             for name, (_before, after) in self.changed.items()
         ]
-        return _("Rights of {login} saved: {changes} (the user is not notified).").format(
-            login=self.login, changes=", ".join(parts)
+        return contracted(
+            _("Rights of {login} saved: {changes} (the user is not notified).").format(
+                login=self.login, changes=", ".join(parts)
+            )
         )
 
 
@@ -123,13 +128,17 @@ class RestrictionsResult:
 
     def describe(self) -> str:
         if not self.added and not self.removed:
-            return _("The restrictions of {login} were already as asked: nothing changed.").format(
-                login=self.login
+            return contracted(
+                _("The restrictions of {login} were already as asked: nothing changed.").format(
+                    login=self.login
+                )
             )
         parts = [f"+{restriction_words(k)} {v}" for k, v in self.added]
         parts += [f"-{restriction_words(k)} {v}" for k, v in self.removed]
-        return _("Restrictions of {login} saved: {changes}.").format(
-            login=self.login, changes=", ".join(parts)
+        return contracted(
+            _("Restrictions of {login} saved: {changes}.").format(
+                login=self.login, changes=", ".join(parts)
+            )
         )
 
 

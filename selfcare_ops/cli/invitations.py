@@ -6,6 +6,7 @@ from typing import IO
 
 import click
 
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
@@ -48,6 +49,20 @@ def _sent(result: service.InvitationResult) -> str:
     )
 
 
+def _ledger_state(state: str) -> str:
+    """An invitation's state (a stable code of the ledger) as words in the current language."""
+    words = {
+        "pending": _("waiting to be sent"),
+        "sent": _("invitation sent"),
+        "bounced": _("address refused"),
+        "accepted": _("accepted"),
+        "revoked": _("revoked"),
+        "expired": _("invitation expired"),
+        "superseded": _("replaced by a newer one"),
+    }
+    return words.get(state, state)
+
+
 @invite.command("list")
 @click.option("--client", "client_ref", metavar="REF", help="Only the invitations of this client.")
 @click.option(
@@ -73,7 +88,7 @@ def invite_list(
         sent_at=[
             f"{d:%Y-%m-%d %H:%M}" if d is not None and d == d else "" for d in ledger["sent_at"]
         ],
-        state=[status_words(state) for state in ledger["state"]],
+        state=[_ledger_state(state) for state in ledger["state"]],
         reason=[str(r)[:60] if r is not None and r == r else "" for r in ledger["reason"]],
     )
     echo_table(shown, ["login", "email", "client_ref", "state", "sent_at", "created_by", "reason"])
@@ -360,8 +375,10 @@ def users_supervise(cli: CliContext, login: str, reason: str, minutes: int) -> N
             session, cli.actor(session), login, reason=reason, minutes=minutes
         )
     echo(
-        _("Supervision of {login} until {until}:").format(
-            login=result.login, until=long_date_time(result.expires_at)
+        contracted(
+            _("Supervision of {login} until {until}:").format(
+                login=result.login, until=long_date_time(result.expires_at)
+            )
         )
     )
     echo(result.link)

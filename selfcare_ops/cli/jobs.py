@@ -12,7 +12,7 @@ from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 from selfcare_ops.errors import SelfcareError
 from selfcare_ops.i18n import _, ngettext
-from selfcare_ops.jobs.history_words import run_status_words
+from selfcare_ops.jobs.history_words import run_status_words, seconds
 
 
 @main.group()
@@ -149,7 +149,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
         return
     shown = frame.assign(
         started_at=frame["started_at"].map(lambda t: f"{t:%Y-%m-%d %H:%M:%S}"),
-        duration_s=frame["duration_s"].map(lambda d: "" if pd.isna(d) else f"{d:.1f}"),
+        duration_s=frame["duration_s"].map(lambda d: "" if pd.isna(d) else seconds(d)),
         parameters=frame["parameters"].map(
             lambda p: " ".join(
                 f"{k}={v}" for k, v in p.items() if k not in ("database_url", "output_dir")
