@@ -395,7 +395,7 @@ def change_restrictions(
             if present:
                 sentence = _("{login} has no restriction on {kind} '{value}' (present: {present}).")
             else:
-                sentence = _("{login} has no restriction on {kind} '{value}' (none present).")
+                sentence = _("{login} has no restriction on {kind} '{value}' (present: none).")
             raise NotFoundError(
                 "restriction",
                 missing[0],
