@@ -147,7 +147,7 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
 def branding_check_image(file: Path, kind: str, fit: bool) -> None:
     """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
     checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
-    echo(f"Acceptable: {checked.summary()}")
+    echo(_("Acceptable: {summary}").format(summary=checked.summary()))
 
 
 @branding.command("audit")

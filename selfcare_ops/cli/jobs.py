@@ -25,11 +25,12 @@ def jobs() -> None:
 def jobs_list(as_json: bool) -> None:
     """The registered jobs, their notebook and their parameters with defaults."""
     rows = []
+    described: dict[str, str] = {}
     for job in jobs_service.JOBS.values():
         try:
             parameters: dict | str = job.parameters()
         except SelfcareError as error:  # one broken notebook must not hide the other jobs
-            parameters = f"unavailable: {error}"
+            parameters = _("unavailable: {error}").format(error=error)
         rows.append(
             {
                 "name": job.name,
@@ -38,12 +39,13 @@ def jobs_list(as_json: bool) -> None:
                 "description": job.description,
             }
         )
+        described[job.name] = jobs_service.job_description(job)
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
+    for row in rows:  # people read the descriptions in their language
         echo(f"{row['name']}  ({row['notebook']})")
-        echo(f"    {row['description']}")
+        echo(f"    {described[row['name']]}")
         params = row["parameters"]
         shown = (
             ", ".join(f"{k}={v!r}" for k, v in params.items())

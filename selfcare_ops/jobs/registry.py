@@ -171,6 +171,28 @@ JOBS: dict[str, Job] = {
 }
 
 
+def job_description(job: Job) -> str:
+    """What ``job`` does, in the current language (``Job.description`` stays the English)."""
+    words = {
+        "onboarding": _(
+            "Onboard the users of a CSV drop (validate, plan, apply, report; optionally invite)."
+        ),
+        "invitation_maintenance": _(
+            "Expire overdue invitations, remind users invited long ago, deliver the outbox."
+        ),
+        "adoption_report": _(
+            "Invitation funnel, time to accept, weekly activations and failed mails, as CSV "
+            "tables, charts and an HTML page."
+        ),
+        "branding_audit": _(
+            "Readability audit of the resolved branding of every client, with previews of the "
+            "worst cases."
+        ),
+        "ping": _("A trivial job: checks the kernel and the database."),
+    }
+    return words.get(job.name, job.description)
+
+
 def get_job(name: str) -> Job:
     """The registered job ``name``, or an error listing the known jobs."""
     try:
