@@ -216,3 +216,46 @@ def test_not_found_sentences_follow_the_gender_of_the_noun(kind, fr, en) -> None
     with i18n_language("en"):
         assert str(NotFoundError(kind, "X")) == en
         assert NotFoundError(kind, "X").kind == kind  # the code stays for programs
+
+
+#: The functions that take what was attempted as an English phrase, and the argument's place.
+ACTION_TAKERS = {
+    "require_organisation": 2,
+    "require_organisation_admin": 2,
+    "require_user": 2,
+    "require_operator": 1,
+    "require_mail_delivery": 1,
+    "require_rights_manager": 2,
+    "require_client_administrator": 2,
+    "get_visible_user": 3,
+    "_visible_user": 3,
+    "_locked_user": 3,
+    "_changeable": 3,
+    "_admin_target": 3,
+    "_require_named_operator": 1,
+    "admin_only": 2,
+}
+
+
+def test_every_refusal_phrase_has_its_translation() -> None:
+    """A service passing a phrase the table lacks would put English inside a French refusal."""
+    import ast
+    from pathlib import Path
+
+    from selfcare_ops import access_words
+
+    known = set(access_words._actions())
+    missing = []
+    for path in Path(i18n.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            place = ACTION_TAKERS.get(name or "")
+            if place is None or len(node.args) <= place:
+                continue
+            phrase = node.args[place]
+            if isinstance(phrase, ast.Constant) and isinstance(phrase.value, str):
+                if phrase.value not in known:
+                    missing.append(f"{path.name}: {phrase.value!r}")
+    assert not missing, missing
