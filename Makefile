@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lab voila bench bench-smoke lint catalogs clean install
+.PHONY: demo test lab voila bench bench-smoke lint catalogs messages translations clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,17 @@ test: $(STAMP_TEST)
 	$(BIN)/ruff format --check selfcare_ops tests bench
 	$(BIN)/python -m pytest
 
-# The gettext catalogs: extract the marked messages, update fr and en, compile (Babel).
-catalogs: $(STAMP_TEST)
+# The gettext catalogs (Babel): `make messages` extracts the marked messages and updates fr and
+# en (then fill their msgstr), `make translations` compiles them, `make catalogs` does both.
+messages: $(STAMP_TEST)
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k ngettext:1,2 --no-location --omit-header --sort-output -o selfcare_ops/locale/selfcare_ops.pot .
 	$(BIN)/pybabel update -D selfcare_ops -i selfcare_ops/locale/selfcare_ops.pot -d selfcare_ops/locale --no-fuzzy-matching --ignore-obsolete
+
+translations: $(STAMP_TEST)
 	$(BIN)/pybabel compile -D selfcare_ops -d selfcare_ops/locale --statistics
+
+catalogs: messages
+	$(MAKE) translations
 
 # JupyterLab refuses to start as root without --allow-root (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -18,7 +18,9 @@ from typing import Literal, Protocol
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
+from selfcare_ops.access_words import action_words, actor_words, contracted, organisation_words
 from selfcare_ops.errors import AccessDeniedError, ConfigurationError, NotFoundError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import Administrator, Organisation, SubAccount, User
 
 ActorKind = Literal["system", "operator_admin", "partner_admin", "client_admin", "manager"]
@@ -42,14 +44,8 @@ class Actor:
         return self.kind in ("client_admin", "manager")
 
     def describe(self) -> str:
-        names = {
-            "system": "the system actor",
-            "operator_admin": "operator administrator",
-            "partner_admin": "partner administrator",
-            "client_admin": "client administrator",
-            "manager": "sub-account manager",
-        }
-        return f"{names[self.kind]} {self.label}"
+        """Who acts, in the current language ("client administrator alice@…")."""
+        return actor_words(self.kind, self.label)
 
 
 def actor_for_administrator(admin: Administrator) -> Actor:
@@ -79,15 +75,25 @@ def actor_for_user(user: User) -> Actor:
     elif user.role == "manager":
         if user.sub_account_id is None:
             raise AccessDeniedError(
-                f"{user.login} is a manager without a sub-account and cannot act on anything."
+                _("{login} is a manager without a sub-account and cannot act on anything.").format(
+                    login=user.login
+                )
             )
         kind = "manager"
     else:
         raise AccessDeniedError(
-            f"{user.login} is neither an administrator nor a manager of their client."
+            _("{login} is neither an administrator nor a manager of their client.").format(
+                login=user.login
+            )
         )
     if user.status != "active":
-        raise AccessDeniedError(f"{user.login} cannot act: their account is {user.status}.")
+        from selfcare_ops.access_words import status_words
+
+        raise AccessDeniedError(
+            _("{login} cannot act: their account is {status}.").format(
+                login=user.login, status=status_words(user.status)
+            )
+        )
     return Actor(
         kind=kind,
         label=user.email or user.login,
@@ -114,8 +120,10 @@ def check_actor_name(email: str | None) -> None:
     """
     if email is not None and not email.strip():
         raise ConfigurationError(
-            "The actor is empty (--as or SELFCARE_OPS_ACTOR): name an administrator's or "
-            "manager's email, or leave both unset to act as the system actor.",
+            _(
+                "The actor is empty (--as or SELFCARE_OPS_ACTOR): name an administrator's or "
+                "manager's email, or leave both unset to act as the system actor."
+            ),
             field="actor",
         )
 
@@ -132,7 +140,9 @@ def resolve_actor(session: Session, email: str | None) -> Actor:
     admin = session.scalar(select(Administrator).where(Administrator.email == wanted))
     if admin is not None:
         if not admin.active:
-            raise AccessDeniedError(f"The administrator {wanted} is deactivated.")
+            raise AccessDeniedError(
+                _("The administrator {email} is deactivated.").format(email=wanted)
+            )
         return actor_for_administrator(admin)
     user = session.scalar(
         select(User).where(User.email_folded == wanted, User.role.in_(("administrator", "manager")))
@@ -163,8 +173,13 @@ def require_organisation(actor: Actor, org: Organisation, action: str = "change"
     """Refuse unless ``org`` is in the actor's subtree (client-side actors: their own client)."""
     if not can_see_organisation(actor, org):
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): "
-            "it is outside their scope."
+            contracted(
+                _("{actor} may not {action} {organisation}: it is outside their scope.").format(
+                    actor=actor.describe(),
+                    action=action_words(action),
+                    organisation=organisation_words(org.kind, org.ref, org.name),
+                )
+            )
         )
 
 
@@ -173,8 +188,13 @@ def require_organisation_admin(actor: Actor, org: Organisation, action: str) -> 
     require_organisation(actor, org, action)
     if actor.kind == "manager":
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): "
-            "only administrators may (seed 002)."
+            contracted(
+                _("{actor} may not {action} {organisation}: only administrators may.").format(
+                    actor=actor.describe(),
+                    action=action_words(action),
+                    organisation=organisation_words(org.kind, org.ref, org.name),
+                )
+            )
         )
 
 
@@ -205,8 +225,10 @@ def require_mail_delivery(actor: Actor, action: str = "deliver the queued mail")
     """Refuse client-side actors (see :func:`can_deliver_mail`) with one sentence."""
     if not can_deliver_mail(actor):
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action}: the outbox holds every client's mail, so "
-            "only operator and partner administrators (or the system actor) may."
+            _(
+                "{actor} may not {action}: the outbox holds every client's mail, so only "
+                "operator and partner administrators (or the system actor) may."
+            ).format(actor=actor.describe(), action=action_words(action))
         )
 
 
@@ -215,7 +237,9 @@ def require_operator(actor: Actor, action: str) -> None:
     operator administrators only."""
     if actor.kind not in ("system", "operator_admin"):
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action}: only operator administrators may."
+            _("{actor} may not {action}: only operator administrators may.").format(
+                actor=actor.describe(), action=action_words(action)
+            )
         )
 
 
@@ -233,8 +257,17 @@ def can_see_user(actor: Actor, user: User, client: Organisation | None = None) -
 
 def require_user(actor: Actor, user: User, action: str = "change") -> None:
     if not can_see_user(actor, user):
-        where = "outside their sub-account" if actor.kind == "manager" else "outside their scope"
-        raise AccessDeniedError(f"{actor.describe()} may not {action} {user.login}: {where}.")
+        if actor.kind == "manager":
+            sentence = _("{actor} may not {action} {login}: outside their sub-account.")
+        else:
+            sentence = _("{actor} may not {action} {login}: outside their scope.")
+        raise AccessDeniedError(
+            contracted(
+                sentence.format(
+                    actor=actor.describe(), action=action_words(action), login=user.login
+                )
+            )
+        )
 
 
 def require_rights_change(actor: Actor, user: User, what: str = "rights") -> None:
@@ -243,10 +276,21 @@ def require_rights_change(actor: Actor, user: User, what: str = "rights") -> Non
     actor never changes their own, so that nobody widens their own access."""
     require_user(actor, user, f"change the {what} of")
     if actor.is_client_side and actor.user_id == user.id:
-        raise AccessDeniedError(
-            f"{actor.describe()} may not change their own {what}: "
-            "another administrator of the client must do it."
-        )
+        own = {
+            "rights": _(
+                "{actor} may not change their own rights: another administrator of the "
+                "client must do it."
+            ),
+            "restrictions": _(
+                "{actor} may not change their own restrictions: another "
+                "administrator of the client must do it."
+            ),
+            "role": _(
+                "{actor} may not change their own role: another administrator of the "
+                "client must do it."
+            ),
+        }
+        raise AccessDeniedError(own.get(what, own["rights"]).format(actor=actor.describe()))
 
 
 def user_scope(actor: Actor) -> ColumnElement[bool]:
@@ -275,8 +319,10 @@ def require_rights_manager(session: Session, actor: Actor, action: str) -> None:
     )
     if not has_right:
         raise AccessDeniedError(
-            f"{actor.describe()} may not {action}: their right 'manage rights' is off "
-            "(seed 004); an administrator of the client can switch it on."
+            _(
+                "{actor} may not {action}: their right 'manage rights' is off; an "
+                "administrator of the client can switch it on."
+            ).format(actor=actor.describe(), action=action_words(action))
         )
 
 
@@ -287,17 +333,28 @@ def require_assignable(
     require_organisation(actor, client, "add users to")
     if sub_account is not None and sub_account.client_id != client.id:
         raise AccessDeniedError(
-            f"The sub-account {sub_account.name!r} does not belong to client {client.ref}."
+            _("The sub-account '{name}' does not belong to client {ref}.").format(
+                name=sub_account.name, ref=client.ref
+            )
         )
     if actor.kind != "manager":
         return
     if role == "administrator":
         raise AccessDeniedError(
-            f"{actor.describe()} may not grant the administrator role: "
-            "a manager adds only managers and users (seed 002)."
+            _(
+                "{actor} may not grant the administrator role: a manager adds only managers "
+                "and users."
+            ).format(actor=actor.describe())
         )
-    if sub_account is None or sub_account.id != actor.sub_account_id:
-        name = sub_account.name if sub_account else "no sub-account"
+    if sub_account is None:
         raise AccessDeniedError(
-            f"{actor.describe()} may add people only to their own sub-account, not to {name!r}."
+            _("{actor} may add people only to their own sub-account, not without one.").format(
+                actor=actor.describe()
+            )
+        )
+    if sub_account.id != actor.sub_account_id:
+        raise AccessDeniedError(
+            _("{actor} may add people only to their own sub-account, not to '{name}'.").format(
+                actor=actor.describe(), name=sub_account.name
+            )
         )

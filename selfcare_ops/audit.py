@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from selfcare_ops.access import Actor, organisation_scope, require_organisation
 from selfcare_ops.errors import ExportError, NotFoundError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.bulk_sql import insert_rows
 from selfcare_ops.store.models import AuditEvent, Invitation, Organisation, User, utcnow
 from selfcare_ops.support.exports import write_csv
@@ -306,7 +307,9 @@ def export_events(
         stop, exclusive = _moment(until, end=True)
         if start is not None and stop <= start:
             raise ValidationError(
-                f"The period ends ({until}) before it starts ({since}).",
+                _("The period ends ({until}) before it starts ({since}).").format(
+                    until=until, since=since
+                ),
                 field="until",
                 actual=str(until),
             )
@@ -351,5 +354,7 @@ def export_csv(
     try:
         write_csv(frame, Path(path))
     except OSError as exc:
-        raise ExportError(f"The file {path} cannot be written: {exc.strerror}.") from exc
+        raise ExportError(
+            _("The file {path} cannot be written: {reason}.").format(path=path, reason=exc.strerror)
+        ) from exc
     return len(frame)

@@ -20,16 +20,19 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+from babel.numbers import format_decimal
 from sqlalchemy import Select, and_, bindparam, case, func, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from selfcare_ops.access import Actor, require_organisation
+from selfcare_ops.access_words import status_words
 from selfcare_ops.errors import (
     AccessDeniedError,
     NotFoundError,
     PageOutOfRangeError,
     ValidationError,
 )
+from selfcare_ops.i18n import _, current_language
 from selfcare_ops.store.models import (
     ACCOUNT_STATUSES,
     OPEN_INVITATION_STATUSES,
@@ -40,6 +43,7 @@ from selfcare_ops.store.models import (
     User,
     utcnow,
 )
+from selfcare_ops.support.dates import long_date
 from selfcare_ops.support.textnorm import fold, like_pattern
 
 CLIENT_COLUMNS = ["ref", "name", "partner_ref", "partner_name", "users", *ACCOUNT_STATUSES]
@@ -116,7 +120,7 @@ class ClientPage:
 
     @property
     def label(self) -> str:
-        return f"Page {self.page} / {max(self.pages, 1)}"
+        return _("Page {page} / {pages}").format(page=self.page, pages=max(self.pages, 1))
 
     def ensure_exists(self) -> ClientPage:
         """This page, or :class:`PageOutOfRangeError` when it lies past the last one."""
@@ -155,7 +159,9 @@ def require_page(page: int, pages: int) -> None:
 def _check_page_size(page_size: int) -> None:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValidationError(
-            f"The page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}.",
+            _("The page size must be between 1 and {limit}, not {size}.").format(
+                limit=MAX_PAGE_SIZE, size=page_size
+            ),
             field="page_size",
             limit=MAX_PAGE_SIZE,
             actual=page_size,
@@ -170,8 +176,13 @@ MAX_SEARCH_CHARACTERS = 200
 def _check_search(text: str | None) -> None:
     if text and len(text) > MAX_SEARCH_CHARACTERS:
         raise ValidationError(
-            f"The search text has {len(text):,} characters; at most {MAX_SEARCH_CHARACTERS} "
-            "are searched: give part of a name, login or email.",
+            _(
+                "The search text has {count} characters; at most {limit} are searched: give "
+                "part of a name, login or email."
+            ).format(
+                count=format_decimal(len(text), locale=current_language()),
+                limit=MAX_SEARCH_CHARACTERS,
+            ),
             field="search",
             limit=MAX_SEARCH_CHARACTERS,
             actual=len(text),
@@ -263,7 +274,9 @@ def search_clients(
     _check_page_size(page_size)
     _check_search(text)
     if page < 1:
-        raise ValidationError(f"Pages are numbered from 1, not {page}.", field="page", actual=page)
+        raise ValidationError(
+            _("Pages are numbered from 1, not {page}.").format(page=page), field="page", actual=page
+        )
     params = _scope_params(actor)
     searching = bool(text and fold(text))
     if searching:
@@ -324,7 +337,9 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
     user_id, sep, sort_name = cursor.partition(":")
     if not sep or not user_id.isdigit():
         raise ValidationError(
-            f"The page cursor {cursor!r} is not one this directory gave out.",
+            _("The page cursor '{cursor}' is not one this directory gave out.").format(
+                cursor=cursor
+            ),
             field="cursor",
             actual=cursor,
         )
@@ -404,7 +419,17 @@ def server_reply(reason: Any) -> str:
     """The mail server's own words in a bounce reason (``550 5.1.1 Unknown user``), else the
     whole reason."""
     reply = _SERVER_REPLY.search(str(reason or ""))
-    return reply.group(1) if reply else str(reason or "raison inconnue")
+    return reply.group(1) if reply else str(reason or _("unknown reason"))
+
+
+def role_words(role: Any) -> str:
+    """A user's role (a stable code) as a word in the current language ('' when none)."""
+    words = {
+        "administrator": _("administrator"),
+        "manager": _("manager"),
+        "user": _("user"),
+    }
+    return words.get(role, role) if isinstance(role, str) else ""
 
 
 def state_label(
@@ -414,28 +439,24 @@ def state_label(
     reason: Any = None,
     invited_at: Any = None,
 ) -> str:
-    """The state as an analyst reads it in a listing (``invited (envoyée le 2026-12-01)``).
+    """The state as an analyst reads it in a listing ("invited (sent on December 1, 2026)").
 
     ``invited`` alone is a user marked invited with no invitation on record (data loaded from
     elsewhere): it shows the date they were marked.
     """
-
-    def day(moment: Any) -> str:
-        return f"{moment:%Y-%m-%d}" if moment is not None and moment == moment else "?"
-
     if state == "sent":
-        return f"invited (envoyée le {day(sent_at)})"
+        return _("invited (sent on {day})").format(day=long_date(sent_at))
     if state == "pending":
-        return "invited (en attente d'envoi)"
+        return _("invited (waiting to be sent)")
     if state == "expired":
-        return f"invitation expirée (le {day(expires_at)})"
+        return _("invitation expired (on {day})").format(day=long_date(expires_at))
     if state == "bounced":
-        return f"adresse refusée : {server_reply(reason)}"
+        return _("address refused: {reply}").format(reply=server_reply(reason))
     if state == "draft":
-        return "brouillon (créé sans activation)"
+        return _("draft (created without activation)")
     if state == "invited" and invited_at is not None and invited_at == invited_at:
-        return f"invited ({day(invited_at)})"
-    return state
+        return _("invited ({day})").format(day=long_date(invited_at))
+    return status_words(state)
 
 
 @lru_cache(maxsize=256)
@@ -523,14 +544,18 @@ def list_users(
     _check_search(search)
     if page is not None and (page < 1 or cursor):
         raise ValidationError(
-            f"Ask for a page by a number from 1 or by a cursor, not {page!r} and {cursor!r}.",
+            _(
+                "Ask for a page by a number from 1 or by a cursor, not {page} and '{cursor}'."
+            ).format(page=page, cursor=cursor),
             field="page",
             actual=page,
         )
     if status is not None and status not in (*ACCOUNT_STATUSES, *STATE_FILTERS):
         known = ", ".join((*ACCOUNT_STATUSES, *STATE_FILTERS))
         raise ValidationError(
-            f"The status must be one of {known}, not {status!r}.",
+            _("The status must be one of {known}, not '{status}'.").format(
+                known=known, status=status
+            ),
             field="status",
             actual=status,
         )
@@ -548,12 +573,16 @@ def list_users(
         ).scalar()
         if sub_id is None:
             raise ValidationError(
-                f"Client {client.ref} has no sub-account named {sub_account!r}.",
+                _("Client {ref} has no sub-account named '{name}'.").format(
+                    ref=client.ref, name=sub_account
+                ),
                 field="sub_account",
                 actual=sub_account,
             )
         if manager and sub_id != actor.sub_account_id:
-            raise AccessDeniedError(f"{actor.describe()} may only list their own sub-account.")
+            raise AccessDeniedError(
+                _("{actor} may only list their own sub-account.").format(actor=actor.describe())
+            )
         params["sub_id"] = sub_id
     searching = bool(search and fold(search))
     if searching:
@@ -658,5 +687,7 @@ __all__ = [
     "server_reply",
     "state_counts",
     "state_label",
+    "role_words",
+    "status_words",
     "user_state",
 ]

@@ -4,11 +4,61 @@ One base class, :class:`SelfcareError`, so that the CLI, the dashboards and the 
 ``str(error)`` — a full sentence an analyst can act on — and never a traceback. Subclasses carry
 their context as attributes (row, column, field, limit, actual value) for programs that need it.
 Library errors are translated at the edge with ``raise ... from exc``.
+
+The sentences are built in the current language (see :mod:`.i18n`) when the error is raised;
+``kind``, ``reason`` and the other attributes stay stable codes for programs.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+def _(message: str) -> str:
+    """:func:`.i18n._`, imported late: :mod:`.i18n` itself raises these errors."""
+    from selfcare_ops.i18n import _ as translate
+
+    return translate(message)
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """:func:`.i18n.ngettext`, imported late (see :func:`_`)."""
+    from selfcare_ops.i18n import ngettext as translate
+
+    return translate(singular, plural, count)
+
+
+def not_found_sentence(kind: str, key: str) -> str:
+    """'No client is known as ...' in the current language, worded for each kind of thing
+    (French nouns have genders); an unexpected kind still reads as a sentence."""
+    sentences = {
+        "client": _("No client is known as '{key}'."),
+        "user": _("No user is known as '{key}'."),
+        "organisation": _("No organisation is known as '{key}'."),
+        "partner": _("No partner is known as '{key}'."),
+        "operator": _("The tree has no operator at its root."),
+        "image": _("No image is known as '{key}'."),
+        "system actor": _("No system actor is known as '{key}'."),
+        "administrator or manager": _("No administrator or manager is known as '{key}'."),
+        "sub-account": _("No sub-account is known as '{key}'."),
+    }
+    sentence = sentences.get(kind)
+    if sentence is None:
+        return _("Nothing is known as '{key}' ({kind}).").format(key=key, kind=kind)
+    return sentence.format(key=key)
+
+
+def sub_account_unknown(client_ref: str, name: str, known: list[str] | None = None) -> str:
+    """'Client C0001 has no sub-account named ...', naming the ones it has when given."""
+    sentence = _("Client {ref} has no sub-account named '{name}'.").format(
+        ref=client_ref, name=name
+    )
+    if known is None:
+        return sentence
+    if not known:
+        return sentence + " " + _("It has none yet.")
+    names = ", ".join(f"'{n}'" for n in known)
+    return sentence + " " + _("Its sub-accounts: {names}.").format(names=names)
 
 
 class SelfcareError(Exception):
@@ -38,8 +88,10 @@ class DatabaseNotInitialisedError(DatabaseError):
 class NotFoundError(SelfcareError):
     """A client, user, organisation or other named thing does not exist."""
 
-    def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"No {kind} is known as {key!r}.", kind=kind, key=key)
+    def __init__(self, kind: str, key: str, *, message: str | None = None) -> None:
+        """``kind`` is a stable code ("client", "user", ...); ``message``, already translated,
+        replaces the usual sentence where the place matters ("in client C0001")."""
+        super().__init__(message or not_found_sentence(kind, key), kind=kind, key=key)
         self.kind = kind
         self.key = key
 
@@ -86,10 +138,12 @@ class PageOutOfRangeError(ValidationError):
     """A page asked for by number lies past the last one; ``pages`` says how many there are."""
 
     def __init__(self, page: int, pages: int) -> None:
-        there = "there is 1 page" if pages == 1 else f"there are {pages} pages"
-        super().__init__(
-            f"Page {page} does not exist: {there}.", field="page", limit=pages, actual=page
-        )
+        sentence = ngettext(
+            "Page {page} does not exist: there is {pages} page.",
+            "Page {page} does not exist: there are {pages} pages.",
+            pages,
+        ).format(page=page, pages=pages)
+        super().__init__(sentence, field="page", limit=pages, actual=page)
         self.page = page
         self.pages = pages
 

@@ -22,7 +22,9 @@ from selfcare_ops.access import (
     require_organisation,
     require_organisation_admin,
 )
+from selfcare_ops.access_words import organisation_words
 from selfcare_ops.errors import AccessDeniedError, ConflictError, NotFoundError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import LANGUAGES, ORG_KINDS, Administrator, Organisation
 from selfcare_ops.support.textnorm import clean_label, fold
 
@@ -70,7 +72,9 @@ def get_client(session: Session, ref: str) -> Organisation:
 def _check_language(language: str | None) -> None:
     if language is not None and language not in LANGUAGES:
         raise ValidationError(
-            f"The language must be one of {', '.join(LANGUAGES)}, not {language!r}.",
+            _("The language must be one of {known}, not '{language}'.").format(
+                known=", ".join(LANGUAGES), language=language
+            ),
             field="language",
             actual=language,
         )
@@ -81,8 +85,10 @@ def clean_ref(ref: str) -> str:
     text = (ref or "").strip()
     if not _REF.match(text):
         raise ValidationError(
-            f"The reference {text!r} is not valid: it is one word of 1 to 64 characters, "
-            "without spaces, like C0042.",
+            _(
+                "The reference '{ref}' is not valid: it is one word of 1 to 64 characters, "
+                "without spaces, like C0042."
+            ).format(ref=text),
             field="ref",
             actual=text,
         )
@@ -101,8 +107,9 @@ def clean_login_domain(domain: str | None) -> str | None:
     text = domain.strip().lower().lstrip("@")
     if len(text) > 200 or not _DOMAIN.match(text):
         raise ValidationError(
-            f"The login domain {domain.strip()!r} is not a domain name like "
-            "virginietelecom.sewan.eu.",
+            _(
+                "The login domain '{domain}' is not a domain name like virginietelecom.sewan.eu."
+            ).format(domain=domain.strip()),
             field="login_domain",
             actual=domain,
         )
@@ -133,7 +140,7 @@ def create_operator(
 ) -> tuple[Organisation, Administrator]:
     """Bootstrap the root and its named system actor (the only call without an actor)."""
     if session.scalar(select(Organisation).where(Organisation.kind == "operator")) is not None:
-        raise ConflictError("An operator already exists: there is only one root.")
+        raise ConflictError(_("An operator already exists: there is only one root."))
     _check_language(language)
     org = Organisation(
         kind="operator",
@@ -175,14 +182,18 @@ def create_organisation(
     """
     if kind not in ORG_KINDS or kind == "operator":
         raise ValidationError(
-            f"An organisation created here is a partner or a client, not {kind!r}.",
+            _("An organisation created here is a partner or a client, not '{kind}'.").format(
+                kind=kind
+            ),
             field="kind",
             actual=kind,
         )
     if actor.is_client_side:
         raise AccessDeniedError(
-            f"{actor.describe()} may not create partners or clients: only operator and partner "
-            "administrators may."
+            _(
+                "{actor} may not create partners or clients: only operator and partner "
+                "administrators may."
+            ).format(actor=actor.describe())
         )
     ref, name = clean_ref(ref), clean_name(name)
     login_domain = clean_login_domain(login_domain)
@@ -190,13 +201,19 @@ def create_organisation(
     parent = get_organisation(session, parent_ref)
     if parent.kind not in _ALLOWED_PARENTS[kind]:
         raise ValidationError(
-            f"A {kind} cannot be placed under the {parent.kind} {parent.ref}.",
+            (
+                _("A partner cannot be placed under {parent}.")
+                if kind == "partner"
+                else _("A client cannot be placed under {parent}.")
+            ).format(parent=organisation_words(parent.kind, parent.ref)),
             field="parent",
             actual=parent.ref,
         )
     require_organisation(actor, parent, f"add a {kind} under")
     if session.scalar(select(Organisation.id).where(Organisation.ref == ref)) is not None:
-        raise ConflictError(f"The reference {ref!r} is already used by another organisation.")
+        raise ConflictError(
+            _("The reference '{ref}' is already used by another organisation.").format(ref=ref)
+        )
     org = Organisation(
         kind=kind,
         parent_id=parent.id,
@@ -213,7 +230,7 @@ def create_organisation(
             session.flush()
     except IntegrityError as exc:
         raise ConflictError(
-            f"The reference {ref!r} is already used by another organisation."
+            _("The reference '{ref}' is already used by another organisation.").format(ref=ref)
         ) from exc
     org.path = f"{parent.path}{org.id}/"
     _audit_created(session, actor, org)
@@ -264,8 +281,10 @@ def set_language(
     org = _changeable(session, actor, ref, "set the language of")
     if language is None and org.kind == "operator":
         raise ValidationError(
-            f"The operator {org.ref} is the root of the tree: it has nothing to inherit a "
-            f"language from, so it keeps one of {', '.join(LANGUAGES)}.",
+            _(
+                "The operator {ref} is the root of the tree: it has nothing to inherit a "
+                "language from, so it keeps one of {known}."
+            ).format(ref=org.ref, known=", ".join(LANGUAGES)),
             field="language",
         )
     before = org.language
@@ -302,10 +321,12 @@ def create_administrator(
     org = get_organisation(session, org_ref)
     require_organisation(actor, org, "add administrators to")
     if actor.kind == "manager":
-        raise AccessDeniedError(f"{actor.describe()} may not add administrators.")
+        raise AccessDeniedError(
+            _("{actor} may not add administrators.").format(actor=actor.describe())
+        )
     email = email.strip().lower()
     if session.scalar(select(Administrator.id).where(Administrator.email == email)) is not None:
-        raise ConflictError(f"{email} is already an administrator.")
+        raise ConflictError(_("{email} is already an administrator.").format(email=email))
     admin = Administrator(organisation=org, email=email, display_name=display_name)
     session.add(admin)
     session.flush()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, actor_for_administrator, actor_for_user
 from selfcare_ops.accounts.users import NewUser, create_user, derived_columns
+from selfcare_ops.i18n import set_language
 from selfcare_ops.organisations import create_administrator, create_operator, create_organisation
 from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.store.models import Base, Organisation, SubAccount, User, count_new_users
@@ -32,12 +33,18 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """No test reads the developer's settings or writes under the project's data/."""
     for key in list(os.environ):
         if key.startswith("SELFCARE_OPS_") and key != POSTGRES_ENV:
             monkeypatch.delenv(key)
     monkeypatch.setenv("SELFCARE_OPS_DATA_DIR", str(tmp_path / "data"))
+    # The suite reads English unless a module chooses French with TEST_LANGUAGE = "fr" (the
+    # product's default is French: tests/test_i18n*.py check both languages and the default).
+    monkeypatch.setenv("SELFCARE_OPS_LANG", getattr(request.module, "TEST_LANGUAGE", "en"))
+    set_language(None)
     monkeypatch.setenv("SELFCARE_OPS_RUNS_DIR", str(tmp_path / "runs"))
 
 

@@ -33,6 +33,8 @@ from selfcare_ops.invitations.service import invite_demo_client
 from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,6 +225,7 @@ def _queued(sessions, ref: str) -> int:
 def test_search_then_bulk_invite_in_a_real_browser(
     voila: str, demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
+
     from playwright.sync_api import expect, sync_playwright
 
     mailbox, _ = smtp_server

@@ -82,11 +82,11 @@ def test_system_creates_a_partner_then_a_client_that_speaks_its_language(db_url,
     )  # fmt: skip
     assert partner.exit_code == 0, partner.output
     assert partner.stdout == (
-        "Created the partner P-EN (English Reseller) under OP; mails of P-EN are in en.\n"
+        "Created the partner P-EN (English Reseller) under OP; mails of P-EN are in English.\n"
     )
     client = run(db_url, "orgs", "create", "client", "C-EN", "--name", "Acme", "--parent", "P-EN")
     assert client.exit_code == 0, client.output
-    assert "mails of C-EN are in en, inherited from P-EN." in client.stdout
+    assert "mails of C-EN are in English, inherited from P-EN." in client.stdout
 
 
 @pytest.mark.parametrize(
@@ -167,12 +167,12 @@ def test_set_language_changes_the_next_mail_and_inherit_gives_it_back(
 ):
     english = run(db_url, "orgs", "set-language", "PA", "en", actor=PA_ADMIN)
     assert english.exit_code == 0, english.output
-    assert english.stdout == "mails of PA are in en.\n"
+    assert english.stdout == "mails of PA are in English.\n"
     below = run(db_url, "orgs", "set-language", "CA", "inherit")
-    assert below.stdout == "Nothing changed: mails of CA are in en, inherited from PA.\n"
+    assert below.stdout == "Nothing changed: mails of CA are in English, inherited from PA.\n"
     assert run(db_url, "invite", "user", JP).exit_code == 0
     back = run(db_url, "orgs", "set-language", "PA", "inherit", actor=PA_ADMIN)
-    assert back.stdout == "mails of PA are in fr, inherited from OP.\n"
+    assert back.stdout == "mails of PA are in French, inherited from OP.\n"
     assert run(db_url, "invite", "resend", JP).exit_code == 0
     with session_factory() as session:
         languages = session.scalars(

@@ -270,7 +270,7 @@ def test_profile_notifications_and_company_details(db_url, tree, session_factory
         "Paris",
         actor=ALICE,
     )
-    assert details.exit_code == 0 and "company details of CA is saved" in details.output
+    assert details.exit_code == 0 and "company details of CA are saved" in details.output
     manager = run(db_url, "clients", "details", "CA", "--city", "Lyon", actor=MARC)
     assert manager.exit_code == 1 and "only administrators may" in manager.output
     read = json.loads(run(db_url, "clients", "details", "CA", "--json", actor=MARC).output)
@@ -310,7 +310,7 @@ def test_users_remove_is_the_confirmed_soft_deactivation_of_seed_004(db_url, tre
     assert outside.exit_code == 1 and "outside their sub-account" in outside.output
     removed = run(db_url, "users", "remove", p["jp"], "--yes", actor=MARC)
     assert removed.exit_code == 0, removed.output
-    assert "is removed: the account is deactivated (was not_invited)" in removed.output
+    assert "is removed: the account is deactivated (was not invited)" in removed.output
     again = run(db_url, "users", "remove", p["jp"], "--yes")
     assert again.exit_code == 1 and "already deactivated" in again.output
     listed = json.loads(run(db_url, "users", "list", "CA", "--json").output)

@@ -59,7 +59,7 @@ def test_edit_saves_everything_in_one_audited_event(db_url, tree, session_factor
     )  # fmt: skip
     assert edited.exit_code == 0, edited.output
     assert edited.stdout == (
-        f"Saved {JP}: civility, first_name, last_name, function, language, phone, mobile.\n"
+        f"Saved {JP}: civility, first name, last name, function, language, phone, mobile.\n"
     )
     user = _user(session_factory, JP)
     assert (user.first_name, user.last_name, user.civility) == ("Jean-Paul", "Bubu-Martin", "Mme")

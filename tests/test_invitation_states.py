@@ -18,6 +18,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from babel.dates import format_date
 from click.testing import CliRunner
 from smtp_support import MAIL_FROM, smtp_settings
 from sqlalchemy import select, update
@@ -268,13 +269,17 @@ def test_the_users_list_tells_sent_bounced_and_expired_apart(
 
     deliver(session_factory, smtp_settings(smtp_server.port))
     env = {"SELFCARE_OPS_DATABASE_URL": db_url}
-    listed = CliRunner().invoke(main, ["users", "list", "CA"], env=env)
+    french = {**env, "SELFCARE_OPS_LANG": "fr"}  # an analyst's listing, in French
+    listed = CliRunner().invoke(main, ["users", "list", "CA"], env=french)
     assert listed.exit_code == 0, listed.output
-    today = f"{utcnow():%Y-%m-%d}"
+    today = format_date(utcnow().date(), "long", locale="fr")  # "2 décembre 2026"
     line = {row.split()[0]: row for row in listed.output.splitlines() if "@" in row}
-    assert f"invited (envoyée le {today})" in line[bubu]
-    assert "adresse refusée : 550 5.1.1 Unknown user" in line[duduche]
-    assert "Invitations: 1 sent, 1 bounced" in listed.output
+    assert f"invité (envoyée le {today})" in line[bubu]
+    assert "adresse refusée\u00a0: 550 5.1.1 Unknown user" in line[duduche]
+    assert "Invitations\u00a0: 1 envoyée, 1 refusée" in listed.output
+    english = CliRunner().invoke(main, ["users", "list", "CA"], env=env)
+    assert "address refused: 550 5.1.1 Unknown user" in english.output
+    assert "Invitations: 1 sent, 1 bounced" in english.output
 
     bounced = CliRunner().invoke(
         main, ["users", "list", "CA", "--status", "bounced", "--json"], env=env
@@ -295,7 +300,7 @@ def test_the_users_list_tells_sent_bounced_and_expired_apart(
             .where(Invitation.status == "sent")
             .values(expires_at=utcnow() - timedelta(hours=1))
         )
-    expired = CliRunner().invoke(main, ["users", "list", "CA", "--status", "expired"], env=env)
+    expired = CliRunner().invoke(main, ["users", "list", "CA", "--status", "expired"], env=french)
     assert bubu in expired.output and duduche not in expired.output
     assert "invitation expirée (le " in expired.output
     with session_factory() as session:

@@ -71,11 +71,11 @@ def test_invite_client_asks_then_sends_once(run, session_factory):
     assert shown.exit_code == 2
     assert "2 invitations à envoyer (4 utilisateurs écartés)" in shown.output
     assert "Left out: 2 already active, 1 deactivated, 1 no email" in shown.output
-    assert "--yes" in shown.output
+    assert "Send 2 invitations? Pass --yes to confirm without a terminal." in shown.output
     assert _messages(session_factory) == 0
     sent = run("invite", "client", "CA", "--yes")
     assert sent.exit_code == 0, sent.output
-    assert "2 invitations envoyées." in sent.output
+    assert "2 invitations sent." in sent.output
     again = run("invite", "client", "CA", "--yes", "--json")
     data = json.loads(again.output)
     assert data["to_send"] == 0 and data["sent"] == 0

@@ -19,7 +19,7 @@ RUNNER_MODULES = {"jobs"}  # the job runner is the one domain-side place that dr
 LAYERS: list[set[str]] = [
     {"errors", "config", "i18n", "support"},  # words, settings, helpers that know no domain
     {"store"},  # engines, sessions, the model, bulk inserts, migrations
-    {"access", "audit"},  # who may act, and the trail of what they did
+    {"access", "access_words", "audit"},  # who may act, the words of a refusal, the trail
     {  # the services
         "accounts",
         "invitations",

@@ -176,7 +176,7 @@ def test_who_may_toggle_what(session_factory, tree, who, ref, allowed):
 @pytest.mark.parametrize(
     ("who", "ref", "because"),
     [
-        ("manager_siege", "CA", "only administrators may (seed 002)"),
+        ("manager_siege", "CA", "only administrators may."),
         ("partner_b_admin", "CA", "it is outside their scope"),
     ],
 )
@@ -322,9 +322,9 @@ def test_cli_show_set_and_set_many(db_url, tree, tmp_path):
     plan_text = (tmp_path / "plan.csv").read_text(encoding="utf-8-sig")
     assert plan_text.startswith("organisation_id;organisation_ref;") and ";CA1;" in plan_text
     done = run(db_url, "modules", "set-many", "contacts", "off", "--client", "CA", "--apply")
-    assert done.exit_code == 0 and "1 clients changed" in done.output
+    assert done.exit_code == 0 and "1 client changed" in done.output
     mobile = ["set-many", "offres_mobiles", "off", "--client", "CA"]
-    for extra, said in (([], "1 clients would change"), (["--apply"], "1 clients changed")):
+    for extra, said in (([], "1 client would change"), (["--apply"], "1 client changed")):
         shown = run(db_url, "modules", *mobile, *extra)
         assert shown.exit_code == 0 and said in shown.output
         assert "Impacted modules: Tableau de bord, Mes téléphones." in shown.output

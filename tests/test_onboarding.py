@@ -352,7 +352,7 @@ def test_manager_imports_only_into_their_sub_account(session_factory, tree) -> N
     assert reasons[3].startswith("line 3, column 'Sous-compte': ")
     assert "may not grant the administrator role" in reasons[4]
     assert reasons[4].startswith("line 4, column 'Rôle': ")
-    assert "not to 'no sub-account'" in reasons[5]
+    assert "only to their own sub-account, not without one" in reasons[5]
     assert "outside their sub-account" in reasons[6]
     report = apply_plan(session_factory, tree.manager_siege, plan)
     assert report.counts["create"] == 1

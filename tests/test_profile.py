@@ -293,7 +293,7 @@ def test_notification_preferences_per_user(session_factory, tree):
             "invoice_available": (["email"], []),
             "order_status": (["email"], ["email", "sms"]),
         }
-        with pytest.raises(ConflictError, match="order_status notices by SMS"):
+        with pytest.raises(ConflictError, match="order status notices by SMS"):
             profile.update_profile(session, tree.client_a_admin, p["jp"], mobile="")
         with pytest.raises(ValidationError, match="has no email address"):
             profile.set_notification_prefs(

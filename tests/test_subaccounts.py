@@ -77,7 +77,7 @@ def test_names_are_unique_per_client_ignoring_case_and_accents(session_factory, 
             subaccounts.create_sub_account(session, tree.client_a_admin, "CA", " SIEGE ")
         with pytest.raises(ConflictError, match="ignoring case and accents"):
             subaccounts.rename_sub_account(session, tree.client_a_admin, "CA", "Agence", "siège")
-        with pytest.raises(NotFoundError, match="existing: 'Agence', 'Siège'"):
+        with pytest.raises(NotFoundError, match="Its sub-accounts: 'Agence', 'Siège'"):
             subaccounts.rename_sub_account(session, tree.client_a_admin, "CA", "Compta", "X")
         with pytest.raises(ValidationError, match="needs a name"):
             subaccounts.create_sub_account(session, tree.client_a_admin, "CA", "   ")

@@ -134,7 +134,7 @@ def test_an_expired_supervision_is_neither_listed_nor_ended(session_factory, tre
     with session_factory.begin() as session:
         assert len(open_supervisions(session, tree.system)) == 1
         assert open_supervisions(session, tree.system, now=later) == []
-        with pytest.raises(ConflictError, match="aucune supervision en cours"):
+        with pytest.raises(ConflictError, match="has no open supervision"):
             end_supervisions_of(session, tree.system, ALICE, now=later)
         with pytest.raises(AccessDeniedError):
             end_supervisions_of(session, tree.partner_b_admin, ALICE)

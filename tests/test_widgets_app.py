@@ -11,6 +11,9 @@ import ipywidgets as widgets
 from selfcare_ops.widgets import Dashboard, open_dashboard
 from selfcare_ops.widgets.app import TABS, tab_title
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
 
 
@@ -19,7 +22,7 @@ def test_every_tab_is_built_and_the_client_follows(session_factory, tree):
     assert board.errors == {}
     assert set(board.boards) == {"directory"}  # the others are built when first opened
     assert board.tab.titles == tuple(tab_title(code) for _, code, _ in TABS)
-    assert "system actor" in board.header.value
+    assert "acteur système" in board.header.value
 
     board["directory"].search.value = "virginie"
     board["directory"].client_select.value = "CA"
@@ -53,10 +56,10 @@ def test_open_dashboard_explains_an_unusable_database(tmp_path, monkeypatch):
     monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     shown = open_dashboard()
     assert isinstance(shown, widgets.HTML)
-    assert "not initialised" in shown.value and "Traceback" not in shown.value
+    assert "pas initialisée" in shown.value and "Traceback" not in shown.value
     monkeypatch.setenv("SELFCARE_OPS_ACTOR", "nobody@example")
     monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", "mysql://x")
-    assert "not supported" in open_dashboard().value
+    assert "pas prise en charge" in open_dashboard().value
 
 
 def test_notebook_opens_the_dashboard_and_is_valid_python():

@@ -12,6 +12,8 @@ from selfcare_ops.branding import resolve_branding
 from selfcare_ops.store.models import Organisation
 from selfcare_ops.widgets.branding import BrandingStudio
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 
 def _png(width: int, height: int, colour: str = "red") -> bytes:
     buffer = io.BytesIO()
@@ -178,7 +180,7 @@ def test_out_of_scope_and_manager_refused(session_factory, tree):
     studio.picker.choose("CB")
     assert studio.editor.layout.display == "" and "CB" in studio.picker.current.value
     studio.picker.choose("CA")
-    assert studio.feedback.kind == "error" and "scope" in studio.feedback.text
+    assert studio.feedback.kind == "error" and "hors de son périmètre" in studio.feedback.text
     assert studio.editor.layout.display == "none"  # CB's settings are not left on show
     assert studio.picker.current.value == "" and studio.ref is None
 
@@ -187,4 +189,4 @@ def test_out_of_scope_and_manager_refused(session_factory, tree):
     manager.primary.text.value = "#000000"
     manager.save_button.click()
     assert manager.save_feedback.kind == "error"
-    assert "administrators" in manager.save_feedback.text
+    assert "administrateurs" in manager.save_feedback.text

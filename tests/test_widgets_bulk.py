@@ -16,6 +16,8 @@ from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 from selfcare_ops.widgets import BulkInvitationDashboard, DirectoryDashboard
 from selfcare_ops.widgets.bulk import reason_label
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 
 def _deliver(board: BulkInvitationDashboard) -> None:
     """Click "Distribuer…", then confirm: nothing leaves before the confirmation."""
@@ -85,7 +87,7 @@ def test_out_of_scope_and_unknown_client_are_readable(session_factory, tree):
     board = BulkInvitationDashboard(session_factory, tree.partner_b_admin)
     board.client.value = "CA"
     assert board.feedback.kind == "error"
-    assert "outside their scope" in board.feedback.text
+    assert "hors de son périmètre" in board.feedback.text
     assert board.confirm_button.disabled
     board.client.value = "NOPE"
     assert board.feedback.kind == "error" and "NOPE" in board.feedback.text

@@ -13,6 +13,8 @@ from selfcare_ops.store.models import Invitation, SupervisionSession, User
 from selfcare_ops.widgets import DirectoryDashboard
 from selfcare_ops.widgets.common import Feedback, error_message, guard
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 
 def _user(session_factory: sessionmaker[Session], login: str) -> User:
     with session_factory() as session:
@@ -80,7 +82,7 @@ def test_out_of_scope_client_is_a_readable_error(session_factory, tree):
     assert "Bêta" in board.client_title.value
     board.open_client("CA")
     assert board.feedback.kind == "error"
-    assert "outside their scope" in board.feedback.text
+    assert "hors de son périmètre" in board.feedback.text
     assert board.users_box.layout.display == "none"  # CB's users are not left on show
     assert "Traceback" not in board.feedback.value
 
@@ -162,7 +164,7 @@ def test_invite_with_another_email_then_resend(session_factory, tree):
     board.user_select.value = pichon
     board.invite_button.click()
     assert board.action_feedback.kind == "error"
-    assert "no email address" in board.action_feedback.text
+    assert "pas d'adresse e-mail" in board.action_feedback.text
     board.email.value = "pas-une-adresse"
     board.invite_button.click()
     assert board.action_feedback.kind == "error" and "Traceback" not in board.action_feedback.value

@@ -7,6 +7,8 @@ from sqlalchemy import select
 from selfcare_ops.store.models import ModuleSetting, User
 from selfcare_ops.widgets.modules import ModulesRightsDashboard
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 
 def _own(session_factory, org_ref: str, module: str):
     from selfcare_ops.store.models import Organisation
@@ -76,7 +78,7 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     manager.picker.choose("CA")
     manager.rows["contacts"].toggle.value = "off"
     assert manager.modules_feedback.kind == "error"
-    assert "administrators" in manager.modules_feedback.text
+    assert "administrateurs" in manager.modules_feedback.text
     assert manager.rows["contacts"].toggle.value == "inherit"
     assert _own(session_factory, "CA", "contacts") is None
 
@@ -85,11 +87,11 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     alice = tree.client_a_users[0]
     admin.user_select.value = alice  # herself
     admin.right_boxes["manage_rights"].value = not admin.right_boxes["manage_rights"].value
-    assert admin.rights_feedback.kind == "error" and "their own" in admin.rights_feedback.text
+    assert admin.rights_feedback.kind == "error" and "ses propres droits" in admin.rights_feedback.text
     before = _rights(session_factory, alice)[0]
     assert admin.right_boxes["manage_rights"].value == before
 
     outsider = ModulesRightsDashboard(session_factory, tree.partner_b_admin)
     outsider.picker.choose("CA")
-    assert outsider.feedback.kind == "error" and "scope" in outsider.feedback.text
+    assert outsider.feedback.kind == "error" and "hors de son périmètre" in outsider.feedback.text
     assert outsider.modules_box.layout.display == "none" and outsider.ref is None

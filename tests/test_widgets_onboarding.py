@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from selfcare_ops.store.models import User
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 CSV_FR = (
     "Nom;Prénom;Adresse e-mail;Téléphone;Fonction;Couleur préférée\r\n"
     "Lemaître;Hélène;helene.lemaitre@virginie.example;01 45 67 89 10;Comptable;bleu\r\n"
@@ -123,5 +125,5 @@ def test_unreadable_files_and_scope_are_readable_errors(session_factory, tree):
     outsider.client.value = "CA"
     _upload(outsider, CSV_FR)
     assert outsider.feedback.kind == "error"
-    assert "scope" in outsider.feedback.text
+    assert "hors de son périmètre" in outsider.feedback.text
     assert outsider.apply_button.disabled

@@ -23,6 +23,8 @@ from selfcare_ops.widgets.bulk import BulkInvitationDashboard
 from selfcare_ops.widgets.common import ActionButton, Feedback
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
+TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
+
 CSV = (
     "Nom;Prénom;Adresse e-mail\r\n"
     "Lemaître;Hélène;helene.lemaitre@virginie.example\r\n"
@@ -124,6 +126,7 @@ def test_double_click_on_apply_imports_once_and_keeps_the_true_result(session_fa
 def test_delivery_from_a_client_sends_that_clients_mail_only(
     session_factory, tree, add_client, smtp_env
 ):
+
     add_client("CX", 3)
     other = BulkInvitationDashboard(session_factory, tree.system, client_ref="CX")
     other.confirm_button.click()
@@ -165,11 +168,11 @@ def test_client_delivery_checks_the_actors_scope(session_factory, tree, smtp_env
     board.confirm_button.click()
     with session_factory() as session:
         assert queued_for_client(session, tree.partner_a_admin, "CA") == 2
-        with pytest.raises(AccessDeniedError, match="outside their scope"):
+        with pytest.raises(AccessDeniedError, match="hors de son périmètre"):
             queued_for_client(session, tree.partner_b_admin, "CA")
-        with pytest.raises(AccessDeniedError, match="outbox"):
+        with pytest.raises(AccessDeniedError, match="file d.attente"):
             queued_for_client(session, tree.client_a_admin, "CA")
-    with pytest.raises(AccessDeniedError, match="outside their scope"):
+    with pytest.raises(AccessDeniedError, match="hors de son périmètre"):
         deliver_client(session_factory, actor=tree.partner_b_admin, client_ref="CA")
     assert _messages_of(session_factory, "CA") == {"queued": 2}
     assert smtp_env.messages == []

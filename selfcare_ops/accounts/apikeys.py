@@ -20,8 +20,10 @@ from selfcare_ops import audit
 from selfcare_ops.access import Actor
 from selfcare_ops.accounts.rights import require_client_administrator
 from selfcare_ops.errors import ConflictError
+from selfcare_ops.i18n import _
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import ApiKey, Organisation, utcnow
+from selfcare_ops.support.dates import long_date
 
 KEY_SCHEME = "sco_"
 KEY_BYTES = 32  # 256 bits of randomness
@@ -40,13 +42,14 @@ class ApiKeyResult:
     replaced_prefix: str | None = None
 
     def describe(self) -> str:
-        replaced = (
-            f" It replaces {self.replaced_prefix}…, revoked now." if self.replaced_prefix else ""
+        text = _("API key {prefix}… of client {ref} created.").format(
+            prefix=self.prefix, ref=self.client_ref
         )
-        return (
-            f"API key {self.prefix}… of client {self.client_ref} created.{replaced} "
-            "Copy it now: it is shown only once and cannot be read again."
-        )
+        if self.replaced_prefix:
+            text += " " + _("It replaces {prefix}…, revoked now.").format(
+                prefix=self.replaced_prefix
+            )
+        return text + " " + _("Copy it now: it is shown only once and cannot be read again.")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class RevokeResult:
     prefix: str
 
     def describe(self) -> str:
-        return f"API key {self.prefix}… of client {self.client_ref} revoked."
+        return _("API key {prefix}… of client {ref} revoked.").format(
+            prefix=self.prefix, ref=self.client_ref
+        )
 
 
 def hash_key(key: str) -> str:
@@ -102,8 +107,10 @@ def create_api_key(session: Session, actor: Actor, client_ref: str) -> ApiKeyRes
     current = _active_key(session, client.id)
     if current is not None:
         raise ConflictError(
-            f"Client {client.ref} already has an active API key ({current.prefix}…, created "
-            f"{current.created_at:%Y-%m-%d}); regenerate it or revoke it first."
+            _(
+                "Client {ref} already has an active API key ({prefix}…, created {day}); "
+                "regenerate it or revoke it first."
+            ).format(ref=client.ref, prefix=current.prefix, day=long_date(current.created_at))
         )
     row, key = _issue(session, actor, client)
     audit.record(
@@ -125,7 +132,9 @@ def regenerate_api_key(session: Session, actor: Actor, client_ref: str) -> ApiKe
     current = _active_key(session, client.id)
     if current is None:
         raise ConflictError(
-            f"Client {client.ref} has no active API key to regenerate; create one instead."
+            _("Client {ref} has no active API key to regenerate; create one instead.").format(
+                ref=client.ref
+            )
         )
     current.revoked_at = utcnow()
     session.flush()
@@ -149,7 +158,9 @@ def revoke_api_key(session: Session, actor: Actor, client_ref: str) -> RevokeRes
     client = _locked_client(session, actor, client_ref, "revoke")
     current = _active_key(session, client.id)
     if current is None:
-        raise ConflictError(f"Client {client.ref} has no active API key to revoke.")
+        raise ConflictError(
+            _("Client {ref} has no active API key to revoke.").format(ref=client.ref)
+        )
     current.revoked_at = utcnow()
     session.flush()
     audit.record(

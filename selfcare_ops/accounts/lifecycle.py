@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from selfcare_ops import audit
 from selfcare_ops.access import Actor, require_user
 from selfcare_ops.accounts.users import lock_user, lock_user_in_client, require_administrator_left
+from selfcare_ops.directory import status_words
 from selfcare_ops.errors import ConflictError
+from selfcare_ops.i18n import _
 from selfcare_ops.invitations.issuing import close_open_invitations
 from selfcare_ops.store.models import Invitation, SupervisionSession, utcnow
+from selfcare_ops.support.dates import long_date
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,15 @@ def deactivate(
     require_user(actor, user, "deactivate")
     if user.status == "deactivated":
         raise ConflictError(
-            f"{user.login} is already deactivated (since {user.deactivated_at:%Y-%m-%d})."
+            _("{login} is already deactivated (since {day}).").format(
+                login=user.login, day=long_date(user.deactivated_at)
+            )
         )
     if actor.user_id is not None and actor.user_id == user.id:
         raise ConflictError(
-            f"{user.login} is your own account: another administrator must deactivate it."
+            _("{login} is your own account: another administrator must deactivate it.").format(
+                login=user.login
+            )
         )
     require_administrator_left(session, user.client_id, user.id, action="deactivate")
     previous = user.status
@@ -94,7 +101,11 @@ def reactivate(
     user = lock_user(session, login)
     require_user(actor, user, "reactivate")
     if user.status != "deactivated":
-        raise ConflictError(f"{user.login} is not deactivated (it is {user.status}).")
+        raise ConflictError(
+            _("{login} is not deactivated (it is {status}).").format(
+                login=user.login, status=status_words(user.status)
+            )
+        )
     status = "active" if user.activated_at is not None else "not_invited"
     user.status, user.deactivated_at, user.status_changed_at = status, None, now
     if status == "not_invited":

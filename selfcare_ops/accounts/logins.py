@@ -12,6 +12,7 @@ from collections.abc import Callable, Container
 from functools import lru_cache
 
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.support.textnorm import fold
 
 _NOT_LOGIN = re.compile(r"[^a-z0-9]")
@@ -26,15 +27,19 @@ def clean_login(raw: str) -> str:
     value = (raw or "").strip().lower()
     if len(value) > MAX_LOGIN_LENGTH:
         raise ValidationError(
-            f"A login has at most {MAX_LOGIN_LENGTH} characters; this one has {len(value)}.",
+            _("A login has at most {limit} characters; this one has {count}.").format(
+                limit=MAX_LOGIN_LENGTH, count=len(value)
+            ),
             field="login",
             limit=MAX_LOGIN_LENGTH,
             actual=len(value),
         )
     if not LOGIN_PATTERN.match(value):
         raise ValidationError(
-            f"{raw.strip()!r} is not a valid login: use letters, digits, '.', '_', '+', '-' "
-            "and an optional @domain, like jbubu@virginietelecom.sewan.eu.",
+            _(
+                "'{login}' is not a valid login: use letters, digits, '.', '_', '+', '-' and an "
+                "optional @domain, like jbubu@virginietelecom.sewan.eu."
+            ).format(login=raw.strip()),
             field="login",
             actual=raw,
         )

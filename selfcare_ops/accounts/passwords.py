@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
@@ -59,31 +60,41 @@ def password_problems(
     password = unicodedata.normalize("NFC", password)
     if len(password) < MIN_LENGTH:
         problems.append(
-            f"The password must have at least {MIN_LENGTH} characters; it has {len(password)}."
+            _("The password must have at least {limit} characters; it has {count}.").format(
+                limit=MIN_LENGTH, count=len(password)
+            )
         )
     if len(password) > MAX_LENGTH:
         problems.append(
-            f"The password must have at most {MAX_LENGTH} characters; it has {len(password)}."
+            _("The password must have at most {limit} characters; it has {count}.").format(
+                limit=MAX_LENGTH, count=len(password)
+            )
         )
     if password and password.strip() != password:
-        problems.append("The password must not start or end with a space.")
+        problems.append(_("The password must not start or end with a space."))
     lowered = password.lower()
+    contains = {
+        "login": _("The password must not be or contain your login."),
+        "email address": _("The password must not be or contain your email address."),
+    }
     for label, value in (("login", login), ("email address", email)):
         if not value:
             continue
         value = value.lower()
         local = value.split("@", 1)[0]
         if lowered in (value, local) or (len(local) >= 4 and local in lowered):
-            problems.append(f"The password must not be or contain your {label}.")
+            problems.append(contains[label])
     if password and len(set(password)) == 1:
-        problems.append("The password must not be one character repeated.")
+        problems.append(_("The password must not be one character repeated."))
     elif password and len(_classes(password)) == 1:
         problems.append(
-            "The password must mix at least two kinds of characters "
-            "(lower case, upper case, digits, symbols)."
+            _(
+                "The password must mix at least two kinds of characters "
+                "(lower case, upper case, digits, symbols)."
+            )
         )
     if lowered in _COMMON:
-        problems.append("The password is too common: choose another one.")
+        problems.append(_("The password is too common: choose another one."))
     return problems
 
 

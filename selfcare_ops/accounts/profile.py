@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from selfcare_ops import audit
 from selfcare_ops.access import Actor, require_organisation, require_user
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts.logins import clean_login
 from selfcare_ops.accounts.rights import require_client_administrator
 from selfcare_ops.accounts.users import (
@@ -31,10 +32,12 @@ from selfcare_ops.accounts.users import (
     login_taken,
 )
 from selfcare_ops.errors import ConflictError, ValidationError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.issuing import InvitationResult
 from selfcare_ops.invitations.service import invite_user
 from selfcare_ops.organisations import clean_name, get_client
 from selfcare_ops.store.models import CIVILITIES, LANGUAGES, Organisation, User, utcnow
+from selfcare_ops.support.dates import long_date_time
 from selfcare_ops.support.phones import normalise_phone
 from selfcare_ops.support.textnorm import fold
 
@@ -65,6 +68,37 @@ CHANNELS = ("email", "sms")
 DEFAULT_NOTIFICATION_PREFS: dict[str, list[str]] = {notice: ["email"] for notice in NOTICES}
 
 
+def field_words(name: str) -> str:
+    """A profile or company field for people, in the current language."""
+    words = {
+        "civility": _("civility"),
+        "first_name": _("first name"),
+        "last_name": _("last name"),
+        "function": _("function"),
+        "language": _("language"),
+        "phone": _("phone"),
+        "mobile": _("mobile"),
+        "email": _("email"),
+        "login": _("login"),
+        "name": _("name"),
+        "address": _("address"),
+        "postcode": _("postcode"),
+        "city": _("city"),
+    }
+    return words.get(name, name.replace("_", " "))
+
+
+def notice_words(notice: str) -> str:
+    """A notice's name for people, in the current language."""
+    words = {
+        "invoice_available": _("invoice available"),
+        "order_status": _("order status"),
+        "new_user": _("new user in the company"),
+        "security_alert": _("security alerts"),
+    }
+    return words.get(notice, notice)
+
+
 @dataclass(frozen=True)
 class SaveResult:
     """One saved section: what it is about and the fields that changed (before, after)."""
@@ -75,9 +109,29 @@ class SaveResult:
 
     def describe(self) -> str:
         if not self.changed:
-            return f"The {self.section} of {self.target} was already as asked: nothing changed."
-        fields = ", ".join(self.changed)
-        return f"The {self.section} of {self.target} is saved ({fields})."
+            unchanged = {
+                "profile": _("The profile of {target} was already as asked: nothing changed."),
+                "company details": _(
+                    "The company details of {target} were already as asked: nothing changed."
+                ),
+                "notification preferences": _(
+                    "The notification preferences of {target} were already as asked: nothing "
+                    "changed."
+                ),
+            }
+            return contracted(unchanged[self.section].format(target=self.target))
+        saved = {
+            "profile": _("The profile of {target} is saved ({fields})."),
+            "company details": _("The company details of {target} are saved ({fields})."),
+            "notification preferences": _(
+                "The notification preferences of {target} are saved ({fields})."
+            ),
+        }
+        fields = ", ".join(
+            notice_words(name) if self.section == "notification preferences" else field_words(name)
+            for name in self.changed
+        )
+        return contracted(saved[self.section].format(target=self.target, fields=fields))
 
 
 def _record_changes(
@@ -111,13 +165,16 @@ def _text(name: str, value: str, *, required: bool) -> str | None:
     text = " ".join(str(value).split())
     if not text:
         if required:
-            raise ValidationError(f"The {name.replace('_', ' ')} cannot be empty.", field=name)
+            raise ValidationError(
+                _("The {field} cannot be empty.").format(field=field_words(name)), field=name
+            )
         return None
     limit = _LIMITS.get(name)
     if limit is not None and len(text) > limit:
         raise ValidationError(
-            f"The {name.replace('_', ' ')} has at most {limit} characters; "
-            f"{text[:30]!r}... has {len(text)}.",
+            _("The {field} has at most {limit} characters; '{start}'... has {count}.").format(
+                field=field_words(name), limit=limit, start=text[:30], count=len(text)
+            ),
             field=name,
             limit=limit,
             actual=len(text),
@@ -131,7 +188,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str | None:
         return None
     if text not in allowed:
         raise ValidationError(
-            f"The {name} must be one of {', '.join(allowed)}, not {text!r}.",
+            _("The {field} must be one of {known}, not '{value}'.").format(
+                field=field_words(name), known=", ".join(allowed), value=text
+            ),
             field=name,
             actual=text,
         )
@@ -174,21 +233,26 @@ def validate_notification_prefs(
     """
     if not isinstance(prefs, Mapping):
         raise ValidationError(
-            "Notification preferences map each notice to a list of channels, "
-            f"not {type(prefs).__name__}.",
+            _("Notification preferences map each notice to a list of channels, not {type}.").format(
+                type=type(prefs).__name__
+            ),
             field="notification_prefs",
         )
     cleaned: dict[str, list[str]] = {}
     for notice, channels in prefs.items():
         if notice not in NOTICES:
             raise ValidationError(
-                f"{notice!r} is not a notice; choose among {', '.join(NOTICES)}.",
+                _("'{notice}' is not a notice; choose among {known}.").format(
+                    notice=notice, known=", ".join(NOTICES)
+                ),
                 field="notification_prefs",
                 actual=notice,
             )
         if isinstance(channels, str) or not isinstance(channels, Iterable):
             raise ValidationError(
-                f"The channels of the {notice} notice are a list (email, sms), not {channels!r}.",
+                _(
+                    "The channels of the {notice} notice are a list (email, sms), not {value}."
+                ).format(notice=notice, value=repr(channels)),
                 field=notice,
                 actual=channels,
             )
@@ -196,22 +260,28 @@ def validate_notification_prefs(
         for channel in channels:
             if channel not in CHANNELS:
                 raise ValidationError(
-                    f"{channel!r} is not a channel for the {notice} notice; "
-                    f"choose among {', '.join(CHANNELS)}.",
+                    _(
+                        "'{channel}' is not a channel for the {notice} notice; choose among "
+                        "{known}."
+                    ).format(channel=channel, notice=notice, known=", ".join(CHANNELS)),
                     field=notice,
                     actual=channel,
                 )
         if "sms" in channels and not mobile:
             raise ValidationError(
-                f"{who} has no mobile number, so the {NOTICES[notice]} notice cannot go by "
-                "SMS: add a mobile number to the profile first, or choose email.",
+                _(
+                    "{who} has no mobile number, so the {notice} notice cannot go by SMS: add a "
+                    "mobile number to the profile first, or choose email."
+                ).format(who=who, notice=notice_words(notice)),
                 field=notice,
                 actual="sms",
             )
         if "email" in channels and not email:
             raise ValidationError(
-                f"{who} has no email address, so the {NOTICES[notice]} notice cannot go by "
-                "email: choose SMS or switch the notice off.",
+                _(
+                    "{who} has no email address, so the {notice} notice cannot go by email: "
+                    "choose SMS or switch the notice off."
+                ).format(who=who, notice=notice_words(notice)),
                 field=notice,
                 actual="email",
             )
@@ -225,8 +295,10 @@ def parse_notification_assignment(text: str) -> tuple[str, list[str]]:
     notice = notice.strip().lower().replace("-", "_")
     if not sep or not notice:
         raise ValidationError(
-            f"Write a notification preference as NOTICE=CHANNELS (e.g. order_status=email,sms "
-            f"or new_user= to switch it off), not {text!r}.",
+            _(
+                "Write a notification preference as NOTICE=CHANNELS (e.g. order_status=email,sms "
+                "or new_user= to switch it off), not '{text}'."
+            ).format(text=text),
             field="notification_prefs",
             actual=text,
         )
@@ -248,7 +320,7 @@ def set_notification_prefs(
     user = get_visible_user(session, actor, login, "change the notification preferences of")
     if not prefs:
         raise ValidationError(
-            f"Name at least one notice to change among {', '.join(NOTICES)}.",
+            _("Name at least one notice to change among {known}.").format(known=", ".join(NOTICES)),
             field="notification_prefs",
         )
     cleaned = validate_notification_prefs(
@@ -316,7 +388,9 @@ def update_profile(
     given = {name: value for name, value in given.items() if value is not None}
     if not given:
         raise ValidationError(
-            f"Name at least one profile field to change: {', '.join(PROFILE_FIELDS)}.",
+            _("Name at least one profile field to change: {known}.").format(
+                known=", ".join(PROFILE_FIELDS)
+            ),
             field="profile",
         )
     cleaned = {name: _profile_value(name, value) for name, value in given.items()}
@@ -350,8 +424,10 @@ def _refuse_mobile_removal(user: User, changed: Mapping[str, tuple[Any, Any]]) -
         by_sms = [notice for notice, channels in prefs.items() if "sms" in channels]
         if by_sms:
             raise ConflictError(
-                f"{user.login} receives {', '.join(by_sms)} notices by SMS: switch those to "
-                "email before removing the mobile number."
+                _(
+                    "{login} receives {notices} notices by SMS: switch those to email before "
+                    "removing the mobile number."
+                ).format(login=user.login, notices=", ".join(notice_words(n) for n in by_sms))
             )
 
 
@@ -374,31 +450,42 @@ class EditResult:
     def describe(self) -> str:
         """What an analyst reads: what was saved and, after an email change, where the
         invitation stands and how to send a new one."""
+        fields = ", ".join(field_words(name) for name in self.changed)
         if not self.changed:
-            text = f"The details of {self.login} were already as asked: nothing changed."
-        else:
-            renamed = (
-                f" (formerly {self.previous_login})" if self.login != self.previous_login else ""
+            text = _("The details of {login} were already as asked: nothing changed.").format(
+                login=self.login
             )
-            text = f"Saved {self.login}{renamed}: {', '.join(self.changed)}."
+        elif self.login != self.previous_login:
+            text = _("Saved {login} (formerly {previous}): {fields}.").format(
+                login=self.login, previous=self.previous_login, fields=fields
+            )
+        else:
+            text = _("Saved {login}: {fields}.").format(login=self.login, fields=fields)
         voided = self.email.invitations_voided if self.email is not None else 0
         old_address = self.email.before if self.email is not None else None
-        if voided == 1:
-            text += f" The invitation link sent to {old_address} no longer works."
-        elif voided > 1:
-            text += f" The {voided} invitation links sent to {old_address} no longer work."
+        if voided:
+            text += " " + ngettext(
+                "The invitation link sent to {address} no longer works.",
+                "The {count} invitation links sent to {address} no longer work.",
+                voided,
+            ).format(count=voided, address=old_address)
         if self.invitation is not None:
-            text += (
-                f" A new invitation was queued for {self.invitation.email}, valid until "
-                f"{self.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+            text += " " + _("A new invitation was queued for {email}, valid until {until}.").format(
+                email=self.invitation.email, until=long_date_time(self.invitation.expires_at)
             )
         elif self.email is not None and self.email.uninvited:
-            text += (
-                f" {self.login} is not invited any more: `selfcare-ops invite user {self.login}` "
-                "(or users edit --invite) sends a new invitation to "
-                f"{self.email.after or 'a new address'}."
-            )
-        return text
+            if self.email.after:
+                sentence = _(
+                    "{login} is not invited any more: `selfcare-ops invite user {login}` (or "
+                    "users edit --invite) sends a new invitation to {email}."
+                )
+            else:
+                sentence = _(
+                    "{login} is not invited any more: `selfcare-ops invite user {login}` (or "
+                    "users edit --invite) sends a new invitation to a new address."
+                )
+            text += " " + sentence.format(login=self.login, email=self.email.after)
+        return contracted(text)
 
 
 def edit_user(
@@ -439,7 +526,8 @@ def edit_user(
     given = {name: value for name, value in given.items() if value is not None}
     if not given and email is None and new_login is None and not invite:
         raise ValidationError(
-            f"Name at least one field to change: {', '.join(EDIT_FIELDS)}.", field="user"
+            _("Name at least one field to change: {known}.").format(known=", ".join(EDIT_FIELDS)),
+            field="user",
         )
     cleaned = {name: _profile_value(name, value) for name, value in given.items()}
     wanted_login = clean_login(new_login) if new_login is not None else None
@@ -455,7 +543,7 @@ def edit_user(
     _refuse_mobile_removal(user, changed)
     if wanted_login is not None and wanted_login != user.login:
         if login_taken(session, wanted_login):
-            raise ConflictError(f"The login {wanted_login} is already taken.")
+            raise ConflictError(_("The login {login} is already taken.").format(login=wanted_login))
         changed["login"] = (user.login, wanted_login)
     for name, (_old, value) in changed.items():
         setattr(user, name, value)
@@ -508,8 +596,10 @@ def _company_value(name: str, value: str) -> str | None:
     text = _text(name, value, required=False)
     if name == "postcode" and text is not None and not _POSTCODE.match(text):
         raise ValidationError(
-            f"The postcode {text!r} should be letters, digits, spaces or hyphens "
-            "(2 to 16 characters), like 75010.",
+            _(
+                "The postcode '{postcode}' should be letters, digits, spaces or hyphens (2 to 16 "
+                "characters), like 75010."
+            ).format(postcode=text),
             field="postcode",
             actual=text,
         )
@@ -534,7 +624,9 @@ def update_company(
     given = {key: value for key, value in given.items() if value is not None}
     if not given:
         raise ValidationError(
-            f"Name at least one company detail to change: {', '.join(COMPANY_FIELDS)}.",
+            _("Name at least one company detail to change: {known}.").format(
+                known=", ".join(COMPANY_FIELDS)
+            ),
             field="company",
         )
     cleaned = {key: _company_value(key, value) for key, value in given.items()}

@@ -33,13 +33,16 @@ from selfcare_ops.access import (
     require_rights_change,
     require_rights_manager,
 )
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts.users import (
     find_sub_account,
     get_visible_user,
     lock_user_in_client,
     require_administrator_left,
 )
-from selfcare_ops.errors import NotFoundError, ValidationError
+from selfcare_ops.directory import role_words
+from selfcare_ops.errors import NotFoundError, ValidationError, sub_account_unknown
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import (
     CLIENT_ROLES,
     RESTRICTION_KINDS,
@@ -63,6 +66,31 @@ RESTRICTION_LABELS = {
 MAX_RESTRICTION_LENGTH = 120
 
 
+def right_words(name: str) -> str:
+    """A right's name for people, in the current language (the code stays for programs)."""
+    words = {
+        "manage_rights": _("manage rights"),
+        "place_orders": _("place orders"),
+        "view_invoices": _("view invoices"),
+    }
+    return words.get(name, name)
+
+
+def restriction_words(kind: str) -> str:
+    """A kind of restriction for people, in the current language."""
+    words = {
+        "contract": _("contract"),
+        "billing_account": _("billing account"),
+        "application": _("application"),
+    }
+    return words.get(kind, kind)
+
+
+def on_off_words(value: bool) -> str:
+    """'on' or 'off' in the current language."""
+    return _("on") if value else _("off")
+
+
 @dataclass(frozen=True)
 class RightsResult:
     """The user's three rights after the change, and what actually changed."""
@@ -73,12 +101,20 @@ class RightsResult:
 
     def describe(self) -> str:
         if not self.changed:
-            return f"The rights of {self.login} were already as asked: nothing changed."
+            return contracted(
+                _("The rights of {login} were already as asked: nothing changed.").format(
+                    login=self.login
+                )
+            )
         parts = [
-            f"{RIGHT_LABELS[name]} {'on' if after else 'off'}"
+            f"{right_words(name)} {on_off_words(after)}"
             for name, (_before, after) in self.changed.items()
         ]
-        return f"Rights of {self.login} saved: {', '.join(parts)} (the user is not notified)."
+        return contracted(
+            _("Rights of {login} saved: {changes} (the user is not notified).").format(
+                login=self.login, changes=", ".join(parts)
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -92,10 +128,18 @@ class RestrictionsResult:
 
     def describe(self) -> str:
         if not self.added and not self.removed:
-            return f"The restrictions of {self.login} were already as asked: nothing changed."
-        parts = [f"+{RESTRICTION_LABELS[k]} {v}" for k, v in self.added]
-        parts += [f"-{RESTRICTION_LABELS[k]} {v}" for k, v in self.removed]
-        return f"Restrictions of {self.login} saved: {', '.join(parts)}."
+            return contracted(
+                _("The restrictions of {login} were already as asked: nothing changed.").format(
+                    login=self.login
+                )
+            )
+        parts = [f"+{restriction_words(k)} {v}" for k, v in self.added]
+        parts += [f"-{restriction_words(k)} {v}" for k, v in self.removed]
+        return contracted(
+            _("Restrictions of {login} saved: {changes}.").format(
+                login=self.login, changes=", ".join(parts)
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -113,10 +157,24 @@ class RoleResult:
         return (self.role, self.sub_account) != (self.previous_role, self.previous_sub_account)
 
     def describe(self) -> str:
-        where = f" of sub-account {self.sub_account}" if self.sub_account else ""
+        values = {
+            "login": self.login,
+            "role": role_words(self.role),
+            "sub_account": self.sub_account,
+            "previous": role_words(self.previous_role),
+        }
         if not self.changed:
-            return f"{self.login} already is {self.role}{where}: nothing changed."
-        return f"{self.login} is now {self.role}{where} (was {self.previous_role})."
+            if self.sub_account:
+                sentence = _(
+                    "{login} already is {role} of sub-account {sub_account}: nothing changed."
+                )
+            else:
+                sentence = _("{login} already is {role}: nothing changed.")
+        elif self.sub_account:
+            sentence = _("{login} is now {role} of sub-account {sub_account} (was {previous}).")
+        else:
+            sentence = _("{login} is now {role} (was {previous}).")
+        return sentence.format(**values)
 
 
 # --- who may act -----------------------------------------------------------------------------
@@ -129,7 +187,7 @@ def require_client_administrator(actor: Actor, client: Organisation, verb: str) 
     in"): the scope refusal names the client after it, the manager refusal names it too.
     """
     require_organisation(actor, client, verb)
-    require_organisation_admin(actor, client, f"{verb} {client.kind} {client.ref}")
+    require_organisation_admin(actor, client, verb)
 
 
 def _require_rights_actor(actor: Actor, user: User, what: str) -> None:
@@ -183,13 +241,15 @@ def set_rights(
     wanted = {name: value for name, value in wanted.items() if value is not None}
     if not wanted:
         raise ValidationError(
-            "Name at least one right to change: manage_rights, place_orders or view_invoices.",
+            _("Name at least one right to change: manage_rights, place_orders or view_invoices."),
             field="rights",
         )
     for name, value in wanted.items():
         if not isinstance(value, bool):
             raise ValidationError(
-                f"The right {name} is switched on or off (True or False), not {value!r}.",
+                _("The right {name} is switched on or off (True or False), not {value}.").format(
+                    name=name, value=repr(value)
+                ),
                 field=name,
                 actual=value,
             )
@@ -225,7 +285,9 @@ def _check_kind(kind: str) -> str:
     normalised = kind.strip().lower().replace("-", "_").replace(" ", "_")
     if normalised not in RESTRICTION_KINDS:
         raise ValidationError(
-            f"A restriction is on one of {', '.join(RESTRICTION_KINDS)}, not {kind!r}.",
+            _("A restriction is on one of {known}, not '{kind}'.").format(
+                known=", ".join(RESTRICTION_KINDS), kind=kind
+            ),
             field="kind",
             actual=kind,
         )
@@ -236,14 +298,22 @@ def _clean_value(kind: str, value: str) -> str:
     text = " ".join(str(value).split())
     if not text:
         raise ValidationError(
-            f"A {RESTRICTION_LABELS[kind]} restriction needs a value, not an empty text.",
+            _("A restriction on {kind} needs a value, not an empty text.").format(
+                kind=restriction_words(kind)
+            ),
             field=kind,
             actual=value,
         )
     if len(text) > MAX_RESTRICTION_LENGTH:
         raise ValidationError(
-            f"A {RESTRICTION_LABELS[kind]} reference has at most {MAX_RESTRICTION_LENGTH} "
-            f"characters; {text[:30]!r}... has {len(text)}.",
+            _(
+                "A reference of {kind} has at most {limit} characters; '{start}'... has {count}."
+            ).format(
+                kind=restriction_words(kind),
+                limit=MAX_RESTRICTION_LENGTH,
+                start=text[:30],
+                count=len(text),
+            ),
             field=kind,
             limit=MAX_RESTRICTION_LENGTH,
             actual=len(text),
@@ -300,13 +370,18 @@ def change_restrictions(
     add_n, remove_n, replace_n = _normalise(add), _normalise(remove), _normalise(replace)
     if not (add_n or remove_n or replace_n):
         raise ValidationError(
-            "Name at least one contract, billing account or application to add, remove or replace.",
+            _(
+                "Name at least one contract, billing account or application to add, remove or "
+                "replace."
+            ),
             field="restrictions",
         )
     if set(replace_n) & (set(add_n) | set(remove_n)):
         raise ValidationError(
-            "A kind of restriction is either replaced as a whole or edited value by value, "
-            "not both in one change.",
+            _(
+                "A kind of restriction is either replaced as a whole or edited value by value, "
+                "not both in one change."
+            ),
             field="restrictions",
         )
     require_rights_manager(session, actor, "change the restrictions of others")
@@ -316,10 +391,20 @@ def change_restrictions(
     for kind, values in remove_n.items():
         missing = [v for v in values if v not in before.get(kind, [])]
         if missing:
-            present = ", ".join(before.get(kind, [])) or "none"
+            present = ", ".join(before.get(kind, []))
+            if present:
+                sentence = _("{login} has no restriction on {kind} '{value}' (present: {present}).")
+            else:
+                sentence = _("{login} has no restriction on {kind} '{value}' (present: none).")
             raise NotFoundError(
-                f"{RESTRICTION_LABELS[kind]} restriction of {user.login} (present: {present})",
+                "restriction",
                 missing[0],
+                message=sentence.format(
+                    login=user.login,
+                    kind=restriction_words(kind),
+                    value=missing[0],
+                    present=present,
+                ),
             )
     target = {kind: list(values) for kind, values in before.items()}
     for kind, values in replace_n.items():
@@ -399,7 +484,9 @@ def change_role(
     """
     if role not in CLIENT_ROLES:
         raise ValidationError(
-            f"The role must be one of {', '.join(CLIENT_ROLES)}, not {role!r}.",
+            _("The role must be one of {known}, not '{value}'.").format(
+                known=", ".join(CLIENT_ROLES), value=role
+            ),
             field="role",
             actual=role,
         )
@@ -411,8 +498,10 @@ def change_role(
     if role == "administrator":
         if sub_account:
             raise ValidationError(
-                f"An administrator sees every sub-account of {client.ref}, so the sub-account "
-                f"{sub_account!r} does not apply; leave it out.",
+                _(
+                    "An administrator sees every sub-account of {ref}, so the sub-account "
+                    "'{name}' does not apply; leave it out."
+                ).format(ref=client.ref, name=sub_account),
                 field="sub_account",
                 actual=sub_account,
             )
@@ -420,13 +509,17 @@ def change_role(
     elif sub_account:
         target = find_sub_account(session, client.id, sub_account)
         if target is None:
-            raise NotFoundError(f"sub-account of client {client.ref}", sub_account)
+            raise NotFoundError(
+                "sub-account", sub_account, message=sub_account_unknown(client.ref, sub_account)
+            )
     else:
         target = user.sub_account
         if role == "manager" and target is None:
             raise ValidationError(
-                f"A manager acts in exactly one sub-account: give --sub-account to make "
-                f"{user.login} a manager of {client.ref}.",
+                _(
+                    "A manager acts in exactly one sub-account: give --sub-account to make "
+                    "{login} a manager of {ref}."
+                ).format(login=user.login, ref=client.ref),
                 field="sub_account",
             )
     require_assignable(actor, client, role, target)

@@ -19,7 +19,8 @@ from selfcare_ops import audit
 from selfcare_ops.access import Actor, require_assignable, require_organisation
 from selfcare_ops.accounts.rights import require_client_administrator
 from selfcare_ops.accounts.users import find_sub_account, get_visible_user
-from selfcare_ops.errors import ConflictError, NotFoundError, ValidationError
+from selfcare_ops.errors import ConflictError, NotFoundError, ValidationError, sub_account_unknown
+from selfcare_ops.i18n import _
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import Organisation, SubAccount, User
 from selfcare_ops.support.textnorm import clean_label, fold
@@ -39,12 +40,12 @@ class SubAccountResult:
 
     def describe(self) -> str:
         if self.previous_name is None:
-            return f"Sub-account {self.name!r} created in client {self.client_ref}."
-        if self.previous_name == self.name:
-            return f"Sub-account {self.name!r} of {self.client_ref} already has that name."
-        return (
-            f"Sub-account {self.previous_name!r} of client {self.client_ref} renamed {self.name!r}."
-        )
+            sentence = _("Sub-account '{name}' created in client {ref}.")
+        elif self.previous_name == self.name:
+            sentence = _("Sub-account '{name}' of {ref} already has that name.")
+        else:
+            sentence = _("Sub-account '{previous}' of client {ref} renamed '{name}'.")
+        return sentence.format(name=self.name, ref=self.client_ref, previous=self.previous_name)
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,15 @@ class MoveResult:
     previous_sub_account: str | None
 
     def describe(self) -> str:
-        where = repr(self.sub_account) if self.sub_account else "no sub-account"
+        where = f"'{self.sub_account}'" if self.sub_account else _("no sub-account")
         if self.sub_account == self.previous_sub_account:
-            return f"{self.login} already is in {where}: nothing changed."
-        was = repr(self.previous_sub_account) if self.previous_sub_account else "none"
-        return f"{self.login} moved to {where} (was {was})."
+            return _("{login} already is in {where}: nothing changed.").format(
+                login=self.login, where=where
+            )
+        was = f"'{self.previous_sub_account}'" if self.previous_sub_account else _("none")
+        return _("{login} moved to {where} (was {was}).").format(
+            login=self.login, where=where, was=was
+        )
 
 
 def clean_name(name: str) -> str:
@@ -66,7 +71,7 @@ def clean_name(name: str) -> str:
     text = clean_label(name, what="A sub-account", limit=MAX_NAME_LENGTH)
     if any(not ch.isprintable() for ch in text):
         raise ValidationError(
-            f"The sub-account name {text!r} contains control characters.",
+            _("The sub-account name '{name}' contains control characters.").format(name=text),
             field="name",
             actual=text,
         )
@@ -81,8 +86,9 @@ def _require_sub_account(session: Session, client: Organisation, name: str) -> S
             .where(SubAccount.client_id == client.id)
             .order_by(SubAccount.name_folded)
         ).all()
-        known = ", ".join(repr(n) for n in names) or "none yet"
-        raise NotFoundError(f"sub-account of client {client.ref} (existing: {known})", name)
+        raise NotFoundError(
+            "sub-account", name, message=sub_account_unknown(client.ref, name, list(names))
+        )
     return found
 
 
@@ -92,8 +98,10 @@ def _refuse_duplicate(
     existing = find_sub_account(session, client.id, name)
     if existing is not None and existing.id != own_id:
         raise ConflictError(
-            f"Client {client.ref} already has a sub-account named {existing.name!r}; names are "
-            f"compared ignoring case and accents, so {name!r} would be the same one."
+            _(
+                "Client {ref} already has a sub-account named '{existing}'; names are compared "
+                "ignoring case and accents, so '{name}' would be the same one."
+            ).format(ref=client.ref, existing=existing.name, name=name)
         )
 
 
@@ -103,8 +111,10 @@ def _flush_unique(session: Session, client: Organisation, name: str) -> None:
         session.flush()
     except IntegrityError as error:
         raise ConflictError(
-            f"Client {client.ref} already has a sub-account named like {name!r} "
-            "(created at the same moment by someone else)."
+            _(
+                "Client {ref} already has a sub-account named like '{name}' (created at the "
+                "same moment by someone else)."
+            ).format(ref=client.ref, name=name)
         ) from error
 
 
@@ -210,15 +220,19 @@ def move_user(session: Session, actor: Actor, login: str, sub_account: str | Non
     target = _require_sub_account(session, client, sub_account) if sub_account else None
     if user.role == "administrator" and target is not None:
         raise ValidationError(
-            f"{user.login} is an administrator of {client.ref} and sees every sub-account; "
-            "change their role first to place them in one.",
+            _(
+                "{login} is an administrator of {ref} and sees every sub-account; change their "
+                "role first to place them in one."
+            ).format(login=user.login, ref=client.ref),
             field="sub_account",
             actual=sub_account,
         )
     if user.role == "manager" and target is None:
         raise ValidationError(
-            f"{user.login} is a manager and must stay in exactly one sub-account; "
-            "name the sub-account to move them to.",
+            _(
+                "{login} is a manager and must stay in exactly one sub-account; name the "
+                "sub-account to move them to."
+            ).format(login=user.login),
             field="sub_account",
         )
     require_assignable(actor, client, user.role, target)

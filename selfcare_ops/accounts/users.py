@@ -26,13 +26,16 @@ from selfcare_ops.access import (
     require_rights_manager,
     require_user,
 )
+from selfcare_ops.access_words import action_words
 from selfcare_ops.accounts.logins import clean_login, make_login
 from selfcare_ops.errors import (
     ConflictError,
     LastAdministratorError,
     NotFoundError,
     ValidationError,
+    sub_account_unknown,
 )
+from selfcare_ops.i18n import _
 from selfcare_ops.invitations.issuing import normalise_email, supersede_pending
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import (
@@ -187,11 +190,20 @@ def require_administrator_left(
     if others:
         return
     ref = session.scalar(select(Organisation.ref).where(Organisation.id == client_id))
-    which = "active administrator" if user.status == "active" else "administrator"
+    if user.status == "active":
+        sentence = _(
+            "{login} is the last active administrator of client {ref}: make another active "
+            "user administrator before you {action} this account, so the client is never left "
+            "without one."
+        )
+    else:
+        sentence = _(
+            "{login} is the last administrator of client {ref}: make another user "
+            "administrator before you {action} this account, so the client is never left "
+            "without one."
+        )
     raise LastAdministratorError(
-        f"{user.login} is the last {which} of client {ref}: make another "
-        f"{'active ' if user.status == 'active' else ''}user administrator before you "
-        f"{action} this account, so the client is never left without one.",
+        sentence.format(login=user.login, ref=ref, action=action_words(action)),
         login=user.login,
         client=ref,
     )
@@ -295,7 +307,9 @@ def change_email(
     if new == old:
         return EmailChange(user.login, old, new)
     if new is not None and email_taken(session, new, except_user_id=user.id):
-        raise ConflictError(f"The email {new} is already used by another user.")
+        raise ConflictError(
+            _("The email {email} is already used by another user.").format(email=new)
+        )
     user.email = new
     for key, value in derived_columns(user.first_name, user.last_name, user.login, new).items():
         setattr(user, key, value)
@@ -328,7 +342,11 @@ def change_email(
 def _check_vocabulary(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
         raise ValidationError(
-            f"The {name} must be one of {', '.join(allowed)}, not {value!r}.",
+            {
+                "civility": _("The civility must be one of {known}, not '{value}'."),
+                "language": _("The language must be one of {known}, not '{value}'."),
+                "role": _("The role must be one of {known}, not '{value}'."),
+            }[name].format(known=", ".join(allowed), value=value),
             field=name,
             actual=value,
         )
@@ -343,7 +361,7 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     """
     first, last = new.first_name.strip(), new.last_name.strip()
     if not first or not last:
-        raise ValidationError("A user needs a first name and a last name.", field="name")
+        raise ValidationError(_("A user needs a first name and a last name."), field="name")
     _check_vocabulary("civility", new.civility, CIVILITIES)
     _check_vocabulary("language", new.language, LANGUAGES)
     _check_vocabulary("role", new.role, CLIENT_ROLES)
@@ -353,7 +371,11 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
     if new.sub_account:
         sub_account = find_sub_account(session, client.id, new.sub_account)
         if sub_account is None:
-            raise NotFoundError(f"sub-account of client {client.ref}", new.sub_account)
+            raise NotFoundError(
+                "sub-account",
+                new.sub_account,
+                message=sub_account_unknown(client.ref, new.sub_account),
+            )
     has_users = session.scalar(select(exists().where(User.client_id == client.id)))
     role = new.role or ("user" if has_users else "administrator")
     if role == "administrator":
@@ -363,24 +385,30 @@ def create_user(session: Session, actor: Actor, client_ref: str, new: NewUser) -
         sub_account = session.get(SubAccount, actor.sub_account_id)
     if role == "manager" and sub_account is None:
         raise ValidationError(
-            "A manager needs a sub-account to manage (seed 002): give one, or choose the "
-            "administrator or user role.",
+            _(
+                "A manager needs a sub-account to manage: give one, or choose the "
+                "administrator or user role."
+            ),
             field="sub_account",
         )
     require_assignable(actor, client, role, sub_account)
     email = new.email.strip() if new.email else None
     if email and email_taken(session, email):
-        raise ConflictError(f"The email {email} is already used by another user.")
+        raise ConflictError(
+            _("The email {email} is already used by another user.").format(email=email)
+        )
     if new.login:
         login = clean_login(new.login)
         if login_taken(session, login):
-            raise ConflictError(f"The login {login} is already taken.")
+            raise ConflictError(_("The login {login} is already taken.").format(login=login))
     else:
         login = make_login(first, last, client.login_domain, lambda c: login_taken(session, c))
     rights = {f"right_{k}": bool(v) for k, v in new.rights.items()}
     unknown = set(rights) - {"right_manage_rights", "right_place_orders", "right_view_invoices"}
     if unknown:
-        raise ValidationError(f"Unknown rights: {', '.join(sorted(unknown))}.", field="rights")
+        raise ValidationError(
+            _("Unknown rights: {names}.").format(names=", ".join(sorted(unknown))), field="rights"
+        )
     if any(rights.values()):  # granting a right at creation is changing rights (seed 004)
         require_rights_manager(session, actor, "grant rights to the users they create")
     phone = normalise_phone(new.phone) if new.phone and new.phone.strip() else None

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from selfcare_ops.access import check_actor_name
 from selfcare_ops.cli.common import CliContext, discard_output, echo, reset_output
 from selfcare_ops.errors import SelfcareError
-from selfcare_ops.i18n import LANGUAGES, set_language
+from selfcare_ops.i18n import LANGUAGES, _, set_language
 from selfcare_ops.store.db import database_error
 
 #: Command modules, each adding its groups and commands to :data:`main`.
@@ -51,14 +51,14 @@ class SelfcareGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SelfcareError as error:
-            echo(f"Error: {error}", err=True)
+            echo(_("Error: {error}").format(error=error), err=True)
             sys.exit(1)
         except DBAPIError as error:  # a damaged schema, a database lost mid-command
             if os.environ.get("SELFCARE_OPS_DEBUG"):
                 raise
             settings = getattr(ctx.obj, "settings", None)
             translated = database_error(error, settings.database_url if settings else None)
-            click.echo(f"Error: {translated}", err=True)
+            click.echo(_("Error: {error}").format(error=translated), err=True)
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -68,14 +68,15 @@ class SelfcareGroup(click.Group):
             discard_output()
             sys.exit(141)
         except KeyboardInterrupt:
-            echo("Interrupted.", err=True)
+            echo(_("Interrupted."), err=True)
             sys.exit(130)
         except Exception as error:
             if os.environ.get("SELFCARE_OPS_DEBUG"):
                 raise
             echo(
-                f"Error: unexpected {type(error).__name__}: {error} "
-                "(set SELFCARE_OPS_DEBUG=1 to see where).",
+                _(
+                    "Error: unexpected {name}: {error} (set SELFCARE_OPS_DEBUG=1 to see where)."
+                ).format(name=type(error).__name__, error=error),
                 err=True,
             )
             sys.exit(1)

@@ -9,7 +9,15 @@ import click
 
 from selfcare_ops import audit as audit_service
 from selfcare_ops.cli import main
-from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.cli.common import (
+    CliContext,
+    UsageError,
+    echo,
+    echo_json,
+    echo_table,
+    pass_cli,
+)
+from selfcare_ops.i18n import _, ngettext
 
 
 @main.group()
@@ -58,9 +66,11 @@ def _moment(
     try:
         return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date like 2026-03-01 or a time like 2026-03-01T14:30.",
-            param=param,
+        raise UsageError(
+            _(
+                "Invalid value for {option}: '{value}' is not a date like 2026-03-01 or a time "
+                "like 2026-03-01T14:30."
+            ).format(option=f"--{param.name}", value=value)
         ) from None
 
 
@@ -97,4 +107,8 @@ def audit_export(
             org_ref=org_ref,
             target=target,
         )
-    echo(f"{count} event{'s' if count != 1 else ''} written to {csv_path}.")
+    echo(
+        ngettext(
+            "{count} event written to {path}.", "{count} events written to {path}.", count
+        ).format(count=count, path=csv_path)
+    )

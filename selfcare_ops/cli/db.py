@@ -15,6 +15,7 @@ from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, pass_cli
 from selfcare_ops.demo import load_demo
 from selfcare_ops.errors import DatabaseNotInitialisedError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.db import describe, upgrade
 from selfcare_ops.store.models import recount_users
 
@@ -28,8 +29,10 @@ def _require_named_operator(cli: CliContext, action: str) -> None:
             actor = cli.actor(session)
     except SQLAlchemyError as exc:  # no schema yet: nobody can be looked up
         raise DatabaseNotInitialisedError(
-            f"The actor {cli.actor_name} cannot be checked on a database without its schema: "
-            "run `selfcare-ops db upgrade` without --as (as the installer) first."
+            _(
+                "The actor {actor} cannot be checked on a database without its schema: run "
+                "`selfcare-ops db upgrade` without --as (as the installer) first."
+            ).format(actor=cli.actor_name)
         ) from exc
     require_operator(actor, action)
 
@@ -47,9 +50,19 @@ def db_upgrade(cli: CliContext) -> None:
     before, after = upgrade(cli.engine)
     where = describe(cli.engine)
     if before == after:
-        echo(f"The database {where} is already at revision {after}.")
+        echo(
+            _("The database {where} is already at revision {after}.").format(
+                where=where, after=after
+            )
+        )
+    elif before:
+        echo(
+            _("Migrated {where} from {before} to revision {after}.").format(
+                where=where, before=before, after=after
+            )
+        )
     else:
-        echo(f"Migrated {where} from {before or 'empty'} to revision {after}.")
+        echo(_("Migrated {where} from empty to revision {after}.").format(where=where, after=after))
 
 
 @db.command("recount")
@@ -63,9 +76,15 @@ def db_recount(cli: CliContext) -> None:
     with cli.engine.begin() as connection:
         wrong = recount_users(connection)
     if not wrong:
-        echo("The per-client user counts were right: nothing changed.")
+        echo(_("The per-client user counts were right: nothing changed."))
     else:
-        echo(f"Corrected {len(wrong)} per-client user count(s).")
+        echo(
+            ngettext(
+                "Corrected {count} per-client user count.",
+                "Corrected {count} per-client user counts.",
+                len(wrong),
+            ).format(count=len(wrong))
+        )
 
 
 @main.command()
@@ -96,8 +115,17 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
         summary = load_demo(session)
     if not quiet:
         echo(
-            f"Demo data in {describe(cli.engine)}: {summary.organisations} organisations, "
-            f"{summary.users} users (added now: {summary.organisations_added} organisations, "
-            f"{summary.sub_accounts_added} sub-accounts, {summary.users_added} users, "
-            f"{summary.administrators_added} administrators)."
+            _(
+                "Demo data in {where}: {organisations} organisations, {users} users (added now: "
+                "{organisations_added} organisations, {sub_accounts_added} sub-accounts, "
+                "{users_added} users, {administrators_added} administrators)."
+            ).format(
+                where=describe(cli.engine),
+                organisations=summary.organisations,
+                users=summary.users,
+                organisations_added=summary.organisations_added,
+                sub_accounts_added=summary.sub_accounts_added,
+                users_added=summary.users_added,
+                administrators_added=summary.administrators_added,
+            )
         )

@@ -6,7 +6,8 @@ import click
 
 from selfcare_ops import directory
 from selfcare_ops.cli import main
-from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.cli.common import CliContext, UsageError, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.models import ACCOUNT_STATUSES
 
 
@@ -46,7 +47,8 @@ def clients_list(
         echo_json(result.rows)
         return
     echo_table(result.rows)
-    echo(f"{result.label} ({result.total} clients)")
+    count = ngettext("{count} client", "{count} clients", result.total).format(count=result.total)
+    echo(f"{result.label} ({count})")
 
 
 @main.group()
@@ -86,7 +88,7 @@ def users_list(
 ) -> None:
     """The users of CLIENT_REF in name order, deactivated ones included and flagged."""
     if page is not None and limit is not None:
-        raise click.UsageError("Give --page or --limit, not both.")
+        raise UsageError(_("Give --page or --limit, not both."))
     label = None
     with cli.read_sessions()() as session:
         actor = cli.actor(session)
@@ -101,7 +103,12 @@ def users_list(
                 session, actor, client_ref, page=page, page_size=page_size, **filters
             ).ensure_exists()
             rows = found.rows
-            label = f"Page {page} / {max(found.pages or 0, 1)} ({found.total} users)"
+            total = found.total or 0
+            label = ngettext(
+                "Page {page} / {pages} ({count} user)",
+                "Page {page} / {pages} ({count} users)",
+                total,
+            ).format(page=page, pages=max(found.pages or 0, 1), count=total)
         elif limit:
             rows = directory.list_users(
                 session, actor, client_ref, page_size=min(limit, 1000), with_total=False, **filters
@@ -122,18 +129,33 @@ def users_list(
                 rows["invited_at"],
                 strict=True,
             )
-        ]
+        ],
+        role=[directory.role_words(role) for role in rows["role"]],
     )
     echo_table(
         shown, ["login", "first_name", "last_name", "email", "status", "sub_account", "role"]
     )
-    echo(label or f"{len(rows)} users")
+    echo(label or ngettext("{count} user", "{count} users", len(rows)).format(count=len(rows)))
     if not status and not search and not no_email and not sub_account and not limit:
         with cli.read_sessions()() as session:
             counts = directory.state_counts(session, cli.actor(session), client_ref)
         invited = {k: counts[k] for k in ("pending", "sent", "expired", "bounced") if counts[k]}
         if invited:
             echo(
-                "Invitations: "
-                + ", ".join(f"{number} {state}" for state, number in invited.items())
+                _("Invitations: {counts}").format(
+                    counts=", ".join(
+                        _invitation_count(state, number) for state, number in invited.items()
+                    )
+                )
             )
+
+
+def _invitation_count(state: str, number: int) -> str:
+    """'3 waiting to be sent', '1 envoyée': one count of the invitations line."""
+    forms = {
+        "pending": ngettext("{count} waiting to be sent", "{count} waiting to be sent", number),
+        "sent": ngettext("{count} sent", "{count} sent", number),
+        "expired": ngettext("{count} expired", "{count} expired", number),
+        "bounced": ngettext("{count} bounced", "{count} bounced", number),
+    }
+    return forms[state].format(count=number)

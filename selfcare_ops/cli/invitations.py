@@ -6,12 +6,14 @@ from typing import IO
 
 import click
 
+from selfcare_ops.access_words import contracted
 from selfcare_ops.accounts import lifecycle, supervision
 from selfcare_ops.accounts.supervision_ledger import end_supervisions_of, open_supervisions
 from selfcare_ops.accounts.users import NewUser
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
     CliContext,
+    UsageError,
     confirm_or_abort,
     echo,
     echo_json,
@@ -19,6 +21,7 @@ from selfcare_ops.cli.common import (
     pass_cli,
 )
 from selfcare_ops.cli.directory import users
+from selfcare_ops.directory import status_words
 from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations import acceptance, issuing
 from selfcare_ops.invitations import admin as admin_invitations
@@ -26,6 +29,7 @@ from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.invitations import service as service
 from selfcare_ops.invitations.ledger import MAX_LEDGER_ROWS, list_invitations
 from selfcare_ops.store.models import CIVILITIES, CLIENT_ROLES, INVITATION_STATUSES, LANGUAGES
+from selfcare_ops.support.dates import long_date_time
 
 
 @main.group()
@@ -35,11 +39,33 @@ def invite() -> None:
 
 def _sent(result: issuing.InvitationResult) -> str:
     # Queued, not sent: the mail leaves with `mail deliver` (the ledger then says "sent").
-    return (
-        f"Invitation queued for {result.email} ({result.login or 'administrator'}); "
-        f"the link is valid until {result.expires_at:%Y-%m-%d %H:%M} UTC. "
-        "`selfcare-ops mail deliver` sends it."
+    if result.login:
+        sentence = _(
+            "Invitation queued for {email} ({login}); the link is valid until {until}. "
+            "`selfcare-ops mail deliver` sends it."
+        )
+    else:
+        sentence = _(
+            "Invitation queued for {email} (administrator); the link is valid until {until}. "
+            "`selfcare-ops mail deliver` sends it."
+        )
+    return sentence.format(
+        email=result.email, login=result.login, until=long_date_time(result.expires_at)
     )
+
+
+def _ledger_state(state: str) -> str:
+    """An invitation's state (a stable code of the ledger) as words in the current language."""
+    words = {
+        "pending": _("waiting to be sent"),
+        "sent": _("invitation sent"),
+        "bounced": _("address refused"),
+        "accepted": _("accepted"),
+        "revoked": _("revoked"),
+        "expired": _("invitation expired"),
+        "superseded": _("replaced by a newer one"),
+    }
+    return words.get(state, state)
 
 
 @invite.command("list")
@@ -67,10 +93,13 @@ def invite_list(
         sent_at=[
             f"{d:%Y-%m-%d %H:%M}" if d is not None and d == d else "" for d in ledger["sent_at"]
         ],
+        state=[_ledger_state(state) for state in ledger["state"]],
         reason=[str(r)[:60] if r is not None and r == r else "" for r in ledger["reason"]],
     )
     echo_table(shown, ["login", "email", "client_ref", "state", "sent_at", "created_by", "reason"])
-    echo(f"{len(ledger)} invitations")
+    echo(
+        ngettext("{count} invitation", "{count} invitations", len(ledger)).format(count=len(ledger))
+    )
 
 
 @invite.command("user")
@@ -109,7 +138,7 @@ def invite_client(
 ) -> None:
     """Invite every user of CLIENT_REF: shows the count and who is left out, then sends."""
     if as_json and not (dry_run or yes):
-        raise click.UsageError("--json needs --dry-run or --yes (there is no prompt in JSON).")
+        raise UsageError(_("--json needs --dry-run or --yes (there is no prompt in JSON)."))
     with cli.sessions()() as session:
         plan = bulk_invitations.plan_bulk(
             session,
@@ -131,14 +160,22 @@ def invite_client(
         echo(bulk_invitations.plan_message(plan))
         if not left_out.empty:
             counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
-            echo("Left out: " + ", ".join(f"{n} {reason}" for reason, n in counts))
+            echo(
+                _("Left out: {counts}").format(
+                    counts=", ".join(f"{n} {reason}" for reason, n in counts)
+                )
+            )
             echo_table(left_out.sort_values(["reason", "login"]))
     if dry_run or to_send == 0:
         if as_json:
             echo_json({**report, "sent": 0})
         return
-    noun = "invitation" if to_send <= 1 else "invitations"
-    confirm_or_abort(f"Envoyer {to_send} {noun} ?", yes)
+    confirm_or_abort(
+        ngettext("Send {count} invitation?", "Send {count} invitations?", to_send).format(
+            count=to_send
+        ),
+        yes,
+    )
     with cli.sessions().begin() as session:
         outcome = bulk_invitations.apply_bulk(session, cli.actor(session), plan)
     sent, done = outcome.invited, outcome.frame
@@ -152,9 +189,9 @@ def invite_client(
             }
         )
         return
-    echo(f"{sent} invitation envoyée." if sent <= 1 else f"{sent} invitations envoyées.")
+    echo(ngettext("{count} invitation sent.", "{count} invitations sent.", sent).format(count=sent))
     if not late.empty:
-        echo("Not sent (changed since the plan):")
+        echo(_("Not sent (changed since the plan):"))
         echo_table(late[["login", "reason"]])
 
 
@@ -171,14 +208,23 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
         )
         if result.had_account:
             echo(
-                f"{result.email} already has the account {result.login}: it keeps it and now "
-                f"administers {result.organisation_ref}; a mail tells them so."
+                _(
+                    "{email} already has the account {login}: it keeps it and now administers "
+                    "{organisation}; a mail tells them so."
+                ).format(
+                    email=result.email, login=result.login, organisation=result.organisation_ref
+                )
             )
         else:
             echo(
-                f"{result.email} has no account: an invitation to create it and administer "
-                f"{result.organisation_ref} was sent, valid until "
-                f"{result.invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+                _(
+                    "{email} has no account: an invitation to create it and administer "
+                    "{organisation} was sent, valid until {until}."
+                ).format(
+                    email=result.email,
+                    organisation=result.organisation_ref,
+                    until=long_date_time(result.invitation.expires_at),
+                )
             )
 
 
@@ -189,10 +235,10 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
 def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None:
     """Send a new link to LOGIN (or --email); the previous link stops working."""
     if (login is None) == (email is None):
-        raise click.UsageError("Give a LOGIN or --email, one of the two.")
+        raise UsageError(_("Give a LOGIN or --email, one of the two."))
     with cli.sessions().begin() as session:
         result = service.resend(session, cli.actor(session), login, email=email)
-        echo(_sent(result) + " The previous link no longer works.")
+        echo(_sent(result) + " " + _("The previous link no longer works."))
 
 
 @invite.command("revoke")
@@ -202,10 +248,14 @@ def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None
 def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None:
     """Revoke the pending invitation of LOGIN, or those sent to --email."""
     if (login is None) == (email is None):
-        raise click.UsageError("Give a LOGIN or --email, one of the two.")
+        raise UsageError(_("Give a LOGIN or --email, one of the two."))
     with cli.sessions().begin() as session:
         count = service.revoke(session, cli.actor(session), login, email=email)
-    echo(f"{count} invitation{'s' if count != 1 else ''} revoked.")
+    echo(
+        ngettext("{count} invitation revoked.", "{count} invitations revoked.", count).format(
+            count=count
+        )
+    )
 
 
 @invite.command("expire")
@@ -214,7 +264,11 @@ def invite_expire(cli: CliContext) -> None:
     """Mark every overdue pending invitation as expired (for the scheduled job)."""
     with cli.sessions().begin() as session:
         count = service.expire_overdue(session, cli.actor(session))
-    echo(f"{count} invitation{'s' if count != 1 else ''} expired.")
+    echo(
+        ngettext("{count} invitation expired.", "{count} invitations expired.", count).format(
+            count=count
+        )
+    )
 
 
 #: Tokens are URL-safe base64 and may start with "-": read it as the TOKEN, not an option.
@@ -242,7 +296,7 @@ def invite_accept(
             session, token, civility=civility, phone=phone, password=password
         )
     who = result.login or result.email
-    echo(f"The account {who} is active.")
+    echo(_("The account {who} is active.").format(who=who))
 
 
 @invite.command("inspect", context_settings=TOKEN_SETTINGS)
@@ -252,9 +306,16 @@ def invite_inspect(cli: CliContext, token: str) -> None:
     """Say whether TOKEN is usable, without spending it (what opening the link does)."""
     with cli.sessions()() as session:
         info = acceptance.inspect_token(session, token)
+    if info.kind == "admin":
+        sentence = _("Valid administrator invitation for {who} at {organisation}, until {until}.")
+    else:
+        sentence = _("Valid user invitation for {who} at {organisation}, until {until}.")
     echo(
-        f"Valid {info.kind} invitation for {info.login or info.email} at "
-        f"{info.organisation_name}, until {info.expires_at:%Y-%m-%d %H:%M} UTC."
+        sentence.format(
+            who=info.login or info.email,
+            organisation=info.organisation_name,
+            until=long_date_time(info.expires_at),
+        )
     )
 
 
@@ -267,15 +328,24 @@ def invite_inspect(cli: CliContext, token: str) -> None:
 @pass_cli
 def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Deactivate LOGIN's account (it stays listed and can be reactivated)."""
-    confirm_or_abort(f"Deactivate the account {login}?", yes)
+    confirm_or_abort(_("Deactivate the account {login}?").format(login=login), yes)
     with cli.sessions().begin() as session:
         result = lifecycle.deactivate(session, cli.actor(session), login)
-    extra = (
-        f"; {result.invitations_revoked} pending invitation(s) revoked"
-        if result.invitations_revoked
-        else ""
+    if result.invitations_revoked:
+        sentence = ngettext(
+            "{login} is deactivated (was {previous}); {count} pending invitation revoked.",
+            "{login} is deactivated (was {previous}); {count} pending invitations revoked.",
+            result.invitations_revoked,
+        )
+    else:
+        sentence = _("{login} is deactivated (was {previous}).")
+    echo(
+        sentence.format(
+            login=result.login,
+            previous=status_words(result.previous_status),
+            count=result.invitations_revoked,
+        )
     )
-    echo(f"{result.login} is deactivated (was {result.previous_status}){extra}.")
 
 
 @users.command("reactivate")
@@ -284,10 +354,14 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
 @pass_cli
 def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Reactivate LOGIN's deactivated account."""
-    confirm_or_abort(f"Reactivate the account {login}?", yes)
+    confirm_or_abort(_("Reactivate the account {login}?").format(login=login), yes)
     with cli.sessions().begin() as session:
         result = lifecycle.reactivate(session, cli.actor(session), login)
-    echo(f"{result.login} is {result.status} again.")
+    echo(
+        _("{login} is {status} again.").format(
+            login=result.login, status=status_words(result.status)
+        )
+    )
 
 
 @users.command("supervise")
@@ -335,7 +409,13 @@ def users_supervise(
         result = supervision.supervise(
             session, cli.actor(session), login, reason=reason or "", minutes=minutes or 30
         )
-    echo(f"Supervision of {result.login} until {result.expires_at:%Y-%m-%d %H:%M} UTC:")
+    echo(
+        contracted(
+            _("Supervision of {login} until {until}:").format(
+                login=result.login, until=long_date_time(result.expires_at)
+            )
+        )
+    )
     echo(result.link)
 
 
@@ -453,13 +533,23 @@ def users_create(
         return
     if created.invitation is not None:
         echo(
-            f"Created {created.login} and queued the invitation to {created.invitation.email} "
-            "(`selfcare-ops mail deliver` sends it)."
+            _(
+                "Created {login} and queued the invitation to {email} "
+                "(`selfcare-ops mail deliver` sends it)."
+            ).format(login=created.login, email=created.invitation.email)
         )
     elif draft:
-        echo(f"Created {created.login} as a draft: `invite user {created.login}` activates.")
+        echo(
+            _("Created {login} as a draft: `invite user {login}` activates.").format(
+                login=created.login
+            )
+        )
     else:
-        echo(f"Created {created.login} without email: it cannot be invited yet.")
+        echo(
+            _("Created {login} without email: it cannot be invited yet.").format(
+                login=created.login
+            )
+        )
 
 
 @users.command("activate")

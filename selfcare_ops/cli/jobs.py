@@ -11,6 +11,8 @@ from selfcare_ops import jobs as jobs_service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 from selfcare_ops.errors import SelfcareError
+from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.jobs.history_words import run_status_words, seconds
 
 
 @main.group()
@@ -23,11 +25,12 @@ def jobs() -> None:
 def jobs_list(as_json: bool) -> None:
     """The registered jobs, their notebook and their parameters with defaults."""
     rows = []
+    described: dict[str, str] = {}
     for job in jobs_service.JOBS.values():
         try:
             parameters: dict | str = job.parameters()
         except SelfcareError as error:  # one broken notebook must not hide the other jobs
-            parameters = f"unavailable: {error}"
+            parameters = _("unavailable: {error}").format(error=error)
         rows.append(
             {
                 "name": job.name,
@@ -36,19 +39,20 @@ def jobs_list(as_json: bool) -> None:
                 "description": job.description,
             }
         )
+        described[job.name] = jobs_service.job_description(job)
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
+    for row in rows:  # people read the descriptions in their language
         echo(f"{row['name']}  ({row['notebook']})")
-        echo(f"    {row['description']}")
+        echo(f"    {described[row['name']]}")
         params = row["parameters"]
         shown = (
             ", ".join(f"{k}={v!r}" for k, v in params.items())
             if isinstance(params, dict)
             else params
         )
-        echo(f"    parameters: {shown}")
+        echo("    " + _("parameters: {shown}").format(shown=shown))
 
 
 @jobs.command("path")
@@ -112,11 +116,18 @@ def jobs_run(
     if result.ok:
         echo(result.describe())
         if result.html_path:
-            echo(f"HTML page: {result.html_path}")
+            echo(_("HTML page: {path}").format(path=result.html_path))
         if result.output_dir:
-            echo(f"Files written: {result.output_dir} ({len(result.files)} files)")
+            count = len(result.files)
+            echo(
+                ngettext(
+                    "Files written: {path} ({count} file)",
+                    "Files written: {path} ({count} files)",
+                    count,
+                ).format(path=result.output_dir, count=count)
+            )
         return
-    echo(f"Error: {result.describe()}", err=True)
+    echo(_("Error: {error}").format(error=result.describe()), err=True)
     sys.exit(1)
 
 
@@ -140,7 +151,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
         return
     shown = frame.assign(
         started_at=frame["started_at"].map(lambda t: f"{t:%Y-%m-%d %H:%M:%S}"),
-        duration_s=frame["duration_s"].map(lambda d: "" if pd.isna(d) else f"{d:.1f}"),
+        duration_s=frame["duration_s"].map(lambda d: "" if pd.isna(d) else seconds(d)),
         parameters=frame["parameters"].map(
             lambda p: " ".join(
                 f"{k}={v}" for k, v in p.items() if k not in ("database_url", "output_dir")
@@ -148,6 +159,7 @@ def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: boo
         ),
         failed_cell=frame["failed_cell"].map(lambda c: "" if pd.isna(c) else str(int(c))),
         error=frame["error"].fillna(""),
+        status=frame["status"].map(run_status_words),
         actor=frame["actor"].fillna(""),  # runs recorded before who ran them was kept
     )
     echo_table(

@@ -15,7 +15,7 @@ from selfcare_ops.access import require_mail_delivery
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
 from selfcare_ops.errors import MailError
-from selfcare_ops.i18n import ngettext
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.service import deliver_and_redact, outbox_status, redact_final_links
 from selfcare_ops.mail.deliver import MAX_CONNECTIONS
 
@@ -82,10 +82,13 @@ def deliver_command(
     else:
         echo(report.summary())
         for problem in report.problems:
-            verb = "will be retried" if problem["outcome"] == "retry" else "failed"
-            echo(f"  message {problem['id']} to {problem['recipient']} {verb}: {problem['reason']}")
+            if problem["outcome"] == "retry":
+                line = _("message {id} to {recipient} will be retried: {reason}")
+            else:
+                line = _("message {id} to {recipient} failed: {reason}")
+            echo("  " + line.format(**problem))
     if report.error:
-        raise MailError(f"{report.error} The unsent messages stay queued.")
+        raise MailError(_("{error} The unsent messages stay queued.").format(error=report.error))
 
 
 @mail.command("status")
@@ -98,8 +101,16 @@ def status_command(cli: CliContext, as_json: bool) -> None:
     if as_json:
         echo_json(counts)
         return
+    words = {
+        "queued": _("queued"),
+        "sending": _("sending"),
+        "sent": _("sent"),
+        "failed": _("failed"),
+        "cancelled": _("cancelled"),
+    }
+    width = max(len(word) for word in words.values())
     for status, count in counts.items():
-        echo(f"{status:<9} {count}")
+        echo(f"{words.get(status, status):<{width}} {count}")
 
 
 @mail.command("redact")

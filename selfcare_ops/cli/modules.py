@@ -10,6 +10,7 @@ from selfcare_ops import modules as service
 from selfcare_ops.branding.tree import write_safe_csv
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
+from selfcare_ops.i18n import _, ngettext
 
 
 @main.group()
@@ -29,13 +30,16 @@ def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
         echo_json([state.as_dict() for state in states.values()])
         return
     for state in states.values():
-        own = {True: "on", False: "off", None: "inherit"}[state.own]
-        source = state.source or "(built-in default)"
-        line = (
-            f"{state.label:<30} {'on' if state.enabled else 'off':<4} from {source:<20} own: {own}"
+        words = {True: _("on"), False: _("off"), None: _("inherit")}
+        source = state.source or _("(built-in default)")
+        line = _("{module} {enabled} from {source} own: {own}").format(
+            module=f"{state.label:<30}",
+            enabled=f"{words[state.enabled]:<4}",
+            source=f"{source:<20}",
+            own=words[state.own],
         )
         if state.impacts:
-            line += f"  impacts: {', '.join(state.impacts)}"
+            line += "  " + _("impacts: {modules}").format(modules=", ".join(state.impacts))
         echo(line)
 
 
@@ -48,7 +52,11 @@ def modules_set(cli: CliContext, org_ref: str, module: str, state: str) -> None:
     """Switch MODULE of ORG on, off, or back to inherit."""
     with cli.sessions().begin() as session:
         change = service.set_module(session, cli.actor(session), org_ref, module, state)
-    echo(change.describe() if change.changed else f"Unchanged: {change.describe()}")
+    echo(
+        change.describe()
+        if change.changed
+        else _("Unchanged: {change}").format(change=change.describe())
+    )
 
 
 @modules.command("set-many")
@@ -97,9 +105,19 @@ def modules_set_many(
         columns.append("outcome")
     echo_table(frame, columns)
     if isinstance(result, service.ModuleOutcome):
-        echo(f"{result.applied} clients changed.")
+        echo(
+            ngettext("{count} client changed.", "{count} clients changed.", result.applied).format(
+                count=result.applied
+            )
+        )
     else:
-        echo(f"{result.to_change} clients would change (dry run; --apply).")
+        echo(
+            ngettext(
+                "{count} client would change (dry run; --apply).",
+                "{count} clients would change (dry run; --apply).",
+                result.to_change,
+            ).format(count=result.to_change)
+        )
     impacts = result.impacts
     if impacts:
-        echo(f"Impacted modules: {', '.join(impacts)}.")
+        echo(_("Impacted modules: {modules}.").format(modules=", ".join(impacts)))

@@ -7,6 +7,7 @@ import click
 from selfcare_ops import organisations as service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import LANGUAGES
 
 INHERIT = "inherit"
@@ -69,9 +70,17 @@ def orgs_create(
     if as_json:
         echo_json(created)
         return
+    if kind == "partner":
+        sentence = _("Created the partner {ref} ({name}) under {parent}; {language}")
+    else:
+        sentence = _("Created the client {ref} ({name}) under {parent}; {language}")
     echo(
-        f"Created the {kind} {created['ref']} ({created['name']}) under {parent_ref}; "
-        f"{_language_sentence(spoken, source, created['ref'])}"
+        sentence.format(
+            ref=created["ref"],
+            name=created["name"],
+            parent=parent_ref,
+            language=_language_sentence(spoken, source, created["ref"]),
+        )
     )
 
 
@@ -84,9 +93,19 @@ def orgs_rename(cli: CliContext, ref: str, name: str) -> None:
     with cli.sessions().begin() as session:
         change = service.rename_organisation(session, cli.actor(session), ref, name)
     if not change.changed:
-        echo(f"The {change.kind} {change.ref} is already named {change.after}: nothing changed.")
+        same = {
+            "operator": _("The operator {ref} is already named {name}: nothing changed."),
+            "partner": _("The partner {ref} is already named {name}: nothing changed."),
+            "client": _("The client {ref} is already named {name}: nothing changed."),
+        }
+        echo(same[change.kind].format(ref=change.ref, name=change.after))
         return
-    echo(f"The {change.kind} {change.ref} is now named {change.after} (was {change.before}).")
+    renamed = {
+        "operator": _("The operator {ref} is now named {name} (was {previous})."),
+        "partner": _("The partner {ref} is now named {name} (was {previous})."),
+        "client": _("The client {ref} is now named {name} (was {previous})."),
+    }
+    echo(renamed[change.kind].format(ref=change.ref, name=change.after, previous=change.before))
 
 
 @orgs.command("set-language")
@@ -102,13 +121,19 @@ def orgs_set_language(cli: CliContext, ref: str, language: str) -> None:
         spoken, source = service.effective_language(
             session, service.get_organisation(session, change.ref)
         )
-    prefix = "" if change.changed else "Nothing changed: "
-    echo(prefix + _language_sentence(spoken, source, change.ref))
+    sentence = _language_sentence(spoken, source, change.ref)
+    echo(sentence if change.changed else _("Nothing changed: {sentence}").format(sentence=sentence))
 
 
 def _language_sentence(spoken: str, source: str | None, ref: str) -> str:
+    """Where the mails of ``ref`` take their language from (a language, not the analyst's)."""
+    language = {"fr": _("French"), "en": _("English")}.get(spoken, spoken)
     if source == ref:
-        return f"mails of {ref} are in {spoken}."
+        return _("mails of {ref} are in {language}.").format(ref=ref, language=language)
     if source is None:
-        return f"mails of {ref} are in {spoken} (no level sets a language)."
-    return f"mails of {ref} are in {spoken}, inherited from {source}."
+        return _("mails of {ref} are in {language} (no level sets a language).").format(
+            ref=ref, language=language
+        )
+    return _("mails of {ref} are in {language}, inherited from {source}.").format(
+        ref=ref, language=language, source=source
+    )

@@ -13,6 +13,7 @@ from selfcare_ops.accounts import rights as rights_service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import (
     CliContext,
+    UsageError,
     confirm_or_abort,
     echo,
     echo_json,
@@ -20,6 +21,8 @@ from selfcare_ops.cli.common import (
     pass_cli,
 )
 from selfcare_ops.cli.directory import clients, users
+from selfcare_ops.directory import role_words, status_words
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.models import CLIENT_ROLES, RESTRICTION_KINDS
 
 ON_OFF = click.Choice(["on", "off"])
@@ -79,15 +82,24 @@ def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
     if as_json:
         echo_json(access)
         return
-    echo(f"{access['login']} ({access['client']}, {access['status']})")
-    echo(f"role: {access['role']}")
-    echo(f"sub-account: {access['sub_account'] or '(none)'}")
+    echo(f"{access['login']} ({access['client']}, {status_words(access['status'])})")
+    echo(_("role: {role}").format(role=role_words(access["role"])))
+    echo(_("sub-account: {name}").format(name=access["sub_account"] or _("(none)")))
     for name, value in access["rights"].items():
-        echo(f"{rights_service.RIGHT_LABELS[name]}: {'on' if value else 'off'}")
+        echo(
+            _("{right}: {value}").format(
+                right=rights_service.right_words(name), value=rights_service.on_off_words(value)
+            )
+        )
+    restricted = {
+        "contract": _("contracts: {values}"),
+        "billing_account": _("billing accounts: {values}"),
+        "application": _("applications: {values}"),
+    }
     for kind in RESTRICTION_KINDS:
         values = access["restrictions"].get(kind)
-        label = rights_service.RESTRICTION_LABELS[kind]
-        echo(f"{label}s: {', '.join(values) if values else 'all (no restriction)'}")
+        shown = ", ".join(values) if values else _("all (no restriction)")
+        echo(restricted[kind].format(values=shown))
 
 
 @rights.command("restrict")
@@ -122,7 +134,7 @@ def rights_restrict(
     No restriction of a kind means all of that kind.
     """
     if remove and replace:
-        raise click.UsageError("Choose --remove or --replace, not both.")
+        raise UsageError(_("Choose --remove or --replace, not both."))
     values = {
         "contract": list(contracts),
         "billing_account": list(billing_accounts),
@@ -166,7 +178,7 @@ def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) 
 def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bool) -> None:
     """Place LOGIN in SUB_ACCOUNT of their client (or in none with --none)."""
     if bool(sub_account) == to_none:
-        raise click.UsageError("Give a SUB_ACCOUNT, or --none, but not both.")
+        raise UsageError(_("Give a SUB_ACCOUNT, or --none, but not both."))
     with cli.sessions().begin() as session:
         result = subaccounts.move_user(session, cli.actor(session), login, sub_account)
     echo(result.describe())
@@ -222,7 +234,8 @@ def users_notifications(
             echo_json(prefs)
             return
         for notice, channels in prefs.items():
-            echo(f"{notice}: {', '.join(channels) if channels else 'off'}")
+            shown = ", ".join(channels) if channels else rights_service.on_off_words(False)
+            echo(f"{notice}: {shown}")
         return
     wanted = dict(profile.parse_notification_assignment(text) for text in assignments)
     with cli.sessions().begin() as session:
@@ -238,14 +251,18 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
     """Remove LOGIN's account as seed 004 does: after confirmation it is deactivated, stays
     listed (struck through) and can be reactivated (same as ``users deactivate``)."""
     confirm_or_abort(
-        f"Remove the account {login}? It stays listed, struck through, and can be reactivated.",
+        _(
+            "Remove the account {login}? It stays listed, struck through, and can be reactivated."
+        ).format(login=login),
         yes,
     )
     with cli.sessions().begin() as session:
         result = lifecycle.deactivate(session, cli.actor(session), login, cancel_reason="removed")
     echo(
-        f"{result.login} is removed: the account is deactivated (was {result.previous_status}), "
-        "stays listed struck through, and `users reactivate` brings it back."
+        _(
+            "{login} is removed: the account is deactivated (was {previous}), stays listed "
+            "struck through, and `users reactivate` brings it back."
+        ).format(login=result.login, previous=status_words(result.previous_status))
     )
 
 
@@ -279,7 +296,8 @@ def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
         return
     for key, value in data.items():
         if isinstance(value, dict):
-            value = "; ".join(f"{k}: {', '.join(v) or 'off'}" for k, v in value.items())
+            off = rights_service.on_off_words(False)
+            value = "; ".join(f"{k}: {', '.join(v) or off}" for k, v in value.items())
         echo(f"{key}: {'' if value is None else value}")
 
 
@@ -304,7 +322,12 @@ def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
         return
     echo_table(frame, ["name", "users", "active", "managers"])
     if "without_sub_account" in frame.attrs:
-        echo(f"{frame.attrs['without_sub_account']} users in no sub-account")
+        count = frame.attrs["without_sub_account"]
+        echo(
+            ngettext(
+                "{count} user in no sub-account", "{count} users in no sub-account", count
+            ).format(count=count)
+        )
 
 
 @subaccounts_group.command("create")
@@ -375,7 +398,9 @@ def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
 def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: bool) -> None:
     """Revoke the API key of CLIENT_REF and print a new one."""
     confirm_or_abort(
-        f"Regenerate the API key of {client_ref}? Integrations using the old key stop at once.",
+        _("Regenerate the API key of {ref}? Integrations using the old key stop at once.").format(
+            ref=client_ref
+        ),
         yes,
     )
     with cli.sessions().begin() as session:
@@ -390,7 +415,10 @@ def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: boo
 def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
     """Revoke the API key of CLIENT_REF."""
     confirm_or_abort(
-        f"Revoke the API key of {client_ref}? Integrations using it stop at once.", yes
+        _("Revoke the API key of {ref}? Integrations using it stop at once.").format(
+            ref=client_ref
+        ),
+        yes,
     )
     with cli.sessions().begin() as session:
         result = apikeys.revoke_api_key(session, cli.actor(session), client_ref)

@@ -18,6 +18,7 @@ from selfcare_ops import audit
 from selfcare_ops.access import Actor
 from selfcare_ops.accounts.passwords import check_password, hash_password
 from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import (
     CIVILITIES,
     OPEN_INVITATION_STATUSES,
@@ -27,6 +28,7 @@ from selfcare_ops.store.models import (
     User,
     utcnow,
 )
+from selfcare_ops.support.dates import long_date_time
 from selfcare_ops.support.phones import normalise_phone
 from selfcare_ops.support.tokens import hash_token
 
@@ -68,7 +70,7 @@ class AcceptResult:
 
 
 def _day(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "an unknown date"
+    return long_date_time(moment) if moment else _("an unknown date")
 
 
 def _find(session: Session, token: str, *, lock: bool, now: datetime) -> Invitation:
@@ -77,8 +79,10 @@ def _find(session: Session, token: str, *, lock: bool, now: datetime) -> Invitat
     if "/" in token:  # a whole link was pasted
         token = token.rstrip("/").rsplit("/", 1)[-1]
     invalid = TokenError(
-        "This invitation link is not valid: check that it was copied whole, or ask your "
-        "administrator for a new invitation.",
+        _(
+            "This invitation link is not valid: check that it was copied whole, or ask your "
+            "administrator for a new invitation."
+        ),
         reason="invalid",
     )
     if not _TOKEN_SHAPE.match(token):
@@ -91,32 +95,42 @@ def _find(session: Session, token: str, *, lock: bool, now: datetime) -> Invitat
         raise invalid
     if invitation.status == "superseded":
         raise TokenError(
-            f"This invitation link was replaced by a newer one on {_day(invitation.closed_at)}: "
-            "use the link in the most recent invitation mail.",
+            _(
+                "This invitation link was replaced by a newer one on {day}: use the link in the "
+                "most recent invitation mail."
+            ).format(day=_day(invitation.closed_at)),
             reason="superseded",
         )
     if invitation.status == "revoked":
         raise TokenError(
-            f"This invitation link was revoked by an administrator on "
-            f"{_day(invitation.closed_at)}: ask them for a new invitation.",
+            _(
+                "This invitation link was revoked by an administrator on {day}: ask them for a "
+                "new invitation."
+            ).format(day=_day(invitation.closed_at)),
             reason="revoked",
         )
     if invitation.status == "bounced":
         raise TokenError(
-            "The mail of this invitation was refused by the mail server, so this link was "
-            "closed: ask your administrator to check your email address and invite you again.",
+            _(
+                "The mail of this invitation was refused by the mail server, so this link was "
+                "closed: ask your administrator to check your email address and invite you again."
+            ),
             reason="bounced",
         )
     if invitation.status == "accepted":
         raise TokenError(
-            f"This invitation link was already used on {_day(invitation.accepted_at)}: "
-            "sign in with your login and password instead.",
+            _(
+                "This invitation link was already used on {day}: sign in with your login and "
+                "password instead."
+            ).format(day=_day(invitation.accepted_at)),
             reason="used",
         )
     if invitation.status == "expired" or invitation.expires_at <= now:
         raise TokenError(
-            f"This invitation link expired on {_day(invitation.expires_at)}: ask your "
-            "administrator to resend the invitation.",
+            _(
+                "This invitation link expired on {day}: ask your administrator to resend the "
+                "invitation."
+            ).format(day=_day(invitation.expires_at)),
             reason="expired",
         )
     return invitation
@@ -145,7 +159,9 @@ def normalise_civility(civility: str) -> str:
     value = _CIVILITY_ALIASES.get((civility or "").strip().lower())
     if value is None:
         raise ValidationError(
-            f"The civility must be one of {', '.join(CIVILITIES)}, not {civility!r}.",
+            _("The civility must be one of {known}, not '{value}'.").format(
+                known=", ".join(CIVILITIES), value=civility
+            ),
             field="civility",
             actual=civility,
         )
@@ -187,8 +203,10 @@ def accept(
         assert user is not None
         if user.status == "deactivated":
             raise InvitationError(
-                f"The account {user.login} was deactivated after this invitation was sent: "
-                "ask your administrator to reactivate it."
+                _(
+                    "The account {login} was deactivated after this invitation was sent: ask "
+                    "your administrator to reactivate it."
+                ).format(login=user.login)
             )
         check_password(password, login=user.login, email=user.email)
     else:
@@ -202,7 +220,7 @@ def accept(
         .execution_options(synchronize_session=False)
     )
     if spent.rowcount != 1:
-        raise TokenError("This invitation link was already used.", reason="used")
+        raise TokenError(_("This invitation link was already used."), reason="used")
     password_hash = hash_password(password)
     if user is not None:
         before = {"status": user.status}

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from selfcare_ops import audit
 from selfcare_ops.access import Actor, can_see_organisation, can_see_user, require_organisation
 from selfcare_ops.errors import AccessDeniedError, ConflictError, InvitationError
+from selfcare_ops.i18n import _
 from selfcare_ops.invitations.issuing import InvitationResult, Target, issue, normalise_email
 from selfcare_ops.organisations import get_organisation
 from selfcare_ops.store.models import Administrator, Organisation, User, utcnow
@@ -71,8 +72,10 @@ def _used_elsewhere(actor: Actor, key: str, org: Organisation) -> AccessDeniedEr
     """One sentence for every account outside the inviter's scope: it names no login, no
     organisation and no state, whatever the account is."""
     return AccessDeniedError(
-        f"The address {key} cannot be invited to administer {org.ref} ({org.name}): it is "
-        f"already in use outside the scope of {actor.describe()}.",
+        _(
+            "The address {email} cannot be invited to administer {ref} ({name}): it is already "
+            "in use outside the scope of {actor}."
+        ).format(email=key, ref=org.ref, name=org.name, actor=actor.describe()),
         email=key,
         organisation=org.ref,
     )
@@ -98,30 +101,44 @@ def invite_admin(
     org = get_organisation(session, org_ref)
     require_organisation(actor, org, "add administrators to")
     if actor.kind == "manager":
-        raise AccessDeniedError(f"{actor.describe()} may not invite administrators.")
+        raise AccessDeniedError(
+            _("{actor} may not invite administrators.").format(actor=actor.describe())
+        )
     existing = session.scalar(select(Administrator).where(Administrator.email == key))
     if existing is not None:
         where = existing.organisation
         if not can_see_organisation(actor, where):
             raise _used_elsewhere(actor, key, org)
         if existing.active:
-            raise ConflictError(f"{key} is already an administrator of {where.ref} ({where.name}).")
+            raise ConflictError(
+                _("{email} is already an administrator of {ref} ({name}).").format(
+                    email=key, ref=where.ref, name=where.name
+                )
+            )
         raise ConflictError(
-            f"{key} was already invited to administer {where.ref} ({where.name}): "
-            f"use selfcare-ops invite resend --email {key} to send a new link."
+            _(
+                "{email} was already invited to administer {ref} ({name}): use selfcare-ops "
+                "invite resend --email {email} to send a new link."
+            ).format(email=key, ref=where.ref, name=where.name)
         )
     user = session.scalar(select(User).where(User.email_folded == key))
     if user is not None and not user.client.path.startswith(org.path):
         if not can_see_user(actor, user):
             raise _used_elsewhere(actor, key, org)
         raise ConflictError(
-            f"{key} is the address of {user.login}, a user of client {user.client.ref}: their "
-            f"account may administer that client or a partner above it, not {org.ref} "
-            f"({org.name}); invite another address."
+            _(
+                "{email} is the address of {login}, a user of client {client}: their account "
+                "may administer that client or a partner above it, not {ref} ({name}); invite "
+                "another address."
+            ).format(
+                email=key, login=user.login, client=user.client.ref, ref=org.ref, name=org.name
+            )
         )
     if user is not None and user.status == "deactivated":
         raise InvitationError(
-            f"{key} belongs to the deactivated user {user.login}: reactivate the account first."
+            _(
+                "{email} belongs to the deactivated user {login}: reactivate the account first."
+            ).format(email=key, login=user.login)
         )
     has_account = user is not None and user.status == "active"
     admin = Administrator(

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def _client(session: Session, actor: Actor, client_ref: str, action: str) -> int:
     client = get_client(session, client_ref)
     require_organisation(actor, client, action)
-    require_mail_delivery(actor, f"{action} {client.ref}")
+    require_mail_delivery(actor)
     return client.id
 
 

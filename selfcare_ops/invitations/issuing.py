@@ -25,6 +25,7 @@ from selfcare_ops import audit
 from selfcare_ops.access import Actor
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import InvitationError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.mail.content import store_template
 from selfcare_ops.mail.inline import from_asset
 from selfcare_ops.mail.links import INVITATION_PATH, blank_links
@@ -76,7 +77,9 @@ class Target:
     def for_user(cls, user: Any) -> Target:
         """The invitation of a user (an ORM ``User`` or a row with the same columns)."""
         if not user.email:
-            raise InvitationError(f"{user.login} has no email address to invite.")
+            raise InvitationError(
+                _("{login} has no email address to invite.").format(login=user.login)
+            )
         return cls(
             email=user.email,
             organisation_id=user.client_id,
@@ -494,5 +497,9 @@ def normalise_email(email: str) -> str:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValidationError(
-            f"The email address {text!r} is not valid: {exc}", field="email", actual=text
+            _("The email address '{email}' is not valid: {problem}").format(
+                email=text, problem=exc
+            ),
+            field="email",
+            actual=text,
         ) from exc

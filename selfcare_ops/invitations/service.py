@@ -38,7 +38,11 @@ from selfcare_ops.errors import (
     NotFoundError,
     ValidationError,
 )
-from selfcare_ops.invitations.admin import admin_target, pending_admin
+from selfcare_ops.i18n import _
+from selfcare_ops.invitations.admin import (
+    admin_target,
+    pending_admin,
+)
 from selfcare_ops.invitations.issuing import (
     MESSAGE_KINDS,
     InvitationResult,
@@ -59,6 +63,7 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.dates import long_date
 
 if TYPE_CHECKING:
     from selfcare_ops.mail.deliver import DeliveryReport
@@ -83,18 +88,23 @@ __all__ = [
 def _refuse_state(user: User, *, allow_invited: bool = True) -> None:
     if user.status == "active":
         raise InvitationError(
-            f"{user.login} is already active (since {user.activated_at:%Y-%m-%d}): "
-            "there is nothing to invite."
+            _("{login} is already active (since {day}): there is nothing to invite.").format(
+                login=user.login, day=long_date(user.activated_at)
+            )
         )
     if user.status == "deactivated":
         raise InvitationError(
-            f"{user.login} is deactivated: reactivate the account first "
-            f"(selfcare-ops users reactivate {user.login})."
+            _(
+                "{login} is deactivated: reactivate the account first "
+                "(selfcare-ops users reactivate {login})."
+            ).format(login=user.login)
         )
     if user.status == "invited" and not allow_invited:
         raise InvitationError(
-            f"{user.login} was already invited on {user.invited_at:%Y-%m-%d}: "
-            f"use selfcare-ops invite resend {user.login} to send a new link."
+            _(
+                "{login} was already invited on {day}: use selfcare-ops invite resend {login} "
+                "to send a new link."
+            ).format(login=user.login, day=long_date(user.invited_at))
         )
 
 
@@ -135,8 +145,10 @@ def invite_user(
         _set_email(session, actor, user, email, now)
     if not user.email:
         raise InvitationError(
-            f"{user.login} has no email address: give one (--email) to invite them; "
-            "users without email cannot receive an invitation."
+            _(
+                "{login} has no email address: give one (--email) to invite them; users "
+                "without email cannot receive an invitation."
+            ).format(login=user.login)
         )
     supersede_pending(session, user_ids=[user.id], now=now)
     _mark_invited(session, user, now)
@@ -158,7 +170,7 @@ def resend(
     """
     now = now or utcnow()
     if login is None and email is None:
-        raise ValidationError("Name the invitation to resend: a login or an email.")
+        raise ValidationError(_("Name the invitation to resend: a login or an email."))
     if login is None:
         assert email is not None
         admin = pending_admin(session, email)
@@ -167,7 +179,13 @@ def resend(
                 select(User.login).where(User.email_folded == email.strip().lower())
             )
             if user_login is None:
-                raise NotFoundError("invited user or administrator with email", email)
+                raise NotFoundError(
+                    "invitation",
+                    email,
+                    message=_("No invited user or administrator has the email '{email}'.").format(
+                        email=email
+                    ),
+                )
             login = user_login
         else:
             require_organisation(actor, admin.organisation, "invite administrators to")
@@ -180,11 +198,17 @@ def resend(
     require_user(actor, user, "invite")
     if user.status == "not_invited":
         raise InvitationError(
-            f"{user.login} has never been invited: use selfcare-ops invite user {user.login}."
+            _("{login} has never been invited: use selfcare-ops invite user {login}.").format(
+                login=user.login
+            )
         )
     _refuse_state(user)
     if not user.email:
-        raise InvitationError(f"{user.login} has no email address: an invitation cannot be sent.")
+        raise InvitationError(
+            _("{login} has no email address: an invitation cannot be sent.").format(
+                login=user.login
+            )
+        )
     supersede_pending(session, user_ids=[user.id], now=now)
     _mark_invited(session, user, now)
     (issued,) = issue(session, actor, [Target.for_user(user)], now=now, action="invitation.resend")
@@ -210,7 +234,7 @@ def revoke(
     """
     now = now or utcnow()
     if (login is None) == (email is None):
-        raise ValidationError("Revoke by login or by email, one of the two.")
+        raise ValidationError(_("Revoke by login or by email, one of the two."))
     labels: dict[int, str] = {}
     if login is not None:
         user = lock_user(session, login)
@@ -224,7 +248,9 @@ def revoke(
             )
         )
         if not invitations:
-            raise InvitationError(f"{user.login} has no pending invitation to revoke.")
+            raise InvitationError(
+                _("{login} has no pending invitation to revoke.").format(login=user.login)
+            )
         labels[user.id] = user.login
     else:
         assert email is not None
@@ -241,8 +267,13 @@ def revoke(
         )
         invitations = [inv for inv, org in candidates if _may_manage(session, actor, inv, org)]
         if not invitations:
-            hidden = " within your scope" if candidates else ""
-            raise InvitationError(f"There is no pending invitation to {wanted}{hidden} to revoke.")
+            if candidates:
+                sentence = _(
+                    "There is no pending invitation to {email} within your scope to revoke."
+                )
+            else:
+                sentence = _("There is no pending invitation to {email} to revoke.")
+            raise InvitationError(sentence.format(email=wanted))
         user_ids = [inv.user_id for inv in invitations if inv.user_id is not None]
         if user_ids:
             rows = session.execute(select(User.id, User.login).where(User.id.in_(user_ids)))
@@ -447,7 +478,9 @@ def redact_final_links(session: Session, actor: Actor) -> int:
     """:func:`redact_sent_links` over the whole outbox, for the operator's staff (audited)."""
     if actor.kind not in ("system", "operator_admin"):
         raise AccessDeniedError(
-            f"{actor.describe()} may not rewrite the outbox: the operator's administrators do."
+            _("{actor} may not rewrite the outbox: the operator's administrators do.").format(
+                actor=actor.describe()
+            )
         )
     redacted = redact_sent_links(session)
     audit.record(

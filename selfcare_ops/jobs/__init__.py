@@ -19,6 +19,7 @@ from selfcare_ops.jobs.registry import (
     NOTEBOOKS_DIR,
     Job,
     get_job,
+    job_description,
     notebook_parameters,
     resolve_parameters,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Job",
     "JobRunResult",
     "get_job",
+    "job_description",
     "job_history",
     "notebook_parameters",
     "resolve_parameters",

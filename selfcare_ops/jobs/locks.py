@@ -21,7 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from selfcare_ops.errors import ConcurrentRunError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import JobLock, JobRun, utcnow
+from selfcare_ops.support.dates import long_date_time
 
 #: A lock row from another host older than this is considered abandoned.
 STALE_AFTER = timedelta(hours=12)
@@ -50,7 +52,7 @@ def _pid_alive(pid: int) -> bool:
 def _is_stale(row: JobLock, run: JobRun | None) -> bool:
     if run is not None and run.status != "running":
         return True
-    host, _, pid = row.holder.rpartition(":")
+    host, _sep, pid = row.holder.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         return not _pid_alive(int(pid))
     return utcnow() - row.acquired_at > STALE_AFTER
@@ -58,15 +60,21 @@ def _is_stale(row: JobLock, run: JobRun | None) -> bool:
 
 def _describe(row: JobLock | None) -> str:
     if row is None:
-        return "another process"
-    run = f" (run {row.run_id})" if row.run_id else ""
-    return f"{row.holder}{run} since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
+        return _("another process")
+    since = long_date_time(row.acquired_at)
+    if row.run_id:
+        return _("{holder} (run {run}) since {since}").format(
+            holder=row.holder, run=row.run_id, since=since
+        )
+    return _("{holder} since {since}").format(holder=row.holder, since=since)
 
 
 def _refuse(job_name: str, row: JobLock | None) -> ConcurrentRunError:
     return ConcurrentRunError(
-        f"The job {job_name!r} is already running on {_describe(row)}: wait for it to finish "
-        "(see `selfcare-ops jobs history`) before starting it again."
+        _(
+            "The job '{job}' is already running on {holder}: wait for it to finish (see "
+            "`selfcare-ops jobs history`) before starting it again."
+        ).format(job=job_name, holder=_describe(row))
     )
 
 
@@ -117,7 +125,9 @@ def _abandon(session: Session, row: JobLock) -> None:
             .values(
                 status="failed",
                 finished_at=utcnow(),
-                error=f"Abandoned: its process {row.holder} stopped without recording an end.",
+                error=_("Abandoned: its process {holder} stopped without recording an end.").format(
+                    holder=row.holder
+                ),
             )
         )
     session.delete(row)

@@ -17,6 +17,8 @@ from typing import Any
 
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
+from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.jobs.history_words import run_status_words, seconds
 from selfcare_ops.jobs.runner import JobRunResult, run_job
 from selfcare_ops.store.db import describe, make_engine, make_session_factory, upgrade
 from selfcare_ops.support.resources import DEMO_DIR, real_path
@@ -43,41 +45,70 @@ class MainJobSummary:
 
     def lines(self) -> list[str]:
         """The summary ``selfcare-ops demo`` prints, one fact a line."""
-        out = [f"Database: {self.database}"]
+        out = [_("Database: {where}").format(where=self.database)]
         out.append(
-            f"Demo data: {self.demo.organisations} organisations, {self.demo.users} users "
-            f"(added now: {self.demo.users_added} users); invitations queued for the demo "
-            f"client {DEMO_CLIENT_REF}: {self.demo_invited}"
+            _(
+                "Demo data: {organisations} organisations, {users} users (added now: {added} "
+                "users); invitations queued for the demo client {ref}: {invited}"
+            ).format(
+                organisations=self.demo.organisations,
+                users=self.demo.users,
+                added=self.demo.users_added,
+                ref=DEMO_CLIENT_REF,
+                invited=self.demo_invited,
+            )
         )
         for name, run in self.runs.items():
             out.append(
-                f"Job {name}: {run.status} in {run.duration_s:.1f} s, "
-                f"executed notebook {run.output_path}"
+                _("Job {name}: {status} in {seconds} s, executed notebook {path}").format(
+                    name=name,
+                    status=run_status_words(run.status),
+                    seconds=seconds(run.duration_s),
+                    path=run.output_path,
+                )
             )
         if self.onboarding.get("summary"):
-            out.append(f"Onboarding: {self.onboarding['summary']}")
+            out.append(_("Onboarding: {summary}").format(summary=self.onboarding["summary"]))
         if self.onboarding_report:
-            out.append(f"Onboarding report (CSV): {self.onboarding_report}")
+            out.append(_("Onboarding report (CSV): {path}").format(path=self.onboarding_report))
         if self.maintenance:
             delivery = self.maintenance.get("delivery", {})
             out.append(
-                f"Invitations: {self.maintenance.get('expired', 0)} expired, "
-                f"{self.maintenance.get('reminded', 0)} reminded; mails: "
-                f"{delivery.get('sent', 0)} delivered, {delivery.get('failed', 0)} failed"
+                _(
+                    "Invitations: {expired} expired, {reminded} reminded; mails: {sent} "
+                    "delivered, {failed} failed"
+                ).format(
+                    expired=self.maintenance.get("expired", 0),
+                    reminded=self.maintenance.get("reminded", 0),
+                    sent=delivery.get("sent", 0),
+                    failed=delivery.get("failed", 0),
+                )
             )
         if self.maildir:
-            out.append(f"Maildir: {self.maildir}")
+            out.append(_("Maildir: {path}").format(path=self.maildir))
         funnel = [p for p in self.report_csv if p.name == "adoption_funnel_clients.csv"]
         if self.report_csv:
             folder = self.report_csv[0].parent
-            out.append(f"Adoption report CSV: {funnel[0] if funnel else folder}")
-            out.append(f"Adoption report tables: {len(self.report_csv)} CSV files in {folder}")
+            out.append(
+                _("Adoption report CSV: {path}").format(path=funnel[0] if funnel else folder)
+            )
+            out.append(
+                ngettext(
+                    "Adoption report tables: {count} CSV file in {folder}",
+                    "Adoption report tables: {count} CSV files in {folder}",
+                    len(self.report_csv),
+                ).format(count=len(self.report_csv), folder=folder)
+            )
         if self.charts:
-            out.append(f"Charts: {', '.join(str(p) for p in self.charts)}")
+            out.append(_("Charts: {paths}").format(paths=", ".join(str(p) for p in self.charts)))
         if self.report_html:
-            out.append(f"Adoption report page (HTML): {self.report_html}")
+            out.append(_("Adoption report page (HTML): {path}").format(path=self.report_html))
         if self.preview:
-            out.append(f"Branding preview of {DEMO_CLIENT_REF}: {self.preview}")
+            out.append(
+                _("Branding preview of {ref}: {path}").format(
+                    ref=DEMO_CLIENT_REF, path=self.preview
+                )
+            )
         return out
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfcare_ops.errors import JobError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.support.resources import NOTEBOOKS_DIR, PACKAGE, real_path
 from selfcare_ops.support.yesno import yes_no
 
@@ -101,8 +102,10 @@ class Job:
         unknown = sorted(set(self.defaults) - set(merged))
         if unknown:
             raise JobError(
-                f"The job {self.name!r} sets defaults for {', '.join(unknown)}, which its "
-                f"notebook {self.notebook.name} does not declare in its parameters cell."
+                _(
+                    "The job '{job}' sets defaults for {names}, which its notebook {notebook} "
+                    "does not declare in its parameters cell."
+                ).format(job=self.name, names=", ".join(unknown), notebook=self.notebook.name)
             )
         for name, default in self.defaults.items():
             merged[name] = replace(merged[name], default=default)
@@ -168,13 +171,39 @@ JOBS: dict[str, Job] = {
 }
 
 
+def job_description(job: Job) -> str:
+    """What ``job`` does, in the current language (``Job.description`` stays the English)."""
+    words = {
+        "onboarding": _(
+            "Onboard the users of a CSV drop (validate, plan, apply, report; optionally invite)."
+        ),
+        "invitation_maintenance": _(
+            "Expire overdue invitations, remind users invited long ago, deliver the outbox."
+        ),
+        "adoption_report": _(
+            "Invitation funnel, time to accept, weekly activations and failed mails, as CSV "
+            "tables, charts and an HTML page."
+        ),
+        "branding_audit": _(
+            "Readability audit of the resolved branding of every client, with previews of the "
+            "worst cases."
+        ),
+        "ping": _("A trivial job: checks the kernel and the database."),
+    }
+    return words.get(job.name, job.description)
+
+
 def get_job(name: str) -> Job:
     """The registered job ``name``, or an error listing the known jobs."""
     try:
         return JOBS[name]
     except KeyError:
         known = ", ".join(sorted(JOBS))
-        raise JobError(f"No job is called {name!r}: the known jobs are {known}.") from None
+        raise JobError(
+            _("No job is called '{name}': the known jobs are {known}.").format(
+                name=name, known=known
+            )
+        ) from None
 
 
 def inspect_parameters(notebook: Traversable) -> dict[str, Parameter]:
@@ -194,12 +223,24 @@ def inspect_parameters(notebook: Traversable) -> dict[str, Parameter]:
     try:
         document = load_notebook_node(str(real_path(notebook)))
     except OSError as exc:
-        raise JobError(f"The notebook {notebook} cannot be read: {exc.strerror or exc}.") from exc
+        raise JobError(
+            _("The notebook {notebook} cannot be read: {error}.").format(
+                notebook=notebook, error=exc.strerror or exc
+            )
+        ) from exc
     except ValueError as exc:  # nbformat's NotJSONError, an unknown nbformat version
-        raise JobError(f"The notebook {notebook} is not a readable notebook: {exc}") from exc
+        raise JobError(
+            _("The notebook {notebook} is not a readable notebook: {error}").format(
+                notebook=notebook, error=exc
+            )
+        ) from exc
     index = find_first_tagged_cell_index(document, "parameters")
     if index < 0 or document.cells[index].cell_type != "code":
-        raise JobError(f"The notebook {notebook} has no code cell tagged 'parameters'.")
+        raise JobError(
+            _("The notebook {notebook} has no code cell tagged 'parameters'.").format(
+                notebook=notebook
+            )
+        )
     translator = papermill_translators.find_translator(KERNEL_NAME, "python")
     found = translator.inspect(document.cells[index])
     return {spec.name: _parameter(notebook, spec._asdict()) for spec in found}
@@ -212,7 +253,9 @@ def _parameter(notebook: Traversable, spec: Mapping[str, str]) -> Parameter:
         default = ast.literal_eval(spec["default"])
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise JobError(
-            f"The parameter {name} of {notebook} must have a literal default value."
+            _("The parameter {name} of {notebook} must have a literal default value.").format(
+                name=name, notebook=notebook
+            )
         ) from exc
     declared = spec.get("inferred_type_name") or "None"
     if declared == "None":
@@ -222,8 +265,10 @@ def _parameter(notebook: Traversable, spec: Mapping[str, str]) -> Parameter:
     else:
         known = ", ".join(_DECLARED_TYPES)
         raise JobError(
-            f"The parameter {name} of {notebook} declares the type {declared}; a job "
-            f"parameter is one of {known} (or undeclared: the type of its default)."
+            _(
+                "The parameter {name} of {notebook} declares the type {declared}; a job "
+                "parameter is one of {known} (or undeclared: the type of its default)."
+            ).format(name=name, notebook=notebook, declared=declared, known=known)
         )
     return Parameter(name=name, default=default, kind=kind, help=spec.get("help") or "")
 
@@ -243,13 +288,15 @@ def _coerce(name: str, value: Any, kind: type | None, default: Any) -> Any:
         return value
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
-    wanted = {bool: "true or false", int: "a whole number", float: "a number"}.get(
+    wanted = {bool: _("true or false"), int: _("a whole number"), float: _("a number")}.get(
         kind, kind.__name__
     )
 
     def refuse() -> ValidationError:
         return ValidationError(
-            f"The parameter {name} must be {wanted} (its default is {default!r}), not {value!r}.",
+            _(
+                "The parameter {name} must be {wanted} (its default is {default}), not {value}."
+            ).format(name=name, wanted=wanted, default=repr(default), value=repr(value)),
             field=name,
             actual=value,
         )
@@ -304,16 +351,20 @@ def resolve_parameters(job: Job, given: Mapping[str, Any] | None) -> dict[str, A
     for name in RUNNER_PARAMETERS:
         if name in given:
             raise ValidationError(
-                f"The {name} of a run is whoever starts it (--as or SELFCARE_OPS_ACTOR), "
-                f"not a parameter: leave out {name!r}.",
+                _(
+                    "The {name} of a run is whoever starts it (--as or SELFCARE_OPS_ACTOR), not a "
+                    "parameter: leave out '{name}'."
+                ).format(name=name),
                 field=name,
             )
     unknown = sorted(set(given) - set(signature))
     if unknown:
         names = ", ".join(repr(n) for n in unknown)
-        known = ", ".join(signature) or "none"
+        known = ", ".join(signature) or _("none")
         raise ValidationError(
-            f"The job {job.name!r} has no parameter {names}: its parameters are {known}.",
+            _("The job '{job}' has no parameter {names}: its parameters are {known}.").format(
+                job=job.name, names=names, known=known
+            ),
             field=unknown[0],
         )
     resolved = {name: parameter.default for name, parameter in signature.items()}

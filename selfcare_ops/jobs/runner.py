@@ -39,7 +39,9 @@ from sqlalchemy.orm import Session
 from selfcare_ops.access import Actor, check_actor_name, resolve_actor
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import JobError
+from selfcare_ops.i18n import _
 from selfcare_ops.jobs import locks
+from selfcare_ops.jobs.history_words import seconds
 from selfcare_ops.jobs.registry import RUNNER_PARAMETERS, Job, get_job, resolve_parameters
 from selfcare_ops.store.db import check_ready, make_engine
 from selfcare_ops.store.models import JobRun, utcnow
@@ -118,22 +120,28 @@ class JobRunResult:
         return (self.finished_at - self.started_at).total_seconds()
 
     def describe(self) -> str:
+        values = {
+            "job": self.job,
+            "seconds": seconds(self.duration_s),
+            "run": self.run_id,
+            "path": self.output_path,
+            "cell": self.failed_cell,
+            "error": (self.error or _("unknown error")).rstrip("."),
+        }
         if self.ok:
-            return (
-                f"Job {self.job!r} succeeded in {self.duration_s:.1f} s (run {self.run_id}); "
-                f"executed notebook: {self.output_path}."
-            )
-        where = f" at cell {self.failed_cell}" if self.failed_cell is not None else ""
+            return _(
+                "Job '{job}' succeeded in {seconds} s (run {run}); executed notebook: {path}."
+            ).format(**values)
+        if self.failed_cell is not None:
+            failed = _("Job '{job}' failed at cell {cell} after {seconds} s (run {run}): {error}.")
+        else:
+            failed = _("Job '{job}' failed after {seconds} s (run {run}): {error}.")
         kept = (
-            f"The executed notebook is kept at {self.output_path}."
+            _("The executed notebook is kept at {path}.")
             if self.output_path.exists()
-            else "No executed notebook was written."
+            else _("No executed notebook was written.")
         )
-        error = (self.error or "unknown error").rstrip(".")
-        return (
-            f"Job {self.job!r} failed{where} after {self.duration_s:.1f} s (run {self.run_id}): "
-            f"{error}. {kept}"
-        )
+        return failed.format(**values) + " " + kept.format(**values)
 
     def raise_for_status(self) -> JobRunResult:
         """Raise :class:`JobError` with :meth:`describe` unless the run succeeded."""
@@ -203,7 +211,7 @@ def _export_html(notebook_path: Path) -> Path:
     level = exporter.log.level
     exporter.log.setLevel(logging.ERROR)
     try:
-        body, _ = exporter.from_notebook_node(notebook)
+        body, _resources = exporter.from_notebook_node(notebook)
     finally:
         exporter.log.setLevel(level)
     target = notebook_path.with_suffix(".html")
@@ -387,8 +395,9 @@ def _run_locked(
         kernel = _start_kernel(output)
     except Exception as exc:
         raise JobError(
-            f"The kernel for job {job.name!r} could not be started: {type(exc).__name__}: {exc} "
-            f"(see {_kernel_log(output)})."
+            _(
+                "The kernel for job '{job}' could not be started: {name}: {error} (see {log})."
+            ).format(job=job.name, name=type(exc).__name__, error=exc, log=_kernel_log(output))
         ) from exc
     try:
         return _record_and_execute(job, resolved, engine, lock, started, output, output_dir, kernel)
@@ -443,7 +452,10 @@ def _record_and_execute(
         try:
             html_path = _export_html(output)
         except Exception as exc:  # the run did its work; the page is a bonus
-            status, error = "failed", f"HTML export failed: {type(exc).__name__}: {exc}"
+            status = "failed"
+            error = _("HTML export failed: {name}: {error}").format(
+                name=type(exc).__name__, error=exc
+            )
     finished = _finish(engine, run_id, status, failed_cell, error)
     files = sorted(p for p in output_dir.rglob("*") if p.is_file()) if output_dir else []
     return JobRunResult(

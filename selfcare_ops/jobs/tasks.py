@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.access import Actor, user_scope
 from selfcare_ops.config import Settings
 from selfcare_ops.errors import MailError, ValidationError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.models import Organisation, User, utcnow
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ def remind_invited(
 
     if older_than_days < 1:
         raise ValidationError(
-            f"Reminders go to users invited at least 1 day ago, not {older_than_days}.",
+            _("Reminders go to users invited at least 1 day ago, not {days}.").format(
+                days=older_than_days
+            ),
             field="older_than_days",
             limit=1,
             actual=older_than_days,
@@ -140,7 +143,12 @@ def deliver_outbox(
     report = deliver_and_redact(sessions, settings, actor=actor, limit=limit or None)
     if report.error:
         raise MailError(
-            f"{report.error.rstrip('.')}: delivery stopped after {report.sent} messages sent; "
-            "the others stay queued for the next run."
+            ngettext(
+                "{error}: delivery stopped after {count} message sent; the others stay queued "
+                "for the next run.",
+                "{error}: delivery stopped after {count} messages sent; the others stay queued "
+                "for the next run.",
+                report.sent,
+            ).format(error=report.error.rstrip("."), count=report.sent)
         )
     return report

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
+from selfcare_ops.i18n import _
 from selfcare_ops.support.resources import MIGRATIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -64,7 +65,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except exc.ArgumentError as error:
-        raise DatabaseError(f"The database URL {url!r} is not a valid URL.") from error
+        raise DatabaseError(
+            _("The database URL '{url}' is not a valid URL.").format(url=url)
+        ) from error
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -78,7 +81,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, echo=echo, pool_pre_ping=True)
     raise DatabaseError(
-        f"The database {parsed.get_backend_name()!r} is not supported: use SQLite or PostgreSQL."
+        _("The database '{backend}' is not supported: use SQLite or PostgreSQL.").format(
+            backend=parsed.get_backend_name()
+        )
     )
 
 
@@ -97,7 +102,11 @@ _MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
 _MISSING_ROLE = re.compile(r'role "([^"]+)" does not exist')
 _MISSING_TABLE = re.compile(r'no such table: "?([\w.]+)|relation "([^"]+)" does not exist')
 _NOT_SQLITE = ("file is not a database", "database disk image is malformed")
-NOT_INITIALISED = "The database is not initialised: run `selfcare-ops db upgrade`."
+
+
+def not_initialised() -> str:
+    """The sentence for a database without the toolkit's schema, in the current language."""
+    return _("The database is not initialised: run `selfcare-ops db upgrade`.")
 
 
 def database_error(error: exc.DBAPIError, url: str | URL | None = None) -> SelfcareError:
@@ -110,41 +119,55 @@ def database_error(error: exc.DBAPIError, url: str | URL | None = None) -> Selfc
     """
     text = str(error.orig) if error.orig is not None else str(error)
     shown = make_url(url) if url else None
-    host = f"{shown.host or 'localhost'}:{shown.port or 5432}" if shown else "the server"
+    host = f"{shown.host or 'localhost'}:{shown.port or 5432}" if shown else _("the server")
     if match := _MISSING_DATABASE.search(text):
         name = match.group(1)
         return DatabaseError(
-            f"The PostgreSQL database {name} does not exist on {host}: create it "
-            f'(`createdb {name}`, or `CREATE DATABASE "{name}";` as its owner), then run '
-            "`selfcare-ops db upgrade`."
+            _(
+                "The PostgreSQL database {name} does not exist on {host}: create it (`createdb "
+                '{name}`, or `CREATE DATABASE "{name}";` as its owner), then run '
+                "`selfcare-ops db upgrade`."
+            ).format(name=name, host=host)
         )
     if match := _MISSING_ROLE.search(text):
         name = match.group(1)
         return DatabaseError(
-            f"The PostgreSQL role {name} does not exist on {host}: create it "
-            f'(`createuser {name}`, or `CREATE ROLE "{name}" LOGIN;` as a superuser) or '
-            "name another user in SELFCARE_OPS_DATABASE_URL."
+            _(
+                "The PostgreSQL role {name} does not exist on {host}: create it (`createuser "
+                '{name}`, or `CREATE ROLE "{name}" LOGIN;` as a superuser) or name another user '
+                "in SELFCARE_OPS_DATABASE_URL."
+            ).format(name=name, host=host)
         )
     if any(marker in text for marker in _NOT_SQLITE):
-        where = shown.database if shown and shown.database else "the database file"
+        where = shown.database if shown and shown.database else _("the database file")
         return DatabaseError(
-            f"The file {where} is not a SQLite database (or is damaged): point "
-            "SELFCARE_OPS_DATABASE_URL at the toolkit's database, or move the file away and run "
-            "`selfcare-ops db upgrade` to create a new one."
+            _(
+                "The file {where} is not a SQLite database (or is damaged): point "
+                "SELFCARE_OPS_DATABASE_URL at the toolkit's database, or move the file away and "
+                "run `selfcare-ops db upgrade` to create a new one."
+            ).format(where=where)
         )
     if match := _MISSING_TABLE.search(text):
         table = (match.group(1) or match.group(2)).rsplit(".", 1)[-1]
         if table == "alembic_version":
-            return DatabaseNotInitialisedError(NOT_INITIALISED)
+            return DatabaseNotInitialisedError(not_initialised())
         return DatabaseNotInitialisedError(
-            f"The database schema is damaged: the table {table} is missing although the "
-            "schema is migrated; restore the database from a backup (`selfcare-ops db upgrade` "
-            "does not recreate dropped tables)."
+            _(
+                "The database schema is damaged: the table {table} is missing although the "
+                "schema is migrated; restore the database from a backup (`selfcare-ops db "
+                "upgrade` does not recreate dropped tables)."
+            ).format(table=table)
         )
+    reason = _first_line(error.orig)
     if isinstance(error, exc.OperationalError):
-        where = describe_url(url) if url else "The database"
-        return DatabaseError(f"{where} cannot be used: {_first_line(error.orig)}")
-    return DatabaseError(f"The database refused the operation: {_first_line(error.orig)}")
+        if url:
+            return DatabaseError(
+                _("The database {where} cannot be used: {reason}").format(
+                    where=make_url(url).render_as_string(hide_password=True), reason=reason
+                )
+            )
+        return DatabaseError(_("The database cannot be used: {reason}").format(reason=reason))
+    return DatabaseError(_("The database refused the operation: {reason}").format(reason=reason))
 
 
 def describe_url(url: str | URL) -> str:
@@ -167,7 +190,9 @@ def translate_errors(engine: Engine) -> Iterator[None]:
         ):
             raise database_error(error, engine.url) from error
         raise DatabaseError(
-            f"The database {describe(engine)} cannot be reached: {_first_line(error.orig)}"
+            _("The database {where} cannot be reached: {reason}").format(
+                where=describe(engine), reason=_first_line(error.orig)
+            )
         ) from error
     except exc.DBAPIError as error:
         raise database_error(error, engine.url) from error
@@ -214,11 +239,13 @@ def check_ready(engine: Engine) -> None:
     """Raise a one-sentence error unless the database is reachable and fully migrated."""
     revision = current_revision(engine)
     if revision is None:
-        raise DatabaseNotInitialisedError(NOT_INITIALISED)
+        raise DatabaseNotInitialisedError(not_initialised())
     if revision != head_revision():
         raise DatabaseNotInitialisedError(
-            f"The database schema is at revision {revision}, older than this toolkit's "
-            f"{head_revision()}: run `selfcare-ops db upgrade`."
+            _(
+                "The database schema is at revision {revision}, older than this toolkit's "
+                "{head}: run `selfcare-ops db upgrade`."
+            ).format(revision=revision, head=head_revision())
         )
 
 

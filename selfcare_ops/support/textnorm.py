@@ -36,13 +36,30 @@ def like_pattern(text: str) -> str:
 
 def clean_label(name: object, *, what: str, limit: int) -> str:
     """A name people gave (an organisation's, a sub-account's) with its spaces tidied: never
-    empty, at most ``limit`` characters; ``what`` names the thing in the refusal."""
+    empty, at most ``limit`` characters; ``what`` ("An organisation", "A sub-account") names
+    the thing in the refusal."""
+    from selfcare_ops.i18n import _
+
     text = " ".join(str(name or "").split())
     if not text:
-        raise ValidationError(f"{what} needs a name.", field="name")
+        empty = {
+            "An organisation": _("An organisation needs a name."),
+            "A sub-account": _("A sub-account needs a name."),
+        }
+        raise ValidationError(empty.get(what, f"{what}: {_('a name is needed.')}"), field="name")
     if len(text) > limit:
+        long = {
+            "An organisation": _(
+                "An organisation's name has at most {limit} characters; '{start}'... has {count}."
+            ),
+            "A sub-account": _(
+                "A sub-account's name has at most {limit} characters; '{start}'... has {count}."
+            ),
+        }
         raise ValidationError(
-            f"{what}'s name has at most {limit} characters; {text[:30]!r}... has {len(text)}.",
+            long.get(what, long["An organisation"]).format(
+                limit=limit, start=text[:30], count=len(text)
+            ),
             field="name",
             limit=limit,
             actual=len(text),

@@ -290,7 +290,7 @@ def test_manage_rights_governs_who_changes_rights_and_restrictions(
     assert refused.exit_code == 1
     assert refused.output == (
         "Error: sub-account manager marc@virginie.example may not change the rights of others: "
-        "their right 'manage rights' is off (seed 004); an administrator of the client can "
+        "their right 'manage rights' is off; an administrator of the client can "
         "switch it on.\n"
     )
     restrict = run(db_url, "rights", "restrict", p["jp"], "--contract", "CT-1", actor=MARC)
