@@ -87,7 +87,8 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     alice = tree.client_a_users[0]
     admin.user_select.value = alice  # herself
     admin.right_boxes["manage_rights"].value = not admin.right_boxes["manage_rights"].value
-    assert admin.rights_feedback.kind == "error" and "ses propres droits" in admin.rights_feedback.text
+    assert admin.rights_feedback.kind == "error"
+    assert "ses propres droits" in admin.rights_feedback.text
     before = _rights(session_factory, alice)[0]
     assert admin.right_boxes["manage_rights"].value == before
 
