@@ -181,6 +181,8 @@ class DirectoryDashboard:
                 **{k: status_header(k) for k in STATUSES},
             },
             sortable=("ref", "name", "partner_name"),
+            widths={"ref": 80, "name": 230, "partner_name": 230}
+            | {k: 115 for k in ("users", *STATUSES)},
             on_pick=safe(self._on_client),
             on_sort=safe(self._on_client_header_sort),
             feedback=self.feedback,
@@ -237,6 +239,14 @@ class DirectoryDashboard:
                 "state": _("Selfcare status"),
             },
             sortable=("name", "login"),
+            widths={
+                "name": 190,
+                "login": 270,
+                "email": 270,
+                "sub_account": 140,
+                "role_label": 120,
+                "state": 250,
+            },
             on_pick=act(self._on_user),
             on_sort=safe(self._on_user_header_sort),
             feedback=self.feedback,

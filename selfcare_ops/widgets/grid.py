@@ -41,6 +41,7 @@ class PageGrid(widgets.VBox):
     ``columns`` maps the page's column codes to their headers (already in the language of the
     page); ``sortable`` lists the codes the database sorts by. ``on_pick(key | None)`` runs when
     the picked row changes, ``on_sort(code, descending)`` when a header asks for a sort.
+    ``widths`` gives columns their width in pixels (the canvas cuts longer texts with "…").
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class PageGrid(widgets.VBox):
         on_sort: Callable[[str, bool], None],
         feedback: Feedback,
         empty: str,
+        widths: Mapping[str, int] | None = None,
     ) -> None:
         self.key = key
         self.columns = dict(columns)
@@ -71,7 +73,7 @@ class PageGrid(widgets.VBox):
             header_visibility="column",
             base_row_size=ROW_HEIGHT,
             base_column_header_size=ROW_HEIGHT + 4,
-            auto_fit_columns=True,
+            column_widths={self.columns[code]: px for code, px in (widths or {}).items()},
             layout=widgets.Layout(height=self._height(0), width="100%"),
         )
         self.grid.add_class("selfcare-grid")

@@ -149,6 +149,7 @@ class ModulesRightsDashboard:
             "login",
             {"name": _("Name"), "login": _("Login"), "role_label": _("Role")},
             sortable=("name", "login"),
+            widths={"name": 220, "login": 300, "role_label": 130},
             on_pick=guard(self.rights_feedback)(self._on_user),
             on_sort=guard(self.rights_feedback)(self._on_header_sort),
             feedback=self.rights_feedback,
