@@ -314,6 +314,17 @@ def test_search_then_bulk_invite_in_a_real_browser(
                     .limit(1)
                 ).one()
             assert login == second, (login, second)
+            # the keyboard moves the pick too: ↓ picks the next user, as a list box did
+            page.keyboard.press("ArrowDown")
+            with sessions() as session:
+                third = session.scalars(
+                    select(User.login)
+                    .where(User.client_id == client_id)
+                    .order_by(User.sort_name, User.id)
+                    .offset(2)
+                    .limit(1)
+                ).one()
+            expect(detail.locator("b")).to_contain_text(third)
             page.mouse.move(0, 0)  # no hover highlight in the picture
             _shoot(page, "directory")
 
