@@ -328,6 +328,27 @@ def test_search_then_bulk_invite_in_a_real_browser(
             page.mouse.move(0, 0)  # no hover highlight in the picture
             _shoot(page, "directory")
 
+            # a header's own sort menu: the database reads the users again in that order
+            box = users_grid.bounding_box()
+            assert box is not None
+            from selfcare_ops.widgets.grid import ROW_HEIGHT
+
+            # the menu button is drawn in the bottom right corner of the header cell: 8 px
+            # from the right edge of "Identifiant" (Nom 190 px + Identifiant 270 px wide)
+            page.mouse.click(box["x"] + 190 + 270 - 8, box["y"] + ROW_HEIGHT + 4 - 8)
+            page.get_by_text("Sort Descending", exact=True).click()
+            sort = directory.locator("select", has=page.locator("option", has_text="Identifiant"))
+            expect(sort.locator("option:checked")).to_have_text("Identifiant Z → A")
+            with sessions() as session:
+                last = session.scalars(
+                    select(User.login)
+                    .where(User.client_id == client_id)
+                    .order_by(User.login.desc(), User.id.desc())
+                    .limit(1)
+                ).one()
+            _click_row(page, users_grid, 0)
+            expect(detail.locator("b")).to_contain_text(last)
+
             # the bulk invitation tab starts from the client picked in the directory
             _open_tab(page, "Invitations en masse")
             bulk = page.locator(".selfcare-bulk")
