@@ -199,9 +199,28 @@ def _scope_params(actor: Actor) -> dict[str, Any]:
     return {"scope_path": _escape_like(actor.organisation_path) + "%"}
 
 
+#: The columns a client list is sorted by in the database (the grid's headers offer these).
+CLIENT_SORTS = ("name", "ref", "partner_name")
+#: The columns a user list is sorted by in the database (keyset paging follows the sort).
+USER_SORTS = ("name", "login")
+
+
+def _check_sort(sort: str, allowed: tuple[str, ...]) -> None:
+    if sort not in allowed:
+        raise ValidationError(
+            f"The list is sorted by {', '.join(allowed)}, not {sort!r}.",
+            field="sort",
+            actual=sort,
+        )
+
+
 @lru_cache(maxsize=64)
 def _client_statements(
-    client_side: bool, searching: bool, in_partner: bool
+    client_side: bool,
+    searching: bool,
+    in_partner: bool,
+    sort: str = "name",
+    descending: bool = False,
 ) -> tuple[Select, Select]:
     """(count, page) statements for one combination of filters, built once.
 
@@ -223,10 +242,14 @@ def _client_statements(
     if in_partner:
         conditions.append(_org.c.path.like(bindparam("partner_path"), escape="\\"))
     count = select(func.count()).select_from(_org).where(*conditions)
+    owner = _org.alias("owner")
+    key = {"name": _org.c.name_folded, "ref": _org.c.ref, "partner_name": owner.c.name_folded}[sort]
+    order = (key.desc(), _org.c.id.desc()) if descending else (key, _org.c.id)
     page_ids = (
-        select(_org.c.id, _org.c.name_folded, func.count().over().label("total"))
+        select(_org.c.id, key.label("sort_key"), func.count().over().label("total"))
+        .select_from(_org.join(owner, owner.c.id == _org.c.parent_id))
         .where(*conditions)
-        .order_by(_org.c.name_folded, _org.c.id)
+        .order_by(*order)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
         .subquery("page")
@@ -245,7 +268,7 @@ def _client_statements(
         .join(parent, parent.c.id == client.c.parent_id)
         .outerjoin(_counts, _counts.c.client_id == client.c.id)
         .group_by(
-            page_ids.c.name_folded,
+            page_ids.c.sort_key,
             page_ids.c.total,
             client.c.id,
             client.c.ref,
@@ -253,7 +276,13 @@ def _client_statements(
             parent.c.ref,
             parent.c.name,
         )
-        .order_by(page_ids.c.name_folded, client.c.id)
+        .order_by(
+            *(
+                (page_ids.c.sort_key.desc(), client.c.id.desc())
+                if descending
+                else (page_ids.c.sort_key, client.c.id)
+            )
+        )
     )
     return count, page
 
@@ -266,12 +295,17 @@ def search_clients(
     page: int = 1,
     page_size: int = 20,
     partner_ref: str | None = None,
+    sort: str = "name",
+    descending: bool = False,
 ) -> ClientPage:
     """Clients whose name or reference contains ``text`` (accent- and case-insensitive).
 
     The per-status user counts are the client's, except for a manager: their sub-account's.
+    ``sort`` (one of ``CLIENT_SORTS``) orders the whole list in the database, so page 2 follows
+    page 1 in that order.
     """
     _check_page_size(page_size)
+    _check_sort(sort, CLIENT_SORTS)
     _check_search(text)
     if page < 1:
         raise ValidationError(
@@ -285,7 +319,9 @@ def search_clients(
         partner = _organisation_row(session, partner_ref, None)
         require_organisation(actor, partner, "list the clients of")  # type: ignore[arg-type]
         params["partner_path"] = _escape_like(partner.path) + "%"
-    count, page_query = _client_statements(actor.is_client_side, searching, bool(partner_ref))
+    count, page_query = _client_statements(
+        actor.is_client_side, searching, bool(partner_ref), sort, descending
+    )
     connection = session.connection()
     params.update(limit=page_size, offset=(page - 1) * page_size)
     fetched = connection.execute(page_query, params).all()
@@ -460,13 +496,15 @@ def state_label(
 
 
 @lru_cache(maxsize=256)
-def _user_page_statement(filters: tuple, after: bool) -> Select:
+def _user_page_statement(
+    filters: tuple, after: bool, sort: str = "name", descending: bool = False
+) -> Select:
     conditions = list(_user_conditions(*filters))
+    key = _users.c.sort_name if sort == "name" else _users.c.login
     if after:
-        conditions.append(
-            tuple_(_users.c.sort_name, _users.c.id)
-            > tuple_(bindparam("after_name"), bindparam("after_id"))
-        )
+        mine = tuple_(key, _users.c.id)
+        theirs = tuple_(bindparam("after_name"), bindparam("after_id"))
+        conditions.append(mine < theirs if descending else mine > theirs)
     u = _users.c
     return (
         select(
@@ -501,7 +539,7 @@ def _user_page_statement(filters: tuple, after: bool) -> Select:
         )
         .select_from(_USERS_FROM)
         .where(and_(*conditions))
-        .order_by(u.sort_name, u.id)
+        .order_by(*((key.desc(), u.id.desc()) if descending else (key, u.id)))
         .limit(bindparam("limit"))
     )
 
@@ -534,13 +572,18 @@ def list_users(
     cursor: str | None = None,
     with_total: bool = True,
     page: int | None = None,
+    sort: str = "name",
+    descending: bool = False,
 ) -> UserPage:
-    """One page of a client's users (deactivated ones included and flagged), in name order.
+    """One page of a client's users (deactivated ones included and flagged), in name order
+    or by ``sort`` (one of ``USER_SORTS``).
 
-    Pages follow each other by ``cursor`` (keyset: page 10 costs what page 1 costs); ``page``
-    asks for one by number instead (an OFFSET, and the total), for a person who types it.
+    Pages follow each other by ``cursor`` (keyset: page 10 costs what page 1 costs); a cursor
+    is only valid with the sort that made it. ``page`` asks for one by number instead (an
+    OFFSET, and the total), for a person who types it.
     """
     _check_page_size(page_size)
+    _check_sort(sort, USER_SORTS)
     _check_search(search)
     if page is not None and (page < 1 or cursor):
         raise ValidationError(
@@ -591,7 +634,7 @@ def list_users(
     if cursor:
         params["after_name"], params["after_id"] = _decode_cursor(cursor)
     params["limit"] = page_size + 1
-    statement = _user_page_statement(filters, bool(cursor))
+    statement = _user_page_statement(filters, bool(cursor), sort, descending)
     if page is not None:
         statement = statement.offset((page - 1) * page_size)
         with_total = True
@@ -611,7 +654,10 @@ def list_users(
         ],
         columns=USER_COLUMNS,
     )
-    next_cursor = _encode_cursor(fetched[-1][27], fetched[-1][26]) if more else None
+    last = fetched[-1] if more else None
+    next_cursor = (
+        _encode_cursor(last[27] if sort == "name" else last[0], last[26]) if last else None
+    )
     total = None
     if with_total:
         if filters[0] or status in STATE_FILTERS or filters[2:] != (None, False, False):

@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from selfcare_ops.access import system_actor
 from selfcare_ops.branding import seed_default_branding
 from selfcare_ops.demo import load_demo
-from selfcare_ops.invitations.service import invite_demo_client
+from selfcare_ops.invitations import bulk as bulk_invitations
 from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
 
@@ -116,7 +116,9 @@ def demo_database(tmp_path: Path) -> str:
         load_demo(session)
         seed_default_branding(session)  # the operator's look, inherited by every client
         session.flush()
-        invite_demo_client(session, system_actor(session), OTHER_REF)
+        actor = system_actor(session)
+        plan = bulk_invitations.plan_bulk(session, actor, client_ref=OTHER_REF)
+        bulk_invitations.apply_bulk(session, actor, plan)
     engine.dispose()
     return url
 
@@ -199,6 +201,18 @@ def _shoot(page, name: str) -> None:
         page.set_viewport_size(VIEWPORT)
 
 
+def _click_row(page, grid, row: int) -> None:
+    """Click the middle of a data row's second column: the grid is drawn on a canvas, so
+    the click goes to coordinates (header ``ROW_HEIGHT + 4`` px, rows ``ROW_HEIGHT`` px)."""
+    from selfcare_ops.widgets.grid import ROW_HEIGHT
+
+    box = grid.bounding_box()
+    assert box is not None, "the grid is not displayed"
+    x = box["x"] + min(120, box["width"] / 3)
+    y = box["y"] + ROW_HEIGHT + 4 + ROW_HEIGHT * row + ROW_HEIGHT / 2
+    page.mouse.click(x, y)
+
+
 def _open_tab(page, title: str) -> None:
     page.locator(".lm-TabBar-tab", has_text=title).first.click()
 
@@ -271,14 +285,72 @@ def test_search_then_bulk_invite_in_a_real_browser(
             search = page.get_by_placeholder("Nom ou référence")
             search.fill("virginie telecom")
             search.press("Enter")
-            expect(directory.locator("table.selfcare-table").first).to_contain_text(CLIENT_NAME)
-            directory.locator(".widget-select select").first.select_option(
-                label=f"{CLIENT_NAME} ({CLIENT_REF})"
-            )
+            expect(
+                directory.locator(".widget-label", has_text=re.compile(r"^1 client$"))
+            ).to_be_visible()
+            # no list box any more: the client is picked by a click on its row of the grid
+            assert directory.locator(".widget-select select").count() == 0
+            clients_grid = directory.locator(".selfcare-grid").first
+            expect(clients_grid.locator("canvas").first).to_be_visible()
+            clicked = time.monotonic()
+            _click_row(page, clients_grid, 0)
+            expect(directory.locator("h4", has_text=CLIENT_NAME)).to_be_visible()
             counts = directory.locator(".selfcare-counts")
             expect(counts).to_contain_text("utilisateurs")
-            expect(directory.locator("table.selfcare-table").nth(1)).to_contain_text("@")
+            print(f"client row click to its users: {time.monotonic() - clicked:.1f} s")
+            # a click on the second user's row picks that user for the actions
+            users_grid = directory.locator(".selfcare-grid").nth(1)
+            expect(users_grid.locator("canvas").first).to_be_visible()
+            clicked = time.monotonic()
+            _click_row(page, users_grid, 1)
+            detail = directory.locator(".selfcare-user")
+            expect(detail).to_contain_text("Statut")
+            print(f"user row click to the actions: {time.monotonic() - clicked:.1f} s")
+            picked = detail.locator("b").inner_text()
+            login = picked.rsplit("—", 1)[-1].strip()
+            with sessions() as session:  # the second user of C0001 in name order
+                second = session.scalars(
+                    select(User.login)
+                    .where(User.client_id == client_id)
+                    .order_by(User.sort_name, User.id)
+                    .offset(1)
+                    .limit(1)
+                ).one()
+            assert login == second, (login, second)
+            # the keyboard moves the pick too: ↓ picks the next user, as a list box did
+            page.keyboard.press("ArrowDown")
+            with sessions() as session:
+                third = session.scalars(
+                    select(User.login)
+                    .where(User.client_id == client_id)
+                    .order_by(User.sort_name, User.id)
+                    .offset(2)
+                    .limit(1)
+                ).one()
+            expect(detail.locator("b")).to_contain_text(third)
+            page.mouse.move(0, 0)  # no hover highlight in the picture
             _shoot(page, "directory")
+
+            # a header's own sort menu: the database reads the users again in that order
+            box = users_grid.bounding_box()
+            assert box is not None
+            from selfcare_ops.widgets.grid import ROW_HEIGHT
+
+            # the menu button is drawn in the bottom right corner of the header cell: 8 px
+            # from the right edge of "Identifiant" (Nom 190 px + Identifiant 270 px wide)
+            page.mouse.click(box["x"] + 190 + 270 - 8, box["y"] + ROW_HEIGHT + 4 - 8)
+            page.get_by_text("Sort Descending", exact=True).click()
+            sort = directory.locator("select", has=page.locator("option", has_text="Identifiant"))
+            expect(sort.locator("option:checked")).to_have_text("Identifiant Z → A")
+            with sessions() as session:
+                last = session.scalars(
+                    select(User.login)
+                    .where(User.client_id == client_id)
+                    .order_by(User.login.desc(), User.id.desc())
+                    .limit(1)
+                ).one()
+            _click_row(page, users_grid, 0)
+            expect(detail.locator("b")).to_contain_text(last)
 
             # the bulk invitation tab starts from the client picked in the directory
             _open_tab(page, "Invitations en masse")

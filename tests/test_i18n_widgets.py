@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import ipywidgets as widgets
 import pytest
+from grid_support import click_row
 
 from selfcare_ops.i18n import set_language
 from selfcare_ops.widgets.app import TABS, Dashboard
@@ -86,11 +87,11 @@ def _everything(session_factory, tree, language: str) -> str:
     set_language(language)
     board = Dashboard(session_factory, tree.system)
     board["directory"].search.value = "virginie"
-    board["directory"].client_select.value = "CA"
-    board["directory"].user_select.value = tree.client_a_users[2]
+    click_row(board["directory"].clients_grid, "CA")
+    click_row(board["directory"].users_grid, tree.client_a_users[2])
     for key, _title, _target in TABS:
         board.select(key)
-    board["modules"].user_select.value = tree.client_a_users[2]
+    click_row(board["modules"].users_grid, tree.client_a_users[2])
     previews = {id(board["branding"].preview)}
     return "\n".join(_texts(board.widget, previews))
 
@@ -114,7 +115,7 @@ def test_the_language_switch_rebuilds_the_tabs(session_factory, tree, reset_lang
     set_language("fr")
     board = Dashboard(session_factory, tree.system)
     board["directory"].search.value = "virginie"
-    board["directory"].client_select.value = "CA"
+    click_row(board["directory"].clients_grid, "CA")
     board.select("bulk")
     assert board.tab.titles[0] == "Annuaire"
     assert "2 invitations à envoyer" in board["bulk"].summary.value

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import ipywidgets as widgets
+from grid_support import click_row, shown
 
 from selfcare_ops.widgets import Dashboard, open_dashboard
 from selfcare_ops.widgets.app import TABS, tab_title
@@ -25,7 +26,7 @@ def test_every_tab_is_built_and_the_client_follows(session_factory, tree):
     assert "acteur système" in board.header.value
 
     board["directory"].search.value = "virginie"
-    board["directory"].client_select.value = "CA"
+    click_row(board["directory"].clients_grid, "CA")
     board.select("bulk")
     assert board["bulk"].client.value == "CA"
     assert "2 invitations à envoyer" in board["bulk"].summary.value
@@ -49,7 +50,7 @@ def test_open_dashboard_uses_the_configured_database(db_url, tree, monkeypatch):
     monkeypatch.setenv("SELFCARE_OPS_ACTOR", "admin@pb.example")
     board = open_dashboard()
     assert board.actor.kind == "partner_admin"
-    assert "Virginie" not in board["directory"].clients_html.value
+    assert "Virginie" not in shown(board["directory"].clients_grid)
 
 
 def test_open_dashboard_explains_an_unusable_database(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
+from grid_support import click_row
 from sqlalchemy import func, select, update
 
 from selfcare_ops.accounts.users import NewUser
@@ -142,7 +143,7 @@ def smtp(monkeypatch) -> Iterator[_Mailbox]:
 def test_directory_pick_then_send_then_deliver_over_smtp(session_factory, tree, smtp):
     directory = DirectoryDashboard(session_factory, tree.system)
     directory.search.value = "virginie"
-    directory.client_select.value = "CA"
+    click_row(directory.clients_grid, "CA")
     board = BulkInvitationDashboard(session_factory, tree.system)
     board.follow_client(directory.client_ref)
     assert board.client.value == "CA"

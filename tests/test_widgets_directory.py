@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from grid_support import click_row, keys, shown
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,20 +24,21 @@ def _user(session_factory: sessionmaker[Session], login: str) -> User:
 
 def test_accent_insensitive_search_and_client_users(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.system)
-    assert "Virginie Télécom" in board.clients_html.value
+    assert "Virginie Télécom" in shown(board.clients_grid)
     board.search.value = "telecom"  # no accent typed
-    assert "Virginie Télécom" in board.clients_html.value
-    assert "Bêta Client" not in board.clients_html.value
+    assert "Virginie Télécom" in shown(board.clients_grid)
+    assert "Bêta Client" not in shown(board.clients_grid)
     assert board.clients_page_label.value == "Page 1 / 1"
-    assert [ref for _, ref in board.client_select.options] == ["CA"]
+    assert keys(board.clients_grid) == ["CA"]
 
-    board.client_select.value = "CA"
+    click_row(board.clients_grid, "CA")
     assert board.users_box.layout.display == ""
-    shown = board.users_html.value
+    on_show = shown(board.users_grid)
     for name in ("Bubu", "Pichon", "Duduche", "Convenant", "Dupont"):
-        assert name in shown
-    # the deactivated user is struck through, the others are not
-    assert "line-through" in shown and '<s class="selfcare-deactivated">' in shown
+        assert name in on_show
+    # one grid of users, no list box beside it: the deactivated user says so in words
+    assert on_show.count("Désactivé le ") == 1
+    assert not hasattr(board, "user_select") and not hasattr(board, "client_select")
     assert "6 utilisateurs" in board.counts_html.value
     assert "1 désactivé ·" not in board.counts_html.value  # the last part has no separator
     assert "1 désactivé" in board.counts_html.value
@@ -77,7 +79,7 @@ def test_filters_and_keyset_paging(session_factory, tree):
 
 def test_out_of_scope_client_is_a_readable_error(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.partner_b_admin)
-    assert "Virginie" not in board.clients_html.value  # not in partner B's subtree
+    assert "Virginie" not in shown(board.clients_grid)  # not in partner B's subtree
     board.open_client("CB")
     assert "Bêta" in board.client_title.value
     board.open_client("CA")
@@ -98,10 +100,10 @@ def test_choosing_a_user_enables_the_right_actions(session_factory, tree):
     board.open_client("CA")
     assert board.invite_button.disabled  # nobody chosen yet
     deactivated = tree.client_a_users[-1]
-    board.user_select.value = deactivated
+    click_row(board.users_grid, deactivated)
     assert board.reactivate_button.disabled is False
     assert board.invite_button.disabled and board.deactivate_button.disabled
-    board.user_select.value = tree.client_a_users[2]  # Bubu, not invited, has an email
+    click_row(board.users_grid, tree.client_a_users[2])  # Bubu, not invited, has an email
     assert not board.invite_button.disabled
     board.copy_button.click()
     assert board.email.value == "jp.bubu@virginie.example"
@@ -110,7 +112,7 @@ def test_choosing_a_user_enables_the_right_actions(session_factory, tree):
 def test_supervision_needs_a_reason(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
-    board.user_select.value = tree.client_a_users[0]  # alice, active
+    click_row(board.users_grid, tree.client_a_users[0])  # alice, active
     board.supervise_button.click()
     assert board.action_feedback.kind == "error"
     assert "raison" in board.action_feedback.text
@@ -150,7 +152,7 @@ def test_demo_data_pages_in_the_database(demo_factory):
     board.open_client(DEMO_CLIENT_REF)
     # one page reaches the browser, never the whole table
     assert len(board.users_page.rows) <= board.user_page_size < total
-    assert board.users_html.value.count("<tr") <= board.user_page_size + 1
+    assert len(board.users_grid.grid.data) == len(board.users_page.rows)
 
 
 def _status(session_factory, login: str) -> str:
@@ -161,7 +163,7 @@ def test_invite_with_another_email_then_resend(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
     pichon = tree.client_a_users[3]  # no email on the account
-    board.user_select.value = pichon
+    click_row(board.users_grid, pichon)
     board.invite_button.click()
     assert board.action_feedback.kind == "error"
     assert "pas d'adresse e-mail" in board.action_feedback.text
@@ -176,7 +178,7 @@ def test_invite_with_another_email_then_resend(session_factory, tree):
     user = _user(session_factory, pichon)
     assert (user.status, user.email) == ("invited", "cedric.pichon@virginie.example")
     # the list now says when the invitation went out
-    assert f"Invité le {user.invited_at:%d/%m/%Y}" in board.users_html.value
+    assert f"Invité le {user.invited_at:%d/%m/%Y}" in shown(board.users_grid)
     assert "1 invité" in board.counts_html.value
     assert not board.resend_button.disabled
     board.resend_button.click()
@@ -190,7 +192,7 @@ def test_deactivate_asks_first_then_reactivate(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
     bubu = tree.client_a_users[2]
-    board.user_select.value = bubu
+    click_row(board.users_grid, bubu)
     board.deactivate_button.click()
     assert board.confirmation.pending
     assert "Désactiver" in board.confirmation.question.value
@@ -214,7 +216,7 @@ def test_supervise_an_active_user(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
     alice = tree.client_a_users[0]
-    board.user_select.value = alice
+    click_row(board.users_grid, alice)
     board.reason.value = "Montrer la commande d'un forfait"
     board.supervise_button.click()
     assert board.confirmation.pending
@@ -231,8 +233,8 @@ def test_manager_cannot_act_outside_their_sub_account(session_factory, tree):
     board = DirectoryDashboard(session_factory, tree.manager_siege)
     board.open_client("CA")
     # Duduche (Agence) is not even listed for the manager of Siège
-    assert "Duduche" not in board.users_html.value
-    board.user_select.value = tree.client_a_users[2]  # Bubu, in Siège
+    assert "Duduche" not in shown(board.users_grid)
+    click_row(board.users_grid, tree.client_a_users[2])  # Bubu, in Siège
     board.invite_button.click()
     assert board.action_feedback.kind == "success", board.action_feedback.text
 
@@ -250,35 +252,33 @@ def test_the_state_column_tells_what_became_of_each_invitation(session_factory, 
         invitations.invite_user(session, tree.system, tree.client_a_users[4])
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
-    assert board.users_html.value.count("(envoi en attente)") == 2
+    assert shown(board.users_grid).count("(envoi en attente)") == 2
     deliver(session_factory, smtp_settings(smtp_server.port))
     board.open_client("CA")
-    shown = board.users_html.value
-    assert "Invitation envoyée le " in shown
-    assert "Adresse refusée\u00a0: 550 5.1.1 Unknown user" in shown
+    on_show = shown(board.users_grid)
+    assert "Invitation envoyée le " in on_show
+    assert "Adresse refusée\u00a0: 550 5.1.1 Unknown user" in on_show
     board.status_filter.value = "bounced"
     assert list(board.users_page.rows["last_name"]) == ["Duduche"]
     board.status_filter.value = "sent"
     assert list(board.users_page.rows["last_name"]) == ["Bubu"]
 
 
-def test_user_text_is_escaped_and_the_deactivated_row_struck(session_factory, tree):
+def test_user_text_reaches_the_grid_as_text_and_the_detail_escaped(session_factory, tree):
+    """The grid draws cells as text on a canvas (never parsed as HTML); the HTML detail of
+    the chosen user escapes it."""
     hostile = "<script>alert('x')</script>"
-    deactivated = tree.client_a_users[5]
+    target = tree.client_a_users[2]
     with session_factory.begin() as session:
-        user = session.scalars(select(User).where(User.login == tree.client_a_users[2])).one()
+        user = session.scalars(select(User).where(User.login == target)).one()
         user.last_name = hostile
     board = DirectoryDashboard(session_factory, tree.system)
     board.open_client("CA")
-    shown = board.users_html.value
-    assert "<script>" not in shown
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in shown
-    assert '<table id="' in shown and 'class="selfcare-table"' in shown
-    rows = shown.split("<tr>")[2:]  # the header row first
-    struck = [row for row in rows if 'class="data' in row and " struck" in row]
-    assert len(struck) == 1 and deactivated in struck[0]
-    assert struck[0].count(" struck") == 6  # every cell of that row, and of no other row
-    assert '<s class="selfcare-deactivated">' in struck[0]  # the dashboard's own HTML, kept
+    names = list(board.users_grid.grid.data["Nom"])
+    assert any(name.startswith(hostile) for name in names)
+    click_row(board.users_grid, target)
+    assert "<script>" not in board.user_detail.value
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in board.user_detail.value
 
 
 def test_html_table_escapes_headers_and_cells_and_says_what_is_left_out():

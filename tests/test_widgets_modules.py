@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from grid_support import click_row, keys
 from sqlalchemy import select
 
 from selfcare_ops.store.models import ModuleSetting, User
@@ -61,7 +62,7 @@ def test_rights_toggles_are_saved_at_once(session_factory, tree):
     assert board.rights_box.layout.display == ""
     assert all(box.disabled for box in board.right_boxes.values())
     bubu = tree.client_a_users[2]
-    board.user_select.value = bubu
+    click_row(board.users_grid, bubu)
     assert not board.right_boxes["place_orders"].disabled
     board.right_boxes["place_orders"].value = True
     assert _rights(session_factory, bubu) == (False, True, False)
@@ -70,7 +71,7 @@ def test_rights_toggles_are_saved_at_once(session_factory, tree):
     board.right_boxes["place_orders"].value = False
     assert _rights(session_factory, bubu) == (False, False, True)
     board.user_search.value = "duduche"
-    assert [v for _, v in board.user_select.options] == [tree.client_a_users[4]]
+    assert keys(board.users_grid) == [tree.client_a_users[4]]
 
 
 def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
@@ -85,7 +86,7 @@ def test_refusals_are_readable_and_put_the_toggle_back(session_factory, tree):
     admin = ModulesRightsDashboard(session_factory, tree.client_a_admin)
     admin.picker.choose("CA")
     alice = tree.client_a_users[0]
-    admin.user_select.value = alice  # herself
+    click_row(admin.users_grid, alice)  # herself
     admin.right_boxes["manage_rights"].value = not admin.right_boxes["manage_rights"].value
     assert admin.rights_feedback.kind == "error"
     assert "ses propres droits" in admin.rights_feedback.text

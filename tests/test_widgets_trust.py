@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from grid_support import click_row
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -215,7 +216,7 @@ def test_other_tabs_show_the_databases_figures_after_a_change(session_factory, t
     board = Dashboard(session_factory, tree.system)
     directory = board["directory"]
     directory.search.value = "virginie"
-    directory.client_select.value = "CA"
+    click_row(directory.clients_grid, "CA")
     assert "3 non invités" in directory.counts_html.value
     board.select("bulk")
     bulk = board["bulk"]
@@ -224,7 +225,7 @@ def test_other_tabs_show_the_databases_figures_after_a_change(session_factory, t
     assert "1 non invité" in directory.counts_html.value
     assert "2 invités" in directory.counts_html.value
     # and the other way: a deactivation in the directory re-plans the bulk tab
-    directory.user_select.value = tree.client_a_users[3]  # Pichon, no email
+    click_row(directory.users_grid, tree.client_a_users[3])  # Pichon, no email
     directory.deactivate_button.click()
     directory.confirmation.confirm_button.click()
     assert directory.action_feedback.kind == "success", directory.action_feedback.text

@@ -39,10 +39,7 @@ from selfcare_ops.errors import (
     ValidationError,
 )
 from selfcare_ops.i18n import _
-from selfcare_ops.invitations.admin import (
-    admin_target,
-    pending_admin,
-)
+from selfcare_ops.invitations.admin import admin_target, pending_admin
 from selfcare_ops.invitations.issuing import (
     MESSAGE_KINDS,
     InvitationResult,

@@ -1,8 +1,9 @@
 """Directory dashboard: find a client, page through its users, act on one of them.
 
-Both lists are paged in the database (``directory.search_clients`` by page number,
-``directory.list_users`` by keyset cursor), so the browser only ever receives one page.
-Actions call the invitation service; deactivation, reactivation and supervision ask first.
+Both lists are paged and sorted in the database (``directory.search_clients`` by page number,
+``directory.list_users`` by keyset cursor), so the browser only ever receives one page, shown
+in a grid whose row click picks the client or the user. Actions call the invitation service;
+deactivation, reactivation and supervision ask first.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from selfcare_ops.widgets.common import (
     Services,
     format_date,
     guard,
-    html_table,
     page_label,
     role_label,
     section,
@@ -38,13 +38,14 @@ from selfcare_ops.widgets.common import (
     status_header,
     status_label,
 )
+from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_value
 
 ALL = "__all__"
 
 
-def status_html(row: pd.Series) -> str:
+def status_text(row: pd.Series) -> str:
     """The account state as the portal words it: what became of the invitation (queued, sent
-    on a date, expired, refused by the mail server), active since, deactivated struck."""
+    on a date, expired, refused by the mail server), active since, deactivated since."""
     status = row["status"]
     state = row.get("state", status)
     label = status_label(status)
@@ -69,9 +70,38 @@ def status_html(row: pd.Series) -> str:
     elif status == "active":
         label = _("Active since {date}").format(date=format_date(row["activated_at"]))
     elif status == "deactivated":
-        since = _("Deactivated on {date}").format(date=format_date(row["deactivated_at"]))
-        return f'<s class="selfcare-deactivated">{html.escape(since)}</s>'
-    return f'<span class="selfcare-status-{status}">{html.escape(label)}</span>'
+        label = _("Deactivated on {date}").format(date=format_date(row["deactivated_at"]))
+    return label
+
+
+def status_html(row: pd.Series) -> str:
+    """:func:`status_text` marked up: a deactivated account struck through."""
+    label = html.escape(status_text(row))
+    if row["status"] == "deactivated":
+        return f'<s class="selfcare-deactivated">{label}</s>'
+    return f'<span class="selfcare-status-{row["status"]}">{label}</span>'
+
+
+def client_sorts() -> list[tuple[str, str]]:
+    """The orders the database gives the client list, as the sort drop-down offers them."""
+    return [
+        (_("Name A → Z"), "name"),
+        (_("Name Z → A"), "-name"),
+        (_("Reference A → Z"), "ref"),
+        (_("Reference Z → A"), "-ref"),
+        (_("Partner A → Z"), "partner_name"),
+        (_("Partner Z → A"), "-partner_name"),
+    ]
+
+
+def user_sorts() -> list[tuple[str, str]]:
+    """The orders the database gives a user list (keyset paging follows them)."""
+    return [
+        (_("Name A → Z"), "name"),
+        (_("Name Z → A"), "-name"),
+        (_("Login A → Z"), "login"),
+        (_("Login Z → A"), "-login"),
+    ]
 
 
 def user_label(row: pd.Series) -> str:
@@ -134,9 +164,29 @@ class DirectoryDashboard:
             style={"description_width": "initial"},
             layout=widgets.Layout(width="160px"),
         )
-        self.clients_html = widgets.HTML("")
-        self.client_select = widgets.Select(
-            options=[], rows=5, description=_("Choose"), layout=widgets.Layout(width="60%")
+        self.client_sort = widgets.Dropdown(
+            options=client_sorts(),
+            value="name",
+            description=_("Sort by"),
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="230px"),
+        )
+        self.clients_grid = PageGrid(
+            "ref",
+            {
+                "ref": _("Ref."),
+                "name": _("Client"),
+                "partner_name": _("Partner"),
+                "users": _("Users"),
+                **{k: status_header(k) for k in STATUSES},
+            },
+            sortable=("ref", "name", "partner_name"),
+            widths={"ref": 80, "name": 230, "partner_name": 230}
+            | {k: 115 for k in ("users", *STATUSES)},
+            on_pick=safe(self._on_client),
+            on_sort=safe(self._on_client_header_sort),
+            feedback=self.feedback,
+            empty=_("No client matches this search."),
         )
         self.client_page: directory.ClientPage | None = None
         self.page = 1
@@ -171,9 +221,36 @@ class DirectoryDashboard:
         self.prev_users = widgets.Button(description="◀", tooltip=_("Previous page"))
         self.next_users = widgets.Button(description="▶", tooltip=_("Next page"))
         self.users_page_label = widgets.Label("")
-        self.users_html = widgets.HTML("")
-        self.user_select = widgets.Select(
-            options=[], rows=8, description=_("User"), layout=widgets.Layout(width="60%")
+        self.user_sort = widgets.Dropdown(
+            options=user_sorts(),
+            value="name",
+            description=_("Sort by"),
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="230px"),
+        )
+        self.users_grid = PageGrid(
+            "login",
+            {
+                "name": _("Name"),
+                "login": _("Login"),
+                "email": _("Email"),
+                "sub_account": _("Sub-account"),
+                "role_label": _("Role"),
+                "state": _("Selfcare status"),
+            },
+            sortable=("name", "login"),
+            widths={
+                "name": 190,
+                "login": 270,
+                "email": 270,
+                "sub_account": 140,
+                "role_label": 120,
+                "state": 250,
+            },
+            on_pick=act(self._on_user),
+            on_sort=safe(self._on_user_header_sort),
+            feedback=self.feedback,
+            empty=_("No user matches these filters."),
         )
         self.users_page: directory.UserPage | None = None
         self._cursors: list[str | None] = [None]
@@ -200,7 +277,8 @@ class DirectoryDashboard:
         self.clients_jump.observe(safe(self._on_jump), names="value")
         self.page_size.observe(safe(self._on_page_size), names="value")
         self.next_clients.on_click(safe(lambda _b: self.show_clients(self.page + 1)))
-        self.client_select.observe(safe(self._on_client), names="value")
+        self.client_sort.observe(safe(lambda _c: self._on_search()), names="value")
+        self.user_sort.observe(safe(lambda _c: self.show_users()), names="value")
         self.filter_button.on_click(safe(lambda _b: self.show_users()))
         self.user_search.observe(safe(lambda _c: self.show_users()), names="value")
         self.sub_account.observe(safe(lambda _c: self.show_users()), names="value")
@@ -208,7 +286,6 @@ class DirectoryDashboard:
         self.email_filter.observe(safe(lambda _c: self.show_users()), names="value")
         self.prev_users.on_click(safe(self._on_prev_users))
         self.next_users.on_click(safe(self._on_next_users))
-        self.user_select.observe(act(self._on_user), names="value")
         for button, action in (
             (self.copy_button, self._on_copy),
             (self.invite_button, self._on_invite),
@@ -225,9 +302,10 @@ class DirectoryDashboard:
                 self.counts_html,
                 widgets.HBox([self.status_filter, self.email_filter]),
                 widgets.HBox([self.user_search, self.sub_account, self.filter_button]),
-                self.users_html,
-                widgets.HBox([self.prev_users, self.users_page_label, self.next_users]),
-                self.user_select,
+                self.users_grid,
+                widgets.HBox(
+                    [self.prev_users, self.users_page_label, self.next_users, self.user_sort]
+                ),
                 self.user_detail,
                 widgets.HBox([self.email, self.copy_button]),
                 widgets.HBox([self.invite_button, self.resend_button]),
@@ -243,7 +321,7 @@ class DirectoryDashboard:
                 section(_("Client directory")),
                 widgets.HBox([self.search, self.search_button]),
                 self.feedback,
-                self.clients_html,
+                self.clients_grid,
                 widgets.HBox(
                     [
                         self.prev_clients,
@@ -252,9 +330,9 @@ class DirectoryDashboard:
                         self.clients_total,
                         self.clients_jump,
                         self.page_size,
+                        self.client_sort,
                     ]
                 ),
-                self.client_select,
                 self.users_box,
             ]
         )
@@ -268,13 +346,14 @@ class DirectoryDashboard:
 
     @property
     def client_ref(self) -> str | None:
-        return self.client_select.value or None
+        return self.clients_grid.value or None
 
     def show_clients(self, page: int = 1) -> None:
         """Show one page of clients matching the search text (the query pages in the database)."""
         if self.client_page is not None and self.client_page.pages:
             page = min(page, self.client_page.pages)
         page = max(page, 1)
+        sort, descending = parse_sort(self.client_sort.value)
         with self.services.read() as session:
             result = directory.search_clients(
                 session,
@@ -282,6 +361,8 @@ class DirectoryDashboard:
                 self.search.value.strip() or None,
                 page=page,
                 page_size=self.client_page_size,
+                sort=sort,
+                descending=descending,
             )
         self.client_page, self.page = result, result.page
         self.clients_page_label.value = page_label(result.page, result.pages)
@@ -296,34 +377,15 @@ class DirectoryDashboard:
             self.clients_jump.value = result.page
         finally:
             self._jumping = False
-        self.clients_html.value = html_table(
-            result.rows,
-            [
-                "ref",
-                "name",
-                "partner_name",
-                "users",
-                "not_invited",
-                "invited",
-                "active",
-                "deactivated",
-            ],
-            headers={
-                "ref": _("Ref."),
-                "name": _("Client"),
-                "partner_name": _("Partner"),
-                "users": _("Users"),
-                **{k: status_header(k) for k in STATUSES},
-            },
-            empty=_("No client matches this search."),
-        )
-        current = self.client_select.value
-        options = [(f"{r.name} ({r.ref})", r.ref) for r in result.rows.itertuples()]
-        self.client_select.options = options
-        if current in {ref for _, ref in options}:
-            self.client_select.value = current
+        self.clients_grid.show(result.rows)
+
+    def _on_client_header_sort(self, code: str, descending: bool) -> None:
+        """A header of the grid asked for a sort: the drop-down takes it and reads again."""
+        value = sort_value(code, descending)
+        if self.client_sort.value == value:
+            self._on_search()
         else:
-            self.client_select.value = None
+            self.client_sort.value = value  # reads the list again through its observer
 
     def _on_jump(self, change: dict) -> None:
         if not getattr(self, "_jumping", False) and change["new"] != self.page:
@@ -345,22 +407,25 @@ class DirectoryDashboard:
     def _on_search_submit(self, _change: Any) -> None:
         self._on_search()
 
-    def _on_client(self, change: dict) -> None:
-        if change["new"]:
-            self.open_client(change["new"])
+    def _on_client(self, client_ref: str | None) -> None:
+        """A row of the client grid was clicked: its users open below."""
+        if client_ref:
+            self._open(client_ref)
         else:
             self.users_box.layout.display = "none"
 
     def open_client(self, client_ref: str) -> None:
-        """Show the users of ``client_ref`` (first page, filters kept)."""
-        if self.client_select.value != client_ref:
-            options = list(self.client_select.options)
-            if client_ref not in {ref for _, ref in options}:
-                self.client_select.options = [*options, (client_ref, client_ref)]
-            self.client_select.value = client_ref  # comes back here through the observer
-            return
+        """Show the users of ``client_ref`` (first page, filters kept), as a click on its row
+        does; the client may lie on another page of the grid."""
+        self.clients_grid.pick(client_ref, notify=False)
+        guard(self.feedback)(self._open)(client_ref)
+
+    def _open(self, client_ref: str) -> None:
         self.users_box.layout.display = "none"  # stays hidden if the client cannot be listed
-        self.user_select.value = None
+        self.users_grid.pick(None, notify=False)
+        self.email.value = ""
+        self.action_feedback.clear()
+        self.confirmation.close_question()
         self.show_users()
         self.users_box.layout.display = ""
 
@@ -384,6 +449,7 @@ class DirectoryDashboard:
         if cursor_index == 0:
             self._cursors = [None]
         cursor = self._cursors[cursor_index]
+        sort, descending = parse_sort(self.user_sort.value)
         with self.services.read() as session:
             result = directory.list_users(
                 session,
@@ -391,6 +457,8 @@ class DirectoryDashboard:
                 ref,
                 page_size=self.user_page_size,
                 cursor=cursor,
+                sort=sort,
+                descending=descending,
                 **self._filters(),
             )
             counts = directory.search_clients(session, self.services.actor, ref, page_size=50)
@@ -406,28 +474,18 @@ class DirectoryDashboard:
         self.next_users.disabled = result.next_cursor is None
         rows = result.rows.copy()
         rows["name"] = (rows["last_name"] + " " + rows["first_name"]).str.strip()
-        rows["state"] = [status_html(r) for _, r in rows.iterrows()]
+        rows["state"] = [status_text(r) for _, r in rows.iterrows()]
         rows["role_label"] = [role_label(r) for r in rows["role"]]
-        self.users_html.value = html_table(
-            rows,
-            ["name", "login", "email", "sub_account", "role_label", "state"],
-            headers={
-                "name": _("Name"),
-                "login": _("Login"),
-                "email": _("Email"),
-                "sub_account": _("Sub-account"),
-                "role_label": _("Role"),
-                "state": _("Selfcare status"),
-            },
-            raw_columns=["state"],
-            row_classes=["struck" if d else "" for d in rows["deactivated"]],
-            empty=_("No user matches these filters."),
-        )
-        current = self.user_select.value
-        options = [(user_label(r), r["login"]) for _, r in rows.iterrows()]
-        self.user_select.options = options
-        self.user_select.value = current if current in {v for _, v in options} else None
+        self.users_grid.show(rows)
         self._render_user()
+
+    def _on_user_header_sort(self, code: str, descending: bool) -> None:
+        """A header of the user grid asked for a sort: read the users again in that order."""
+        value = sort_value(code, descending)
+        if self.user_sort.value == value:
+            self.show_users()
+        else:
+            self.user_sort.value = value
 
     def _render_counts(self, ref: str, client_rows: pd.DataFrame, listed: int | None) -> None:
         match = client_rows[client_rows["ref"] == ref]
@@ -462,13 +520,13 @@ class DirectoryDashboard:
 
     @property
     def selected(self) -> pd.Series | None:
-        login = self.user_select.value
+        login = self.users_grid.value
         if not login or self.users_page is None:
             return None
         match = self.users_page.rows[self.users_page.rows["login"] == login]
         return None if match.empty else match.iloc[0]
 
-    def _on_user(self, _change: Any) -> None:
+    def _on_user(self, _login: str | None) -> None:
         self.email.value = ""
         self.action_feedback.clear()
         self.confirmation.close_question()

@@ -25,9 +25,11 @@ from selfcare_ops.widgets.common import (
     Services,
     guard,
     page_label,
+    role_label,
     section,
 )
-from selfcare_ops.widgets.directory import user_label
+from selfcare_ops.widgets.directory import user_sorts
+from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_value
 
 #: The three rights, by the service's names; :func:`right_label` gives their words.
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
@@ -136,8 +138,22 @@ class ModulesRightsDashboard:
         self.prev_users = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
         self.next_users = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
         self.users_label = widgets.Label("")
-        self.user_select = widgets.Select(
-            options=[], rows=8, description=_("User"), layout=widgets.Layout(width="60%")
+        self.user_sort = widgets.Dropdown(
+            options=user_sorts(),
+            value="name",
+            description=_("Sort by"),
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="230px"),
+        )
+        self.users_grid = PageGrid(
+            "login",
+            {"name": _("Name"), "login": _("Login"), "role_label": _("Role")},
+            sortable=("name", "login"),
+            widths={"name": 220, "login": 300, "role_label": 130},
+            on_pick=guard(self.rights_feedback)(self._on_user),
+            on_sort=guard(self.rights_feedback)(self._on_header_sort),
+            feedback=self.rights_feedback,
+            empty=_("No user matches this search."),
         )
         self.right_boxes = {
             name: widgets.Checkbox(
@@ -149,7 +165,7 @@ class ModulesRightsDashboard:
         self.user_search.observe(safe(lambda _c: self.show_users(0)), names="value")
         self.prev_users.on_click(safe(lambda _b: self.show_users(max(self._page_index - 1, 0))))
         self.next_users.on_click(safe(self._on_next_users))
-        self.user_select.observe(safe(self._on_user), names="value")
+        self.user_sort.observe(safe(lambda _c: self.show_users(0)), names="value")
         for name, box in self.right_boxes.items():
             box.observe(
                 guard(self.rights_feedback)(lambda change, n=name: self._on_right(n, change)),
@@ -169,9 +185,15 @@ class ModulesRightsDashboard:
                     )
                 ),
                 widgets.HBox(
-                    [self.user_search, self.prev_users, self.users_label, self.next_users]
+                    [
+                        self.user_search,
+                        self.prev_users,
+                        self.users_label,
+                        self.next_users,
+                        self.user_sort,
+                    ]
                 ),
-                self.user_select,
+                self.users_grid,
                 widgets.HBox(list(self.right_boxes.values())),
                 self.rights_note,
                 self.rights_feedback,
@@ -281,6 +303,7 @@ class ModulesRightsDashboard:
             return
         if index == 0:
             self._cursors = [None]
+        sort, descending = parse_sort(self.user_sort.value)
         try:
             with self.services.read() as session:
                 page = directory.list_users(
@@ -290,6 +313,8 @@ class ModulesRightsDashboard:
                     page_size=self.USER_PAGE_SIZE,
                     cursor=self._cursors[index],
                     search=self.user_search.value.strip() or None,
+                    sort=sort,
+                    descending=descending,
                 )
         except NotFoundError:
             self.rights_box.layout.display = "none"
@@ -302,21 +327,29 @@ class ModulesRightsDashboard:
         self.users_label.value = page_label(index + 1, pages)
         self.prev_users.disabled = index == 0
         self.next_users.disabled = page.next_cursor is None
-        current = self.user_select.value
-        options = [(user_label(r), r["login"]) for _, r in page.rows.iterrows()]
-        self.user_select.options = options
-        self.user_select.value = current if current in {v for _, v in options} else None
+        rows = page.rows.copy()
+        rows["name"] = (rows["last_name"] + " " + rows["first_name"]).str.strip()
+        rows["role_label"] = [role_label(r) for r in rows["role"]]
+        self.users_grid.show(rows)
         self._render_rights()
+
+    def _on_header_sort(self, code: str, descending: bool) -> None:
+        """A header of the grid asked for a sort: the users are read again in that order."""
+        value = sort_value(code, descending)
+        if self.user_sort.value == value:
+            self.show_users(0)
+        else:
+            self.user_sort.value = value
 
     def _on_next_users(self, _button: Any) -> None:
         if self._page_index + 1 < len(self._cursors):
             self.show_users(self._page_index + 1)
 
-    def _on_user(self, _change: Any) -> None:
+    def _on_user(self, _login: str | None) -> None:
         self._render_rights()
 
     def _selected(self) -> Any:
-        login = self.user_select.value
+        login = self.users_grid.value
         if not login or self.users_page is None:
             return None
         match = self.users_page.rows[self.users_page.rows["login"] == login]
