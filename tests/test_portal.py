@@ -438,3 +438,24 @@ def test_a_preview_link_opens_the_client_home_for_an_hour(client, session_factor
     page = client.get(link.removeprefix(settings.portal_url))
     assert page.status_code == 200 and "Aperçu du Selfcare de Virginie Télécom" in _text(page)
     assert client.get("/preview/1.99.bad").status_code == 410
+
+
+def test_the_preview_file_and_the_portal_draw_the_same_home(
+    client, session_factory, tree, settings
+):
+    from selfcare_ops.branding import render_preview_html
+    from selfcare_ops.models import Organisation
+
+    with session_factory() as session:
+        ca = session.scalar(select(Organisation.id).where(Organisation.ref == "CA"))
+        preview = render_preview_html(session, ca)
+    page = client.get(preview_link(ca, settings=settings).removeprefix(settings.portal_url)).text
+
+    def parts(html: str) -> tuple:
+        menu = re.findall(r'class="sc-menu-item"[^>]*>([^<]+)<', html)
+        theme = re.search(r"sc-page (sc-theme-[0-9a-f-]+)", html).group(1)
+        message = re.search(r'class="sc-message-text">([^<]*)<', html).group(1)
+        return menu, theme, message
+
+    assert parts(preview) == parts(page)
+    assert "<style>" in preview and "<style>" not in page  # inline only in the file

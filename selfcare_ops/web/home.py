@@ -68,7 +68,7 @@ def view_of(
     logo, banner = branding.logo.value, branding.banner_image.value
     offers = modules.get("offres_mobiles")
     return HomeView(
-        organisation_id=branding.organisation_id,
+        organisation_id=getattr(branding, "organisation_id", None),
         organisation_name=organisation_name,
         theme=Theme.of(
             branding.primary_color.value, branding.gradient_color.value, branding.text_color.value
