@@ -15,48 +15,46 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from selfcare_ops.acceptance import accept, inspect_token
+from selfcare_ops.acceptance import accept
 from selfcare_ops.errors import SelfcareError, TokenError
-from selfcare_ops.invitation_ledger import invitation_state
+from selfcare_ops.i18n import LANGUAGES
 from selfcare_ops.invitee import (
     RENEWABLE_STATES,
-    invitation_of,
     record_failure,
     request_new_link,
     too_many_failures,
 )
-from selfcare_ops.models import Invitation, User, utcnow
 from selfcare_ops.passwords import MIN_LENGTH
 from selfcare_ops.web.forms import FIELDS, check_form
 from selfcare_ops.web.links import csrf_ok, csrf_value, home_link
+from selfcare_ops.web.lookup import LinkView, link_view, look_and_language, open_link
 from selfcare_ops.web.pages import (
     Look,
     browser_language,
     day,
-    look_of,
     mask_email,
     message_page,
     page,
-    person_language,
 )
 from selfcare_ops.web.render import gettext_for
 
 
-def _user(session: Session, invitation: Invitation) -> User | None:
-    if invitation.user_id is None:
-        return None
-    return session.get(User, invitation.user_id)
-
-
-def _who(session: Session, invitation: Invitation) -> tuple[User | None, str, Look]:
-    user = _user(session, invitation)
-    language = person_language(session, invitation.organisation_id, user)
-    return user, language, look_of(session, invitation.organisation_id)
+def _who(session: Session, link: LinkView) -> tuple[LinkView, str, Look]:
+    """The link, the page's language (the user's, else their organisations') and the look."""
+    look, chain = look_and_language(
+        session,
+        link.organisation_id,
+        link.organisation_ref,
+        link.organisation_name,
+        link.organisation_path,
+    )
+    language = link.user_language if link.user_language in LANGUAGES else chain
+    return link, str(language), look
 
 
 def closed_page(request: Request, session: Session, token: str, reason: str) -> HTMLResponse:
     """The page of a link that no longer opens the form, in the invitee's language."""
-    invitation = invitation_of(session, token) if reason != "invalid" else None
+    invitation = link_view(session, token) if reason != "invalid" else None
     if invitation is None:
         return message_page(
             browser_language(request),
@@ -69,8 +67,8 @@ def closed_page(request: Request, session: Session, token: str, reason: str) -> 
             ],
             status=404,
         )
-    user, language, look = _who(session, invitation)
-    state = invitation_state(invitation.status, invitation.expires_at, utcnow())
+    _, language, look = _who(session, invitation)
+    state = invitation.state()
     closed_on = day(invitation.closed_at, language)
     renewable = state in RENEWABLE_STATES and invitation.kind == "user"
     email = mask_email(invitation.email)
@@ -137,16 +135,16 @@ def _form_page(
     request: Request,
     session: Session,
     token: str,
-    invitation: Invitation,
+    invitation: LinkView,
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    user, language, look = _who(session, invitation)
+    _, language, look = _who(session, invitation)
     context: dict[str, Any] = {
         **look.context(),
-        "login": user.login if user is not None else None,
+        "login": invitation.login,
         "email": invitation.email,
         "expires_on": day(invitation.expires_at, language),
         "action": f"/invitation/{token}",
@@ -160,16 +158,13 @@ def _form_page(
 
 def _show(request: Request, token: str) -> HTMLResponse:
     with request.app.state.read_sessions() as session:
-        try:
-            info = inspect_token(session, token)
-        except TokenError as error:
-            return closed_page(request, session, token, error.reason)
-        invitation = session.get(Invitation, info.invitation_id)
-        assert invitation is not None
+        invitation, reason = open_link(session, token)
+        if invitation is None:
+            return closed_page(request, session, token, reason)
         return _form_page(request, session, token, invitation)
 
 
-def _too_many(session: Session, invitation: Invitation) -> HTMLResponse:
+def _too_many(session: Session, invitation: LinkView) -> HTMLResponse:
     _, language, look = _who(session, invitation)
     return message_page(
         language,
@@ -186,15 +181,12 @@ def _too_many(session: Session, invitation: Invitation) -> HTMLResponse:
 def _submit(request: Request, token: str, form: dict[str, str]) -> HTMLResponse:
     settings = request.app.state.settings
     with request.app.state.sessions() as session:
-        try:
-            info = inspect_token(session, token)
-        except TokenError as error:
-            return closed_page(request, session, token, error.reason)
-        invitation = session.get(Invitation, info.invitation_id)
-        assert invitation is not None
+        invitation, reason = open_link(session, token)
+        if invitation is None:
+            return closed_page(request, session, token, reason)
         if too_many_failures(session, invitation.id):
             return _too_many(session, invitation)
-        user, language, _look = _who(session, invitation)
+        _link, language, look = _who(session, invitation)
         _ = gettext_for(language)
         if not csrf_ok(token, form.get("csrf", ""), settings):
             result = check_form({}, _, login=None, email=None)
@@ -205,7 +197,7 @@ def _submit(request: Request, token: str, form: dict[str, str]) -> HTMLResponse:
                 )
             }
         else:
-            result = check_form(form, _, login=user.login if user else None, email=invitation.email)
+            result = check_form(form, _, login=invitation.login, email=invitation.email)
         if not result.ok:
             record_failure(session, invitation.id)
             session.commit()
@@ -237,8 +229,7 @@ def _submit(request: Request, token: str, form: dict[str, str]) -> HTMLResponse:
                 errors={"form": str(error)},
                 status=400,
             )
-        look = look_of(session, invitation.organisation_id)
-        first_name = user.first_name if user is not None else ""
+        first_name = invitation.first_name
     if accepted.user_id is not None:
         return message_page(
             language,
@@ -279,7 +270,7 @@ async def invitation(request: Request) -> HTMLResponse:
 def _new_link(request: Request, token: str, csrf: str) -> HTMLResponse:
     settings = request.app.state.settings
     with request.app.state.sessions() as session:
-        invitation = invitation_of(session, token)
+        invitation = link_view(session, token)
         if invitation is None:
             return closed_page(request, session, token, "invalid")
         _, language, look = _who(session, invitation)

@@ -7,17 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from selfcare_ops.branding.resolve import AssetRef, resolve_branding
 from selfcare_ops.i18n import LANGUAGES
 from selfcare_ops.mail.render import format_date
 from selfcare_ops.models import Organisation, User
 from selfcare_ops.organisations import effective_language
-from selfcare_ops.web.home import asset_path
 from selfcare_ops.web.render import Theme, gettext_for, render
 
 PAGE_DEFAULTS: dict[str, Any] = {
@@ -63,19 +60,6 @@ class Look:
             "logo_src": self.logo_src,
             "organisation_name": self.organisation_name,
         }
-
-
-def look_of(session: Session, organisation_id: int) -> Look:
-    branding = resolve_branding(session, organisation_id)
-    logo = branding.logo.value
-    name = session.scalar(select(Organisation.name).where(Organisation.id == organisation_id))
-    return Look(
-        theme=Theme.of(
-            branding.primary_color.value, branding.gradient_color.value, branding.text_color.value
-        ),
-        logo_src=asset_path(logo) if isinstance(logo, AssetRef) else None,
-        organisation_name=name,
-    )
 
 
 def page(template: str, language: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -45,6 +45,7 @@ def environment() -> Environment:
         loader=PackageLoader("selfcare_ops", "web/templates"),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
+        auto_reload=False,  # templates are package data: they change with the package only
         trim_blocks=True,
         lstrip_blocks=True,
     )
