@@ -459,3 +459,31 @@ def test_the_preview_file_and_the_portal_draw_the_same_home(
 
     assert parts(preview) == parts(page)
     assert "<style>" in preview and "<style>" not in page  # inline only in the file
+
+
+def test_an_administrator_invitation_is_accepted_on_the_same_path(client, session_factory, tree):
+    from selfcare_ops.admin_invitations import invite_admin
+    from selfcare_ops.models import Administrator
+
+    with session_factory.begin() as session:
+        result = invite_admin(
+            session, tree.system, "nouvelle.admin@exemple.fr", "CA", display_name="Nouvelle"
+        )
+    token = result.invitation.token
+    page = client.get(f"/invitation/{token}")
+    assert page.status_code == 200 and "nouvelle.admin@exemple.fr" in _text(page)
+    done = _form(client, token)
+    assert done.status_code == 200 and "Votre accès administrateur est actif" in _text(done)
+    assert "/selfcare/" not in done.text  # administrators have no user home
+    with session_factory() as session:
+        admin = session.scalar(
+            select(Administrator).where(Administrator.email == "nouvelle.admin@exemple.fr")
+        )
+    assert admin.active and admin.password_hash
+
+
+def test_other_methods_get_a_page(client, session_factory, tree):
+    _, token = _invite(session_factory, tree)
+    response = client.put(f"/invitation/{token}", data={})
+    assert response.status_code == 405 and "<h1" in response.text
+    assert response.headers["x-frame-options"] == "DENY"
