@@ -6,8 +6,17 @@ from pathlib import Path
 import selfcare_ops
 
 PACKAGE = Path(selfcare_ops.__file__).parent
-UI_LIBRARIES = {"ipywidgets", "IPython", "click", "papermill", "voila", "traitlets"}
-OUTER_LAYERS = {"cli", "widgets"}
+UI_LIBRARIES = {
+    "ipywidgets",
+    "IPython",
+    "click",
+    "papermill",
+    "voila",
+    "traitlets",
+    "starlette",
+    "uvicorn",
+}
+OUTER_LAYERS = {"cli", "widgets", "web"}
 RUNNER_MODULES = {"jobs"}  # the job runner is the one domain-side place that drives papermill
 
 
