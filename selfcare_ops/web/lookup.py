@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from selfcare_ops.branding.resolve import (
+    FIELD_COLUMNS,
     FIELDS,
     AssetRef,
     finish,
@@ -68,34 +69,71 @@ class LinkView:
         return invitation_state(self.status, self.expires_at, now or utcnow())
 
 
+#: Built once: a statement object memoises its cache key, so each visit only binds the hash.
+_LINK_QUERY = (
+    select(
+        _INV.c.id,
+        _INV.c.kind,
+        _INV.c.status,
+        _INV.c.email,
+        _INV.c.expires_at,
+        _INV.c.accepted_at,
+        _INV.c.closed_at,
+        _INV.c.organisation_id,
+        _INV.c.user_id,
+        _USERS.c.login,
+        _USERS.c.first_name,
+        _USERS.c.language,
+        _ORGS.c.ref,
+        _ORGS.c.name,
+        _ORGS.c.path,
+    )
+    .join(_ORGS, _ORGS.c.id == _INV.c.organisation_id)
+    .outerjoin(_USERS, _USERS.c.id == _INV.c.user_id)
+    .where(_INV.c.token_hash == bindparam("token_hash"))
+)
+_LOGO = Asset.__table__.alias("logo")
+_BANNER = Asset.__table__.alias("banner")
+_LOOK_QUERY = (
+    select(
+        _ORGS.c.id,
+        _ORGS.c.ref,
+        _ORGS.c.language,
+        _SETTINGS.c.organisation_id,
+        _SETTINGS.c.logo_asset_id,
+        _SETTINGS.c.primary_color,
+        _SETTINGS.c.gradient_color,
+        _SETTINGS.c.text_color,
+        _SETTINGS.c.banner_asset_id,
+        _SETTINGS.c.banner_link,
+        _SETTINGS.c.banner_message,
+        _LOGO.c.sha256,
+        _LOGO.c.mime,
+        _BANNER.c.sha256,
+        _BANNER.c.mime,
+    )
+    .outerjoin(_SETTINGS, _SETTINGS.c.organisation_id == _ORGS.c.id)
+    .outerjoin(_LOGO, _LOGO.c.id == _SETTINGS.c.logo_asset_id)
+    .outerjoin(_BANNER, _BANNER.c.id == _SETTINGS.c.banner_asset_id)
+    .where(_ORGS.c.id.in_(bindparam("ids", expanding=True)))
+)
+assert tuple(FIELD_COLUMNS.values()) == (
+    "logo_asset_id",
+    "primary_color",
+    "gradient_color",
+    "text_color",
+    "banner_asset_id",
+    "banner_link",
+    "banner_message",
+), "the look query reads the settings in FIELDS order"
+
+
 def link_view(session: Session, token: str) -> LinkView | None:
     """The invitation of a raw token with its user and client; None for an unknown token."""
     token = (token or "").strip()
     if not _TOKEN_SHAPE.match(token):
         return None
-    query = (
-        select(
-            _INV.c.id,
-            _INV.c.kind,
-            _INV.c.status,
-            _INV.c.email,
-            _INV.c.expires_at,
-            _INV.c.accepted_at,
-            _INV.c.closed_at,
-            _INV.c.organisation_id,
-            _INV.c.user_id,
-            _USERS.c.login,
-            _USERS.c.first_name,
-            _USERS.c.language,
-            _ORGS.c.ref,
-            _ORGS.c.name,
-            _ORGS.c.path,
-        )
-        .join(_ORGS, _ORGS.c.id == _INV.c.organisation_id)
-        .outerjoin(_USERS, _USERS.c.id == _INV.c.user_id)
-        .where(_INV.c.token_hash == hash_token(token))
-    )
-    row = session.connection().execute(query).first()
+    row = session.connection().execute(_LINK_QUERY, {"token_hash": hash_token(token)}).first()
     if row is None:
         return None
     values = list(row)
@@ -121,37 +159,7 @@ def look_and_language(
     """The client's look (colours, logo, name) and the nearest language up its tree, from
     one query over its organisation chain, their settings and their images."""
     ids = path_ids(path)
-    logo, banner = aliased(Asset.__table__), aliased(Asset.__table__)
-    columns = [
-        _SETTINGS.c[column]
-        for column in (
-            "logo_asset_id",
-            "primary_color",
-            "gradient_color",
-            "text_color",
-            "banner_asset_id",
-            "banner_link",
-            "banner_message",
-        )
-    ]
-    query = (
-        select(
-            _ORGS.c.id,
-            _ORGS.c.ref,
-            _ORGS.c.language,
-            _SETTINGS.c.organisation_id,
-            *columns,
-            logo.c.sha256,
-            logo.c.mime,
-            banner.c.sha256,
-            banner.c.mime,
-        )
-        .outerjoin(_SETTINGS, _SETTINGS.c.organisation_id == _ORGS.c.id)
-        .outerjoin(logo, logo.c.id == _SETTINGS.c.logo_asset_id)
-        .outerjoin(banner, banner.c.id == _SETTINGS.c.banner_asset_id)
-        .where(_ORGS.c.id.in_(ids))
-    )
-    rows = {row[0]: row for row in session.connection().execute(query)}
+    rows = {row[0]: row for row in session.connection().execute(_LOOK_QUERY, {"ids": ids})}
     assets: dict[int, AssetRef] = {}
     levels = []
     for org_id in ids:
