@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lab voila bench bench-smoke lint catalogs messages translations clean install
+.PHONY: demo serve test lab voila bench bench-smoke lint catalogs messages translations clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
 	$(BIN)/selfcare-ops demo
+
+# The invitee's pages on the demo database (after `make demo`), links based on this address.
+SERVE_PORT ?= 8000
+serve: $(STAMP_RUN)
+	SELFCARE_OPS_PORTAL_URL=http://127.0.0.1:$(SERVE_PORT) $(BIN)/selfcare-ops serve --port $(SERVE_PORT)
 
 test: $(STAMP_TEST)
 	$(BIN)/ruff check selfcare_ops tests bench

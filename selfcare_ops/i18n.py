@@ -86,3 +86,10 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     """The form of ``singular``/``plural`` that ``count`` takes in the current language
     (French puts 0 and 1 in the singular)."""
     return translations(current_language()).ngettext(singular, plural, count)
+
+
+def translation(language: str | None) -> gettext.NullTranslations:
+    """The catalog of ``language`` for one page or mail (its ``gettext`` and ``ngettext``),
+    leaving the process-wide language alone; an unknown language gives the default one."""
+    wanted = (language or "").strip().lower()
+    return translations(wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE)

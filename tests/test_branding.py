@@ -398,10 +398,10 @@ def test_html_preview_escapes_every_user_text(session_factory, tree):
         page = render_preview_html(session, org_id(session, "XSS"))
     assert (
         "<script>" not in page
-        and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co" in page
+        and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co" in page
     )
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert '"onmouseover="' not in page and "&quot;onmouseover=&quot;" in page
+    assert '"onmouseover="' not in page and "&#34;onmouseover=&#34;" in page
     assert "data:image/png;base64," in page  # logo and banner inline
     for part in ("Tableau de bord", "Mes téléphones", "Confirmation", "sc-message", "sc-popup"):
         assert part in page

@@ -29,7 +29,7 @@ def extracted() -> set[str]:
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(PACKAGE),
-        method_map=[("**.py", "python")],
+        method_map=[("**.py", "python"), ("web/templates/**.html", "jinja2")],
         keywords={"_": None, "ngettext": (1, 2)},
     ):
         found.add(message[0] if isinstance(message, tuple) else message)

@@ -11,7 +11,16 @@ from pathlib import Path
 import selfcare_ops
 
 PACKAGE = Path(selfcare_ops.__file__).parent
-UI_LIBRARIES = {"ipywidgets", "IPython", "click", "papermill", "voila", "traitlets"}
+UI_LIBRARIES = {
+    "ipywidgets",
+    "IPython",
+    "click",
+    "papermill",
+    "voila",
+    "traitlets",
+    "starlette",
+    "uvicorn",
+}
 OUTER_LAYERS = {"cli", "widgets", "web"}
 RUNNER_MODULES = {"jobs"}  # the job runner is the one domain-side place that drives papermill
 
@@ -31,6 +40,7 @@ LAYERS: list[set[str]] = [
         "mail",
         "reports",
         "charts",
+        "pages",
     },
     {"demo"},  # demo data and the demo's own helpers: no service imports it
     {"jobs"},  # scheduled notebooks, including the demo job

@@ -387,3 +387,68 @@ def test_truthful_states_migrate_up_and_down_with_data(blank_url):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
+
+
+# --- 0005: the invitee's portal -----------------------------------------------------------------
+
+
+def test_portal_tables_migrate_up_and_down_with_data(blank_url):
+    """0005: attempts, link requests and supervision openings come and go; users stay."""
+    engine = make_engine(blank_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "0004")
+    now = {"now": utcnow()}
+    statements = [
+        "INSERT INTO organisations (kind, ref, name, name_folded, path, created_at, updated_at) "
+        "VALUES ('operator', 'OP', 'Op', 'op', '/1/', :now, :now)",
+        "INSERT INTO users (client_id, login, first_name, last_name, sort_name, search_text, "
+        "role, right_manage_rights, right_place_orders, right_view_invoices, status, "
+        "status_changed_at, invited_at, created_at, updated_at) VALUES ((SELECT id FROM "
+        "organisations), 'a@op.fr', 'A', 'B', 'b a', 'a b', 'user', false, false, false, "
+        "'invited', :now, :now, :now, :now)",
+        "INSERT INTO invitations (kind, user_id, organisation_id, email, token_hash, status, "
+        "created_at, expires_at, created_by) VALUES ('user', (SELECT id FROM users), (SELECT id "
+        "FROM organisations), 'a@op.example', 'h', 'expired', :now, :now, 'test')",
+        "INSERT INTO supervision_sessions (user_id, actor_label, reason, token_hash, started_at, "
+        "expires_at) VALUES ((SELECT id FROM users), 'x', 'why', 's', :now, :now)",
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement), now)
+    command.upgrade(config, "0005")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO invitation_attempts (invitation_id, failed_at) "
+                "VALUES ((SELECT id FROM invitations), :now)"
+            ),
+            now,
+        )
+        connection.execute(
+            text(
+                "INSERT INTO link_requests (user_id, invitation_id, requested_at, outcome) "
+                "VALUES ((SELECT id FROM users), (SELECT id FROM invitations), :now, 'queued')"
+            ),
+            now,
+        )
+        connection.execute(text("UPDATE supervision_sessions SET opened_at = :now"), now)
+        with pytest.raises(sa.exc.IntegrityError):
+            with connection.begin_nested():
+                connection.execute(
+                    text(
+                        "INSERT INTO link_requests (user_id, invitation_id, requested_at, "
+                        "outcome) VALUES ((SELECT id FROM users), (SELECT id FROM invitations), "
+                        ":now, 'maybe')"
+                    ),
+                    now,
+                )
+    command.downgrade(config, "0004")
+    names = set(table_names(engine))
+    assert "invitation_attempts" not in names and "link_requests" not in names
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("supervision_sessions")}
+        assert connection.scalar(text("SELECT count(*) FROM users")) == 1
+    assert "opened_at" not in columns
+    command.upgrade(config, "head")
+    assert current_revision(engine) == head_revision()
+    engine.dispose()

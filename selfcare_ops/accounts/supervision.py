@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from selfcare_ops import audit
@@ -153,6 +153,42 @@ def open_supervision(
             f"This supervision link expired at {record.expires_at:%H:%M} UTC.", reason="expired"
         )
     return record
+
+
+def record_opening(
+    session: Session, record: SupervisionSession, *, now: datetime | None = None
+) -> bool:
+    """Note the first opening of a supervision link and audit it; later openings record
+    nothing (True when this one was the first)."""
+    now = now or utcnow()
+    first = session.execute(
+        update(SupervisionSession)
+        .where(SupervisionSession.id == record.id, SupervisionSession.opened_at.is_(None))
+        .values(opened_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if first.rowcount != 1:
+        return False
+    user = session.get(User, record.user_id)
+    assert user is not None
+    row = audit.event_row(
+        Actor(
+            kind="system",
+            label=record.actor_label,
+            organisation_id=user.client_id,
+            organisation_path="",
+        ),
+        "user.supervise_open",
+        "user",
+        user.id,
+        target_label=user.login,
+        organisation_id=user.client_id,
+        after={"supervision_id": record.id},
+        occurred_at=now,
+    )
+    row["actor_kind"] = "supervisor"
+    audit.record_many(session, [row])
+    return True
 
 
 def end_supervision(

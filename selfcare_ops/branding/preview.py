@@ -8,7 +8,6 @@ the PNG is drawn with Pillow's bundled font, so it looks the same on every machi
 
 from __future__ import annotations
 
-import html
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from selfcare_ops.branding.resolve import (
     resolve_branding,
 )
 from selfcare_ops.modules import ModuleState, resolve_modules
-from selfcare_ops.organisations import get_organisation
+from selfcare_ops.organisations import effective_language, get_organisation
 from selfcare_ops.store.models import Organisation
 
 PAGE_BACKGROUND = "#f4f5f7"
@@ -45,14 +44,6 @@ def menu_labels(modules: Mapping[str, ModuleState]) -> list[str]:
     ]
 
 
-def _background_css(branding: ResolvedBranding) -> str:
-    primary = branding.primary_color.value
-    gradient = branding.gradient_color.value
-    if gradient:
-        return f"linear-gradient(90deg, {primary}, {gradient})"
-    return str(primary)
-
-
 def preview_html(
     branding: ResolvedBranding,
     modules: Mapping[str, ModuleState],
@@ -61,75 +52,24 @@ def preview_html(
     logo_uri: str | None = None,
     banner_uri: str | None = None,
     issues: tuple[BrandingIssue, ...] = (),
+    language: str = "fr",
     popup: bool = True,
 ) -> str:
-    """A self-contained HTML fragment (inline styles, images as data URIs), text escaped.
+    """A self-contained HTML fragment (styles inline, images as given), text escaped.
 
-    ``popup=False`` leaves out the sample confirmation dialog: next to a real save button it
-    would read like a real confirmation.
+    The portal's own template (``selfcare_ops/web/templates/selfcare.html``), so the preview
+    cannot disagree with what the client's users see.
     """
-    e = html.escape
-    background = e(_background_css(branding))
-    text = e(str(branding.text_color.value))
-    primary = e(str(branding.primary_color.value))
-    bar = f"background:{background};color:{text};"
-    logo = (
-        f'<img src="{e(logo_uri)}" alt="Logo" style="max-height:48px;max-width:200px">'
-        if logo_uri
-        else '<span style="font-weight:bold">[logo]</span>'
+    from selfcare_ops.pages.home import render_standalone, view_of  # pages import branding
+
+    return render_standalone(
+        view_of(branding, modules, organisation_name),
+        logo_uri=logo_uri,
+        banner_uri=banner_uri,
+        issues=issues,
+        language=language,
+        popup=popup,
     )
-    menu = "".join(
-        f'<span style="padding:0 12px;white-space:nowrap">{e(label)}</span>'
-        for label in menu_labels(modules)
-    )
-    banner = (
-        f'<img src="{e(banner_uri)}" alt="" style="max-width:100%;display:block">'
-        if banner_uri
-        else '<div style="height:120px;background:#ddd"></div>'
-    )
-    link = branding.banner_link.value
-    if link:
-        banner = f'<a href="{e(link, quote=True)}" rel="noopener" target="_blank">{banner}</a>'
-    message = e(str(branding.banner_message.value or ""))
-    link_line = (
-        f'<p style="margin:4px 0 0;font-size:13px"><a href="{e(link, quote=True)}" '
-        f'rel="noopener" target="_blank" style="color:{LINK_COLOUR}">{e(link)}</a></p>'
-        if link
-        else ""
-    )
-    button = (
-        f'<button type="button" style="{bar}border:0;border-radius:4px;padding:8px 16px;'
-        f'margin-right:8px">{{}}</button>'
-    )
-    issue_list = "".join(f"<li>{e(i.message)}</li>" for i in issues)
-    issues_html = (
-        f'<ul class="sc-issues" style="color:#a00000;font-size:12px">{issue_list}</ul>'
-        if issues
-        else ""
-    )
-    popup_html = (
-        '<div class="sc-popup" role="dialog" style="position:absolute;right:24px;top:150px;'
-        'width:300px;background:#fff;border-radius:6px;box-shadow:0 4px 16px rgba(0,0,0,.25)">'
-        f'<div style="{bar}padding:8px 12px;border-radius:6px 6px 0 0">Confirmation</div>'
-        '<p style="padding:0 12px">Vos modifications ont été enregistrées.</p>'
-        f'<p style="padding:0 12px 12px;text-align:right">{button.format("OK")}</p></div>'
-        if popup
-        else ""
-    )
-    return f"""<div class="sc-preview" style="font-family:sans-serif;width:960px;\
-border:1px solid #ccc;position:relative;background:{PAGE_BACKGROUND};color:{BODY_TEXT}">
-<header style="{bar}display:flex;align-items:center;gap:16px;padding:8px 16px">{logo}\
-<span style="font-weight:bold">{e(organisation_name)}</span>\
-<span style="margin-left:auto">Mon compte</span></header>
-<nav style="{bar}display:flex;flex-wrap:wrap;padding:8px 4px;border-top:1px solid rgba(0,0,0,.15)">\
-{menu}</nav>
-<main style="padding:16px;min-height:360px">
-<section class="sc-message" style="background:#fff;border-radius:6px;padding:12px;width:560px">\
-{banner}<p style="margin:12px 0 0">{message}</p>{link_line}</section>
-<p style="margin-top:16px">{button.format("Enregistrer")}{button.format("Inviter")}</p>
-{popup_html}</main>{issues_html}
-<div style="height:4px;background:{primary}"></div>
-</div>"""
 
 
 def _gradient_fill(
@@ -277,6 +217,7 @@ def render_preview_html(session: Session, organisation_id: int) -> str:
     branding, modules, name, issues = _gather(session, organisation_id)
     logo = branding.logo.value
     banner = branding.banner_image.value
+    org = session.get(Organisation, organisation_id)
     return preview_html(
         branding,
         modules,
@@ -284,6 +225,7 @@ def render_preview_html(session: Session, organisation_id: int) -> str:
         logo_uri=asset_data_uri(session, logo) if logo else None,
         banner_uri=asset_data_uri(session, banner) if banner else None,
         issues=issues,
+        language=effective_language(session, org)[0] if org is not None else "fr",
     )
 
 

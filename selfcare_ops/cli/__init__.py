@@ -33,6 +33,7 @@ COMMAND_MODULES.append("branding")
 COMMAND_MODULES.append("onboarding")
 COMMAND_MODULES.append("organisations")
 COMMAND_MODULES.append("users")
+COMMAND_MODULES.append("serve")
 
 
 #: Libraries whose log records would reach stderr through logging's last-resort handler (a

@@ -128,16 +128,32 @@ def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> No
 @click.argument("org_ref", metavar="ORG")
 @click.option(
     "--out",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="FILE.png (or FILE.html for the HTML preview).",
 )
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Print a signed portal link (valid 1 hour) to ORG's Selfcare as its users see it.",
+)
 @pass_cli
-def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
-    """Draw the Selfcare of ORG with its effective branding and modules."""
+def branding_preview(cli: CliContext, org_ref: str, out: Path | None, link: bool) -> None:
+    """Draw the Selfcare of ORG with its effective branding and modules (--out), or print a
+    link to it in the portal (--link, served by `selfcare-ops serve`)."""
+    if out is None and not link:
+        raise click.UsageError("Give --out FILE, --link, or both.")
     with cli.sessions()() as session:
-        path = service.write_preview(session, cli.actor(session), org_ref, out)
-    echo(str(path))
+        actor = cli.actor(session)
+        if out is not None:
+            echo(str(service.write_preview(session, actor, org_ref, out)))
+        if link:
+            from selfcare_ops.access import require_organisation
+            from selfcare_ops.organisations import get_organisation
+            from selfcare_ops.web.links import preview_link
+
+            org = get_organisation(session, org_ref)
+            require_organisation(actor, org, "preview the branding of")
+            echo(preview_link(org.id, settings=cli.settings))
 
 
 @branding.command("check-image")

@@ -109,6 +109,7 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
         if not quiet:
             for line in result.lines():
                 echo(line)
+            _echo_demo_link(cli)
         return
     upgrade(cli.engine)
     with cli.sessions().begin() as session:
@@ -129,3 +130,15 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
                 administrators_added=summary.administrators_added,
             )
         )
+
+
+def _echo_demo_link(cli: CliContext) -> None:
+    """One demo user's acceptance link and the command that serves it (issue 15)."""
+    from selfcare_ops.demo.portal import SERVE_COMMAND, demo_acceptance_link
+
+    with cli.sessions().begin() as session:
+        found = demo_acceptance_link(session)
+    if found is not None:
+        login, link = found
+        echo(f"Acceptance link of {login}: {link}")
+        echo(f"Serve it with: {SERVE_COMMAND}")

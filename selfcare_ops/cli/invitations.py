@@ -77,11 +77,24 @@ def _ledger_state(state: str) -> str:
 )
 @click.option("--limit", type=click.IntRange(1, MAX_LEDGER_ROWS), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option(
+    "--requested",
+    is_flag=True,
+    help="Instead: the invitees' requests for a new link (from an expired or replaced link).",
+)
 @pass_cli
 def invite_list(
-    cli: CliContext, client_ref: str | None, status: str | None, limit: int, as_json: bool
+    cli: CliContext,
+    client_ref: str | None,
+    status: str | None,
+    limit: int,
+    as_json: bool,
+    requested: bool,
 ) -> None:
     """The ledger of invitations, newest first: who, to which address, sent when, state, by whom."""
+    if requested:
+        _list_requests(cli, client_ref, limit, as_json)
+        return
     with cli.read_sessions()() as session:
         ledger = list_invitations(
             session, cli.actor(session), client_ref=client_ref, status=status, limit=limit
@@ -100,6 +113,35 @@ def invite_list(
     echo(
         ngettext("{count} invitation", "{count} invitations", len(ledger)).format(count=len(ledger))
     )
+
+
+def _list_requests(cli: CliContext, client_ref: str | None, limit: int, as_json: bool) -> None:
+    from selfcare_ops.invitations.invitee import list_link_requests
+
+    with cli.read_sessions()() as session:
+        requests = list_link_requests(
+            session, cli.actor(session), client_ref=client_ref, limit=limit
+        )
+    if as_json:
+        echo_json(requests)
+        return
+    shown = requests.assign(
+        requested_at=[f"{d:%Y-%m-%d %H:%M}" for d in requests["requested_at"]],
+        reason=[str(r)[:60] for r in requests["reason"]],
+    )
+    echo_table(
+        shown,
+        [
+            "requested_at",
+            "login",
+            "email",
+            "client_ref",
+            "outcome",
+            "new_invitation_state",
+            "reason",
+        ],
+    )
+    echo(f"{len(requests)} requests for a new link")
 
 
 @invite.command("user")

@@ -343,6 +343,43 @@ class SupervisionSession(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    #: When the link was first opened in the portal (audited once).
+    opened_at: Mapped[datetime | None]
+
+
+LINK_REQUEST_OUTCOMES = ("queued", "refused")
+
+
+class InvitationAttempt(Base):
+    """One failed submission of an invitation form: counted per token to stop guessing, in the
+    database so that the limit holds across server processes."""
+
+    __tablename__ = "invitation_attempts"
+    __table_args__ = (Index("ix_invitation_attempts_invitation_at", "invitation_id", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkRequest(Base):
+    """An invitee's "send me a new link" from an expired or superseded link (once per user per
+    24 hours), with what came of it, for the analysts' ledger."""
+
+    __tablename__ = "link_requests"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", LINK_REQUEST_OUTCOMES), name="outcome"),
+        Index("ix_link_requests_user_requested", "user_id", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    new_invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: Why a request was refused, for people (the user is no longer invitable, say).
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Asset(Base):
