@@ -8,6 +8,7 @@ import click
 
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.onboarding import import_users, progress_bar, template_text, write_template
 from selfcare_ops.store.models import utcnow
 
@@ -67,7 +68,7 @@ def import_users_command(
     sessions = cli.sessions()
     with sessions() as session:
         actor = cli.actor(session)
-    with progress_bar("Importing", disable=True if as_json else None) as progress:
+    with progress_bar(_("Importing"), disable=True if as_json else None) as progress:
         report = import_users(
             sessions,
             actor,
@@ -84,7 +85,9 @@ def import_users_command(
             keep_rows=False,
         )
     counts = report.counts
+    rejected = report.frame[report.frame["outcome"] == "rejected"]
     if as_json:
+        shown_rejects = rejected.head(SHOWN_REJECTS)
         echo_json(
             {
                 **counts,
@@ -93,30 +96,46 @@ def import_users_command(
                 "run_id": report.run_id,
                 "unknown_columns": report.unknown_columns,
                 "warnings": report.warnings,
+                "rejects": [
+                    {"line": int(line), "reason_code": code, "reason": reason}
+                    for line, code, reason in zip(
+                        shown_rejects["line"],
+                        shown_rejects["reason_code"],
+                        shown_rejects["reason"],
+                        strict=True,
+                    )
+                ],
             }
         )
     else:
         for warning in report.warnings:
-            echo(f"Warning: {warning}")
+            echo(_("Warning: {warning}").format(warning=warning))
         if report.unknown_columns:
             shown = ", ".join(repr(c) for c in report.unknown_columns)
-            echo(f"Columns not recognised (ignored): {shown}.")
-        rejected = report.frame[report.frame["outcome"] == "rejected"]
+            echo(_("Columns not recognised (ignored): {columns}.").format(columns=shown))
         for reason in rejected["reason"].head(SHOWN_REJECTS):
-            echo(f"Rejected: {reason}")
+            echo(_("Rejected: {reason}").format(reason=reason))
         if counts["reject"] > SHOWN_REJECTS:
-            echo(f"... and {counts['reject'] - SHOWN_REJECTS} more rejected rows.")
+            more = counts["reject"] - SHOWN_REJECTS
+            echo(
+                ngettext(
+                    "... and {count} more rejected row.",
+                    "... and {count} more rejected rows.",
+                    more,
+                ).format(count=more)
+            )
         noted = report.frame[
             (report.frame["outcome"] != "rejected") & report.frame["notes"].fillna("").ne("")
         ]
         for line, notes in zip(
             noted["line"].head(SHOWN_REJECTS), noted["notes"].head(SHOWN_REJECTS), strict=True
         ):
-            echo(f"Note: line {line}: {notes}")
+            echo(_("Note: line {line}: {notes}").format(line=line, notes=notes))
         if len(noted) > SHOWN_REJECTS:
-            echo("... and more notes in the report.")
-        echo(("Dry run: " if dry_run else "") + report.summary())
-        echo(f"Report: {report_path}")
+            echo(_("... and more notes in the report."))
+        summary = report.summary()
+        echo(_("Dry run: {summary}").format(summary=summary) if dry_run else summary)
+        echo(_("Report: {path}").format(path=report_path))
     if counts["reject"]:
         raise click.exceptions.Exit(1)
 
@@ -132,4 +151,4 @@ def import_template(lang: str, out: Path | None) -> None:
         echo(template_text(lang), nl=False)
         return
     write_template(out, lang)
-    echo(f"Template written to {out}.")
+    echo(_("Template written to {path}.").format(path=out))
