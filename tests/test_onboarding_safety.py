@@ -15,6 +15,13 @@ from selfcare_ops.mail.content import message_content
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users
 from selfcare_ops.store.models import AuditEvent, ImportRun, Invitation, OutboundMessage, User
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+
+
 DOMAIN = "virginietelecom.sewan.eu"
 ALICE = f"adupont@{DOMAIN}"
 
