@@ -30,6 +30,13 @@ from selfcare_ops.invitations.service import accept, inspect_token
 from selfcare_ops.mail.deliver import deliver, mail_status
 from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+
+
 TOKEN = re.compile(r"/invitation/[A-Za-z0-9_-]{20,}")
 PASSWORD = "Un mot de passe 2026!"
 

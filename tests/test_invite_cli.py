@@ -60,8 +60,13 @@ def test_invite_client_dry_run_json(run, session_factory):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["to_send"] == 2 and data["sent"] == 0
-    assert {"login": CEDRIC, "reason": "no email"} in data["left_out"]
-    assert {"login": ROBERT, "reason": "deactivated"} in data["left_out"]
+    # people read the reason in their language (French by default); programs read its code
+    assert {"login": CEDRIC, "reason": "pas d'adresse e-mail", "reason_code": "no_email"} in data[
+        "left_out"
+    ]
+    assert {"login": ROBERT, "reason": "désactivé", "reason_code": "deactivated"} in data[
+        "left_out"
+    ]
     assert len(data["left_out"]) == 4
     assert _messages(session_factory) == 0
 
@@ -70,7 +75,7 @@ def test_invite_client_asks_then_sends_once(run, session_factory):
     shown = run("invite", "client", "CA")  # no terminal, no --yes: refuses rather than guesses
     assert shown.exit_code == 2
     assert "2 invitations à envoyer (4 utilisateurs écartés)" in shown.output
-    assert "Left out: 2 already active, 1 deactivated, 1 no email" in shown.output
+    assert "2 déjà actif, 1 désactivé, 1 pas d'adresse e-mail" in shown.output
     assert "--yes" in shown.output
     assert _messages(session_factory) == 0
     sent = run("invite", "client", "CA", "--yes")
@@ -191,7 +196,7 @@ def test_supervise_prints_a_signed_link(run, session_factory):
         record = session.scalar(select(SupervisionSession))
         assert record.reason == "Montrer la facturation"
     refused = run("users", "supervise", JP, "--reason", "x y z")
-    assert refused.exit_code == 1 and "not active" in refused.output
+    assert refused.exit_code == 1 and "pas actif" in refused.output
 
 
 def test_users_create_draft_or_invited(run, session_factory):

@@ -9,8 +9,7 @@ import click
 from selfcare_ops import branding as service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
-
-_SOURCE_DEFAULT = "(built-in default)"
+from selfcare_ops.i18n import _, ngettext
 
 
 @main.group()
@@ -20,7 +19,7 @@ def branding() -> None:
 
 def _echo_issues(issues: list[dict]) -> None:
     for issue in issues:
-        echo(f"Warning: {issue['message']}")
+        echo(_("Warning: {warning}").format(warning=issue["message"]))
 
 
 @branding.command("show")
@@ -41,8 +40,10 @@ def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
                 f"{value['mime']} {value['width']}x{value['height']} sha256:{value['sha256'][:12]}"
             )
         if name == "gradient_color" and value is None:
-            value = "(no gradient)"
-        echo(f"{name:<15} {'' if value is None else value!s:<50} {source or _SOURCE_DEFAULT}")
+            value = _("(no gradient)")
+        shown = "" if value is None else value
+        origin = source or _("(built-in default)")
+        echo(f"{name:<15} {shown!s:<50} {origin}")
     _echo_issues(report["warnings"])
 
 
@@ -96,9 +97,14 @@ def branding_set(
             {"organisation": org_ref, "changed": changed, "images": images, "warnings": issues}
         )
         return
-    echo(f"Branding of {org_ref} updated: {', '.join(changed) if changed else 'nothing changed'}.")
+    fields = ", ".join(changed) if changed else _("nothing changed")
+    echo(
+        _("Branding of {organisation} updated: {fields}.").format(
+            organisation=org_ref, fields=fields
+        )
+    )
     for summary in images:
-        echo(f"Stored {summary}")
+        echo(_("Stored {summary}").format(summary=summary))
     _echo_issues(issues)
 
 
@@ -118,8 +124,12 @@ def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> No
         change = service.reset_branding(session, cli.actor(session), org_ref, list(fields) or None)
         changed = change.changed
         issues = [i.as_dict() for i in change.issues]
-    what = ", ".join(changed) if changed else "nothing was set here"
-    echo(f"Branding of {org_ref} reset to inherit: {what}.")
+    what = ", ".join(changed) if changed else _("nothing was set here")
+    echo(
+        _("Branding of {organisation} reset to inherit: {fields}.").format(
+            organisation=org_ref, fields=what
+        )
+    )
     _echo_issues(issues)
 
 
@@ -146,7 +156,7 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path) -> None:
 def branding_check_image(file: Path, kind: str, fit: bool) -> None:
     """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
     checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
-    echo(f"Acceptable: {checked.summary()}")
+    echo(_("Acceptable: {summary}").format(summary=checked.summary()))
 
 
 @branding.command("audit")
@@ -168,9 +178,15 @@ def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> Non
         echo_json(frame)
         return
     echo_table(frame, ["organisation_ref", "kind", "codes", "suggested_text_color"])
-    echo(f"{len(frame)} organisations with branding problems.")
+    echo(
+        ngettext(
+            "{count} organisation with branding problems.",
+            "{count} organisations with branding problems.",
+            len(frame),
+        ).format(count=len(frame))
+    )
     if csv_path is not None:
-        echo(f"CSV written to {csv_path}")
+        echo(_("CSV written to {path}").format(path=csv_path))
 
 
 from selfcare_ops.cli import modules as _modules  # noqa: E402,F401  (the modules group lives next door)
