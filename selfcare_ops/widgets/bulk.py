@@ -19,7 +19,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.access import Actor, can_deliver_mail
 from selfcare_ops.errors import ValidationError
 from selfcare_ops.invitations import service as invitations
-from selfcare_ops.invitations.bulk import REASON_BOUNCED, REASON_DRAFT
+from selfcare_ops.invitations.bulk import (
+    REASON_ACTIVE,
+    REASON_BOUNCED,
+    REASON_DEACTIVATED,
+    REASON_DRAFT,
+    REASON_INVITED_SINCE_PLAN,
+    REASON_NO_EMAIL,
+    REASON_NO_LONGER_ELIGIBLE,
+    REASON_OUT_OF_SCOPE,
+    REASON_UNKNOWN,
+)
 from selfcare_ops.support.exports import csv_bytes
 from selfcare_ops.widgets.common import (
     Feedback,
@@ -32,14 +42,15 @@ from selfcare_ops.widgets.common import (
     section,
 )
 
+#: Keyed by the plan's ``reason_code`` (other reasons: the plan's own sentence).
 REASON_LABELS = {
-    "no email": "pas d'adresse e-mail : à activer directement dans la vue utilisateur",
-    "already active": "déjà actif",
-    "deactivated": "désactivé (à réactiver d'abord)",
-    "out of scope": "hors de votre périmètre",
-    "unknown user": "utilisateur inconnu",
-    "invited since the plan was made": "invité depuis la préparation du plan",
-    "no longer eligible": "n'est plus éligible",
+    REASON_NO_EMAIL: "pas d'adresse e-mail : à activer directement dans la vue utilisateur",
+    REASON_ACTIVE: "déjà actif",
+    REASON_DEACTIVATED: "désactivé (à réactiver d'abord)",
+    REASON_OUT_OF_SCOPE: "hors de votre périmètre",
+    REASON_UNKNOWN: "utilisateur inconnu",
+    REASON_INVITED_SINCE_PLAN: "invité depuis la préparation du plan",
+    REASON_NO_LONGER_ELIGIBLE: "n'est plus éligible",
     REASON_DRAFT: "brouillon créé sans activation (à activer d'abord)",
     REASON_BOUNCED: "adresse refusée par le serveur de messagerie : corriger l'e-mail d'abord",
 }
@@ -213,7 +224,10 @@ class BulkInvitationDashboard:
             f"pour {html.escape(where)} ; {len(skipped)} laissé(s) de côté.</p></div>"
         )
         if len(skipped):
-            skipped["motif"] = [reason_label(r) for r in skipped["reason"]]
+            skipped["motif"] = [
+                REASON_LABELS.get(code) or reason_label(reason)
+                for code, reason in zip(skipped["reason_code"], skipped["reason"], strict=True)
+            ]
             counts = skipped["motif"].value_counts()
             by_reason = " · ".join(f"{html.escape(k)} : {v}" for k, v in counts.items())
             self.left_out.value = (
