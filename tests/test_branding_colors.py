@@ -32,6 +32,7 @@ from selfcare_ops.errors import ValidationError
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 hex_colours = st.integers(0, 0xFFFFFF).map(lambda n: f"#{n:06x}")

@@ -28,6 +28,7 @@ from selfcare_ops.errors import ImageError
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 def png(width: int, height: int, mode: str = "RGB", colour="red", **params) -> bytes:

@@ -35,6 +35,7 @@ from selfcare_ops.store.models import (
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 ALICE = "adupont@virginietelecom.sewan.eu"

@@ -31,6 +31,7 @@ from selfcare_ops.store.models import MODULE_KEYS, AuditEvent, ModuleSetting, Or
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 def org_id(session, ref):

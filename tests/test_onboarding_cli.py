@@ -17,6 +17,7 @@ from selfcare_ops.store.models import OutboundMessage, User
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 GOOD = "Nom;Prénom;Adresse e-mail\r\nCli;Anne;anne.cli@virginie.example\r\nCli;Bruno;\r\n"

@@ -22,6 +22,7 @@ from selfcare_ops.onboarding import apply_plan, build_plan, write_report
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 CORPUS = Path(__file__).parent / "data" / "csv"

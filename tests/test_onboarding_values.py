@@ -32,6 +32,7 @@ from selfcare_ops.onboarding.template import template_text
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 LABELS = {name: labels[0] for name, labels in FIELDS.items()}

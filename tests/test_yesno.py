@@ -19,6 +19,7 @@ from selfcare_ops.support.yesno import NO_WORDS, YES_WORDS, yes_no
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 SPELLINGS = {"oui": "OUI", "vrai": "Vrai", "yes": " Yes ", "x": "X", "non": "Non", "faux": "FAUX"}

@@ -29,6 +29,7 @@ from selfcare_ops.store.models import ImportRun, Organisation, User, recount_use
 def _english(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests read the English sentences (French is the default language)."""
     monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
 
 
 #: Fixed budget per backend (a few seconds each): CI runs it on every change.
