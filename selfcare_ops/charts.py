@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from selfcare_ops.i18n import _, current_language
 from selfcare_ops.reports import AdoptionReport
 
 STATUS_COLOURS = {
@@ -21,12 +22,23 @@ STATUS_COLOURS = {
     "active": "#2a9d8f",
     "deactivated": "#7d7d7d",
 }
-STATUS_LABELS = {
-    "not_invited": "not invited",
-    "invited": "invited",
-    "active": "active",
-    "deactivated": "deactivated",
-}
+
+
+def status_label(status: str) -> str:
+    """An account status as the legend names it, in the current language."""
+    labels = {
+        "not_invited": _("not invited"),
+        "invited": _("invited"),
+        "active": _("active"),
+        "deactivated": _("deactivated"),
+    }
+    return labels.get(status, status)
+
+
+def _number(value: float) -> str:
+    """One decimal, with the decimal mark of the current language."""
+    shown = f"{value:.1f}"
+    return shown.replace(".", ",") if current_language() == "fr" else shown
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -46,20 +58,21 @@ def _empty(figure: Figure, title: str, message: str) -> None:
 def funnel_chart(partners: pd.DataFrame, path: Path, *, top: int = 12) -> Path:
     """Stacked horizontal bars: users by account status for the largest partners."""
     figure = Figure(figsize=(9, 0.45 * max(min(top, len(partners)), 4) + 1.5), layout="tight")
-    title = "Invitation funnel by partner (users by account status)"
+    title = _("Invitation funnel by partner (users by account status)")
     if partners.empty or partners["users"].sum() == 0:
-        _empty(figure, title, "No users yet.")
+        _empty(figure, title, _("No users yet."))
         return _save(figure, path)
     shown = partners.nlargest(top, "users").iloc[::-1]
     labels = [f"{r.partner_ref} {r.partner_name}"[:40] for r in shown.itertuples()]
     axes = figure.add_subplot()
     left = pd.Series(0, index=shown.index)
     for status, colour in STATUS_COLOURS.items():
-        axes.barh(labels, shown[status], left=left, color=colour, label=STATUS_LABELS[status])
+        axes.barh(labels, shown[status], left=left, color=colour, label=status_label(status))
         left = left + shown[status]
     for y, row in enumerate(shown.itertuples()):
-        axes.text(row.users, y, f" {row.active_rate:.0%} active", va="center", fontsize=8)
-    axes.set_xlabel("users")
+        rate = _("{rate}% active").format(rate=round(row.active_rate * 100))
+        axes.text(row.users, y, f" {rate}", va="center", fontsize=8)
+    axes.set_xlabel(_("users"))
     axes.set_title(title)
     axes.legend(loc="lower right", fontsize=8)
     axes.set_xlim(0, shown["users"].max() * 1.18)
@@ -69,14 +82,19 @@ def funnel_chart(partners: pd.DataFrame, path: Path, *, top: int = 12) -> Path:
 def activations_chart(weeks: pd.DataFrame, path: Path) -> Path:
     """Weekly invitations and activations (bars) and active accounts so far (line)."""
     figure = Figure(figsize=(10, 4.5), layout="tight")
-    title = "Invitations and activations per week"
+    title = _("Invitations and activations per week")
     if weeks.empty:
-        _empty(figure, title, "No invitation or activation yet.")
+        _empty(figure, title, _("No invitation or activation yet."))
         return _save(figure, path)
     axes = figure.add_subplot()
     x = pd.to_datetime(weeks["week"])
     axes.bar(
-        x, weeks["invited"], width=3, align="edge", color=STATUS_COLOURS["invited"], label="invited"
+        x,
+        weeks["invited"],
+        width=3,
+        align="edge",
+        color=STATUS_COLOURS["invited"],
+        label=_("invited"),
     )
     axes.bar(
         x + pd.Timedelta(days=3),
@@ -84,13 +102,13 @@ def activations_chart(weeks: pd.DataFrame, path: Path) -> Path:
         width=3,
         align="edge",
         color=STATUS_COLOURS["active"],
-        label="activated",
+        label=_("activated"),
     )
-    axes.set_ylabel("per week")
+    axes.set_ylabel(_("per week"))
     axes.set_title(title)
     total = axes.twinx()
-    total.plot(x, weeks["activated_cumulative"], color="#264653", label="active so far")
-    total.set_ylabel("accounts activated so far")
+    total.plot(x, weeks["activated_cumulative"], color="#264653", label=_("active so far"))
+    total.set_ylabel(_("accounts activated so far"))
     handles = axes.get_legend_handles_labels()
     more = total.get_legend_handles_labels()
     axes.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=8)
@@ -101,17 +119,22 @@ def activations_chart(weeks: pd.DataFrame, path: Path) -> Path:
 def time_to_accept_chart(times: pd.DataFrame, path: Path) -> Path:
     """Histogram of the days between invitation and activation, with the median marked."""
     figure = Figure(figsize=(8, 4), layout="tight")
-    title = "Days from invitation to activation"
+    title = _("Days from invitation to activation")
     if times.empty:
-        _empty(figure, title, "Nobody has accepted an invitation yet.")
+        _empty(figure, title, _("Nobody has accepted an invitation yet."))
         return _save(figure, path)
     axes = figure.add_subplot()
     days = times["days"].astype(float)
     axes.hist(days, bins=min(30, max(5, int(days.max()) + 1)), color=STATUS_COLOURS["active"])
     median = float(days.median())
-    axes.axvline(median, color="#264653", linestyle="--", label=f"median {median:.1f} days")
-    axes.set_xlabel("days")
-    axes.set_ylabel("users")
+    axes.axvline(
+        median,
+        color="#264653",
+        linestyle="--",
+        label=_("median {days} days").format(days=_number(median)),
+    )
+    axes.set_xlabel(_("days"))
+    axes.set_ylabel(_("users"))
     axes.set_title(title)
     axes.legend(fontsize=8)
     return _save(figure, path)
@@ -120,14 +143,14 @@ def time_to_accept_chart(times: pd.DataFrame, path: Path) -> Path:
 def failed_mails_chart(mails: pd.DataFrame, path: Path, *, top: int = 10) -> Path:
     """Failed (bounced or refused) mails by recipient domain."""
     figure = Figure(figsize=(8, 4), layout="tight")
-    title = "Failed mails by recipient domain"
+    title = _("Failed mails by recipient domain")
     if mails.empty:
-        _empty(figure, title, "No failed mail.")
+        _empty(figure, title, _("No failed mail."))
         return _save(figure, path)
     counts = mails["recipient_domain"].value_counts().head(top).iloc[::-1]
     axes = figure.add_subplot()
     axes.barh(counts.index.astype(str), counts.values, color="#e76f51")
-    axes.set_xlabel("failed mails")
+    axes.set_xlabel(_("failed mails"))
     axes.set_title(title)
     return _save(figure, path)
 

@@ -27,6 +27,7 @@ from selfcare_ops.access import (
     require_organisation_admin,
 )
 from selfcare_ops.errors import AccessDeniedError, NotFoundError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.organisations import get_organisation
 from selfcare_ops.store.bulk_sql import insert_rows
 from selfcare_ops.store.models import MODULE_KEYS, ModuleSetting, Organisation, utcnow
@@ -122,9 +123,9 @@ def module_key(text: str) -> str:
             if candidate == wanted:
                 return key
     raise ValidationError(
-        f"Unknown module {text!r}; the modules are "
-        + ", ".join(f"{k} ({i.label})" for k, i in CATALOGUE.items())
-        + ".",
+        _("Unknown module {module}; the modules are {modules}.").format(
+            module=repr(text), modules=", ".join(f"{k} ({i.label})" for k, i in CATALOGUE.items())
+        ),
         field="module",
         actual=text,
     )
@@ -137,7 +138,9 @@ def parse_state(text: str | bool | None) -> bool | None:
     key = text.strip().lower()
     if key not in STATE_WORDS:
         raise ValidationError(
-            f"A module state is on, off or inherit, not {text!r}.", field="state", actual=text
+            _("A module state is on, off or inherit, not {state}.").format(state=repr(text)),
+            field="state",
+            actual=text,
         )
     return STATE_WORDS[key]
 
@@ -232,7 +235,7 @@ def modules_frame(states: Mapping[str, ModuleState]) -> pd.DataFrame:
 
 def show_modules(session: Session, actor: Actor, organisation_ref: str) -> dict[str, ModuleState]:
     org = get_organisation(session, organisation_ref)
-    require_organisation(actor, org, "see the modules of")
+    require_organisation(actor, org, _("see the modules of"))
     return resolve_modules(session, org.id)
 
 
@@ -253,22 +256,29 @@ class ModuleChange:
         return self.own_before != self.own_after
 
     def describe(self) -> str:
-        word = {True: "on", False: "off", None: "inherit"}
-        state = "on" if self.enabled_after else "off"
-        text = (
-            f"{self.label} ({self.module}) of {self.organisation_ref}: "
-            f"{word[self.own_before]} -> {word[self.own_after]}; effective {state}"
-            f" (from {self.source_after or 'the built-in default'})."
+        """The change in one sentence of the current language."""
+        word = {True: _("on"), False: _("off"), None: _("inherit")}
+        text = _(
+            "{label} ({module}) of {organisation}: {before} -> {after}; effective {state} (from "
+            "{source})."
+        ).format(
+            label=self.label,
+            module=self.module,
+            organisation=self.organisation_ref,
+            before=word[self.own_before],
+            after=word[self.own_after],
+            state=word[bool(self.enabled_after)],
+            source=self.source_after or _("the built-in default"),
         )
         if self.impacts:
-            text += f" Impacted modules: {', '.join(self.impacts)}."
+            text += " " + _("Impacted modules: {modules}.").format(modules=", ".join(self.impacts))
         return text
 
 
 def _admin_only(actor: Actor, org: Organisation) -> None:
     """Scope, then "administrators only" (seed 002), both refusals naming the organisation:
     the access rule of :func:`~selfcare_ops.access.require_organisation_admin`, called."""
-    require_organisation_admin(actor, org, "change the modules of")
+    require_organisation_admin(actor, org, _("change the modules of"))
 
 
 def _write(session: Session, org_id: int, module: str, state: bool | None) -> None:
@@ -360,6 +370,7 @@ PLAN_COLUMNS = [
     "own_after",
     "action",
     "reason",
+    "reason_code",
     "impacts",
 ]
 
@@ -437,6 +448,20 @@ class ModuleOutcome:
         return _impacts_of(self.frame["module"].unique())
 
 
+def plan_reason(code: str) -> str:
+    """Why a client is left out of a module change, in the current language ('' for none);
+    the plan's ``reason_code`` keeps ``code``."""
+    reasons = {
+        "out_of_scope": _("outside your scope"),
+        "administrators_only": _("only administrators may change modules"),
+        "already_inherits": _("already inherits"),
+        "already_on": _("already on"),
+        "already_off": _("already off"),
+        "unknown_client": _("no such client"),
+    }
+    return reasons.get(code, code)
+
+
 def plan_module_change(
     session: Session,
     actor: Actor,
@@ -469,7 +494,7 @@ def plan_module_change(
     else:
         if under is not None:
             parent = get_organisation(session, under)
-            require_organisation(actor, parent, "plan module changes under")
+            require_organisation(actor, parent, _("plan module changes under"))
             query = query.where(Organisation.path.startswith(parent.path, autoescape=True))
         rows = session.execute(query.where(organisation_scope(actor))).all()
     resolved = _resolve_many(session, [(r.id, r.path) for r in rows], (key,))
@@ -477,18 +502,16 @@ def plan_module_change(
     for row in sorted(rows, key=lambda r: r.ref):
         resolution, own = resolved[row.id]
         own_before = own.get(key)
-        enabled, source, _ = resolution.field(key)
+        enabled, source, _level = resolution.field(key)
         if not can_see_organisation(actor, row):
-            action, reason = "skip", "outside your scope"
+            action, code = "skip", "out_of_scope"
         elif actor.kind == "manager":
-            action, reason = "skip", "only administrators may change modules"
+            action, code = "skip", "administrators_only"
         elif own_before == wanted:
             action = "skip"
-            reason = (
-                "already inherits" if wanted is None else f"already {'on' if wanted else 'off'}"
-            )
+            code = "already_inherits" if wanted is None else f"already_{'on' if wanted else 'off'}"
         else:
-            action, reason = ("reset" if wanted is None else "set"), ""
+            action, code = ("reset" if wanted is None else "set"), ""
         out.append(
             {
                 "organisation_id": row.id,
@@ -500,7 +523,8 @@ def plan_module_change(
                 "source_before": source,
                 "own_after": wanted,
                 "action": action,
-                "reason": reason,
+                "reason": plan_reason(code),
+                "reason_code": code,
                 "impacts": ", ".join(CATALOGUE[key].impacts),
             }
         )
@@ -516,7 +540,8 @@ def plan_module_change(
                 "source_before": None,
                 "own_after": wanted,
                 "action": "skip",
-                "reason": "no such client",
+                "reason": plan_reason("unknown_client"),
+                "reason_code": "unknown_client",
                 "impacts": ", ".join(CATALOGUE[key].impacts),
             }
         )
@@ -588,7 +613,7 @@ def _apply_chunk(
         idx = index_of[org_id]
         row = orgs.get(org_id)
         if row is None:
-            result.loc[idx, ["outcome", "detail"]] = ["skipped", "no such organisation"]
+            result.loc[idx, ["outcome", "detail"]] = ["skipped", _("no such organisation")]
             continue
         org = Organisation(id=row.id, ref=row.ref, name=row.name, path=row.path, kind=row.kind)
         try:
@@ -599,7 +624,10 @@ def _apply_chunk(
         own = current.get(org_id)
         own = None if own is None else bool(own)
         if own == wanted:
-            result.loc[idx, ["outcome", "detail"]] = ["unchanged", "already in the wanted state"]
+            result.loc[idx, ["outcome", "detail"]] = [
+                "unchanged",
+                _("already in the wanted state"),
+            ]
             continue
         if wanted is None:
             to_delete.append(org_id)

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from selfcare_ops.access import Actor, organisation_scope, user_scope
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import (
     ACCOUNT_STATUSES,
     ClientUserCount,
@@ -374,6 +375,67 @@ def adoption_report(session: Session, actor: Actor) -> AdoptionReport:
         failed_mails=mails,
         totals=totals,
     )
+
+
+def column_label(name: str) -> str:
+    """A report column's header as people read it, in the current language (the frames and
+    their CSV exports keep the stable names programs use)."""
+    labels = {
+        "client_id": _("client id"),
+        "client_ref": _("client"),
+        "client_name": _("client name"),
+        "path": _("path"),
+        "partner_ref": _("partner"),
+        "partner_name": _("partner name"),
+        "depth": _("depth"),
+        "clients": _("clients"),
+        "sub_account": _("sub-account"),
+        "status": _("status"),
+        "not_invited": _("not invited"),
+        "invited": _("invited"),
+        "active": _("active"),
+        "deactivated": _("deactivated"),
+        "users": _("users"),
+        "reached_invited": _("reached invited"),
+        "reached_active": _("reached active"),
+        "invited_rate": _("invited rate"),
+        "active_rate": _("active rate"),
+        "user_id": _("user id"),
+        "login": _("login"),
+        "source": _("source"),
+        "invited_at": _("invited at"),
+        "accepted_at": _("accepted at"),
+        "activated_at": _("activated at"),
+        "days": _("days"),
+        "accepted": _("accepted"),
+        "median_days": _("median days"),
+        "mean_days": _("mean days"),
+        "p90_days": _("90th percentile days"),
+        "max_days": _("max days"),
+        "week": _("week"),
+        "activated": _("activated"),
+        "activated_cumulative": _("activated so far"),
+        "message_id": _("message id"),
+        "kind": _("kind"),
+        "recipient": _("recipient"),
+        "recipient_domain": _("recipient domain"),
+        "organisation_ref": _("organisation"),
+        "organisation_name": _("organisation name"),
+        "attempts": _("attempts"),
+        "last_error": _("last error"),
+        "created_at": _("created at"),
+        "median_days_to_accept": _("median days to accept"),
+        "failed_mails": _("failed mails"),
+    }
+    return labels.get(name, name)
+
+
+def for_people(table: pd.DataFrame | dict[str, float]) -> pd.DataFrame | dict[str, float]:
+    """A table (or the totals) with its headers in the current language, to show in the
+    report's HTML; the data is not touched."""
+    if isinstance(table, dict):
+        return {column_label(name): value for name, value in table.items()}
+    return table.rename(columns={name: column_label(str(name)) for name in table.columns})
 
 
 def export_report(report: AdoptionReport, folder: Path) -> dict[str, Path]:

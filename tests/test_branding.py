@@ -35,6 +35,13 @@ from selfcare_ops.organisations import create_organisation
 from selfcare_ops.store.models import Asset, AuditEvent, BrandingSetting, Organisation
 
 
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 def png(width: int, height: int, colour="red") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, "PNG")

@@ -27,6 +27,14 @@ from selfcare_ops.branding.values import (
 )
 from selfcare_ops.errors import ValidationError
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 hex_colours = st.integers(0, 0xFFFFFF).map(lambda n: f"#{n:06x}")
 
 
@@ -124,7 +132,7 @@ def test_gradient_too_different_warning():
     codes = [w.code for w in warnings]
     assert "gradient_too_different" in codes
     message = next(w.message for w in warnings if w.code == "gradient_too_different")
-    assert "trop différentes" in message and "#000080" in message and "#ffff00" in message
+    assert "too different" in message and "#000080" in message and "#ffff00" in message
 
 
 def test_far_apart_gradient_is_fine_when_a_grey_reads_on_both_ends():
@@ -145,9 +153,9 @@ def test_readable_defaults_have_no_warning():
 
 def test_remaining_characters_as_in_the_seed():
     assert remaining_characters("Bienvenue sur votre Selfcare utilisateur") == 110
-    assert remaining_label("Bienvenue sur votre Selfcare utilisateur") == "110 caractères restants"
-    assert remaining_label("x" * 149) == "1 caractère restant"
-    assert remaining_label("x" * 152) == "2 caractères en trop"
+    assert remaining_label("Bienvenue sur votre Selfcare utilisateur") == "110 characters left"
+    assert remaining_label("x" * 149) == "1 character left"
+    assert remaining_label("x" * 152) == "2 characters too many"
     assert remaining_characters(None) == MESSAGE_MAX_CHARS
 
 

@@ -24,6 +24,13 @@ from selfcare_ops.branding.images import (
 from selfcare_ops.errors import ImageError
 
 
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 def png(width: int, height: int, mode: str = "RGB", colour="red", **params) -> bytes:
     out = io.BytesIO()
     Image.new(mode, (width, height), colour).save(out, "PNG", **params)

@@ -32,6 +32,14 @@ from selfcare_ops.invitations.acceptance import accept, inspect_token
 from selfcare_ops.mail.deliver import deliver, mail_status
 from selfcare_ops.store.models import Invitation, OutboundMessage, User, utcnow
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 TOKEN = re.compile(r"/invitation/[A-Za-z0-9_-]{20,}")
 PASSWORD = "Un mot de passe 2026!"
 

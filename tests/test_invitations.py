@@ -33,6 +33,14 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 ALICE = "adupont@virginietelecom.sewan.eu"
 MARC = "mlefevre@virginietelecom.sewan.eu"
 JP = "jbubu@virginietelecom.sewan.eu"
@@ -154,7 +162,7 @@ def test_plan_counts_and_reasons(session_factory, tree):
         VERO: "invited less than 3 days ago",
         ROBERT: "deactivated",
     }
-    assert bulk_invitations.plan_message(plan) == "1 invitation à envoyer (5 utilisateurs écartés)"
+    assert bulk_invitations.plan_message(plan) == "1 invitation to send (5 users left out)"
     with session_factory() as session:
         plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CA", min_days=0)
     assert _reasons(plan)[VERO] == ""
@@ -233,7 +241,7 @@ def test_a_narrowed_plan_counts_and_sends_only_what_it_keeps(session_factory, tr
     only_jp = plan.where(plan.frame["login"] == JP)
     assert (only_jp.to_send, only_jp.left_out, plan.to_send) == (1, 0, 2)
     assert only_jp.planned_at == plan.planned_at
-    assert bulk_invitations.plan_message(only_jp) == "1 invitation à envoyer (0 utilisateur écarté)"
+    assert bulk_invitations.plan_message(only_jp) == "1 invitation to send (0 users left out)"
     with session_factory.begin() as session:
         outcome = bulk_invitations.apply_bulk(session, tree.system, only_jp)
     assert (outcome.invited, list(outcome.frame["login"])) == (1, [JP])
@@ -576,9 +584,7 @@ def test_plan_and_apply_of_a_client_without_users(session_factory, tree):
     with session_factory.begin() as session:
         plan = bulk_invitations.plan_bulk(session, tree.system, client_ref="CB")
         assert plan.frame.empty and plan.to_send == 0
-        assert (
-            bulk_invitations.plan_message(plan) == "0 invitation à envoyer (0 utilisateur écarté)"
-        )
+        assert bulk_invitations.plan_message(plan) == "0 invitations to send (0 users left out)"
         outcome = bulk_invitations.apply_bulk(session, tree.system, plan)
         assert outcome.frame.empty and outcome.invited == 0
         assert list(outcome.frame.columns) == bulk_invitations.OUTCOME_COLUMNS

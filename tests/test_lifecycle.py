@@ -23,6 +23,14 @@ from selfcare_ops.invitations import service as invitations
 from selfcare_ops.store.models import AuditEvent, Invitation, User, utcnow
 from selfcare_ops.support import tokens
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 ALICE = "adupont@virginietelecom.sewan.eu"
 MARC = "mlefevre@virginietelecom.sewan.eu"
 JP = "jbubu@virginietelecom.sewan.eu"

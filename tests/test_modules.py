@@ -27,6 +27,13 @@ from selfcare_ops.organisations import create_organisation, get_organisation
 from selfcare_ops.store.models import MODULE_KEYS, AuditEvent, ModuleSetting, Organisation
 
 
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 def org_id(session, ref):
     return session.scalar(select(Organisation.id).where(Organisation.ref == ref))
 

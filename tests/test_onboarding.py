@@ -22,6 +22,14 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 HEADER = "Nom;Prénom;Adresse e-mail;Téléphone;Sous-compte;Rôle"
 DOMAIN = "virginietelecom.sewan.eu"
 
@@ -410,10 +418,10 @@ def test_report_separator_encoding_and_formula_cells(session_factory, tree, tmp_
     report = import_users(session_factory, tree.system, data, client_ref="CA")
     path = write_report(report, tmp_path / "r.csv", sep=",", encoding="cp1252")
     text = path.read_bytes().decode("cp1252")
-    assert text.startswith("line,client,action,outcome")
+    assert text.startswith("Line,Client,Action,Outcome")
     assert "'=1+1,Zoé" in text and "'+Plus,Léon" in text
     default = write_report(report, tmp_path / "d.csv")
-    assert default.read_bytes().startswith(b"\xef\xbb\xbfline;client")
+    assert default.read_bytes().startswith(b"\xef\xbb\xbfLine;Client")
 
 
 def test_streaming_report_written_even_with_rejects(session_factory, tree, tmp_path) -> None:

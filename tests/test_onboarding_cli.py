@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from selfcare_ops.cli import main
 from selfcare_ops.store.models import OutboundMessage, User
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
 
 GOOD = "Nom;Prénom;Adresse e-mail\r\nCli;Anne;anne.cli@virginie.example\r\nCli;Bruno;\r\n"
 BAD = GOOD + "Cli;;pas-un-email\r\n"
@@ -59,7 +68,7 @@ def test_import_json_then_reimport(db_url, session_factory, tree, tmp_path) -> N
         "invite": 1,
     }
     assert data["report"] == str(report)
-    assert report.read_bytes().startswith(b"\xef\xbb\xbfline;client;action;outcome")
+    assert report.read_bytes().startswith(b"\xef\xbb\xbfLine;Client;Action;Outcome")
     assert count_users(session_factory, "Cli") == 2
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(OutboundMessage)) == 1
@@ -94,7 +103,7 @@ def test_rejected_rows_exit_1_and_report_written(db_url, session_factory, tree, 
     assert "2 created" in result.stdout and "1 rejected" in result.stdout
     assert f"Report: {report}" in result.stdout
     lines = report.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("line,client,action,outcome") and len(lines) == 4
+    assert lines[0].startswith("Line,Client,Action,Outcome") and len(lines) == 4
     assert count_users(session_factory, "Cli") == 2
 
 

@@ -17,6 +17,14 @@ import pytest
 from selfcare_ops import errors
 from selfcare_ops.onboarding import apply_plan, build_plan, write_report
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 CORPUS = Path(__file__).parent / "data" / "csv"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 FILES = sorted(path.name for path in CORPUS.glob("*.csv"))
@@ -80,7 +88,7 @@ def test_corpus_file(name: str, session_factory, tree, tmp_path: Path) -> None:
     assert report.counts["reject"] == plan.counts["reject"]
     assert list(report.frame["line"]) == list(plan.frame["line"])
     written = write_report(report, tmp_path / "report.csv").read_text(encoding="utf-8-sig")
-    assert written.splitlines()[0].startswith("line;client;action;outcome")
+    assert written.splitlines()[0].startswith("Line;Client;Action;Outcome")
     cells = {cell for record in csv.reader(io.StringIO(written), delimiter=";") for cell in record}
     for cell in expected.get("report_cells", []):
         assert cell in cells

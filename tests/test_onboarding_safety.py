@@ -15,6 +15,14 @@ from selfcare_ops.mail.content import message_content
 from selfcare_ops.onboarding import apply_plan, build_plan, import_users
 from selfcare_ops.store.models import AuditEvent, ImportRun, Invitation, OutboundMessage, User
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 DOMAIN = "virginietelecom.sewan.eu"
 ALICE = f"adupont@{DOMAIN}"
 

@@ -27,6 +27,14 @@ from selfcare_ops.onboarding.normalise import NORMALISERS, normalise_row
 from selfcare_ops.onboarding.reading import RawRow
 from selfcare_ops.onboarding.template import template_text
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 LABELS = {name: labels[0] for name, labels in FIELDS.items()}
 
 

@@ -14,6 +14,14 @@ from selfcare_ops.invitations import acceptance
 from selfcare_ops.onboarding import values
 from selfcare_ops.support.phones import normalise_phone
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 SAMPLES = [
     ("06 12 34 56 78", "+33612345678"),
     ("+33 (0)1 23 45 67 89", "+33123456789"),

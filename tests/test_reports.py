@@ -17,6 +17,14 @@ from selfcare_ops import charts, reports
 from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
 from selfcare_ops.support import exports
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
 

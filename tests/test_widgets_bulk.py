@@ -96,7 +96,7 @@ def test_out_of_scope_and_unknown_client_are_readable(session_factory, tree):
     # a DataFrame naming users out of scope plans them as left out, sends nothing
     board.use_users(pd.DataFrame({"login": [tree.client_a_users[2]]}))
     assert "0 invitation à envoyer" in board.summary.value
-    assert "hors de votre périmètre" in board.left_out.value
+    assert "hors périmètre" in board.left_out.value
 
 
 def test_bad_dataframe_is_a_readable_error(session_factory, tree):
@@ -106,10 +106,12 @@ def test_bad_dataframe_is_a_readable_error(session_factory, tree):
     assert "'login'" in board.feedback.text
 
 
-def test_reason_labels():
-    assert reason_label("invited less than 7 days ago") == "invité il y a moins de 7 jours"
-    assert reason_label("something new") == "something new"
-    assert reason_label(None) == ""
+def test_reason_labels_add_what_to_do_else_keep_the_plans_sentence():
+    assert reason_label("deactivated", "désactivé").startswith("désactivé (à réactiver")
+    assert reason_label("invited_recently", "invité il y a moins de 7 jours") == (
+        "invité il y a moins de 7 jours"
+    )
+    assert reason_label("already_active", None) == ""
 
 
 class _Mailbox:

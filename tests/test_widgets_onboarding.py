@@ -117,7 +117,7 @@ def test_unreadable_files_and_scope_are_readable_errors(session_factory, tree):
     board.plan_button.click()
     assert board.feedback.kind == "error" and "CSV" in board.feedback.text
     _upload(board, b"", "vide.csv")
-    assert board.feedback.kind == "error" and "empty" in board.feedback.text
+    assert board.feedback.kind == "error" and "est vide" in board.feedback.text
     _upload(board, bytes(range(256)) * 8, "binaire.csv")
     assert board.feedback.kind == "error" and "Traceback" not in board.feedback.value
 

@@ -259,7 +259,7 @@ def test_a_refused_logo_keeps_the_other_edits_and_names_the_remedy(session_facto
 def test_switching_organisation_with_unsaved_edits_asks_first(session_factory, tree):
     studio = BrandingStudio(session_factory, tree.system)
     studio.picker.choose("CA")
-    assert "sc-popup" not in studio.preview.value  # no mock confirmation beside a real save
+    assert 'class="sc-popup"' not in studio.preview.value  # no mock confirmation beside a real save
     assert studio.gradient.text.disabled  # no gradient: its end colour is off
     studio.gradient_on.value = True
     assert not studio.gradient.text.disabled

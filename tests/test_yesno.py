@@ -14,6 +14,14 @@ from selfcare_ops.onboarding.normalise import normalise_row
 from selfcare_ops.onboarding.reading import RawRow
 from selfcare_ops.support.yesno import NO_WORDS, YES_WORDS, yes_no
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 SPELLINGS = {"oui": "OUI", "vrai": "Vrai", "yes": " Yes ", "x": "X", "non": "Non", "faux": "FAUX"}
 WORDS = [(word, True) for word in sorted(YES_WORDS)] + [(word, False) for word in sorted(NO_WORDS)]
 

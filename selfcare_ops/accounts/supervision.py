@@ -20,6 +20,7 @@ from selfcare_ops.access import Actor, require_user
 from selfcare_ops.accounts.users import get_user
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import InvitationError, TokenError, ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.store.models import SupervisionSession, User, utcnow
 from selfcare_ops.support.tokens import hash_token, new_token, sign, verify
 
@@ -48,10 +49,21 @@ class SupervisionBanner:
 
     @property
     def text(self) -> str:
-        return (
-            f"Session supervisée par {self.actor_label} jusqu'à {self.expires_at:%H:%M} UTC "
-            f"— motif : {self.reason}"
+        """The banner's sentence, in the current language."""
+        return _("Session supervised by {actor} until {time} UTC — reason: {reason}").format(
+            actor=self.actor_label, time=f"{self.expires_at:%H:%M}", reason=self.reason
         )
+
+
+def _status_word(status: str) -> str:
+    """An account state as a word of the current language ("non invité", "not invited")."""
+    words = {
+        "not_invited": _("not invited"),
+        "invited": _("invited"),
+        "active": _("active"),
+        "deactivated": _("deactivated"),
+    }
+    return words.get(status, status)
 
 
 def _payload(session_id: int, expires_at: datetime, token: str) -> str:
@@ -74,30 +86,36 @@ def supervise(
     reason = " ".join((reason or "").split())
     if len(reason) < 3:
         raise ValidationError(
-            "A supervision needs a reason the user will see (at least 3 characters).",
+            _("A supervision needs a reason the user will see (at least 3 characters)."),
             field="reason",
             limit=3,
             actual=len(reason),
         )
     if len(reason) > 500:
         raise ValidationError(
-            f"The reason must have at most 500 characters; it has {len(reason)}.",
+            _("The reason must have at most {limit} characters; it has {length}.").format(
+                limit=500, length=len(reason)
+            ),
             field="reason",
             limit=500,
             actual=len(reason),
         )
     if not 1 <= minutes <= MAX_MINUTES:
         raise ValidationError(
-            f"A supervision lasts 1 to {MAX_MINUTES} minutes, not {minutes}.",
+            _("A supervision lasts 1 to {most} minutes, not {minutes}.").format(
+                most=MAX_MINUTES, minutes=minutes
+            ),
             field="minutes",
             limit=MAX_MINUTES,
             actual=minutes,
         )
     user = get_user(session, login)
-    require_user(actor, user, "supervise")
+    require_user(actor, user, _("supervise"))
     if user.status != "active":
         raise InvitationError(
-            f"{user.login} cannot be supervised: the account is {user.status}, not active."
+            _("{login} cannot be supervised: the account is {status}, not active.").format(
+                login=user.login, status=_status_word(user.status)
+            )
         )
     token = new_token()
     expires_at = now + timedelta(minutes=minutes)
@@ -137,7 +155,7 @@ def open_supervision(
     now = now or utcnow()
     code = (link or "").strip().rstrip("/").rsplit("/", 1)[-1]
     parts = code.split(".")
-    invalid = TokenError("This supervision link is not valid.", reason="invalid")
+    invalid = TokenError(_("This supervision link is not valid."), reason="invalid")
     if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
         raise invalid
     payload = ".".join(parts[:3])
@@ -147,10 +165,16 @@ def open_supervision(
     if record is None or record.token_hash != hash_token(parts[2]):
         raise invalid
     if record.ended_at is not None:
-        raise TokenError(f"This supervision ended at {record.ended_at:%H:%M} UTC.", reason="ended")
+        raise TokenError(
+            _("This supervision ended at {time} UTC.").format(time=f"{record.ended_at:%H:%M}"),
+            reason="ended",
+        )
     if datetime.fromtimestamp(int(parts[1]), UTC) <= now or record.expires_at <= now:
         raise TokenError(
-            f"This supervision link expired at {record.expires_at:%H:%M} UTC.", reason="expired"
+            _("This supervision link expired at {time} UTC.").format(
+                time=f"{record.expires_at:%H:%M}"
+            ),
+            reason="expired",
         )
     return record
 
@@ -198,10 +222,12 @@ def end_supervision(
     now = now or utcnow()
     record = session.get(SupervisionSession, session_id)
     if record is None or record.ended_at is not None:
-        raise InvitationError(f"There is no open supervision session {session_id}.")
+        raise InvitationError(
+            _("There is no open supervision session {number}.").format(number=session_id)
+        )
     user = session.get(User, record.user_id)
     assert user is not None
-    require_user(actor, user, "end the supervision of")
+    require_user(actor, user, _("end the supervision of"))
     record.ended_at = now
     session.flush()
     audit.record(

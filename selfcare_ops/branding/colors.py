@@ -16,6 +16,7 @@ from functools import lru_cache
 from PIL import ImageColor
 
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _
 
 MIN_CONTRAST = 4.5
 
@@ -29,6 +30,16 @@ CSS_COLOURS: dict[str, str] = {
 }
 
 
+def color_label(field: str) -> str:
+    """How a sentence names a colour field, in the current language."""
+    labels = {
+        "primary_color": _("primary colour"),
+        "gradient_color": _("gradient end colour"),
+        "text_color": _("text colour"),
+    }
+    return labels.get(field, _("colour"))
+
+
 def parse_color(text: str, *, field: str = "colour") -> str:
     """``#rgb``, ``#rrggbb`` or a CSS colour name, as lower-case ``#rrggbb``."""
     raw = text.strip() if isinstance(text, str) else ""
@@ -40,8 +51,10 @@ def parse_color(text: str, *, field: str = "colour") -> str:
     if named is not None:
         return named
     raise ValidationError(
-        f"The {field.replace('_', ' ')} {text!r} is not a colour: give #rgb, #rrggbb "
-        "(hexadecimal) or a CSS colour name such as 'navy'.",
+        _(
+            "The {field} {value} is not a colour: give #rgb, #rrggbb (hexadecimal) or a CSS "
+            "colour name such as 'navy'."
+        ).format(field=color_label(field), value=repr(text)),
         field=field,
         actual=text,
     )
@@ -126,14 +139,46 @@ class BrandingIssue:
     """One problem of an effective branding; ``message`` is the sentence to show.
 
     ``code`` is low_contrast or gradient_too_different (made here) or missing_asset (made by
-    :mod:`.issues`).
+    :mod:`.issues`). The issue keeps its facts, not its sentence: issues are cached per colour
+    combination, and :attr:`message` is worded in the language current when it is read.
     """
 
-    code: str  # "low_contrast" | "gradient_too_different"
-    field: str  # the background field concerned: primary_color or gradient_color
-    message: str
+    code: str  # "low_contrast" | "gradient_too_different" | "missing_asset"
+    field: str  # the field concerned: primary_color, gradient_color, logo or banner_image
     ratio: float | None = None
     suggestion: str | None = None
+    text: str | None = None  # the text colour
+    background: str | None = None  # the background the text is on
+    gradient: tuple[str, str] | None = None  # both ends, when they are too different
+
+    @property
+    def message(self) -> str:
+        if self.code == "low_contrast":
+            return _(
+                "The text colour {text} on the {background_name} {background} has a contrast of "
+                "{ratio}:1, below the {minimum}:1 needed to stay readable; {suggestion} would "
+                "reach it."
+            ).format(
+                text=self.text,
+                background_name=color_label(self.field),
+                background=self.background,
+                ratio=format_ratio(self.ratio or 0.0),
+                minimum=MIN_CONTRAST,
+                suggestion=self.suggestion,
+            )
+        if self.code == "gradient_too_different":
+            first, second = self.gradient or ("", "")
+            return _(
+                "The two gradient colours {first} and {second} are too different: no text "
+                "colour reaches {minimum}:1 on both ends; choose two ends that are both dark or "
+                "both light."
+            ).format(first=first, second=second, minimum=MIN_CONTRAST)
+        if self.field == "logo":
+            return _("No logo is set at any level of the tree: the Selfcare shows no logo.")
+        return _(
+            "No banner image is set at any level of the tree: the dashboard message block shows "
+            "no image."
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -165,7 +210,6 @@ def readability_warnings(
     warnings: list[BrandingIssue] = []
     feasible = any_readable_text(ends)
     suggestion_all = suggest_text_color(text, ends) if feasible else None
-    names = {"primary_color": "primary colour", "gradient_color": "gradient end colour"}
     for field, background in zip(("primary_color", "gradient_color"), ends, strict=False):
         ratio = contrast_ratio(text, background)
         if ratio >= MIN_CONTRAST:
@@ -177,11 +221,8 @@ def readability_warnings(
                 field=field,
                 ratio=ratio,
                 suggestion=suggestion,
-                message=(
-                    f"The text colour {text} on the {names[field]} {background} has a contrast "
-                    f"of {format_ratio(ratio)}:1, below the {MIN_CONTRAST}:1 needed to stay "
-                    f"readable; {suggestion} would reach it."
-                ),
+                text=text,
+                background=background,
             )
         )
     if not feasible:
@@ -189,12 +230,7 @@ def readability_warnings(
             BrandingIssue(
                 code="gradient_too_different",
                 field="gradient_color",
-                message=(
-                    f"The two gradient colours {primary} and {gradient} are too different: no "
-                    f"text colour reaches {MIN_CONTRAST}:1 on both ends (les deux couleurs du "
-                    "dégradé sont trop différentes); choose two ends that are both dark or "
-                    "both light."
-                ),
+                gradient=(primary, gradient or primary),
             )
         )
     return tuple(warnings)

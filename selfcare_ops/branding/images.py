@@ -22,7 +22,8 @@ from typing import IO, Literal
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin
 
 from selfcare_ops.errors import ImageError
-from selfcare_ops.support.files import read_regular_file
+from selfcare_ops.i18n import _, current_language
+from selfcare_ops.support.files import read_regular_file, size_text
 
 ImageKind = Literal["logo", "banner"]
 KINDS: tuple[str, ...] = ("logo", "banner")
@@ -36,11 +37,35 @@ UPLOAD_MAX_BYTES = 20 * 1024 * 1024
 MAX_DECODE_PIXELS = 40_000_000
 
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg"}
-_KIND_LABEL = {"logo": "logo", "banner": "banner image"}
 
 
-def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.2f} MB ({size:,} bytes)"
+def _the(kind: str) -> str:
+    """The image named at the start of a sentence, in the current language."""
+    return _("The logo") if kind == "logo" else _("The banner image")
+
+
+def _the_file(kind: str) -> str:
+    """The image's file named at the start of a sentence, in the current language."""
+    if kind == "logo":
+        return _("The logo file")
+    if kind == "banner":
+        return _("The banner image file")
+    return _("The image file")
+
+
+def _count(number: int) -> str:
+    """A whole number with the thousands separator of the current language."""
+    shown = f"{number:,}"
+    return shown.replace(",", "\u202f") if current_language() == "fr" else shown
+
+
+def _format_name(fmt: str) -> str:
+    """The sniffed format as a sentence names it (the two that are not format names)."""
+    if fmt == "unknown binary":
+        return _("unknown binary")
+    if fmt == "text":
+        return _("text")
+    return fmt
 
 
 def sniff_format(data: bytes) -> str:
@@ -113,15 +138,40 @@ class CheckedImage:
     sha256: str
 
     def summary(self) -> str:
-        resized = (
-            f", downscaled from {self.original_width} x {self.original_height} px"
-            if self.resized
-            else ""
-        )
-        return (
-            f"{self.format} {self.kind}, {self.width} x {self.height} px{resized}, "
-            f"{self.size:,} bytes after re-encoding (uploaded: {self.original_size:,} bytes)."
-        )
+        """What was stored, in one sentence of the current language."""
+        values = {
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "original_width": self.original_width,
+            "original_height": self.original_height,
+            "size": _count(self.size),
+            "uploaded": _count(self.original_size),
+        }
+        if self.kind == "logo":
+            if self.resized:
+                text = _(
+                    "{format} logo, {width} x {height} px, downscaled from {original_width} x "
+                    "{original_height} px, {size} bytes after re-encoding (uploaded: {uploaded} "
+                    "bytes)."
+                )
+            else:
+                text = _(
+                    "{format} logo, {width} x {height} px, {size} bytes after re-encoding "
+                    "(uploaded: {uploaded} bytes)."
+                )
+        elif self.resized:
+            text = _(
+                "{format} banner image, {width} x {height} px, downscaled from {original_width} "
+                "x {original_height} px, {size} bytes after re-encoding (uploaded: {uploaded} "
+                "bytes)."
+            )
+        else:
+            text = _(
+                "{format} banner image, {width} x {height} px, {size} bytes after re-encoding "
+                "(uploaded: {uploaded} bytes)."
+            )
+        return text.format(**values)
 
 
 def _refuse(kind: str, message: str, *, limit: object = None, actual: object = None) -> ImageError:
@@ -129,22 +179,24 @@ def _refuse(kind: str, message: str, *, limit: object = None, actual: object = N
 
 
 def _check_header(kind: str, data: bytes, fit: bool) -> ImageFile.ImageFile:
-    label = _KIND_LABEL[kind]
     size = len(data)
     if size == 0:
-        raise _refuse(kind, f"The {label} file is empty.", actual=0)
+        raise _refuse(kind, _("{file} is empty.").format(file=_the_file(kind)), actual=0)
     if kind == "banner" and size > BANNER_MAX_BYTES:
         raise _refuse(
             kind,
-            f"The banner image weighs {_mb(size)}; at most {_mb(BANNER_MAX_BYTES)} is accepted.",
+            _("The banner image weighs {size}; at most {limit} is accepted.").format(
+                size=size_text(size), limit=size_text(BANNER_MAX_BYTES)
+            ),
             limit=BANNER_MAX_BYTES,
             actual=size,
         )
     if size > UPLOAD_MAX_BYTES:
         raise _refuse(
             kind,
-            f"The {label} file weighs {_mb(size)}; files above {_mb(UPLOAD_MAX_BYTES)} are "
-            "not read.",
+            _("{file} weighs {size}; files above {limit} are not read.").format(
+                file=_the_file(kind), size=size_text(size), limit=size_text(UPLOAD_MAX_BYTES)
+            ),
             limit=UPLOAD_MAX_BYTES,
             actual=size,
         )
@@ -152,8 +204,10 @@ def _check_header(kind: str, data: bytes, fit: bool) -> ImageFile.ImageFile:
     if fmt not in _MIME:
         raise _refuse(
             kind,
-            f"The {label} is a {fmt} file; only JPEG and PNG images are accepted (the content "
-            "is checked, not the file name).",
+            _(
+                "{image} is a {format} file; only JPEG and PNG images are accepted (the content "
+                "is checked, not the file name)."
+            ).format(image=_the(kind), format=_format_name(fmt)),
             limit="JPEG or PNG",
             actual=fmt,
         )
@@ -161,32 +215,47 @@ def _check_header(kind: str, data: bytes, fit: bool) -> ImageFile.ImageFile:
         header = open_header(data, fmt)
     except _HEADER_ERRORS as exc:
         raise _refuse(
-            kind, f"The {label} is a damaged {fmt} file: its header cannot be read ({exc})."
+            kind,
+            _("{image} is a damaged {format} file: its header cannot be read ({problem}).").format(
+                image=_the(kind), format=fmt, problem=exc
+            ),
         ) from exc
     width, height = header.size
     pixels = width * height
     if pixels > MAX_DECODE_PIXELS:
         raise _refuse(
             kind,
-            f"The {label} declares {width} x {height} px ({pixels:,} pixels), more than the "
-            f"{MAX_DECODE_PIXELS:,} pixels we agree to decode: it is refused without being "
-            "decoded (too large, or a decompression bomb).",
+            _(
+                "{image} declares {width} x {height} px ({pixels} pixels), more than the "
+                "{limit} pixels we agree to decode: it is refused without being decoded (too "
+                "large, or a decompression bomb)."
+            ).format(
+                image=_the(kind),
+                width=width,
+                height=height,
+                pixels=_count(pixels),
+                limit=_count(MAX_DECODE_PIXELS),
+            ),
             limit=MAX_DECODE_PIXELS,
             actual=pixels,
         )
     if kind == "banner" and (width > BANNER_MAX_SIDE or height > BANNER_MAX_SIDE):
         raise _refuse(
             kind,
-            f"The banner image is {width} x {height} px; at most {BANNER_MAX_SIDE} px wide and "
-            f"{BANNER_MAX_SIDE} px high is accepted.",
+            _(
+                "The banner image is {width} x {height} px; at most {limit} px wide and {limit} "
+                "px high is accepted."
+            ).format(width=width, height=height, limit=BANNER_MAX_SIDE),
             limit=(BANNER_MAX_SIDE, BANNER_MAX_SIDE),
             actual=(width, height),
         )
     if kind == "logo" and not fit and max(width, height) > LOGO_MAX_SIDE:
         raise _refuse(
             kind,
-            f"The logo is {width} x {height} px; at most {LOGO_MAX_SIDE} px on each side is "
-            "accepted (fit it, --fit on the command line, to downscale it keeping its ratio).",
+            _(
+                "The logo is {width} x {height} px; at most {limit} px on each side is accepted "
+                "(fit it, --fit on the command line, to downscale it keeping its ratio)."
+            ).format(width=width, height=height, limit=LOGO_MAX_SIDE),
             limit=LOGO_MAX_SIDE,
             actual=(width, height),
         )
@@ -195,7 +264,6 @@ def _check_header(kind: str, data: bytes, fit: bool) -> ImageFile.ImageFile:
 
 def _decode(kind: str, data: bytes, header: ImageFile.ImageFile, fit: bool) -> Image.Image:
     """The pixels of an image whose header passed: a truncated or damaged body fails here."""
-    label = _KIND_LABEL[kind]
     fmt = str(header.format)
     try:
         if fmt == "PNG":  # chunk CRCs and the end marker, without decompressing pixels
@@ -206,7 +274,9 @@ def _decode(kind: str, data: bytes, header: ImageFile.ImageFile, fit: bool) -> I
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _refuse(
             kind,
-            f"The {label} is a truncated or damaged {fmt} file and cannot be decoded ({exc}).",
+            _(
+                "{image} is a truncated or damaged {format} file and cannot be decoded ({problem})."
+            ).format(image=_the(kind), format=fmt, problem=exc),
         ) from exc
     return header
 
@@ -255,7 +325,10 @@ def check_image(data: bytes, kind: str, *, fit: bool = False) -> CheckedImage:
     """Validate an uploaded logo or banner and return it re-encoded, or raise ImageError."""
     if kind not in KINDS:
         raise ImageError(
-            f"The image kind must be one of {', '.join(KINDS)}, not {kind!r}.", field="kind"
+            _("The image kind must be one of {kinds}, not {kind}.").format(
+                kinds=", ".join(KINDS), kind=repr(kind)
+            ),
+            field="kind",
         )
     header = _check_header(kind, data, fit)
     fmt, original = str(header.format), header.size
@@ -284,9 +357,8 @@ def check_image(data: bytes, kind: str, *, fit: bool = False) -> CheckedImage:
 def read_upload(path: str | Path, kind: str = "logo") -> bytes:
     """The bytes of an image file: a regular file only, refused above
     :data:`UPLOAD_MAX_BYTES` before reading, and never read past that limit."""
-    label = _KIND_LABEL.get(kind, "image")
 
     def refuse(message: str, **sizes: object) -> ImageError:
         return _refuse(kind, message, **sizes)
 
-    return read_regular_file(path, f"The {label} file", refuse, limit=UPLOAD_MAX_BYTES)
+    return read_regular_file(path, _the_file(kind), refuse, limit=UPLOAD_MAX_BYTES)

@@ -5,12 +5,6 @@ from __future__ import annotations
 from selfcare_ops.branding.colors import BrandingIssue, readability_warnings
 from selfcare_ops.branding.resolve import ResolvedBranding
 
-_MISSING = {
-    "logo": "No logo is set at any level of the tree: the Selfcare shows no logo.",
-    "banner_image": "No banner image is set at any level of the tree: the dashboard message "
-    "block shows no image.",
-}
-
 
 def issues_for(
     primary: str | None, gradient: str | None, text: str | None, logo: object, banner: object
@@ -19,7 +13,7 @@ def issues_for(
     found = list(readability_warnings(primary, gradient, text))
     for field, value in (("logo", logo), ("banner_image", banner)):
         if value is None:
-            found.append(BrandingIssue("missing_asset", field, _MISSING[field]))
+            found.append(BrandingIssue("missing_asset", field))
     return tuple(found)
 
 

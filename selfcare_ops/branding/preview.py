@@ -26,6 +26,7 @@ from selfcare_ops.branding.resolve import (
     asset_data_uri,
     resolve_branding,
 )
+from selfcare_ops.i18n import _
 from selfcare_ops.modules import ModuleState, resolve_modules
 from selfcare_ops.organisations import effective_language, get_organisation
 from selfcare_ops.store.models import Organisation
@@ -247,7 +248,7 @@ def render_preview_png(session: Session, organisation_id: int) -> bytes:
 def write_preview(session: Session, actor: Actor, organisation_ref: str, out: str | Path) -> Path:
     """Write the PNG (or, for a ``.html`` path, the HTML) preview of an organisation in scope."""
     org = get_organisation(session, organisation_ref)
-    require_organisation(actor, org, "preview the branding of")
+    require_organisation(actor, org, _("preview the branding of"))
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() in (".html", ".htm"):

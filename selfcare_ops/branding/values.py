@@ -6,6 +6,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _, ngettext
 
 MESSAGE_MAX_CHARS = 150
 LINK_MAX_CHARS = 2000
@@ -25,8 +26,10 @@ def remaining_label(text: str | None) -> str:
     """The counter as the Selfcare shows it, e.g. "110 caractères restants"."""
     left = remaining_characters(text)
     if left < 0:
-        return f"{-left} caractère{'s' if left < -1 else ''} en trop"
-    return f"{left} caractère{'s' if left != 1 else ''} restant{'s' if left != 1 else ''}"
+        return ngettext("{count} character too many", "{count} characters too many", -left).format(
+            count=-left
+        )
+    return ngettext("{count} character left", "{count} characters left", left).format(count=left)
 
 
 def clean_message(text: str) -> str:
@@ -38,14 +41,21 @@ def clean_message(text: str) -> str:
     message = _normalise(text)
     if not message:
         raise ValidationError(
-            "The dashboard message is empty after trimming; reset it to use the default message.",
+            _(
+                "The dashboard message is empty after trimming; reset it to use the default "
+                "message."
+            ),
             field="banner_message",
             actual=text,
         )
     if len(message) > MESSAGE_MAX_CHARS:
         raise ValidationError(
-            f"The dashboard message has {len(message)} characters after trimming; at most "
-            f"{MESSAGE_MAX_CHARS} are accepted ({len(message) - MESSAGE_MAX_CHARS} too many).",
+            _(
+                "The dashboard message has {length} characters after trimming; at most {limit} "
+                "are accepted ({over} too many)."
+            ).format(
+                length=len(message), limit=MESSAGE_MAX_CHARS, over=len(message) - MESSAGE_MAX_CHARS
+            ),
             field="banner_message",
             limit=MESSAGE_MAX_CHARS,
             actual=len(message),
@@ -55,7 +65,9 @@ def clean_message(text: str) -> str:
     )
     if bad:
         raise ValidationError(
-            f"The dashboard message contains control characters ({', '.join(bad)}); remove them.",
+            _(
+                "The dashboard message contains control characters ({characters}); remove them."
+            ).format(characters=", ".join(bad)),
             field="banner_message",
             actual=message,
         )
@@ -67,15 +79,19 @@ def clean_link(url: str) -> str:
     link = url.strip()
     if len(link) > LINK_MAX_CHARS:
         raise ValidationError(
-            f"The banner link has {len(link)} characters; at most {LINK_MAX_CHARS} are accepted.",
+            _("The banner link has {length} characters; at most {limit} are accepted.").format(
+                length=len(link), limit=LINK_MAX_CHARS
+            ),
             field="banner_link",
             limit=LINK_MAX_CHARS,
             actual=len(link),
         )
     if any(c.isspace() or unicodedata.category(c) == "Cc" for c in link):
         raise ValidationError(
-            f"The banner link {link!r} contains spaces or control characters; paste the address "
-            "alone.",
+            _(
+                "The banner link {link} contains spaces or control characters; paste the address "
+                "alone."
+            ).format(link=repr(link)),
             field="banner_link",
             actual=link,
         )
@@ -85,27 +101,32 @@ def clean_link(url: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as exc:
         raise ValidationError(
-            f"The banner link {link!r} is not a valid address ({exc}).",
+            _("The banner link {link} is not a valid address ({problem}).").format(
+                link=repr(link), problem=exc
+            ),
             field="banner_link",
             actual=link,
         ) from exc
     if parts.scheme.lower() != "https":
         raise ValidationError(
-            f"The banner link must start with https://, not {(parts.scheme or 'nothing')!r} "
-            f"(got {link!r}).",
+            _("The banner link must start with https://, not {scheme} (got {link}).").format(
+                scheme=repr(parts.scheme or _("nothing")), link=repr(link)
+            ),
             field="banner_link",
             limit="https",
             actual=parts.scheme,
         )
     if not host or "." not in host.strip(".") and host != "localhost":
         raise ValidationError(
-            f"The banner link {link!r} has no host name after https://.",
+            _("The banner link {link} has no host name after https://.").format(link=repr(link)),
             field="banner_link",
             actual=link,
         )
     if parts.username or parts.password:
         raise ValidationError(
-            f"The banner link {link!r} carries a user name or password; remove them.",
+            _("The banner link {link} carries a user name or password; remove them.").format(
+                link=repr(link)
+            ),
             field="banner_link",
             actual=link,
         )

@@ -189,7 +189,7 @@ def invite_client(
             sub_account=sub_account,
             min_days=min_days,
         )
-    left_out = plan.frame.loc[plan.frame["action"] == "skip", ["login", "reason"]]
+    left_out = plan.frame.loc[plan.frame["action"] == "skip", ["login", "reason", "reason_code"]]
     to_send = plan.to_send
     report: dict[str, object] = {
         "client": client_ref,
@@ -207,7 +207,7 @@ def invite_client(
                     counts=", ".join(f"{n} {reason}" for reason, n in counts)
                 )
             )
-            echo_table(left_out.sort_values(["reason", "login"]))
+            echo_table(left_out.sort_values(["reason", "login"]), ["login", "reason"])
     if dry_run or to_send == 0:
         if as_json:
             echo_json({**report, "sent": 0})

@@ -68,7 +68,7 @@ def import_users_command(
     sessions = cli.sessions()
     with sessions() as session:
         actor = cli.actor(session)
-    with progress_bar("Importing", disable=True if as_json else None) as progress:
+    with progress_bar(_("Importing"), disable=True if as_json else None) as progress:
         report = import_users(
             sessions,
             actor,
@@ -85,7 +85,9 @@ def import_users_command(
             keep_rows=False,
         )
     counts = report.counts
+    rejected = report.frame[report.frame["outcome"] == "rejected"]
     if as_json:
+        shown_rejects = rejected.head(SHOWN_REJECTS)
         echo_json(
             {
                 **counts,
@@ -94,6 +96,15 @@ def import_users_command(
                 "run_id": report.run_id,
                 "unknown_columns": report.unknown_columns,
                 "warnings": report.warnings,
+                "rejects": [
+                    {"line": int(line), "reason_code": code, "reason": reason}
+                    for line, code, reason in zip(
+                        shown_rejects["line"],
+                        shown_rejects["reason_code"],
+                        shown_rejects["reason"],
+                        strict=True,
+                    )
+                ],
             }
         )
     else:

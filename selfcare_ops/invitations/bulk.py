@@ -25,6 +25,7 @@ from selfcare_ops.access import Actor, require_organisation, user_scope
 from selfcare_ops.accounts.users import find_sub_account
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import NotFoundError, ValidationError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.issuing import MailFrames, Target, issue, supersede_pending
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import Invitation, Organisation, SubAccount, User, utcnow
@@ -33,15 +34,38 @@ from selfcare_ops.support.batching import chunks
 #: A bulk invitation skips users invited less than this many days ago.
 DEFAULT_MIN_DAYS = 3
 CHUNK = 500
-PLAN_COLUMNS = ["user_id", "login", "email", "status", "invited_at", "action", "reason"]
-OUTCOME_COLUMNS = ["user_id", "login", "email", "action", "outcome", "reason", "invitation_id"]
-REASON_NO_EMAIL = "no email"
-REASON_ACTIVE = "already active"
+PLAN_COLUMNS = [
+    "user_id",
+    "login",
+    "email",
+    "status",
+    "invited_at",
+    "action",
+    "reason",
+    "reason_code",
+]
+OUTCOME_COLUMNS = [
+    "user_id",
+    "login",
+    "email",
+    "action",
+    "outcome",
+    "reason",
+    "reason_code",
+    "invitation_id",
+]
+#: Why a user is left out: stable codes for programs (``reason_code``); people read
+#: :func:`reason_text` (``reason``), in their language.
+REASON_NO_EMAIL = "no_email"
+REASON_ACTIVE = "already_active"
 REASON_DEACTIVATED = "deactivated"
-REASON_OUT_OF_SCOPE = "out of scope"
-REASON_UNKNOWN = "unknown user"
-REASON_DRAFT = "draft: created without activating (users activate LOGIN sends it)"
-REASON_BOUNCED = "address refused by the mail server: correct the email first"
+REASON_OUT_OF_SCOPE = "out_of_scope"
+REASON_UNKNOWN = "unknown_user"
+REASON_DRAFT = "draft"
+REASON_BOUNCED = "address_refused"
+REASON_RECENT = "invited_recently"
+REASON_INVITED_SINCE_PLAN = "invited_since_plan"
+REASON_NO_LONGER_ELIGIBLE = "no_longer_eligible"
 
 Progress = Callable[[int, int], None]
 
@@ -98,8 +122,26 @@ class BulkOutcome:
 # --- bulk: plan then apply -------------------------------------------------------------------
 
 
-def _recent_reason(min_days: int) -> str:
-    return f"invited less than {min_days} days ago"
+def reason_text(code: str, min_days: int = DEFAULT_MIN_DAYS) -> str:
+    """The sentence people read for a reason code, in the current language ('' for none)."""
+    if not code:
+        return ""
+    if code == REASON_RECENT:
+        return ngettext(
+            "invited less than {days} day ago", "invited less than {days} days ago", min_days
+        ).format(days=min_days)
+    texts = {
+        REASON_NO_EMAIL: _("no email"),
+        REASON_ACTIVE: _("already active"),
+        REASON_DEACTIVATED: _("deactivated"),
+        REASON_OUT_OF_SCOPE: _("out of scope"),
+        REASON_UNKNOWN: _("unknown user"),
+        REASON_DRAFT: _("draft: created without activating (users activate LOGIN sends it)"),
+        REASON_BOUNCED: _("address refused by the mail server: correct the email first"),
+        REASON_INVITED_SINCE_PLAN: _("invited since the plan was made"),
+        REASON_NO_LONGER_ELIGIBLE: _("no longer eligible"),
+    }
+    return texts.get(code, code)
 
 
 def _reason(
@@ -112,7 +154,7 @@ def _reason(
     draft: bool = False,
     bounced: bool = False,
 ) -> str:
-    """Why a user in scope is left out of a bulk invitation ('' when they are invited)."""
+    """Why a user in scope is left out of a bulk invitation, as a code ('' when invited)."""
     if status == "deactivated":
         return REASON_DEACTIVATED
     if status == "active":
@@ -124,7 +166,7 @@ def _reason(
     if bounced:
         return REASON_BOUNCED
     if status == "invited" and invited_at is not None and invited_at >= cutoff:
-        return _recent_reason(min_days)
+        return REASON_RECENT
     return ""
 
 
@@ -155,8 +197,10 @@ def _selected_users(session: Session, users: Any) -> tuple[list[Any], list[str]]
         column = next((c for c in ("user_id", "id", "login") if c in users.columns), None)
         if column is None:
             raise ValidationError(
-                "The users to invite need a 'login', 'user_id' or 'id' column; "
-                f"the table has {', '.join(map(str, users.columns)) or 'no columns'}."
+                _(
+                    "The users to invite need a 'login', 'user_id' or 'id' column; the table has "
+                    "{columns}."
+                ).format(columns=", ".join(map(str, users.columns)) or _("no columns"))
             )
         keys: list[Any] = users[column].dropna().tolist()
     elif isinstance(users, pd.Series):
@@ -210,12 +254,14 @@ def plan_bulk(
     ``login``/``user_id`` column, or a list of logins or ids).
     """
     if (client_ref is None) == (users is None):
-        raise ValidationError("Plan a bulk invitation for a client or for a list of users.")
+        raise ValidationError(_("Plan a bulk invitation for a client or for a list of users."))
     if sub_account is not None and client_ref is None:
-        raise ValidationError("A sub-account is chosen within a client: give the client too.")
+        raise ValidationError(_("A sub-account is chosen within a client: give the client too."))
     if min_days < 0:
         raise ValidationError(
-            f"The minimum days between invitations cannot be negative ({min_days}).",
+            _("The minimum days between invitations cannot be negative ({days}).").format(
+                days=min_days
+            ),
             field="min_days",
             limit=0,
             actual=min_days,
@@ -225,7 +271,7 @@ def plan_bulk(
     records: list[dict[str, Any]] = []
     if client_ref is not None:
         client = get_client(session, client_ref)
-        require_organisation(actor, client, "invite the users of")
+        require_organisation(actor, client, _("invite the users of"))
         query = (
             select(*_USER_COLUMNS)
             .join(Organisation, Organisation.id == User.client_id)
@@ -235,7 +281,9 @@ def plan_bulk(
         if sub_account is not None:
             sub: SubAccount | None = find_sub_account(session, client.id, sub_account)
             if sub is None:
-                raise NotFoundError(f"sub-account of client {client.ref}", sub_account)
+                raise NotFoundError(
+                    _("sub-account of client {ref}").format(ref=client.ref), sub_account
+                )
             query = query.where(User.sub_account_id == sub.id)
         rows = session.execute(query).all()
         unknown: list[str] = []
@@ -262,7 +310,8 @@ def plan_bulk(
                 "status": row.status if reason != REASON_OUT_OF_SCOPE else None,
                 "invited_at": row.invited_at if reason != REASON_OUT_OF_SCOPE else None,
                 "action": "skip" if reason else "invite",
-                "reason": reason,
+                "reason": reason_text(reason, min_days),
+                "reason_code": reason,
             }
         )
     for key in unknown:
@@ -274,7 +323,8 @@ def plan_bulk(
                 "status": None,
                 "invited_at": None,
                 "action": "skip",
-                "reason": REASON_UNKNOWN,
+                "reason": reason_text(REASON_UNKNOWN),
+                "reason_code": REASON_UNKNOWN,
             }
         )
     plan = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS)
@@ -291,10 +341,13 @@ def plan_bulk(
 def plan_message(plan: BulkPlan) -> str:
     """The sentence shown before sending: 'N invitations à envoyer (M utilisateurs écartés)'."""
     to_send, left_out = plan.to_send, plan.left_out
-    # French keeps the singular for 0 and 1.
-    word = "invitation" if to_send <= 1 else "invitations"
-    kept = "utilisateur écarté" if left_out <= 1 else "utilisateurs écartés"
-    return f"{to_send} {word} à envoyer ({left_out} {kept})"
+    sending = ngettext("{count} invitation to send", "{count} invitations to send", to_send).format(
+        count=to_send
+    )
+    leaving = ngettext("{count} user left out", "{count} users left out", left_out).format(
+        count=left_out
+    )
+    return f"{sending} ({leaving})"
 
 
 def _claim(session: Session, ids: Sequence[int], cutoff: datetime, now: datetime) -> list[Any]:
@@ -447,27 +500,36 @@ def apply_bulk(
                 bounced=bool(row.bounced),
             )
             if not reason and row.invited_at is not None and row.invited_at >= planned_at:
-                reason = "invited since the plan was made"
-            current[row.id] = reason or "no longer eligible"
-    outcome = frame[["user_id", "login", "email", "action", "reason"]].copy()
-    outcomes, reasons, invitation_ids = [], [], []
-    for user_id, action, reason in zip(
-        outcome["user_id"], outcome["action"], outcome["reason"], strict=True
+                reason = REASON_INVITED_SINCE_PLAN
+            current[row.id] = reason or REASON_NO_LONGER_ELIGIBLE
+    outcome = frame[["user_id", "login", "email", "action", "reason", "reason_code"]].copy()
+    outcomes, reasons, codes, invitation_ids = [], [], [], []
+    for user_id, action, reason, code in zip(
+        outcome["user_id"],
+        outcome["action"],
+        outcome["reason"],
+        outcome["reason_code"],
+        strict=True,
     ):
         key = None if pd.isna(user_id) else int(user_id)
         if action == "invite" and key in invited:
             outcomes.append("invited")
             reasons.append("")
+            codes.append("")
             invitation_ids.append(invited[key])
         elif action == "invite":
             outcomes.append("skipped")
-            reasons.append(current.get(key, REASON_OUT_OF_SCOPE) if key else REASON_UNKNOWN)
+            code = current.get(key, REASON_OUT_OF_SCOPE) if key else REASON_UNKNOWN
+            reasons.append(reason_text(code, min_days))
+            codes.append(code)
             invitation_ids.append(None)
         else:
             outcomes.append("skipped")
             reasons.append(reason)
+            codes.append(code)
             invitation_ids.append(None)
     outcome["outcome"] = outcomes
     outcome["reason"] = reasons
+    outcome["reason_code"] = codes
     outcome["invitation_id"] = pd.array(invitation_ids, dtype="Int64")
     return BulkOutcome(frame=outcome[OUTCOME_COLUMNS])

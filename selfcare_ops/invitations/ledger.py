@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 from selfcare_ops.access import Actor, organisation_scope, require_organisation, user_scope
 from selfcare_ops.directory import LATEST_INVITATION_ID
 from selfcare_ops.errors import ValidationError
+from selfcare_ops.i18n import _
 from selfcare_ops.organisations import get_client
 from selfcare_ops.store.models import (
     INVITATION_STATUSES,
@@ -46,6 +47,21 @@ LEDGER_COLUMNS = [
 MAX_LEDGER_ROWS = 10_000
 
 
+def state_label(state: str) -> str:
+    """An invitation state as people read it, in the current language (the ledger's ``state``
+    column and JSON keep the code)."""
+    labels = {
+        "pending": _("waiting to be sent"),
+        "sent": _("sent"),
+        "bounced": _("bounced"),
+        "accepted": _("accepted"),
+        "revoked": _("revoked"),
+        "expired": _("expired"),
+        "superseded": _("superseded"),
+    }
+    return labels.get(state, state)
+
+
 def invitation_state(status: str, expires_at: datetime | None, now: datetime) -> str:
     """The invitation's status, ``expired`` once an open one is past its expiry."""
     if status in OPEN_INVITATION_STATUSES and expires_at is not None and expires_at <= now:
@@ -65,15 +81,17 @@ def list_invitations(
     """The newest invitations first, one row each (see :data:`LEDGER_COLUMNS`)."""
     if status is not None and status not in INVITATION_STATUSES:
         raise ValidationError(
-            f"The invitation state must be one of {', '.join(INVITATION_STATUSES)}, "
-            f"not {status!r}.",
+            _("The invitation state must be one of {states}, not {state}.").format(
+                states=", ".join(INVITATION_STATUSES), state=repr(status)
+            ),
             field="status",
             actual=status,
         )
     if not 1 <= limit <= MAX_LEDGER_ROWS:
         raise ValidationError(
-            f"The number of invitations to list must be between 1 and {MAX_LEDGER_ROWS}, "
-            f"not {limit}.",
+            _(
+                "The number of invitations to list must be between 1 and {most}, not {limit}."
+            ).format(most=MAX_LEDGER_ROWS, limit=limit),
             field="limit",
             limit=MAX_LEDGER_ROWS,
             actual=limit,
@@ -106,7 +124,7 @@ def list_invitations(
         query = query.where(User.sub_account_id == actor.sub_account_id)
     if client_ref is not None:
         client = get_client(session, client_ref)
-        require_organisation(actor, client, "list the invitations of")
+        require_organisation(actor, client, _("list the invitations of"))
         query = query.where(Invitation.organisation_id == client.id)
     if status == "expired":
         query = query.where(
@@ -180,12 +198,11 @@ def needing_attention(
     records = []
     for login, email, ref, status, expires_at, closed_at, reason in session.execute(query):
         if status == "bounced":
-            todo = (
-                f"correct the address (selfcare-ops users edit {login} --email …), "
-                "then invite again"
-            )
+            todo = _(
+                "correct the address (selfcare-ops users edit {login} --email …), then invite again"
+            ).format(login=login)
             records.append((login, email, ref, "bounced", closed_at, reason, todo))
         else:
-            todo = f"send a new link (selfcare-ops invite resend {login})"
+            todo = _("send a new link (selfcare-ops invite resend {login})").format(login=login)
             records.append((login, email, ref, "expired", expires_at, None, todo))
     return pd.DataFrame.from_records(records, columns=ATTENTION_COLUMNS)

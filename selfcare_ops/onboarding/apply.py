@@ -22,10 +22,12 @@ from selfcare_ops.access import Actor
 from selfcare_ops.accounts.subaccounts import create_sub_account
 from selfcare_ops.accounts.users import derived_columns, require_administrator_left
 from selfcare_ops.errors import DatabaseError, LastAdministratorError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.bulk import invite_user_ids
 from selfcare_ops.invitations.issuing import Target, issue, supersede_pending
 from selfcare_ops.onboarding.headers import RIGHT_FIELDS
 from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from selfcare_ops.onboarding.reasons import at_line
 from selfcare_ops.store.bulk_sql import insert_rows
 from selfcare_ops.store.models import (
     OPEN_INVITATION_STATUSES,
@@ -54,6 +56,7 @@ REPORT_COLUMNS = [
     "email",
     "changes",
     "reason",
+    "reason_code",
     "invite",
     "notes",
     "user_id",
@@ -76,13 +79,25 @@ class ImportReport:
     unknown_columns: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """The counts in one sentence of the current language (what a dry run would do)."""
         c = self.counts
-        verb = "would be" if self.dry_run else ""
-        invited = "to invite" if self.dry_run else "invited"
-        return (
-            f"{c['rows']} rows: {c['create']} {verb} created, {c['update']} {verb} updated, "
-            f"{c['unchanged']} unchanged, {c['reject']} rejected, {c['invite']} {invited}."
-        ).replace("  ", " ")
+        if self.dry_run:
+            text = ngettext(
+                "{rows} row: {create} would be created, {update} would be updated, "
+                "{unchanged} unchanged, {reject} rejected, {invite} to invite.",
+                "{rows} rows: {create} would be created, {update} would be updated, "
+                "{unchanged} unchanged, {reject} rejected, {invite} to invite.",
+                c["rows"],
+            )
+        else:
+            text = ngettext(
+                "{rows} row: {create} created, {update} updated, {unchanged} unchanged, "
+                "{reject} rejected, {invite} invited.",
+                "{rows} rows: {create} created, {update} updated, {unchanged} unchanged, "
+                "{reject} rejected, {invite} invited.",
+                c["rows"],
+            )
+        return text.format(**{key: c[key] for key in empty_counts()})
 
 
 def start_run(
@@ -472,7 +487,8 @@ def _demotes_last_administrator(
             joining=admins["joining"],
         )
     except LastAdministratorError as error:
-        row.update(reason=f"line {row['line']}: {error}", invite=False)
+        reason = at_line("last_administrator", row["line"], str(error))
+        row.update(reason=reason, reason_code=reason.code, invite=False)
         return True
     admins["leaving"].add(old["id"])
     return False
@@ -569,9 +585,16 @@ def apply_rows(
     except SQLAlchemyError as exc:
         first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
         raise DatabaseError(
-            f"Batch {number} (lines {first} to {last}) could not be written and was rolled "
-            f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
-            "run the same import again to complete it."
+            _(
+                "Batch {number} (lines {first} to {last}) could not be written and was rolled "
+                "back: {problem}. Earlier batches are saved; run the same import again to "
+                "complete it."
+            ).format(
+                number=number,
+                first=first,
+                last=last,
+                problem=exc.orig if hasattr(exc, "orig") else exc,
+            )
         ) from exc
     if progress and done < total:
         progress(total, total)  # the lines with nothing to write are done too
@@ -625,7 +648,7 @@ def apply_plan(
             for row in rows
         ]
     else:
-        report_rows, _ = apply_rows(
+        report_rows, _batches = apply_rows(
             session_factory,
             actor,
             rows,

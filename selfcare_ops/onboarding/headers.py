@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from selfcare_ops.errors import ImportFileError
+from selfcare_ops.i18n import _
 from selfcare_ops.onboarding.values import compact
 
 #: field -> (French label, English label, other aliases)
@@ -114,7 +115,9 @@ def field_for(header: str) -> str | None:
 def template_headers(lang: str = "fr") -> list[str]:
     """The column labels of the template in French or English."""
     if lang not in ("fr", "en"):
-        raise ImportFileError(f"The template language must be fr or en, not {lang!r}.")
+        raise ImportFileError(
+            _("The template language must be fr or en, not {language}.").format(language=repr(lang))
+        )
     return [labels[0] if lang == "fr" else labels[1].strip() for labels in FIELDS.values()]
 
 
@@ -133,8 +136,9 @@ class HeaderMap:
         return name in self.labels
 
 
-def map_headers(headers: list[str], source_name: str = "the file") -> HeaderMap:
+def map_headers(headers: list[str], source_name: str | None = None) -> HeaderMap:
     """Recognise each header; raise when the file cannot be imported at all."""
+    source_name = source_name or _("the file")
     mapping = HeaderMap(headers=[h.replace("\ufeff", "").strip() for h in headers])
     for index, header in enumerate(mapping.headers):
         if not header:
@@ -145,18 +149,32 @@ def map_headers(headers: list[str], source_name: str = "the file") -> HeaderMap:
             continue
         if name in mapping.labels:
             raise ImportFileError(
-                f"The header of {source_name} names the same column twice: "
-                f"{mapping.labels[name]!r} and {header!r} (columns "
-                f"{mapping.headers.index(mapping.labels[name]) + 1} and {index + 1})."
+                _(
+                    "The header of {name} names the same column twice: {first} and {second} "
+                    "(columns {first_number} and {second_number})."
+                ).format(
+                    name=source_name,
+                    first=repr(mapping.labels[name]),
+                    second=repr(header),
+                    first_number=mapping.headers.index(mapping.labels[name]) + 1,
+                    second_number=index + 1,
+                )
             )
         mapping.fields[index] = name
         mapping.labels[name] = header
     missing = [FIELDS[name][0] for name in REQUIRED_FIELDS if name not in mapping.labels]
     if missing:
-        shown = ", ".join(repr(h[:40]) for h in mapping.headers[:12])[:300] or "nothing"
+        shown = ", ".join(repr(h[:40]) for h in mapping.headers[:12])[:300] or _("nothing")
+        columns = (
+            _("no {first} and no {second} column").format(first=missing[0], second=missing[1])
+            if len(missing) > 1
+            else _("no {first} column").format(first=missing[0])
+        )
         raise ImportFileError(
-            f"The header line of {source_name} has no {' and no '.join(missing)} column "
-            f"(found: {shown}). The first line must name the columns, e.g. "
-            "'Nom;Prénom;Adresse e-mail' (see `selfcare-ops import template`)."
+            _(
+                "The header line of {name} has {columns} (found: {found}). The first line "
+                "must name the columns, e.g. 'Nom;Prénom;Adresse e-mail' (see `selfcare-ops "
+                "import template`)."
+            ).format(name=source_name, columns=columns, found=shown)
         )
     return mapping

@@ -9,9 +9,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from selfcare_ops.i18n import _
 from selfcare_ops.onboarding import values as v
 from selfcare_ops.onboarding.headers import FIELDS, REQUIRED_FIELDS, RIGHT_FIELDS
 from selfcare_ops.onboarding.reading import RawRow
+from selfcare_ops.onboarding.reasons import Reason, at_cell
 
 _LOGIN = re.compile(r"[a-z0-9][a-z0-9._+\-]*(?:@[a-z0-9][a-z0-9.\-]*\.[a-z]{2,})?\Z")
 
@@ -20,11 +22,19 @@ def login(raw: str) -> str:
     """A login as given in a file: lower case, letters, digits, ``._+-`` and one ``@domain``."""
     value = raw.strip().lower()
     if len(value) > v.MAX_LENGTHS["login"]:
-        raise v.CellError(f"the login is {len(value)} characters long, at most 254 are allowed")
+        raise v.CellError(
+            _("the login is {length} characters long, at most {limit} are allowed").format(
+                length=len(value), limit=v.MAX_LENGTHS["login"]
+            ),
+            "invalid_login",
+        )
     if not _LOGIN.match(value):
         raise v.CellError(
-            f"{raw.strip()!r} is not a valid login (letters, digits, '.', '_', '+', '-' and "
-            "an optional @domain)"
+            _(
+                "{value} is not a valid login (letters, digits, '.', '_', '+', '-' and an "
+                "optional @domain)"
+            ).format(value=repr(raw.strip())),
+            "invalid_login",
         )
     return value
 
@@ -53,7 +63,6 @@ NORMALISERS: dict[str, Callable[[str], Any]] = {
     **dict.fromkeys(RIGHT_FIELDS, v.boolean),
 }
 
-_REQUIRED_NAMES = {"last_name": "last name", "first_name": "first name"}
 #: Fields whose values repeat across a file (names, functions, vocabularies): each distinct
 #: cell is cleaned once. Emails, phones and logins are nearly all distinct: not remembered.
 _REPEATING = frozenset(NORMALISERS) - {"email", "phone", "mobile", "login"}
@@ -73,13 +82,28 @@ def _remember(memo: dict[str, Any], cell: str, value: Any) -> Any:
 CLEARABLE = frozenset(
     {"civility", "email", "phone", "mobile", "function", "language", "services", "sub_account"}
 )
-_NOT_CLEARABLE = {
-    "last_name": "every user has a last name",
-    "first_name": "every user has a first name",
-    "login": "every user has a login",
-    "role": "every user has a role (administrateur, responsable de sous-compte or utilisateur)",
-    "client": "every user belongs to a client",
-}
+
+
+def _not_clearable(name: str) -> str:
+    """Why ``name`` cannot be cleared, in the current language."""
+    if name == "last_name":
+        return _("every user has a last name")
+    if name == "first_name":
+        return _("every user has a first name")
+    if name == "login":
+        return _("every user has a login")
+    if name == "role":
+        return _(
+            "every user has a role (administrateur, responsable de sous-compte or utilisateur)"
+        )
+    return _("every user belongs to a client")
+
+
+def _missing(name: str) -> str:
+    """A required cell left empty, in the current language."""
+    if name == "last_name":
+        return _("the last name is missing")
+    return _("the first name is missing")
 
 
 def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -91,8 +115,11 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
     """
     values: dict[str, Any] = {}
     errors: list[str] = []
+    refused: set[str] = set()  # the fields already named by a problem
     if raw.problem:
-        errors.append(raw.problem)
+        errors.append(
+            raw.problem if isinstance(raw.problem, Reason) else Reason("bad_row", raw.problem)
+        )
     memos = _memo
     for name, cell in raw.values.items():
         cell = cell.strip()
@@ -108,22 +135,29 @@ def normalise_row(raw: RawRow, labels: dict[str, str]) -> tuple[dict[str, Any], 
             elif name in CLEARABLE:
                 values[name] = None
             else:
+                refused.add(name)
                 errors.append(
-                    f"line {raw.line}, column {labels[name]!r}: '-' clears a value, but "
-                    f"{_NOT_CLEARABLE[name]}; leave the cell empty to keep the stored one"
+                    at_cell(
+                        "cannot_clear",
+                        raw.line,
+                        labels[name],
+                        _(
+                            "'-' clears a value, but {why}; leave the cell empty to keep the "
+                            "stored one"
+                        ).format(why=_not_clearable(name)),
+                    )
                 )
             continue
         try:
             value = NORMALISERS[name](cell)
         except v.CellError as exc:  # not remembered: rare
-            errors.append(f"line {raw.line}, column {labels[name]!r}: {exc}")
+            refused.add(name)
+            errors.append(at_cell(exc.code, raw.line, labels[name], str(exc)))
             continue
         values[name] = value if memo is None else _remember(memo, cell, value)
     for name in REQUIRED_FIELDS:
-        if not values.get(name) and not any(f"column {labels[name]!r}" in e for e in errors):
-            errors.append(
-                f"line {raw.line}, column {labels[name]!r}: the {_REQUIRED_NAMES[name]} is missing"
-            )
+        if not values.get(name) and name not in refused:
+            errors.append(at_cell("missing_value", raw.line, labels[name], _missing(name)))
     return values, errors
 
 

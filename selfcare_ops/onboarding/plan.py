@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from selfcare_ops.access import Actor
+from selfcare_ops.i18n import ngettext
 from selfcare_ops.onboarding.planner import PLAN_COLUMNS, VALUE_FIELDS, Planner, empty_counts
 from selfcare_ops.onboarding.reading import RowSource, read_rows
 
@@ -47,11 +48,15 @@ class Plan:
     create_sub_accounts: bool = False
 
     def summary(self) -> str:
+        """The counts in one sentence of the current language."""
         c = self.counts
-        return (
-            f"{c['rows']} rows: {c['create']} to create, {c['update']} to update, "
-            f"{c['unchanged']} unchanged, {c['reject']} rejected, {c['invite']} to invite."
-        )
+        return ngettext(
+            "{rows} row: {create} to create, {update} to update, {unchanged} unchanged, "
+            "{reject} rejected, {invite} to invite.",
+            "{rows} rows: {create} to create, {update} to update, {unchanged} unchanged, "
+            "{reject} rejected, {invite} to invite.",
+            c["rows"],
+        ).format(**{key: c[key] for key in empty_counts()})
 
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

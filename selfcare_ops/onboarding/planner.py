@@ -27,9 +27,11 @@ from selfcare_ops.access import (
 from selfcare_ops.accounts.logins import make_login
 from selfcare_ops.accounts.users import folded_sort_name
 from selfcare_ops.errors import AccessDeniedError, ImportFileError, NotFoundError
+from selfcare_ops.i18n import _
 from selfcare_ops.onboarding.headers import FIELDS, RIGHT_FIELDS, HeaderMap
 from selfcare_ops.onboarding.normalise import normalise_row
 from selfcare_ops.onboarding.reading import RawRow
+from selfcare_ops.onboarding.reasons import Reason, at_cell, at_line, codes
 from selfcare_ops.onboarding.values import AMBIGUOUS_ADMIN_WORDS, compact
 from selfcare_ops.store.models import Organisation, SubAccount, User
 from selfcare_ops.support.batching import chunks
@@ -59,6 +61,7 @@ PLAN_COLUMNS = [
     "email",
     "changes",
     "reason",
+    "reason_code",
     "invite",
     "notes",
     "civility",
@@ -134,7 +137,7 @@ class Planner:
         self.invite = invite
         self.counts = empty_counts()
         self.default_client: Organisation | None = None
-        self._clients: dict[str, Organisation | str] = {}
+        self._clients: dict[str, Organisation | Reason] = {}
         self._subs: dict[int, dict[str, SubAccount]] = {}
         self._new_subs: set[tuple[int, str]] = set()
         self._has_users: dict[int, bool] = {}
@@ -157,8 +160,10 @@ class Planner:
         self._rights_refusal: str | None = None
         if not header.has("client") and not client_ref:
             raise ImportFileError(
-                "The file has no client column (Client / Référence client): say which client "
-                "the users belong to (--client REF)."
+                _(
+                    "The file has no client column (Client / Référence client): say which "
+                    "client the users belong to (--client REF)."
+                )
             )
 
     # --- lookups ---------------------------------------------------------------------------
@@ -200,17 +205,21 @@ class Planner:
             found = named[0] if len(named) == 1 else None
         return found
 
-    def _client(self, session: Session, ref: str) -> Organisation | str:
+    def _client(self, session: Session, ref: str) -> Organisation | Reason:
         """The client named in a row, or the sentence saying why it cannot be used."""
         key = ref.strip()
         if key not in self._clients:
             client = self._find_client(session, key)
             if client is None:
-                self._clients[key] = f"no client is known as {key!r}"
+                self._clients[key] = Reason(
+                    "unknown_client", _("no client is known as {ref}").format(ref=repr(key))
+                )
             elif not can_see_organisation(self.actor, client):
-                self._clients[key] = (
-                    f"{self.actor.describe()} may not add users to client {client.ref}: "
-                    "it is outside their scope"
+                self._clients[key] = Reason(
+                    "out_of_scope",
+                    _(
+                        "{actor} may not add users to client {ref}: it is outside their scope"
+                    ).format(actor=self.actor.describe(), ref=client.ref),
                 )
             else:
                 self._clients[key] = client
@@ -353,9 +362,15 @@ class Planner:
                 row,
                 None,
                 [
-                    f"line {row['line']}: {row['login']} is the last active administrator of "
-                    f"client {row['client']}: make another active user administrator "
-                    "before you demote this account, so the client is never left without one."
+                    at_line(
+                        "last_administrator",
+                        row["line"],
+                        _(
+                            "{login} is the last active administrator of client {client}: make "
+                            "another active user administrator before you demote this account, "
+                            "so the client is never left without one."
+                        ).format(login=row["login"], client=row["client"]),
+                    )
                 ],
             )
 
@@ -365,6 +380,7 @@ class Planner:
         """Mark the row rejected; cells that could not be cleaned are shown as written."""
         row["action"] = "reject"
         row["reason"] = " | ".join(reasons)
+        row["reason_code"] = codes(reasons)
         row["invite"] = False
         for name in ("last_name", "first_name", "email", "login"):
             if raw is not None and row.get(name) is None and raw.values.get(name):
@@ -386,12 +402,21 @@ class Planner:
         ):
             errors = [
                 *errors,
-                f"line {line}, column {self.labels['role']!r}: {raw.values['role'].strip()!r} "
-                f"with the sub-account {values['sub_account']!r} is ambiguous: write "
-                "'Administrateur' for the client's administrator (every sub-account) or "
-                f"'Responsable de sous-compte' for the manager of {values['sub_account']!r}",
+                at_cell(
+                    "ambiguous_role",
+                    line,
+                    self.labels["role"],
+                    _(
+                        "{value} with the sub-account {sub_account} is ambiguous: write "
+                        "'Administrateur' for the client's administrator (every sub-account) or "
+                        "'Responsable de sous-compte' for the manager of {sub_account}"
+                    ).format(
+                        value=repr(raw.values["role"].strip()),
+                        sub_account=repr(values["sub_account"]),
+                    ),
+                ),
             ]
-        client: Organisation | str | None
+        client: Organisation | Reason | None
         if client_cell:
             client = self._client(session, client_cell)
         else:
@@ -399,12 +424,16 @@ class Planner:
             if client is None:
                 errors = [
                     *errors,
-                    f"line {line}, column {self.labels['client']!r}: the client is missing "
-                    "(fill the column or pass --client)",
+                    at_cell(
+                        "missing_client",
+                        line,
+                        self.labels["client"],
+                        _("the client is missing (fill the column or pass --client)"),
+                    ),
                 ]
         view = None
-        if isinstance(client, str):
-            errors = [*errors, f"line {line}, column {self.labels['client']!r}: {client}"]
+        if isinstance(client, Reason):
+            errors = [*errors, at_cell(client.code, line, self.labels["client"], client)]
             row["client"] = client_cell
         elif client is not None:
             view = self._view(client)
@@ -429,8 +458,14 @@ class Planner:
                 row,
                 None,
                 [
-                    f"line {line}, column {labels['email']!r}: {email} already appears on line "
-                    f"{self._claimed_emails[folded_email]} (duplicate in the file)"
+                    at_cell(
+                        "duplicate_in_file",
+                        line,
+                        labels["email"],
+                        _("{value} already appears on line {other} (duplicate in the file)").format(
+                            value=email, other=self._claimed_emails[folded_email]
+                        ),
+                    )
                 ],
             )
         if given_login and given_login in self._claimed_logins:
@@ -438,8 +473,14 @@ class Planner:
                 row,
                 None,
                 [
-                    f"line {line}, column {labels['login']!r}: {given_login} already appears on "
-                    f"line {self._claimed_logins[given_login]} (duplicate in the file)"
+                    at_cell(
+                        "duplicate_in_file",
+                        line,
+                        labels["login"],
+                        _("{value} already appears on line {other} (duplicate in the file)").format(
+                            value=given_login, other=self._claimed_logins[given_login]
+                        ),
+                    )
                 ],
             )
         by_email = self._by_email.get(folded_email) if folded_email else None
@@ -452,8 +493,14 @@ class Planner:
                     row,
                     None,
                     [
-                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
-                        f"{self._who(by_email, client)}, not of {given_login}"
+                        at_cell(
+                            "email_taken",
+                            line,
+                            labels["email"],
+                            _("{email} is already the email of {who}, not of {login}").format(
+                                email=email, who=self._who(by_email, client), login=given_login
+                            ),
+                        )
                     ],
                 )
         elif by_email is not None:
@@ -466,37 +513,56 @@ class Planner:
                     row,
                     None,
                     [
-                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
-                        f"the user {by_email['login']} ({by_email['first_name']} "
-                        f"{by_email['last_name']}); to change that user's name, give their login"
-                        f" in the {labels['login']!r} column"
+                        at_cell(
+                            "email_taken",
+                            line,
+                            labels["email"],
+                            _(
+                                "{email} is already the email of the user {login} ({first_name} "
+                                "{last_name}); to change that user's name, give their login in "
+                                "the {column} column"
+                            ).format(
+                                email=email,
+                                login=by_email["login"],
+                                first_name=by_email["first_name"],
+                                last_name=by_email["last_name"],
+                                column=repr(labels["login"]),
+                            ),
+                        )
                     ],
                 )
         else:
             login, existing = self._generate_login(session, values, client, folded_email)
         if existing is not None:
             if existing["client_id"] != client.id:
-                what = "login" if given_login else "email"
-                column = labels["login"] if given_login else labels["email"]
-                return self._reject(
-                    row,
-                    None,
-                    [
-                        f"line {line}, column {column!r}: this {what} belongs to a user of another "
-                        "client"
-                    ],
-                )
+                if given_login:
+                    column = labels["login"]
+                    problem = _("this login belongs to a user of another client")
+                else:
+                    column = labels["email"]
+                    problem = _("this email belongs to a user of another client")
+                return self._reject(row, None, [at_cell("other_client", line, column, problem)])
             if given_login and _another_person(values, existing):
                 return self._reject(
                     row,
                     None,
                     [
-                        f"line {line}, column {labels['login']!r}: the login {given_login} is "
-                        f"{existing['first_name']} {existing['last_name']}'s "
-                        f"({existing['email'] or 'no email'}), but this line's first name, last "
-                        "name and email all differ: it looks like another person, so that "
-                        "account is left unchanged (check the login, or leave it empty to "
-                        "create a new user)"
+                        at_cell(
+                            "another_person",
+                            line,
+                            labels["login"],
+                            _(
+                                "the login {login} is {first_name} {last_name}'s ({email}), but "
+                                "this line's first name, last name and email all differ: it "
+                                "looks like another person, so that account is left unchanged "
+                                "(check the login, or leave it empty to create a new user)"
+                            ).format(
+                                login=given_login,
+                                first_name=existing["first_name"],
+                                last_name=existing["last_name"],
+                                email=existing["email"] or _("no email"),
+                            ),
+                        )
                     ],
                 )
             if existing["id"] in self._claimed_users:
@@ -504,8 +570,16 @@ class Planner:
                     row,
                     None,
                     [
-                        f"line {line}: the user {existing['login']} is already imported by line "
-                        f"{self._claimed_users[existing['id']]} (duplicate in the file)"
+                        at_line(
+                            "duplicate_in_file",
+                            line,
+                            _(
+                                "the user {login} is already imported by line {other} "
+                                "(duplicate in the file)"
+                            ).format(
+                                login=existing["login"], other=self._claimed_users[existing["id"]]
+                            ),
+                        )
                     ],
                 )
             if folded_email and by_email is not None and by_email["id"] != existing["id"]:
@@ -513,8 +587,14 @@ class Planner:
                     row,
                     None,
                     [
-                        f"line {line}, column {labels['email']!r}: {email} is already the email of "
-                        f"{self._who(by_email, client)}"
+                        at_cell(
+                            "email_taken",
+                            line,
+                            labels["email"],
+                            _("{email} is already the email of {who}").format(
+                                email=email, who=self._who(by_email, client)
+                            ),
+                        )
                     ],
                 )
         row["login"] = login
@@ -530,8 +610,8 @@ class Planner:
 
     def _who(self, user: dict[str, Any], client: _ClientView) -> str:
         if user["client_id"] == client.id:
-            return f"the user {user['login']}"
-        return "a user of another client"
+            return _("the user {login}").format(login=user["login"])
+        return _("a user of another client")
 
     def _generate_login(
         self,
@@ -578,7 +658,7 @@ class Planner:
 
     def _sub_account(
         self, session: Session, row: dict[str, Any], client: _ClientView, name: str | None
-    ) -> tuple[SubAccount | None, str | None]:
+    ) -> tuple[SubAccount | None, Reason | None]:
         """(existing sub-account, or None) and the refusal sentence, if any."""
         if not name:
             return None, None
@@ -588,26 +668,36 @@ class Planner:
         label = self.labels["sub_account"]
         if not self.create_sub_accounts:
             known = sorted(s.name for s in self._sub_accounts(session, client.id).values())
-            shown = ", ".join(repr(n) for n in known[:10]) or "none yet"
-            return None, (
-                f"line {row['line']}, column {label!r}: client {client.ref} has no sub-account "
-                f"{name!r} (existing: {shown}); pass --create-sub-accounts to create it"
+            shown = ", ".join(repr(n) for n in known[:10]) or _("none yet")
+            return None, at_cell(
+                "unknown_sub_account",
+                row["line"],
+                label,
+                _(
+                    "client {ref} has no sub-account {name} (existing: {known}); pass "
+                    "--create-sub-accounts to create it"
+                ).format(ref=client.ref, name=repr(name), known=shown),
             )
         if self.actor.kind == "manager":
-            return None, (
-                f"line {row['line']}, column {label!r}: the sub-account {name!r} does not exist "
-                f"and {self.actor.describe()} may not create sub-accounts (administrators only)"
+            return None, at_cell(
+                "not_allowed",
+                row["line"],
+                label,
+                _(
+                    "the sub-account {name} does not exist and {actor} may not create "
+                    "sub-accounts (administrators only)"
+                ).format(name=repr(name), actor=self.actor.describe()),
             )
         row["new_sub_account"] = name
         key = (client.id, _folded(name))
         if key not in self._new_subs:
             self._new_subs.add(key)
-            add_note(row, f"the sub-account {name!r} will be created")
+            add_note(row, _("the sub-account {name} will be created").format(name=repr(name)))
         return None, None
 
     def _assignable(
         self, row: dict[str, Any], client: _ClientView, role: str, sub: SubAccount | None
-    ) -> str | None:
+    ) -> Reason | None:
         key = (client.id, role, sub.id if sub else None)
         if key not in self._scope:
             try:
@@ -623,7 +713,7 @@ class Planner:
             column = self.labels["role"]
         else:
             column = self.labels["sub_account"]
-        return f"line {row['line']}, column {column!r}: {refusal}"
+        return at_cell("not_allowed", row["line"], column, refusal)
 
     def _create(
         self, session: Session, row: dict[str, Any], values: dict[str, Any], client: _ClientView
@@ -639,7 +729,7 @@ class Planner:
         self._new_clients_seen.add(client.id)
         sub_name = values.get("sub_account")
         if role == "administrator" and sub_name:
-            add_note(row, "an administrator covers every sub-account: the sub-account is ignored")
+            add_note(row, _administrator_note())
             sub_name = None
             row["sub_account"] = None
         if role == "manager" and not sub_name:
@@ -653,7 +743,9 @@ class Planner:
             if row[name] is None:
                 row[name] = False
         if self._rights_refusal and any(row[name] for name in RIGHT_FIELDS):
-            return self._reject(row, None, [f"line {row['line']}: {self._rights_refusal}"])
+            return self._reject(
+                row, None, [at_line("not_allowed", row["line"], self._rights_refusal)]
+            )
         row.update(action="create", role=role, sub_account_id=sub.id if sub else None)
         row["invite"] = bool(self.invite and values.get("email"))
         return row
@@ -672,8 +764,13 @@ class Planner:
                 row,
                 None,
                 [
-                    f"line {line}: {self.actor.describe()} may not change {existing['login']}: "
-                    "outside their sub-account"
+                    at_line(
+                        "out_of_scope",
+                        line,
+                        _("{actor} may not change {login}: outside their sub-account").format(
+                            actor=self.actor.describe(), login=existing["login"]
+                        ),
+                    )
                 ],
             )
         changes = []
@@ -694,9 +791,7 @@ class Planner:
         sub_id = existing["sub_account_id"]
         if role == "administrator":
             if sub_name:
-                add_note(
-                    row, "an administrator covers every sub-account: the sub-account is ignored"
-                )
+                add_note(row, _administrator_note())
             sub_id = None
         elif sub_name:
             sub, refusal = self._sub_account(session, row, client, sub_name)
@@ -717,7 +812,7 @@ class Planner:
             if refusal:
                 return self._reject(row, None, [refusal])
         if self._rights_refusal and set(changes) & set(RIGHT_FIELDS):
-            return self._reject(row, None, [f"line {line}: {self._rights_refusal}"])
+            return self._reject(row, None, [at_line("not_allowed", line, self._rights_refusal)])
         row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
         row["action"] = "update" if changes else "unchanged"
         email = values["email"] if "email" in values else existing["email"]
@@ -730,14 +825,21 @@ class Planner:
         )
         if email_changed and status == "invited":
             if row["invite"]:
-                then = "a new invitation goes to the new address"
+                then = _("a new invitation goes to the new address")
             elif email:
-                then = "the user goes back to not invited (import with --invite to send a new link)"
+                then = _(
+                    "the user goes back to not invited (import with --invite to send a new link)"
+                )
             else:
-                then = "the user goes back to not invited and, without an email, cannot be invited"
+                then = _(
+                    "the user goes back to not invited and, without an email, cannot be invited"
+                )
             add_note(
                 row,
-                f"the email changes: the invitation link sent to the old address is voided; {then}",
+                _(
+                    "the email changes: the invitation link sent to the old address is voided; "
+                    "{then}"
+                ).format(then=then),
             )
         if "email" not in values:
             row["email"] = existing["email"]
@@ -745,12 +847,21 @@ class Planner:
             row[name] = row[name] or existing[name]
         return row
 
-    def _manager_without_sub_account(self, row: dict[str, Any]) -> str:
-        return (
-            f"line {row['line']}, column {self.labels['sub_account']!r}: a manager "
-            "(responsable de sous-compte) acts in exactly one sub-account, and this line names "
-            "none: give the sub-account, or make the line administrateur or utilisateur"
+    def _manager_without_sub_account(self, row: dict[str, Any]) -> Reason:
+        return at_cell(
+            "missing_value",
+            row["line"],
+            self.labels["sub_account"],
+            _(
+                "a manager (responsable de sous-compte) acts in exactly one sub-account, and "
+                "this line names none: give the sub-account, or make the line administrateur or "
+                "utilisateur"
+            ),
         )
+
+
+def _administrator_note() -> str:
+    return _("an administrator covers every sub-account: the sub-account is ignored")
 
 
 def _another_person(values: dict[str, Any], existing: dict[str, Any]) -> bool:

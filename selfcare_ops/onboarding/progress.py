@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from selfcare_ops.i18n import _
+
 
 @contextmanager
 def progress_bar(
@@ -13,7 +15,7 @@ def progress_bar(
     """A ``progress(done, total)`` callback drawing a tqdm bar (off without a terminal)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=description, unit=" rows", disable=disable, leave=False)
+    bar = tqdm(total=total, desc=description, unit=" " + _("rows"), disable=disable, leave=False)
 
     def update(done: int, new_total: int | None = None) -> None:
         if new_total is not None and bar.total != new_total:

@@ -25,7 +25,9 @@ from typing import IO, Any
 import pandas as pd
 
 from selfcare_ops.errors import ImportFileError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.onboarding.headers import HeaderMap, map_headers
+from selfcare_ops.onboarding.reasons import Reason
 from selfcare_ops.support.files import open_regular_file, too_big
 
 #: Largest single field accepted by the parser; longer values are refused by the validator.
@@ -228,14 +230,19 @@ def _no_lone_surrogates(lines: Iterable[str], name: str) -> Iterator[str]:
             return
         except UnicodeDecodeError as exc:
             raise ImportFileError(
-                f"{name} cannot be decoded at line {number + 1}: its UTF-16 text is cut in the "
-                f"middle of a character ({exc.reason}); export the file again from the "
-                "spreadsheet."
+                _(
+                    "{name} cannot be decoded at line {line}: its UTF-16 text is cut in the "
+                    "middle of a character ({problem}); export the file again from the "
+                    "spreadsheet."
+                ).format(name=name, line=number + 1, problem=exc.reason)
             ) from exc
         if _SURROGATE.search(line):
             raise ImportFileError(
-                f"{name} cannot be decoded at line {number}: it holds a damaged UTF-16 "
-                "character (an unpaired surrogate); export the file again from the spreadsheet."
+                _(
+                    "{name} cannot be decoded at line {line}: it holds a damaged UTF-16 "
+                    "character (an unpaired surrogate); export the file again from the "
+                    "spreadsheet."
+                ).format(name=name, line=number)
             )
         yield line
 
@@ -247,8 +254,10 @@ def _check_binary(head: bytes, name: str, wide: str | None = None) -> None:
     position = head.find(b"\x00")
     if position >= 0 and not wide:
         raise ImportFileError(
-            f"{name} is not a text file (a NUL byte at offset {position}): export it from the "
-            "spreadsheet as CSV."
+            _(
+                "{name} is not a text file (a NUL byte at offset {offset}): export it from the "
+                "spreadsheet as CSV."
+            ).format(name=name, offset=position)
         )
 
 
@@ -259,7 +268,7 @@ def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, 
     wide = _utf16(head)
     _check_binary(head, name, wide)
     if not head.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
-        raise ImportFileError(f"{name} is empty: there is no header line and no row.")
+        raise ImportFileError(_empty(name))
 
     def blocks() -> Iterator[bytes]:
         yield head
@@ -267,9 +276,11 @@ def _text_lines(binary: IO[bytes], name: str) -> tuple[Iterator[str], Any, str, 
         while block := binary.read(_SCAN_BLOCK):
             read += len(block)
             if read > MAX_FILE_BYTES:  # it grew since it was opened: never read without end
-                raise ImportFileError(too_big("The file", name, None, MAX_FILE_BYTES))
+                raise ImportFileError(too_big(_("The file"), name, None, MAX_FILE_BYTES))
             if b"\x00" in block and not wide:
-                raise ImportFileError(f"{name} is not a text file (it holds NUL bytes).")
+                raise ImportFileError(
+                    _("{name} is not a text file (it holds NUL bytes).").format(name=name)
+                )
             yield block
 
     encoding, digest, breaks = _detect(head, blocks())
@@ -327,18 +338,25 @@ def _records(
             return
         except csv.Error as exc:
             raise ImportFileError(
-                f"{name} cannot be parsed as CSV near line {reader.line_num}: {exc}."
+                _("{name} cannot be parsed as CSV near line {line}: {problem}.").format(
+                    name=name, line=reader.line_num, problem=exc
+                )
             ) from exc
         except UnicodeError as exc:
             raise ImportFileError(
-                f"{name} cannot be decoded near line {reader.line_num + 1}: {exc.reason}."
+                _("{name} cannot be decoded near line {line}: {problem}.").format(
+                    name=name, line=reader.line_num + 1, problem=getattr(exc, "reason", exc)
+                )
             ) from exc
         start, previous = previous + 1, reader.line_num
         problem = None
         if tracker.quotes % 2:
-            problem = (
-                f"line {start} opens a quote that is never closed: lines {start} to "
-                f"{previous} were read as one row"
+            problem = Reason(
+                "bad_row",
+                _(
+                    "line {line} opens a quote that is never closed: lines {line} to {last} "
+                    "were read as one row"
+                ).format(line=start, last=previous),
             )
         tracker.quotes = 0
         if not problem and not "".join(cells).strip():
@@ -373,37 +391,46 @@ def _rows(
         else:
             values = {name: cells[index] for index, name in fields if index < len(cells)}
         if problem is None and len(cells) > width and "".join(cells[width:]).strip():
-            problem = (
-                f"line {line} has {len(cells)} cells but the header names {width} columns: "
-                "a separator inside a value must be quoted"
+            problem = Reason(
+                "bad_row",
+                _(
+                    "line {line} has {cells} cells but the header names {columns} columns: a "
+                    "separator inside a value must be quoted"
+                ).format(line=line, cells=len(cells), columns=width),
             )
         elif (
             problem is None
             and unnamed
             and any(i < len(cells) and cells[i].strip() for i in unnamed)
         ):
-            problem = f"line {line} has a value in a column without a header"
+            problem = Reason(
+                "bad_row",
+                _("line {line} has a value in a column without a header").format(line=line),
+            )
         yield RawRow(line, values, problem)
 
 
 def _open_binary(source: Any) -> tuple[IO[bytes], str]:
     if isinstance(source, str | Path):
         # A regular file only: /dev/zero, /dev/stdin or a FIFO would be read without end.
-        handle, _size = open_regular_file(source, "The file", ImportFileError, limit=MAX_FILE_BYTES)
+        handle, _size = open_regular_file(
+            source, _("The file"), ImportFileError, limit=MAX_FILE_BYTES
+        )
         return handle, str(source)
     if isinstance(source, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(source)), "the data"
+        return io.BytesIO(bytes(source)), _("the data")
     if hasattr(source, "read"):
-        name = str(getattr(source, "name", "the data"))
+        name = str(getattr(source, "name", "") or _("the data"))
         data = source.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise ImportFileError(too_big("The file", name, None, MAX_FILE_BYTES))
+            raise ImportFileError(too_big(_("The file"), name, None, MAX_FILE_BYTES))
         if isinstance(data, str):
             data = data.encode("utf-8")
         return io.BytesIO(data), name
     raise ImportFileError(
-        f"Cannot read users from a {type(source).__name__}: give a path, bytes, a file or a "
-        "pandas DataFrame."
+        _(
+            "Cannot read users from a {kind}: give a path, bytes, a file or a pandas DataFrame."
+        ).format(kind=type(source).__name__)
     )
 
 
@@ -414,7 +441,7 @@ def read_rows(source: Any, *, separator: str | None = None, name: str | None = N
     header with the name columns). Problems of single rows are left to the validator.
     """
     if isinstance(source, pd.DataFrame):
-        return _frame_source(source, name or "the DataFrame")
+        return _frame_source(source, name or _("the DataFrame"))
     binary, shown = _open_binary(source)
     shown = name or shown
     handle: IO[Any] = binary
@@ -428,15 +455,13 @@ def read_rows(source: Any, *, separator: str | None = None, name: str | None = N
                 first = line
                 break
         if not first.strip():
-            raise ImportFileError(f"{shown} is empty: there is no header line and no row.")
+            raise ImportFileError(_empty(shown))
         sep = separator or sniff_separator(first)
         records = _records(itertools.chain(pending, lines), sep, shown)
         try:
-            _, header_cells, _ = next(records)
+            _first, header_cells, _problem = next(records)
         except StopIteration:
-            raise ImportFileError(
-                f"{shown} is empty: there is no header line and no row."
-            ) from None
+            raise ImportFileError(_empty(shown)) from None
         header = map_headers(header_cells, shown)
     except BaseException:
         handle.close()
@@ -482,15 +507,22 @@ def _relabel(
             seen = len(odd)
             if mine:
                 if mine == [row.line]:
-                    which = "this line is"
-                elif len(mine) == 1:
-                    which = f"line {mine[0]} is"
+                    note = _(
+                        "encoding: this line is {odd}, unlike the rest of the file ({main}); "
+                        "read as {odd}, check the accents"
+                    )
                 else:
-                    which = f"lines {_shown(mine)} are"
-                note = (
-                    f"encoding: {which} {decoder.odd_encoding}, unlike the rest of the file "
-                    f"({_encoding_name(decoder.main)}); read as {decoder.odd_encoding}, check "
-                    "the accents"
+                    note = ngettext(
+                        "encoding: line {lines} is {odd}, unlike the rest of the file ({main}); "
+                        "read as {odd}, check the accents",
+                        "encoding: lines {lines} are {odd}, unlike the rest of the file "
+                        "({main}); read as {odd}, check the accents",
+                        len(mine),
+                    )
+                note = note.format(
+                    lines=_shown(mine),
+                    odd=decoder.odd_encoding,
+                    main=_encoding_name(decoder.main),
                 )
                 row.note = f"{row.note} | {note}" if row.note else note
         source.encoding = decoder.label()
@@ -498,15 +530,24 @@ def _relabel(
     source.encoding = decoder.label()
     if decoder.utf8_lines and decoder.cp1252_lines:
         lines = decoder.odd
-        what = f"line {lines[0]} was" if len(lines) == 1 else f"lines {_shown(lines)} were"
         source.warnings.append(
-            f"The file mixes encodings: {what} read as {decoder.odd_encoding}, the others as "
-            f"{_encoding_name(decoder.main)}."
+            ngettext(
+                "The file mixes encodings: line {lines} was read as {odd}, the others as {main}.",
+                "The file mixes encodings: lines {lines} were read as {odd}, the others as {main}.",
+                len(lines),
+            ).format(
+                lines=_shown(lines), odd=decoder.odd_encoding, main=_encoding_name(decoder.main)
+            )
         )
 
 
 def _shown(lines: list[int]) -> str:
-    return ", ".join(map(str, lines[:10])) + (" and more" if len(lines) > 10 else "")
+    shown = ", ".join(map(str, lines[:10]))
+    return _("{lines} and more").format(lines=shown) if len(lines) > 10 else shown
+
+
+def _empty(name: str) -> str:
+    return _("{name} is empty: there is no header line and no row.").format(name=name)
 
 
 def _encoding_name(encoding: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfcare_ops.errors import ImportFileError
+from selfcare_ops.i18n import _
 from selfcare_ops.onboarding.headers import template_headers
 
 
@@ -21,5 +22,9 @@ def write_template(path: str | Path, lang: str = "fr") -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(template_text(lang), encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise ImportFileError(f"The template {target} cannot be written: {exc.strerror}.") from exc
+        raise ImportFileError(
+            _("The template {path} cannot be written: {problem}.").format(
+                path=target, problem=exc.strerror
+            )
+        ) from exc
     return target

@@ -15,13 +15,20 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 
 from selfcare_ops.errors import PhoneNumberError
+from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.support.phones import normalise_phone
 from selfcare_ops.support.textnorm import fold
-from selfcare_ops.support.yesno import YES_NO_HINT, yes_no
+from selfcare_ops.support.yesno import yes_no
 
 
 class CellError(ValueError):
-    """One cell is not acceptable; the message is completed with the line and the column."""
+    """One cell is not acceptable; the message is completed with the line and the column.
+
+    ``code`` is the stable reason code programs read (see :mod:`.reasons`)."""
+
+    def __init__(self, message: str, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 #: Longest value stored per field (the database column sizes).
@@ -99,16 +106,19 @@ LANGUAGE_WORDS = _vocabulary(
 )
 
 
-def _pick(kind: str, raw: str, words: dict[str, str], shown: str) -> str:
-    value = words.get(compact(raw))
-    if value is None:
-        raise CellError(f"{raw!r} is not a known {kind} (use {shown})")
-    return value
+def _refuse(raw: str, refusal: str) -> CellError:
+    """The refusal of an unknown word, its ``{value}`` filled with the cell as written."""
+    return CellError(refusal.format(value=repr(raw)))
 
 
 @lru_cache(maxsize=4096)
 def civility(raw: str) -> str:
-    return _pick("civility", raw, CIVILITY_WORDS, "M., Mme, Monsieur, Madame, Mr, Mrs, Ms")
+    value = CIVILITY_WORDS.get(compact(raw))
+    if value is None:
+        raise _refuse(
+            raw, _("{value} is not a known civility (use M., Mme, Monsieur, Madame, Mr, Mrs, Ms)")
+        )
+    return value
 
 
 @lru_cache(maxsize=4096)
@@ -139,17 +149,26 @@ def role(raw: str) -> str:
     sub-account's manager, and making the person administrator of every sub-account instead
     would silently widen their access.
     """
-    return _pick(
-        "role",
-        raw,
-        ROLE_WORDS,
-        "administrateur/administrator, responsable de sous-compte/manager, utilisateur/user",
-    )
+    value = ROLE_WORDS.get(compact(raw))
+    if value is None:
+        raise _refuse(
+            raw,
+            _(
+                "{value} is not a known role (use administrateur/administrator, responsable de "
+                "sous-compte/manager, utilisateur/user)"
+            ),
+        )
+    return value
 
 
 @lru_cache(maxsize=4096)
 def language(raw: str) -> str:
-    return _pick("language", raw, LANGUAGE_WORDS, "fr/français/french or en/anglais/english")
+    value = LANGUAGE_WORDS.get(compact(raw))
+    if value is None:
+        raise _refuse(
+            raw, _("{value} is not a known language (use fr/français/french or en/anglais/english)")
+        )
+    return value
 
 
 @lru_cache(maxsize=4096)
@@ -160,7 +179,12 @@ def boolean(raw: str) -> bool:
         return False
     value = yes_no(raw)
     if value is None:
-        raise CellError(f"{raw!r} is not a yes/no value (use {YES_NO_HINT} or an empty cell)")
+        raise CellError(
+            _(
+                "{value} is not a yes/no value (use oui/non, yes/no, vrai/faux, true/false, "
+                "on/off, 1/0, x or an empty cell)"
+            ).format(value=repr(raw))
+        )
     return value
 
 
@@ -169,7 +193,13 @@ def text(raw: str, field: str) -> str:
     value = " ".join(raw.split())
     limit = MAX_LENGTHS.get(field)
     if limit is not None and len(value) > limit:
-        raise CellError(f"the value is {len(value)} characters long, at most {limit} are allowed")
+        raise CellError(
+            ngettext(
+                "the value is {length} characters long, at most {limit} is allowed",
+                "the value is {length} characters long, at most {limit} are allowed",
+                limit,
+            ).format(length=len(value), limit=limit)
+        )
     return value
 
 
@@ -187,8 +217,34 @@ def _domain(domain: str) -> str:
 def _full_email(raw: str) -> str:
     try:
         return validate_email(raw, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise CellError(f"{raw!r} is not a valid email address: {exc}") from None
+    except EmailNotValidError:
+        raise CellError(
+            _("{value} is not a valid email address: {problem}").format(
+                value=repr(raw), problem=_email_problem(raw)
+            ),
+            "invalid_email",
+        ) from None
+
+
+def _email_problem(raw: str) -> str:
+    """What is wrong with the address, in the current language: email-validator speaks
+    English only, so its common refusals are named here and the rest summed up."""
+    local, at, domain = raw.rpartition("@")
+    if not at:
+        return _("it has no @-sign")
+    if "@" in local:
+        return _("it has more than one @-sign")
+    if not local:
+        return _("there is nothing before the @-sign")
+    if not domain:
+        return _("there is nothing after the @-sign")
+    if " " in raw.strip():
+        return _("it contains a space")
+    if "." not in domain:
+        return _("the part after the @-sign has no dot")
+    if ".." in raw:
+        return _("it contains two dots in a row")
+    return _("a character or the shape of the address is not allowed")
 
 
 def email(raw: str) -> str:
@@ -215,5 +271,9 @@ def phone(raw: str) -> str:
     try:
         return normalise_phone(raw)
     except PhoneNumberError as exc:
-        what = "a valid phone number" if exc.readable else "a phone number"
-        raise CellError(f"{raw.strip()!r} is not {what}") from None
+        refusal = (
+            _("{value} is not a valid phone number")
+            if exc.readable
+            else _("{value} is not a phone number")
+        )
+        raise CellError(refusal.format(value=repr(raw.strip())), "invalid_phone") from None

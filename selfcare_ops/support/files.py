@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from selfcare_ops.errors import SelfcareError
+from selfcare_ops.i18n import _, current_language
 
 #: Builds the error raised with a sentence; ``limit`` and ``actual`` are given for sizes.
 ErrorFactory = Callable[..., SelfcareError]
@@ -22,14 +23,14 @@ ErrorFactory = Callable[..., SelfcareError]
 
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
-        return "a folder"
+        return _("a folder")
     if stat.S_ISFIFO(mode):
-        return "a pipe"
+        return _("a pipe")
     if stat.S_ISSOCK(mode):
-        return "a socket"
+        return _("a socket")
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
+        return _("a device")
+    return _("a special file")
 
 
 def open_regular_file(
@@ -44,14 +45,20 @@ def open_regular_file(
     try:
         descriptor = os.open(shown, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise error(f"{what} {shown} cannot be read: {exc.strerror or exc}.") from exc
+        raise error(
+            _("{what} {path} cannot be read: {problem}.").format(
+                what=what, path=shown, problem=exc.strerror or exc
+            )
+        ) from exc
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
             kind = _kind(info.st_mode)
             raise error(
-                f"{what} {shown} is {kind}, not a regular file: save the content to a file "
-                "and give its path."
+                _(
+                    "{what} {path} is {kind}, not a regular file: save the content to a file and "
+                    "give its path."
+                ).format(what=what, path=shown, kind=kind)
             )
         if limit is not None and info.st_size > limit:
             raise error(too_big(what, shown, info.st_size, limit), limit=limit, actual=info.st_size)
@@ -65,12 +72,19 @@ def open_regular_file(
 
 def too_big(what: str, shown: str, size: int | None, limit: int) -> str:
     """The sentence for a file over its limit (``size`` None: it grew while being read)."""
-    weighs = f"weighs {_mb(size)}" if size is not None else "is larger than that"
-    return f"{what} {shown} {weighs}; files above {_mb(limit)} are not read."
+    if size is None:
+        text = _("{what} {path} is larger than that; files above {limit} are not read.")
+    else:
+        text = _("{what} {path} weighs {size}; files above {limit} are not read.")
+    return text.format(what=what, path=shown, size=size_text(size or 0), limit=size_text(limit))
 
 
-def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.2f} MB ({size:,} bytes)"
+def size_text(size: int) -> str:
+    """'1.50 MB (1,572,864 bytes)' in the current language ('1,50 Mo (1 572 864 octets)')."""
+    megabytes, count = f"{size / (1024 * 1024):.2f}", f"{size:,}"
+    if current_language() == "fr":
+        megabytes, count = megabytes.replace(".", ","), count.replace(",", "\u202f")
+    return _("{megabytes} MB ({bytes} bytes)").format(megabytes=megabytes, bytes=count)
 
 
 def read_regular_file(path: str | Path, what: str, error: ErrorFactory, *, limit: int) -> bytes:

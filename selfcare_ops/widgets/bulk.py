@@ -11,7 +11,6 @@ scoped to the client on show, counted before and confirmed (``client_outbox``).
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 import ipywidgets as widgets
@@ -22,7 +21,12 @@ from selfcare_ops.access import Actor, can_deliver_mail
 from selfcare_ops.errors import ValidationError
 from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations import bulk as bulk_invitations
-from selfcare_ops.invitations.bulk import REASON_BOUNCED, REASON_DRAFT
+from selfcare_ops.invitations.bulk import (
+    REASON_BOUNCED,
+    REASON_DEACTIVATED,
+    REASON_DRAFT,
+    REASON_NO_EMAIL,
+)
 from selfcare_ops.support.exports import csv_bytes
 from selfcare_ops.widgets.common import (
     ActionButton,
@@ -36,33 +40,25 @@ from selfcare_ops.widgets.common import (
     section,
 )
 
-_RECENT = re.compile(r"invited less than (\d+) days? ago")
 
-
-def _reason_labels() -> dict[str, str]:
+def _advice() -> dict[str, str]:
+    """What the dashboard says of a left-out reason where there is something to do about it,
+    keyed by the plan's stable ``reason_code``."""
     return {
-        "no email": _("no email address: activate them directly in the user view"),
-        "already active": _("already active"),
-        "deactivated": _("deactivated (reactivate first)"),
-        "out of scope": _("outside your scope"),
-        "unknown user": _("unknown user"),
-        "invited since the plan was made": _("invited since the plan was made"),
-        "no longer eligible": _("no longer eligible"),
+        REASON_NO_EMAIL: _("no email address: activate them directly in the user view"),
+        REASON_DEACTIVATED: _("deactivated (reactivate first)"),
         REASON_DRAFT: _("draft created without activation (activate first)"),
         REASON_BOUNCED: _("address refused by the mail server: correct the email first"),
     }
 
 
-def reason_label(reason: object) -> str:
-    """A plan's reason (a stable code) in the analyst's words; unknown ones as they are."""
-    text = "" if reason is None or (isinstance(reason, float) and pd.isna(reason)) else str(reason)
-    recent = _RECENT.fullmatch(text)
-    if recent:
-        days = int(recent.group(1))
-        return ngettext(
-            "invited less than {count} day ago", "invited less than {count} days ago", days
-        ).format(count=days)
-    return _reason_labels().get(text, text)
+def reason_label(code: object, reason: object) -> str:
+    """A left-out user's reason as the dashboard shows it: the advice for its code, else the
+    plan's own sentence (already in the analyst's language)."""
+    advice = _advice().get(str(code))
+    if advice:
+        return advice
+    return "" if reason is None or (isinstance(reason, float) and pd.isna(reason)) else str(reason)
 
 
 def invitations_to_send(count: int) -> str:
@@ -285,7 +281,10 @@ class BulkInvitationDashboard:
             )
         )
         if len(skipped):
-            skipped["motif"] = [reason_label(r) for r in skipped["reason"]]
+            skipped["motif"] = [
+                reason_label(code, reason)
+                for code, reason in zip(skipped["reason_code"], skipped["reason"], strict=True)
+            ]
             counts = skipped["motif"].value_counts()
             by_reason = " · ".join(
                 html.escape(_("{reason}: {count}").format(reason=k, count=v))

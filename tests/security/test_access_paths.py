@@ -40,6 +40,14 @@ from selfcare_ops.store.models import (
 )
 from selfcare_ops.widgets import open_dashboard
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 ALICE = "alice@virginie.example"  # client administrator of CA
 MARC = "marc@virginie.example"  # manager of the sub-account Siège of CA
 PA_ADMIN = "admin@pa.example"  # partner administrator of PA (CA and CA1 below)

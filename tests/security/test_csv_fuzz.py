@@ -15,6 +15,7 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, or_, select
@@ -22,6 +23,14 @@ from sqlalchemy import func, or_, select
 from selfcare_ops.errors import SelfcareError
 from selfcare_ops.onboarding import import_users
 from selfcare_ops.store.models import ImportRun, Organisation, User, recount_users
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
 
 #: Fixed budget per backend (a few seconds each): CI runs it on every change.
 EXAMPLES = 200

@@ -33,6 +33,14 @@ from selfcare_ops.support.exports import FORMULA_STARTS
 from selfcare_ops.widgets import BulkInvitationDashboard
 from selfcare_ops.widgets.onboarding import OnboardingDashboard
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 JP = "jbubu@virginietelecom.sewan.eu"
 VERO = "vduduche@virginietelecom.sewan.eu"
 HOSTILE_EMAIL = "=cmd|'/Ccalc'!A0@evil.example"

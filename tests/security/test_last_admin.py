@@ -22,6 +22,14 @@ from selfcare_ops.cli import main
 from selfcare_ops.errors import LastAdministratorError
 from selfcare_ops.store.models import User, utcnow
 
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English sentences (French is the default language)."""
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "en")
+    monkeypatch.setattr("selfcare_ops.i18n._chosen", None)  # whatever an earlier test chose
+
+
 ALICE = "adupont@virginietelecom.sewan.eu"  # CA's only administrator, active
 MARC = "mlefevre@virginietelecom.sewan.eu"  # active manager of Siège
 VERO = "vduduche@virginietelecom.sewan.eu"  # not invited yet
