@@ -1,0 +1,97 @@
+"""The command starts at once: ``--help`` lists every command without importing one of them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from selfcare_ops.cli import COMMAND_MODULES, COMMANDS, main
+
+#: What ``--help`` must not pay for: pandas, SQLAlchemy (and so the models), the services.
+HEAVY = (
+    "pandas",
+    "numpy",
+    "sqlalchemy",
+    "alembic",
+    "selfcare_ops.models",
+    "selfcare_ops.db",
+    "selfcare_ops.access",
+    "selfcare_ops.directory",
+    "selfcare_ops.invitations",
+    "selfcare_ops.onboarding",
+    "selfcare_ops.cli.common",
+    *(f"selfcare_ops.cli.{name}" for name in COMMAND_MODULES),
+)
+
+
+def _imported_after(code: str) -> tuple[list[str], str]:
+    """Run ``code`` in a fresh interpreter; (heavy modules it imported, what it printed)."""
+    probe = (
+        "import sys, json\n"
+        f"{code}\n"
+        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    *printed, last = result.stdout.rstrip("\n").split("\n")
+    return json.loads(last), "\n".join(printed)
+
+
+def test_importing_the_entry_point_imports_no_command_nor_pandas():
+    heavy, _ = _imported_after("from selfcare_ops.cli import main")
+    assert heavy == []
+
+
+def test_help_in_a_fresh_process_lists_every_command_and_imports_none():
+    heavy, printed = _imported_after(
+        "from selfcare_ops.cli import main\n"
+        "try:\n"
+        "    main(['--help'], prog_name='selfcare-ops')\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    assert heavy == []
+    assert "Usage: selfcare-ops" in printed
+    for name in COMMANDS:
+        assert f"\n  {name} " in printed, name
+
+
+def test_help_lists_every_command_with_its_own_one_line_help():
+    result = CliRunner().invoke(main, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name, (short_help, _) in COMMANDS.items():
+        command = main.get_command(click.Context(main), name)
+        assert command is not None, name
+        # The registry's line is the command's own (its docstring's first sentence).
+        assert command.get_short_help_str(200) == short_help, name
+        line = next(line for line in result.output.splitlines() if line.split()[:1] == [name])
+        assert line.split(None, 1)[1] == short_help
+
+
+def test_the_registry_names_every_command_the_modules_define():
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"selfcare_ops.cli.{module}")
+    assert sorted(main.commands) == sorted(COMMANDS)
+    assert {module for _, modules in COMMANDS.values() for module in modules} <= set(
+        COMMAND_MODULES
+    )
+
+
+def test_a_group_completed_by_several_modules_has_all_its_subcommands():
+    """``users`` is defined with ``clients`` but gets subcommands from three more modules."""
+    result = CliRunner().invoke(main, ["users", "--help"])
+    assert result.exit_code == 0
+    for sub in ("list", "create", "deactivate", "role", "edit", "profile", "move"):
+        assert f"\n  {sub} " in result.output, sub
+
+
+def test_an_unknown_command_is_a_usage_error_naming_it():
+    result = CliRunner().invoke(main, ["userz", "list"])
+    assert result.exit_code == 2
+    assert "No such command 'userz'" in result.output
