@@ -36,7 +36,7 @@ from ..subaccounts import create_sub_account
 from ..textnorm import fold
 from ..users import derived_columns, require_administrator_left
 from .headers import RIGHT_FIELDS
-from .plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from .plan import VALUE_FIELDS, Plan, empty_counts
 
 Progress = Callable[[int, int], None]
 #: Called inside each batch's transaction, before it commits: ``on_batch(number, session)``.
@@ -613,7 +613,7 @@ def apply_plan(
     Rejected lines never block the others, unless ``strict``: then any rejected line means
     nothing is written (and the whole plan is one transaction).
     """
-    rows = frame_records(plan.frame)
+    rows = plan.records()
     run_id = start_run(session_factory, actor, plan.source_name, plan.sha256, dry_run=False)
     counts = empty_counts()
     refused = strict and plan.counts["reject"] > 0
