@@ -22,6 +22,7 @@ from ..access import Actor
 from ..batching import chunks
 from ..bulk_sql import insert_rows
 from ..errors import DatabaseError, LastAdministratorError
+from ..gcpause import collector_paused
 from ..invitations import invite_user_ids
 from ..issuing import Target, issue, supersede_pending
 from ..models import (
@@ -244,7 +245,7 @@ def _invite_new_users(
         )
         for row in rows
     ]
-    issue(session, actor, targets, now=now, audit_each=False)
+    issue(session, actor, targets, now=now, audit_each=False, keep=False)
     return {row["user_id"] for row in rows}
 
 
@@ -549,30 +550,31 @@ def apply_rows(
         if on_batch is not None:
             on_batch(number, session)
 
-    try:
-        if single_transaction:
-            with session_factory.begin() as session:
+    with collector_paused():  # see gcpause: the batch's rows all live until it is written
+        try:
+            if single_transaction:
+                with session_factory.begin() as session:
+                    for batch in chunks(positions, batch_size):
+                        number += 1
+                        run(session, batch, number)
+                        done += len(batch)
+                        if progress:
+                            progress(done, total)
+            else:
                 for batch in chunks(positions, batch_size):
                     number += 1
-                    run(session, batch, number)
+                    with session_factory.begin() as session:
+                        run(session, batch, number)
                     done += len(batch)
                     if progress:
                         progress(done, total)
-        else:
-            for batch in chunks(positions, batch_size):
-                number += 1
-                with session_factory.begin() as session:
-                    run(session, batch, number)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-    except SQLAlchemyError as exc:
-        first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
-        raise DatabaseError(
-            f"Batch {number} (lines {first} to {last}) could not be written and was rolled "
-            f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
-            "run the same import again to complete it."
-        ) from exc
+        except SQLAlchemyError as exc:
+            first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
+            raise DatabaseError(
+                f"Batch {number} (lines {first} to {last}) could not be written and was rolled "
+                f"back: {exc.orig if hasattr(exc, 'orig') else exc}. Earlier batches are saved; "
+                "run the same import again to complete it."
+            ) from exc
     if progress and done < total:
         progress(total, total)  # the lines with nothing to write are done too
     report_until(len(rows))

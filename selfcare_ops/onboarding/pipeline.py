@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..access import Actor
+from ..gcpause import collector_paused
 from ..models import ImportRun
 from .apply import (
     DEFAULT_BATCH_SIZE,
@@ -130,7 +131,7 @@ def _streamed(
     client_id = planner.default_client.id if planner.default_client else None
     try:
         for chunk in rows.chunks(chunk_size):
-            with session_factory() as session:
+            with session_factory() as session, collector_paused():
                 planned = planner.plan_chunk(session, chunk)
             if dry_run:
                 report_rows = planned_report_rows(planned)

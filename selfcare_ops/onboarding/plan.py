@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from ..access import Actor
+from ..gcpause import collector_paused
 from .planner import PLAN_COLUMNS, VALUE_FIELDS, Planner, empty_counts
 from .reading import RowSource, read_rows
 
@@ -153,8 +154,9 @@ def build_plan(
         )
         planner.prepare(session)
         planned: list[dict[str, Any]] = []
-        for chunk in plan_rows(session, planner, rows, chunk_size=chunk_size):
-            planned.extend(chunk)
+        with collector_paused():
+            for chunk in plan_rows(session, planner, rows, chunk_size=chunk_size):
+                planned.extend(chunk)
     finally:
         rows.close()
     return Plan(
