@@ -95,3 +95,39 @@ def test_an_unknown_command_is_a_usage_error_naming_it():
     result = CliRunner().invoke(main, ["userz", "list"])
     assert result.exit_code == 2
     assert "No such command 'userz'" in result.output
+
+
+def test_the_schema_check_knows_alembics_head_without_alembic():
+    """``check_ready`` reads the newest revision from the scripts; Alembic agrees."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from selfcare_ops.db import head_revision
+    from selfcare_ops.resources import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_listing_users_imports_neither_alembic_nor_the_invitation_services(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    heavy, printed = _imported_after(
+        "import os\n"
+        f"os.environ['SELFCARE_OPS_DATABASE_URL'] = {url!r}\n"
+        "from selfcare_ops.db import make_engine, upgrade, make_session_factory\n"
+        "from selfcare_ops.demo import load_demo\n"
+        f"engine = make_engine({url!r}); upgrade(engine)\n"
+        "with make_session_factory(engine).begin() as session:\n"
+        "    load_demo(session)\n"
+        "engine.dispose()\n"
+        "for name in [m for m in sys.modules if m.startswith(('alembic', 'selfcare_ops'))]:\n"
+        "    del sys.modules[name]\n"
+        "from selfcare_ops.cli import main\n"
+        "try:\n"
+        "    main(['users', 'list', 'C0001', '--json'])\n"
+        "except SystemExit as end:\n"
+        "    assert not end.code, end.code"
+    )
+    assert '"login"' in printed
+    assert "alembic" not in heavy
