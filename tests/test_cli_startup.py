@@ -83,6 +83,19 @@ def test_the_registry_names_every_command_the_modules_define():
     )
 
 
+def test_every_subcommand_another_module_adds_is_known_to_its_group():
+    """A subcommand missing from ``spread`` would be found only after another command ran."""
+    from selfcare_ops.cli.directory import clients, users
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"selfcare_ops.cli.{module}")
+    for group in (users, clients):
+        for name, command in group.commands.items():
+            defined_in = command.callback.__module__.rsplit(".", 1)[-1]
+            if defined_in != "directory":
+                assert group.spread.get(name) == defined_in, (group.name, name)
+
+
 def test_a_group_completed_by_several_modules_has_all_its_subcommands():
     """``users`` is defined with ``clients`` but gets subcommands from three more modules."""
     result = CliRunner().invoke(main, ["users", "--help"])
@@ -131,3 +144,5 @@ def test_listing_users_imports_neither_alembic_nor_the_invitation_services(tmp_p
     )
     assert '"login"' in printed
     assert "alembic" not in heavy
+    assert "selfcare_ops.invitations" not in heavy
+    assert "selfcare_ops.cli.rights" not in heavy

@@ -17,6 +17,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -53,7 +54,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Show, set, reset, preview and audit the branding (inherited down the tree).",
         ("branding",),
     ),
-    "clients": ("Search and list clients.", ("directory", "rights")),
+    "clients": ("Search and list clients.", ("directory",)),
     "db": ("Create or migrate the database schema.", ("db",)),
     "demo": (
         "The main job: migrate, load the demo data, then onboard, invite, deliver and report.",
@@ -79,7 +80,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Sub-accounts of a client: list, create, rename (administrators only).",
         ("rights",),
     ),
-    "users": ("List and manage users.", ("directory", "invitations", "rights", "users")),
+    "users": ("List and manage users.", ("directory",)),
 }
 
 
@@ -90,6 +91,28 @@ QUIET_LIBRARY_LOGGERS = ("sqlalchemy", "psycopg")
 if not os.environ.get("SELFCARE_OPS_DEBUG"):
     for _logger in QUIET_LIBRARY_LOGGERS:
         logging.getLogger(_logger).addHandler(logging.NullHandler())
+
+
+class SpreadGroup(click.Group):
+    """A group whose subcommands other modules define (``users``): running one imports the
+    module that defines it only, so ``users list`` does not load the invitation services.
+
+    ``spread`` maps each such subcommand to its module; ``--help`` of the group loads them all.
+    """
+
+    def __init__(self, *args: Any, spread: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spread = dict(spread or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.spread:
+            importlib.import_module(f"{__name__}.{self.spread[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(self.spread.values())):
+            importlib.import_module(f"{__name__}.{module}")
+        return super().list_commands(ctx)
 
 
 def _shortened(text: str, limit: int) -> str:

@@ -6,11 +6,11 @@ import click
 
 from .. import directory
 from ..models import ACCOUNT_STATUSES
-from . import main
+from . import SpreadGroup, main
 from .common import CliContext, echo, echo_json, echo_table, pass_cli
 
 
-@main.group()
+@main.group(cls=SpreadGroup, spread={"details": "rights"})
 def clients() -> None:
     """Search and list clients."""
 
@@ -49,7 +49,16 @@ def clients_list(
     echo(f"{result.label} ({result.total} clients)")
 
 
-@main.group()
+@main.group(
+    cls=SpreadGroup,
+    spread={
+        **dict.fromkeys(
+            ("activate", "create", "deactivate", "reactivate", "supervise"), "invitations"
+        ),
+        **dict.fromkeys(("move", "notifications", "profile", "remove", "role"), "rights"),
+        "edit": "users",
+    },
+)
 def users() -> None:
     """List and manage users."""
 
