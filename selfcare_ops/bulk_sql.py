@@ -197,3 +197,47 @@ def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
         )
     largest = session.scalar(select(func.coalesce(func.max(table.c.id), 0)))
     return list(range(int(largest) + 1, int(largest) + 1 + count))
+
+
+#: Keys per statement of :func:`rows_where_in` (SQLite allows 32,766 bound parameters).
+IN_CHUNK = 5000
+
+
+def rows_where_in(
+    session: Session, table: Table, columns: Sequence[str], key: str, keys: Collection[Any]
+) -> list[dict[str, Any]]:
+    """The ``columns`` (by name) of the rows of ``table`` whose ``key`` is one of ``keys``.
+
+    For bulk lookups (an import checks 100,000 logins and emails): the statement is written
+    once per chunk with one bound parameter per key and goes straight to the driver, where a
+    Core ``in_()`` re-expands and names every parameter of every execution in Python (a
+    third of the lookup's cost). Values go through their column type's result processing,
+    as with Core (booleans, timestamps on SQLite).
+    """
+    if not keys:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    preparer = dialect.identifier_preparer
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    shown = ", ".join(preparer.format_column(table.c[name]) for name in columns)
+    head = (  # quoted identifiers from the table definition; keys are bound parameters
+        f"SELECT {shown} FROM {preparer.format_table(table)} "  # noqa: S608
+        f"WHERE {preparer.format_column(table.c[key])} IN "
+    )
+    processors = [
+        (index, processor)
+        for index, name in enumerate(columns)
+        if (processor := table.c[name].type.dialect_impl(dialect).result_processor(dialect, None))
+    ]
+    ordered = list(keys)
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ordered), IN_CHUNK):
+        part = tuple(ordered[start : start + IN_CHUNK])
+        sql = f"{head}({', '.join([marker] * len(part))})"
+        for row in connection.exec_driver_sql(sql, part).all():
+            values = list(row)
+            for index, processor in processors:
+                values[index] = processor(values[index])
+            found.append(dict(zip(columns, values, strict=True)))
+    return found

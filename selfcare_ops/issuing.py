@@ -43,7 +43,7 @@ MESSAGE_KINDS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)  # an import makes one per invited user
 class Target:
     """Someone to invite: a user (``user_id``) or an administrator (``administrator_id``)."""
 

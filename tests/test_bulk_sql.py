@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from selfcare_ops import bulk_sql
 from selfcare_ops.audit import event_row
 from selfcare_ops.bulk_sql import COPY_FROM_ROWS, insert_rows
 from selfcare_ops.models import (
@@ -146,3 +147,26 @@ def test_many_users_feed_the_per_client_counts(session_factory, tree) -> None:
             )
         )
     assert invited >= sum(1 for user in users if user["status"] == "invited")
+
+
+def test_rows_where_in_reads_typed_values_across_chunks(session_factory, tree, monkeypatch):
+    """The bulk lookup returns every matching row once, with Python values (booleans and
+    timestamps typed as Core gives them), whatever the number of chunks."""
+    monkeypatch.setattr(bulk_sql, "IN_CHUNK", 2)
+    with session_factory() as session:
+        expected = {
+            user.login: (user.right_manage_rights, user.created_at)
+            for user in session.scalars(select(User))
+        }
+        logins = [*expected, "nobody@example.test"]
+        found = bulk_sql.rows_where_in(
+            session,
+            User.__table__,
+            ("login", "right_manage_rights", "created_at"),
+            "login",
+            logins,
+        )
+    assert sorted(row["login"] for row in found) == sorted(expected)
+    for row in found:
+        assert type(row["right_manage_rights"]) is bool
+        assert (row["right_manage_rights"], row["created_at"]) == expected[row["login"]]

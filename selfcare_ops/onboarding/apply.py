@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import audit
 from ..access import Actor
 from ..batching import chunks
-from ..bulk_sql import insert_rows
+from ..bulk_sql import insert_rows, rows_where_in
 from ..errors import DatabaseError, LastAdministratorError
 from ..gcpause import collector_paused
 from ..invitations import invite_user_ids
@@ -272,10 +272,11 @@ def apply_batch(
     invited: set[int] = set()
     fresh: list[dict[str, Any]] = []
     if creates:
-        present = set()
         logins = [r["login"] for r in creates]
-        for chunk in chunks(logins, _IN_CHUNK):
-            present.update(session.scalars(select(User.login).where(User.login.in_(chunk))))
+        present = {
+            row["login"]
+            for row in rows_where_in(session, User.__table__, ("login",), "login", logins)
+        }
         fresh = [row for row in creates if row["login"] not in present]
         for row in creates:
             if row["login"] in present:
