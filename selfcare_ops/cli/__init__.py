@@ -41,9 +41,10 @@ COMMAND_MODULES = [
     "users",
 ]
 
-#: Top-level command -> (its one-line help, the command modules that define it or add
-#: subcommands to it). ``--help`` reads the help here, without importing anything; running a
-#: command imports its modules. ``tests/test_cli_startup.py`` checks both stay in step.
+#: Top-level command -> (its one-line help, the command modules that define it).
+#: ``--help`` reads the help here, without importing anything; running a command imports its
+#: modules (subcommands defined elsewhere: :class:`SpreadGroup`). ``tests/test_cli_startup.py``
+#: checks that the registry and the modules stay in step.
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "apikeys": (
         "A client's API key: create, regenerate, revoke, list (administrators only).",
@@ -130,8 +131,8 @@ class SelfcareGroup(click.Group):
         return sorted({*COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        # Every module adding to the group, even when another module already defined it
-        # (``users`` is defined with ``clients`` and gains subcommands from three others).
+        # Imported every time (a no-op once loaded): another command's module may have defined
+        # the group already without the registry's modules having run.
         for module in COMMANDS.get(cmd_name, ("", ()))[1]:
             importlib.import_module(f"{__name__}.{module}")
         return super().get_command(ctx, cmd_name)
