@@ -21,15 +21,12 @@ import os
 from functools import lru_cache
 
 from selfcare_ops.errors import ConfigurationError
-from selfcare_ops.support.resources import PACKAGE, packaged, real_path
+from selfcare_ops.support.resources import packaged, real_path
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
-DOMAIN = PACKAGE
+DOMAIN = "selfcare_ops"  # the package's name (resources.PACKAGE), not imported: see translations
 LANGUAGE_ENV = "SELFCARE_OPS_LANG"
-#: Where the compiled catalogs live: ``locale/<lang>/LC_MESSAGES/selfcare_ops.mo``.
-LOCALE_DIR = packaged("locale")
-
 _chosen: str | None = None
 
 
@@ -71,9 +68,15 @@ def current_language() -> str:
 
 @lru_cache(maxsize=len(LANGUAGES))
 def translations(language: str) -> gettext.NullTranslations:
-    """The compiled catalog of ``language`` (English text as is when a message is missing)."""
+    """The compiled catalog of ``language`` (English text as is when a message is missing).
+
+    Catalogs live in the package, ``locale/<lang>/LC_MESSAGES/selfcare_ops.mo``; the package
+    resources are imported here, on the first translated message, not when the CLI starts.
+    """
+
+    locale_dir = real_path(packaged("locale"))
     return gettext.translation(
-        DOMAIN, localedir=str(real_path(LOCALE_DIR)), languages=[language], fallback=True
+        DOMAIN, localedir=str(locale_dir), languages=[language], fallback=True
     )
 
 

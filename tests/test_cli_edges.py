@@ -179,7 +179,7 @@ def test_a_confirmed_send_completes_when_its_reader_went_away(db_url, tree, sess
     status, errors, first_line = _piped_into_head(db_url, "invite", "client", "SEND", "--yes")
     assert errors == b""
     assert status == 0
-    assert first_line.decode().startswith("30 invitations à envoyer")
+    assert first_line.decode().startswith("30 invitations to send")
     with session_factory() as session:
         invited = session.scalar(
             select(func.count())

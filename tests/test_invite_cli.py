@@ -61,9 +61,7 @@ def test_invite_client_dry_run_json(run, session_factory):
     data = json.loads(result.output)
     assert data["to_send"] == 2 and data["sent"] == 0
     # people read the reason in their language (English in this suite); programs read its code
-    assert {"login": CEDRIC, "reason": "no email", "reason_code": "no_email"} in data[
-        "left_out"
-    ]
+    assert {"login": CEDRIC, "reason": "no email", "reason_code": "no_email"} in data["left_out"]
     assert {"login": ROBERT, "reason": "deactivated", "reason_code": "deactivated"} in data[
         "left_out"
     ]

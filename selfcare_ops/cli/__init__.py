@@ -3,8 +3,12 @@
 Each command reads its input, calls one service, and prints the result or the error. Errors
 the toolkit raises on purpose print as one sentence on stderr with exit status 1 (usage errors:
 2); nothing prints a traceback unless ``SELFCARE_OPS_DEBUG=1``. Output goes through
-:func:`.common.echo`, for which a reader that went away (``| head -1``) ends the output quietly
+:func:`.output.echo`, for which a reader that went away (``| head -1``) ends the output quietly
 without interrupting the command's work.
+
+Commands load lazily (:class:`SelfcareGroup`, :data:`COMMANDS`): starting the program imports
+click and nothing else of weight, so ``selfcare-ops --help`` answers at once and each command
+pays only for the modules it uses (pandas, SQLAlchemy, the services) when it runs.
 """
 
 from __future__ import annotations
@@ -13,27 +17,77 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 import click
-from sqlalchemy.exc import DBAPIError
 
-from selfcare_ops.access import check_actor_name
-from selfcare_ops.cli.common import CliContext, discard_output, echo, reset_output
+from selfcare_ops.cli.output import discard_output, echo, reset_output
 from selfcare_ops.errors import SelfcareError
 from selfcare_ops.i18n import LANGUAGES, _, set_language
-from selfcare_ops.store.db import database_error
 
-#: Command modules, each adding its groups and commands to :data:`main`.
-COMMAND_MODULES = ["db", "directory", "audit"]
-COMMAND_MODULES.append("jobs")
-COMMAND_MODULES.append("invitations")
-COMMAND_MODULES.append("rights")
-COMMAND_MODULES.append("mail")
-COMMAND_MODULES.append("branding")
-COMMAND_MODULES.append("onboarding")
-COMMAND_MODULES.append("organisations")
-COMMAND_MODULES.append("users")
-COMMAND_MODULES.append("serve")
+#: Command modules, each adding its groups and commands to :data:`main` when imported.
+COMMAND_MODULES = [
+    "db",
+    "directory",
+    "audit",
+    "jobs",
+    "invitations",
+    "rights",
+    "mail",
+    "branding",
+    "modules",
+    "onboarding",
+    "organisations",
+    "users",
+    "serve",
+]
+
+#: Top-level command -> (its one-line help, the command modules that define it).
+#: ``--help`` reads the help here, without importing anything; running a command imports its
+#: modules (subcommands defined elsewhere: :class:`SpreadGroup`). ``tests/test_cli_startup.py``
+#: checks that the registry and the modules stay in step.
+COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "apikeys": (
+        "A client's API key: create, regenerate, revoke, list (administrators only).",
+        ("rights",),
+    ),
+    "audit": ("Read the audit trail.", ("audit",)),
+    "branding": (
+        "Show, set, reset, preview and audit the branding (inherited down the tree).",
+        ("branding",),
+    ),
+    "clients": ("Search and list clients.", ("directory",)),
+    "db": ("Create or migrate the database schema.", ("db",)),
+    "demo": (
+        "The main job: migrate, load the demo data, then onboard, invite, deliver and report.",
+        ("db",),
+    ),
+    "import": ("Onboard users from the CSV files customers send.", ("onboarding",)),
+    "invite": (
+        "Send, resend, revoke, expire and accept Selfcare invitations.",
+        ("invitations",),
+    ),
+    "jobs": ("Run the scheduled notebooks and read their history.", ("jobs",)),
+    "mail": ("Deliver the queued mail and see the outbox.", ("mail",)),
+    "modules": ("Show and toggle the modules (inherited down the tree).", ("modules",)),
+    "orgs": (
+        "Create partners and clients, rename them, set their mail language.",
+        ("organisations",),
+    ),
+    "rights": (
+        "Per-user rights (manage rights, place orders, view invoices) and restrictions.",
+        ("rights",),
+    ),
+    "subaccounts": (
+        "Sub-accounts of a client: list, create, rename (administrators only).",
+        ("rights",),
+    ),
+    "serve": (
+        "Serve the links the mails carry: invitations, the Selfcare home, supervision, images.",
+        ("serve",),
+    ),
+    "users": ("List and manage users.", ("directory",)),
+}
 
 
 #: Libraries whose log records would reach stderr through logging's last-resort handler (a
@@ -45,8 +99,63 @@ if not os.environ.get("SELFCARE_OPS_DEBUG"):
         logging.getLogger(_logger).addHandler(logging.NullHandler())
 
 
+class SpreadGroup(click.Group):
+    """A group whose subcommands other modules define (``users``): running one imports the
+    module that defines it only, so ``users list`` does not load the invitation services.
+
+    ``spread`` maps each such subcommand to its module; ``--help`` of the group loads them all.
+    """
+
+    def __init__(self, *args: Any, spread: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spread = dict(spread or {})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.spread:
+            importlib.import_module(f"{__name__}.{self.spread[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(self.spread.values())):
+            importlib.import_module(f"{__name__}.{module}")
+        return super().list_commands(ctx)
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word, as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 3, 0)].rsplit(" ", 1)[0] + "..."
+
+
 class SelfcareGroup(click.Group):
-    """Turns every toolkit error into one sentence on stderr and exit status 1."""
+    """Loads each command on first use, and turns every toolkit error into one sentence on
+    stderr and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # Imported every time (a no-op once loaded): another command's module may have defined
+        # the group already without the registry's modules having run.
+        for module in COMMANDS.get(cmd_name, ("", ()))[1]:
+            importlib.import_module(f"{__name__}.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`COMMANDS`, so that ``--help`` imports no command."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if name in COMMANDS:
+                rows.append((name, _shortened(COMMANDS[name][0], limit)))
+            elif command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -54,17 +163,10 @@ class SelfcareGroup(click.Group):
         except SelfcareError as error:
             echo(_("Error: {error}").format(error=error), err=True)
             sys.exit(1)
-        except DBAPIError as error:  # a damaged schema, a database lost mid-command
-            if os.environ.get("SELFCARE_OPS_DEBUG"):
-                raise
-            settings = getattr(ctx.obj, "settings", None)
-            translated = database_error(error, settings.database_url if settings else None)
-            click.echo(_("Error: {error}").format(error=translated), err=True)
-            sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except BrokenPipeError:
-            # Only output written around :func:`.common.echo` gets here: stop quietly, with
+            # Only output written around :func:`.output.echo` gets here: stop quietly, with
             # the status a shell gives a command whose pipe reader went away (128 + SIGPIPE).
             discard_output()
             sys.exit(141)
@@ -74,6 +176,15 @@ class SelfcareGroup(click.Group):
         except Exception as error:
             if os.environ.get("SELFCARE_OPS_DEBUG"):
                 raise
+            from sqlalchemy.exc import DBAPIError  # loaded by then if the database was used
+
+            if isinstance(error, DBAPIError):  # a damaged schema, a database lost mid-command
+                from selfcare_ops.store.db import database_error
+
+                settings = getattr(ctx.obj, "settings", None)
+                translated = database_error(error, settings.database_url if settings else None)
+                click.echo(_("Error: {error}").format(error=translated), err=True)
+                sys.exit(1)
             echo(
                 _(
                     "Error: unexpected {name}: {error} (set SELFCARE_OPS_DEBUG=1 to see where)."
@@ -102,13 +213,12 @@ class SelfcareGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
     """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
+    from selfcare_ops.access import check_actor_name
+    from selfcare_ops.cli.common import CliContext
+
     reset_output()
     set_language(lang)
     ctx.obj = CliContext(actor_email=actor_email)
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.
     check_actor_name(ctx.obj.actor_name)
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"{__name__}.{_name}")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, resolve_actor
+from selfcare_ops.cli.output import discard_output, echo, reset_output  # noqa: F401  (commands import them here)
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.i18n import _
 from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
@@ -77,51 +76,6 @@ pass_cli = click.make_pass_decorator(CliContext)
 
 
 # --- output ----------------------------------------------------------------------------------
-
-#: Streams whose reader went away (``selfcare-ops users list C0001 | head -1``): written no more.
-_closed_streams: set[str] = set()
-
-
-def reset_output() -> None:
-    """Forget closed streams (each invocation starts with open ones; tests run many in one
-    process)."""
-    _closed_streams.clear()
-
-
-def _discard(stream_name: str) -> None:
-    """Send what is left of a closed stream to the null device, so neither later writes nor
-    the interpreter's final flush fail (Python would print "Exception ignored" at exit)."""
-    _closed_streams.add(stream_name)
-    stream = getattr(sys, stream_name)
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, stream.fileno())
-        finally:
-            os.close(null)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass  # not a real file (tests' captured output): the flag alone stops further writes
-
-
-def echo(message: Any = None, *, nl: bool = True, err: bool = False) -> None:
-    """``click.echo`` for every command: a closed output pipe ends the output quietly.
-
-    A reader that stops early (``| head -1``) is not an error, and it must not interrupt work
-    the command goes on doing (a confirmed send, a transaction about to commit): the remaining
-    output is dropped and the command finishes with its own exit status.
-    """
-    stream_name = "stderr" if err else "stdout"
-    if stream_name in _closed_streams:
-        return
-    try:
-        click.echo(message, nl=nl, err=err)
-    except BrokenPipeError:
-        _discard(stream_name)
-
-
-def discard_output() -> None:
-    """Standard output is closed: write nothing more to it, quietly."""
-    _discard("stdout")
 
 
 def _plain(value: Any) -> Any:

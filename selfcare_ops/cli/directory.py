@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from selfcare_ops import directory
-from selfcare_ops.cli import main
+from selfcare_ops.cli import SpreadGroup, main
 from selfcare_ops.cli.common import CliContext, UsageError, echo, echo_json, echo_table, pass_cli
 from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.store.models import ACCOUNT_STATUSES
 
 
-@main.group()
+@main.group(cls=SpreadGroup, spread={"details": "rights"})
 def clients() -> None:
     """Search and list clients."""
 
@@ -51,7 +51,16 @@ def clients_list(
     echo(f"{result.label} ({count})")
 
 
-@main.group()
+@main.group(
+    cls=SpreadGroup,
+    spread={
+        **dict.fromkeys(
+            ("activate", "create", "deactivate", "reactivate", "supervise"), "invitations"
+        ),
+        **dict.fromkeys(("move", "notifications", "profile", "remove", "role"), "rights"),
+        "edit": "users",
+    },
+)
 def users() -> None:
     """List and manage users."""
 

@@ -57,7 +57,7 @@ MESSAGE_KINDS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)  # an import makes one per invited user
 class Target:
     """Someone to invite: a user (``user_id``) or an administrator (``administrator_id``)."""
 
@@ -242,12 +242,15 @@ def issue(
     audit_extra: dict[str, Any] | None = None,
     frames: MailFrames | None = None,
     audit_each: bool = True,
+    keep: bool = True,
 ) -> list[Issued]:
     """Write invitations, queue their mails and audit them, all in the caller's transaction.
 
     ``frames`` carries rendered templates from one batch to the next (same ``now``).
     ``audit_each=False`` is for a caller that audits the whole operation itself (a CSV import:
     its one event counts the invitations, and each invitation row keeps who sent it and when).
+    ``keep=False`` returns nothing, for a caller that never reads what was issued (the same
+    import: one result object per invitation costs more than the invitation row's tuple).
     """
     if not targets:
         return []
@@ -318,6 +321,8 @@ def issue(
     ]
     invitation_ids = insert_rows(session, Invitation.__table__, rows, return_ids=True)
     if not audit_each:
+        if not keep:
+            return []
         return _issued(targets, tokens, links, invitation_ids, message_ids, expires_at)
     audit.record_many(
         session,
@@ -345,6 +350,8 @@ def issue(
             )
         ],
     )
+    if not keep:
+        return []
     return _issued(targets, tokens, links, invitation_ids, message_ids, expires_at)
 
 

@@ -26,9 +26,9 @@ from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.bulk import invite_user_ids
 from selfcare_ops.invitations.issuing import Target, issue, supersede_pending
 from selfcare_ops.onboarding.headers import RIGHT_FIELDS
-from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts, frame_records
+from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts
 from selfcare_ops.onboarding.reasons import at_line
-from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.bulk_sql import insert_rows, rows_where_in
 from selfcare_ops.store.models import (
     OPEN_INVITATION_STATUSES,
     ImportRun,
@@ -38,6 +38,7 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 from selfcare_ops.support.batching import chunks
+from selfcare_ops.support.gcpause import collector_paused
 from selfcare_ops.support.textnorm import fold
 
 Progress = Callable[[int, int], None]
@@ -259,7 +260,7 @@ def _invite_new_users(
         )
         for row in rows
     ]
-    issue(session, actor, targets, now=now, audit_each=False)
+    issue(session, actor, targets, now=now, audit_each=False, keep=False)
     return {row["user_id"] for row in rows}
 
 
@@ -286,10 +287,11 @@ def apply_batch(
     invited: set[int] = set()
     fresh: list[dict[str, Any]] = []
     if creates:
-        present = set()
         logins = [r["login"] for r in creates]
-        for chunk in chunks(logins, _IN_CHUNK):
-            present.update(session.scalars(select(User.login).where(User.login.in_(chunk))))
+        present = {
+            row["login"]
+            for row in rows_where_in(session, User.__table__, ("login",), "login", logins)
+        }
         fresh = [row for row in creates if row["login"] not in present]
         for row in creates:
             if row["login"] in present:
@@ -565,37 +567,38 @@ def apply_rows(
         if on_batch is not None:
             on_batch(number, session)
 
-    try:
-        if single_transaction:
-            with session_factory.begin() as session:
+    with collector_paused():  # see gcpause: the batch's rows all live until it is written
+        try:
+            if single_transaction:
+                with session_factory.begin() as session:
+                    for batch in chunks(positions, batch_size):
+                        number += 1
+                        run(session, batch, number)
+                        done += len(batch)
+                        if progress:
+                            progress(done, total)
+            else:
                 for batch in chunks(positions, batch_size):
                     number += 1
-                    run(session, batch, number)
+                    with session_factory.begin() as session:
+                        run(session, batch, number)
                     done += len(batch)
                     if progress:
                         progress(done, total)
-        else:
-            for batch in chunks(positions, batch_size):
-                number += 1
-                with session_factory.begin() as session:
-                    run(session, batch, number)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-    except SQLAlchemyError as exc:
-        first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
-        raise DatabaseError(
-            _(
-                "Batch {number} (lines {first} to {last}) could not be written and was rolled "
-                "back: {problem}. Earlier batches are saved; run the same import again to "
-                "complete it."
-            ).format(
-                number=number,
-                first=first,
-                last=last,
-                problem=exc.orig if hasattr(exc, "orig") else exc,
-            )
-        ) from exc
+        except SQLAlchemyError as exc:
+            first, last = rows[batch[0]]["line"], rows[batch[-1]]["line"]
+            raise DatabaseError(
+                _(
+                    "Batch {number} (lines {first} to {last}) could not be written and was "
+                    "rolled back: {problem}. Earlier batches are saved; run the same import "
+                    "again to complete it."
+                ).format(
+                    number=number,
+                    first=first,
+                    last=last,
+                    problem=exc.orig if hasattr(exc, "orig") else exc,
+                )
+            ) from exc
     if progress and done < total:
         progress(total, total)  # the lines with nothing to write are done too
     report_until(len(rows))
@@ -636,7 +639,7 @@ def apply_plan(
     Rejected lines never block the others, unless ``strict``: then any rejected line means
     nothing is written (and the whole plan is one transaction).
     """
-    rows = frame_records(plan.frame)
+    rows = plan.records()
     run_id = start_run(session_factory, actor, plan.source_name, plan.sha256, dry_run=False)
     counts = empty_counts()
     refused = strict and plan.counts["reject"] > 0

@@ -33,6 +33,7 @@ from selfcare_ops.onboarding.plan import build_plan, empty_counts, make_planner
 from selfcare_ops.onboarding.reading import RowSource, read_rows
 from selfcare_ops.onboarding.report import ReportWriter, write_report
 from selfcare_ops.store.models import ImportRun
+from selfcare_ops.support.gcpause import collector_paused
 
 #: Rows kept in memory for the returned report when ``keep_rows`` is off: rejected lines and
 #: lines with notes (an encoding to check, a voided link), the first ones only.
@@ -130,7 +131,7 @@ def _streamed(
     client_id = planner.default_client.id if planner.default_client else None
     try:
         for chunk in rows.chunks(chunk_size):
-            with session_factory() as session:
+            with session_factory() as session, collector_paused():
                 planned = planner.plan_chunk(session, chunk)
             if dry_run:
                 report_rows = planned_report_rows(planned)

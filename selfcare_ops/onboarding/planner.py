@@ -9,7 +9,7 @@ so streaming a file chunk by chunk gives the same plan as planning it at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,8 +33,8 @@ from selfcare_ops.onboarding.normalise import normalise_row
 from selfcare_ops.onboarding.reading import RawRow
 from selfcare_ops.onboarding.reasons import Reason, at_cell, at_line, codes
 from selfcare_ops.onboarding.values import AMBIGUOUS_ADMIN_WORDS, compact
+from selfcare_ops.store.bulk_sql import rows_where_in
 from selfcare_ops.store.models import Organisation, SubAccount, User
-from selfcare_ops.support.batching import chunks
 from selfcare_ops.support.textnorm import fold
 
 #: Fields an import can set on a user (besides the client and the sub-account).
@@ -89,7 +89,8 @@ _USER_COLUMNS = (
     User.email_folded,
     *(getattr(User, name) for name in VALUE_FIELDS),
 )
-_IN_BATCH = 5000
+#: The same columns by name, for :func:`~selfcare_ops.store.bulk_sql.rows_where_in`.
+_USER_NAMES = tuple(column.key for column in _USER_COLUMNS)
 
 
 def empty_counts() -> dict[str, int]:
@@ -242,9 +243,9 @@ class Planner:
             )
         return self._has_users[client_id]
 
-    def _remember(self, rows: Iterable[Any]) -> None:
+    def _remember(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
-            user = dict(row._mapping)
+            user = dict(row)
             if user["login"] in self._taken:
                 continue
             self._by_login[user["login"]] = user
@@ -256,12 +257,9 @@ class Planner:
     def _prefetch(self, session: Session, logins: set[str], emails: set[str]) -> None:
         logins = {login for login in logins if login not in self._by_login}
         emails = {email for email in emails if email not in self._by_email}
-        for part in chunks(sorted(logins), _IN_BATCH):
-            self._remember(session.execute(select(*_USER_COLUMNS).where(User.login.in_(part))))
-        for part in chunks(sorted(emails), _IN_BATCH):
-            self._remember(
-                session.execute(select(*_USER_COLUMNS).where(User.email_folded.in_(part)))
-            )
+        table = User.__table__
+        self._remember(rows_where_in(session, table, _USER_NAMES, "login", sorted(logins)))
+        self._remember(rows_where_in(session, table, _USER_NAMES, "email_folded", sorted(emails)))
         for login in logins:
             self._by_login.setdefault(login, None)
         for email in emails:
@@ -276,7 +274,7 @@ class Planner:
             where = User.login.endswith(f"@{domain}", autoescape=True)
         else:
             where = ~User.login.contains("@")
-        self._remember(session.execute(select(*_USER_COLUMNS).where(where)))
+        self._remember(row._mapping for row in session.execute(select(*_USER_COLUMNS).where(where)))
 
     def _owner(self, session: Session, login: str, domain: str | None) -> dict[str, Any] | None:
         if login in self._by_login:

@@ -40,7 +40,7 @@ _SCAN_BLOCK = 1 << 20
 csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
 
 
-@dataclass
+@dataclass(slots=True)  # a million of them per big file: no per-row __dict__
 class RawRow:
     """One data line: its number in the file (1 is the header), its cells by field."""
 

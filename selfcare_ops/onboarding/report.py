@@ -92,8 +92,7 @@ def report_frame(report: ImportReport | Plan | pd.DataFrame) -> pd.DataFrame:
     if isinstance(report, ImportReport):
         return report.frame
     if isinstance(report, Plan):
-        rows = frame_records(report.frame)
-        return pd.DataFrame(planned_report_rows(rows), columns=REPORT_COLUMNS)
+        return pd.DataFrame(planned_report_rows(report.records()), columns=REPORT_COLUMNS)
     return report
 
 

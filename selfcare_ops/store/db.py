@@ -12,11 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, exc, inspect
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
 from selfcare_ops.i18n import _
-from selfcare_ops.support.resources import MIGRATIONS
+from selfcare_ops.support.resources import MIGRATIONS, packaged
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 65_536
@@ -204,6 +204,8 @@ def _first_line(error: BaseException | None) -> str:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     # Alembic finds the packaged migrations itself (importlib.resources), wheel or checkout.
     config.set_main_option("script_location", MIGRATIONS)
@@ -211,25 +213,46 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*(?:\"([^\"]*)\"|None)", re.MULTILINE)
+
+
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    script = ScriptDirectory.from_config(config)
-    head = script.get_current_head()
-    assert head is not None
-    return head
+    """The newest packaged migration, read from the scripts' ``revision`` lines.
+
+    Every command checks the schema against it, and Alembic's own script loader (with Mako
+    and Pygments behind it) costs most of a short command's start-up; only ``db upgrade``
+    needs Alembic. ``tests/test_cli_startup.py`` checks the answer against Alembic's.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in packaged("store", "migrations", "versions").iterdir():
+        if not script.name.endswith(".py"):
+            continue
+        found = dict((name, value) for name, value in _REVISION.findall(script.read_text()))
+        if found.get("revision"):
+            revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    assert len(heads) == 1, f"the migrations have {len(heads)} heads: {sorted(heads)}"
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema's revision, as Alembic records it (None: never migrated)."""
     with translate_errors(engine), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Migrate to the newest schema; idempotent. Returns (revision before, revision after)."""
     before = current_revision(engine)
     if before != head_revision():
+        from alembic import command
+
         with translate_errors(engine):
             command.upgrade(alembic_config(engine), "head")
     return before, head_revision()

@@ -22,6 +22,9 @@ _MOBILE_TYPES = (
 )
 _EXAMPLE = "write it like 06 12 34 56 78 or +33 6 12 34 56 78"
 _PUNCTUATION = re.compile(r"[\s.\-/()\u00a0]")
+#: The same characters for ASCII text (``\s`` there: space, \t\n\r\f\v and \x1c-\x1f),
+#: deleted by ``str.translate``, several times cheaper than the regular expression.
+_ASCII_PUNCTUATION = dict.fromkeys(map(ord, " \t\n\r\f\v\x1c\x1d\x1e\x1f.-/()"))
 _FRENCH_NATIONAL = re.compile(r"(?:\+33|0033|0)([1-9]\d{8})\Z")
 _FRENCH_PREFIXES: dict[str, bool] = {}
 
@@ -42,7 +45,8 @@ def _french_prefix_valid(prefix: str) -> bool:
 
 def _fast(raw: str) -> str | None:
     """E.164 of a common French shape, ``""`` for an invalid one, None when unsure."""
-    match = _FRENCH_NATIONAL.match(_PUNCTUATION.sub("", raw))
+    bare = raw.translate(_ASCII_PUNCTUATION) if raw.isascii() else _PUNCTUATION.sub("", raw)
+    match = _FRENCH_NATIONAL.match(bare)
     if match is None or match.group(1)[0] == "8":  # 08 numbers have finer rules: full check
         return None
     national = match.group(1)
