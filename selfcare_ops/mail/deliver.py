@@ -1,26 +1,25 @@
 """Outbox delivery: worker threads send, one recorder owns the database and commits in groups.
 
 Each of ``connections`` workers owns one :class:`~selfcare_ops.mail.transports.Transport` (an
-SMTP connection, the Maildir) and loops: take the message handed to it, send it, hand the
-outcome back. The recorder (the calling thread) owns the run's one database connection and
-repeats one transaction until nothing is due (or ``limit`` is reached):
+SMTP connection, the Maildir) and loops: take the message handed to it, send it, hand the outcome
+back. The recorder (the calling thread) owns the run's one database connection; in one
+transaction per group of outcomes it:
 
-1. **Record** every outcome that arrived since the last commit: ``sent``; a temporary failure
+1. **records** every outcome that arrived since the last commit: ``sent``; a temporary failure
    (4xx, dropped connection) back to ``queued`` with ``attempts`` + 1, ``last_error`` and a
    ``next_attempt_at`` pushed back exponentially; a permanent refusal (5xx) ``failed`` with the
-   server's reason. Invitations follow (``sent``, ``bounced``); a final mail's link is blanked.
-2. **Claim** due messages when the claimed ones run low: queued ones whose ``next_attempt_at``
+   server's reason. Invitations follow (``sent``, ``bounced``); a final mail's link is blanked;
+2. **claims** due messages when the claimed ones run low: queued ones whose ``next_attempt_at``
    has come, plus ones left in ``sending`` longer than the lease by a deliverer that died. They
    become ``sending`` with ``claimed_by``/``claimed_at``; on PostgreSQL ``FOR UPDATE SKIP
-   LOCKED`` keeps two deliverers apart, on SQLite ``BEGIN IMMEDIATE`` (:mod:`selfcare_ops.db`).
-3. **Hand out** one message to each idle worker, after checking in this same transaction that
+   LOCKED`` keeps two deliverers apart, on SQLite ``BEGIN IMMEDIATE`` (:mod:`selfcare_ops.db`);
+3. **hands out** one message to each idle worker, once this same transaction has checked that
    its invitation link still works (revoked, superseded or expired: ``cancelled``, never sent).
 
 A worker gets its next message only once its previous outcome is committed, so a killed
 deliverer leaves at most one message per connection sent but not recorded: that message, taken
-over after the lease, is the only one that can be sent twice. Sends are paced to ``rate``.
-
-When the transport is unavailable (server unreachable, login refused) the run stops: the message
+over after the lease, is the only one that can be sent twice. Sends are paced to ``rate``. When
+the transport is unavailable (server unreachable, login refused) the run stops: the message
 being tried and every claimed one go back to ``queued`` untouched, and the report's ``error``
 says why in one sentence.
 """
@@ -37,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exc, func, or_, select, update
@@ -69,8 +69,8 @@ DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_SMTP_CONNECTIONS = 8
 DEFAULT_BATCH_SIZE = 100
 MAX_CONNECTIONS = 16
-#: The longest the recorder waits for more outcomes to commit with the first one.
-GROUP_SECONDS = 0.005
+#: The longest the recorder waits for more outcomes to share a commit with the first one.
+GROUP_SECONDS = 0.01
 
 TABLE = OutboundMessage.__table__
 INVITATIONS = Invitation.__table__
@@ -79,54 +79,40 @@ _MINE = and_(
     TABLE.c.status == "sending",
     TABLE.c.claimed_by == bindparam("me"),
 )
-_UNCLAIMED = {"claimed_by": None, "claimed_at": None}
-_ONE_MORE = TABLE.c.attempts + 1
-# A final message keeps no live link: blanked by the same statement, only if it is still ours.
-_BLANKED = {
-    "person": bindparam("person"),
-    "body_text": bindparam("text"),
-    "body_html": bindparam("html"),
-}
-#: How each outcome is written, when the message is still this run's.
+_FREE = {"claimed_by": None, "claimed_at": None}
+# A final message keeps no live link: blanked by the statement that makes it final, if ours.
+_FINAL = {"attempts": TABLE.c.attempts + 1, "person": bindparam("person")}
+_FINAL |= {"body_text": bindparam("text"), "body_html": bindparam("html")}
+#: How each outcome is written, only while the message is still this run's.
 _OUTCOMES = {
-    "sent": update(TABLE)
+    "sent": update(TABLE).where(_MINE).values(status="sent", sent_at=bindparam("at"), **_FINAL),
+    "failed": update(TABLE)
     .where(_MINE)
-    .values(status="sent", sent_at=bindparam("at"), attempts=_ONE_MORE, **_BLANKED),
+    .values(status="failed", last_error=bindparam("why"), **_FINAL, **_FREE),
     "retry": update(TABLE)
     .where(_MINE)
     .values(
         status="queued",
-        attempts=_ONE_MORE,
+        attempts=TABLE.c.attempts + 1,
         last_error=bindparam("why"),
         next_attempt_at=bindparam("later"),
-        **_UNCLAIMED,
+        **_FREE,
     ),
-    "failed": update(TABLE)
-    .where(_MINE)
-    .values(
-        status="failed", attempts=_ONE_MORE, last_error=bindparam("why"), **_UNCLAIMED, **_BLANKED
-    ),
-    "release": update(TABLE).where(_MINE).values(status="queued", **_UNCLAIMED),
+    "release": update(TABLE).where(_MINE).values(status="queued", **_FREE),
 }
-_LINKS = select(INVITATIONS.c.message_id, INVITATIONS.c.status, INVITATIONS.c.expires_at).where(
-    INVITATIONS.c.message_id.in_(bindparam("ids", expanding=True))
-)
-_COUNTERS = {"sent": "sent", "retry": "retried", "failed": "failed"}
-# An invitation follows its mail: ``sent`` when the server accepted it, ``bounced`` (with the
+# An invitation follows its mail: ``sent`` when the server took it, ``bounced`` (with the
 # server's reason) when it refused it for good.
-_INVITATION_SENT = (
-    update(INVITATIONS)
-    .where(INVITATIONS.c.message_id == bindparam("mid"), INVITATIONS.c.status == "pending")
-    .values(status="sent", sent_at=bindparam("at"))
-)
+_BY_MESSAGE = INVITATIONS.c.message_id == bindparam("mid")
+_INVITATION_SENT = update(INVITATIONS).where(_BY_MESSAGE, INVITATIONS.c.status == "pending")
+_INVITATION_SENT = _INVITATION_SENT.values(status="sent", sent_at=bindparam("at"))
 _INVITATION_BOUNCED = (
     update(INVITATIONS)
-    .where(
-        INVITATIONS.c.message_id == bindparam("mid"),
-        or_(INVITATIONS.c.status == "pending", INVITATIONS.c.status == "sent"),
-    )
+    .where(_BY_MESSAGE, or_(INVITATIONS.c.status == "pending", INVITATIONS.c.status == "sent"))
     .values(status="bounced", closed_at=bindparam("at"), status_reason=bindparam("why"))
 )
+_LINKS = select(INVITATIONS.c.message_id, INVITATIONS.c.status, INVITATIONS.c.expires_at)
+_LINKS = _LINKS.where(INVITATIONS.c.message_id.in_(bindparam("ids", expanding=True)))
+_COUNTERS = {"sent": "sent", "retry": "retried", "failed": "failed", "release": "released"}
 
 
 @dataclass(frozen=True)
@@ -181,13 +167,13 @@ class DeliveryReport:
 
 @dataclass
 class _Outcome:
-    """What a worker says about one message: ``sent``, ``retry``, ``failed`` or ``release``."""
+    """A worker's word on one message: ``sent``, ``retry``, ``failed``, ``release``, ``crash``."""
 
     worker: int
-    mail: OutgoingMail
+    message_id: int
     kind: str
     reason: str | None = None
-    #: The transport is unavailable (``halt``) or the worker crashed (``crash``): stop the run.
+    #: Why the run must stop: the transport is unavailable, or the worker crashed.
     halt: str | None = None
     crash: BaseException | None = None
 
@@ -195,30 +181,23 @@ class _Outcome:
 def _work(
     number: int, transport: Transport, inbox: queue.Queue[Any], out: queue.Queue[Any]
 ) -> None:
-    """A worker's loop: send what it is handed until it is handed ``None``."""
+    """A worker: send what it is handed, say how it went, until it is handed ``None``."""
     try:
-        while (mail := inbox.get()) is not None:
+        while (job := inbox.get()) is not None:
+            message_id, make_mail = job
             try:
-                transport.send(mail)
-                outcome = _Outcome(number, mail, "sent")
+                transport.send(make_mail())  # the mail is filled here, off the recorder's path
+                out.put(_Outcome(number, message_id, "sent"))
             except PermanentDeliveryError as error:
-                outcome = _Outcome(number, mail, "failed", str(error))
+                out.put(_Outcome(number, message_id, "failed", str(error)))
             except TemporaryDeliveryError as error:
-                outcome = _Outcome(number, mail, "retry", str(error))
+                out.put(_Outcome(number, message_id, "retry", str(error)))
             except TransportUnavailableError as error:
-                outcome = _Outcome(number, mail, "release", halt=str(error))
+                out.put(_Outcome(number, message_id, "release", halt=str(error)))
             except BaseException as error:  # a bug: the message stays claimed, the lease decides
-                outcome = _Outcome(number, mail, "crash", crash=error)
-            out.put(outcome)
+                out.put(_Outcome(number, message_id, "crash", crash=error))
     finally:
         transport.close()
-
-
-def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
-    bind = session_factory.kw.get("bind")
-    if not isinstance(bind, Engine):
-        raise MailError("The session factory given to deliver() is not bound to a database engine.")
-    return bind
 
 
 def worker_name() -> str:
@@ -227,114 +206,86 @@ def worker_name() -> str:
 
 
 class _Run:
-    """One delivery run: the recorder's state, on the calling thread."""
+    """One delivery run: the recorder (the calling thread) and its workers."""
 
-    def __init__(
-        self, engine: Engine, settings: Settings, transports: list[Transport], **options: Any
-    ) -> None:
-        self.engine, self.settings, self.transports = engine, settings, transports
+    def __init__(self, engine: Engine, transports: list[Transport], **options: Any) -> None:
+        self.engine, self.transports = engine, transports
         self.limit: int | None = options["limit"]
-        self.rate: float | None = options["rate"]
+        self.interval = 1 / options["rate"] if options["rate"] else 0.0
         self.progress: Callable[[int, int], None] | None = options["progress"]
         self.lease: timedelta = options["lease"]
         self.retry: RetryPolicy = options["retry"]
         self.fixed_now: datetime | None = options["now"]
         self.me = worker_name()
         self.report = DeliveryReport(transport=transports[0].label)
-        # Keep few claimed-but-unsent messages: at a slow rate they must all go out well within
-        # the lease, or another deliverer would take them over.
+        # Few claimed-but-unsent messages at a slow rate: they must all go out well within the
+        # lease, or another deliverer would take them over.
         batch = options["batch_size"]
-        if self.rate:
-            batch = min(batch, max(1, int(self.rate * self.lease.total_seconds() / 4)))
+        if self.interval:
+            batch = min(batch, int(self.lease.total_seconds() / self.interval / 4))
         self.batch_size = max(1, batch)
         self.claimed: deque[Any] = deque()
+        #: The claimed row of each message handed out, to blank its link once it is final.
+        self.rows: dict[int, Any] = {}
+        #: Stored templates by id, read once per run: a bulk invitation's messages share a few.
+        self.templates: dict[int, Any] = {}
         self.claims = self.done = self.total = 0
         self.exhausted = self.halted = False
         self.crash: BaseException | None = None
         self.next_start = time.monotonic()
-        #: Stored templates by id, read once per run: a bulk invitation's messages share a few.
-        self.templates: dict[int, Any] = {}
-        #: The claimed row of each message in flight, to blank its link once it is final.
-        self.rows: dict[int, Any] = {}
 
     def now(self) -> datetime:
         return self.fixed_now or utcnow()
 
-    def _due(self, now: datetime) -> Any:
-        return or_(
-            and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
-            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - self.lease),
-        )
-
     def pace(self) -> float:
         """Seconds until the next message may start under ``rate`` (0: now)."""
-        return max(0.0, self.next_start - time.monotonic()) if self.rate else 0.0
-
-    # --- the loop --------------------------------------------------------------------------
+        return max(0.0, self.next_start - time.monotonic()) if self.interval else 0.0
 
     def run(self) -> DeliveryReport:
         started = time.perf_counter()
         outcomes: queue.Queue[_Outcome] = queue.Queue()
         inboxes: list[queue.Queue[Any]] = [queue.Queue() for _ in self.transports]
-        for number, transport in enumerate(self.transports):
-            threading.Thread(
-                target=_work,
-                args=(number, transport, inboxes[number], outcomes),
-                name=f"mail-worker-{number}",
-                daemon=True,
-            ).start()
+        for number, (transport, inbox) in enumerate(zip(self.transports, inboxes, strict=True)):
+            worker = threading.Thread(target=_work, args=(number, transport, inbox, outcomes))
+            worker.daemon = True
+            worker.start()
         idle = list(range(len(self.transports)))
         arrived: list[_Outcome] = []
         try:
             with self.engine.connect() as conn:
                 with conn.begin():
-                    count = conn.scalar(
-                        select(func.count()).select_from(TABLE).where(self._due(self.now()))
-                    )
-                self.total = min(count or 0, self.limit or count or 0)
+                    due = select(func.count()).select_from(TABLE).where(self._due(self.now()))
+                    self.total = min(conn.scalar(due) or 0, self.limit or 1 << 62)
                 while True:
-                    wanted = 0 if self.halted or self.pace() else len(idle) if not self.rate else 1
-                    wanted = min(wanted, len(idle))
-                    handed: list[OutgoingMail] = []
+                    # A worker whose outcome this transaction commits may get the next message.
+                    idle += [outcome.worker for outcome in arrived]
+                    wanted = 0 if self.pace() else 1 if self.interval else len(idle)
+                    if self.halted or (self.exhausted and not self.claimed):
+                        wanted = 0
+                    handed: list[tuple[int, Callable[[], Any]]] = []
                     if arrived or wanted:
                         with conn.begin():
                             self.record(conn, arrived)
-                            handed = self.hand_out(conn, wanted)
+                            handed = self.hand_out(conn, 0 if self.halted else wanted)
                     if arrived and self.progress is not None:
                         self.progress(self.done, max(self.total, self.done))
-                    idle += [outcome.worker for outcome in arrived]
-                    arrived = []
                     for mail in handed:
                         inboxes[idle.pop()].put(mail)
-                        self.next_start = max(self.next_start, time.monotonic()) + 1 / (
-                            self.rate or 1e9
-                        )
+                        self.next_start = max(self.next_start, time.monotonic()) + self.interval
                     busy = len(self.transports) - len(idle)
                     if not busy and (self.halted or (self.exhausted and not self.claimed)):
                         break
-                    # Wait for an outcome (or the pacer); take every other that came meanwhile.
-                    wait = self.pace() if idle and not self.halted and self.rate else None
-                    try:
-                        arrived.append(
-                            outcomes.get(timeout=wait if busy else max(wait or 0, 0.001))
-                        )
-                        # Group commit: half the busy workers' outcomes (or a few ms) per commit.
-                        until = time.monotonic() + GROUP_SECONDS
-                        while len(arrived) < (busy + 1) // 2 and time.monotonic() < until:
-                            arrived.append(outcomes.get(timeout=until - time.monotonic()))
-                        while True:
-                            arrived.append(outcomes.get_nowait())
-                    except queue.Empty:
-                        pass
+                    pacing = idle and self.interval and not self.halted
+                    arrived = self.wait(outcomes, busy, self.pace() if pacing else None)
                 with conn.begin():
                     self.release(conn)
         except (self.engine.dialect.loaded_dbapi.Error, exc.OperationalError) as error:
             cause = error.orig if isinstance(error, exc.DBAPIError) else error
             reason = str(cause).strip().splitlines()[0] if str(cause).strip() else "no reason"
             raise DatabaseError(
-                f"The database connection was lost while delivering mail ({reason}); "
-                "nothing is lost: messages not recorded as sent stay claimed and the next "
-                f"`mail deliver` takes them back after {self.lease.total_seconds() / 60:g} minutes."
+                f"The database connection was lost while delivering mail ({reason}); nothing is "
+                "lost: messages not recorded as sent stay claimed and the next `mail deliver` "
+                f"takes them back after {self.lease.total_seconds() / 60:g} minutes."
             ) from error
         finally:
             for inbox in inboxes:
@@ -350,116 +301,112 @@ class _Run:
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
 
-    # --- the database, in the recorder's transaction ------------------------------------------
+    @staticmethod
+    def wait(outcomes: queue.Queue[_Outcome], busy: int, pace: float | None) -> list[_Outcome]:
+        """The next outcomes: at least one (unless ``pace`` runs out first), and for a group
+        commit, up to half the busy workers' if they come within :data:`GROUP_SECONDS`."""
+        arrived: list[_Outcome] = []
+        try:
+            arrived.append(outcomes.get(timeout=pace if busy else max(pace or 0, 0.001)))
+            until = time.monotonic() + GROUP_SECONDS
+            while len(arrived) < busy - 2 and time.monotonic() < until:
+                arrived.append(outcomes.get(timeout=until - time.monotonic()))
+            while True:
+                arrived.append(outcomes.get_nowait())
+        except queue.Empty:
+            return arrived
+
+    # --- the database, inside the recorder's transactions -----------------------------------
+
+    def _due(self, now: datetime) -> Any:
+        return or_(
+            and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
+            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - self.lease),
+        )
 
     def record(self, conn: Connection, outcomes: list[_Outcome]) -> None:
-        """Write ``outcomes`` (the caller commits), then count them in the report."""
-        now = self.now()
+        """Write ``outcomes`` and count them in the report (the caller commits)."""
+        now, report = self.now(), self.report
         rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _OUTCOMES}
-        sent: list[dict[str, Any]] = []
-        bounced: list[dict[str, Any]] = []
-        report = self.report
         for outcome in outcomes:
-            mail, row = outcome.mail, self.rows.pop(outcome.mail.id)
-            values: dict[str, Any] = {"mid": mail.id, "me": self.me, "at": now}
-            if outcome.crash is not None or outcome.halt is not None:
+            row = self.rows.pop(outcome.message_id)
+            if outcome.halt or outcome.crash:
                 self.halted = True
                 self.crash = self.crash or outcome.crash
                 report.error = report.error or outcome.halt
-                if outcome.crash is not None:
+                if outcome.crash:  # left claimed: whether it went out is unknown
                     continue
-            attempts = mail.attempts + 1
+            attempts = (row.attempts or 0) + 1
             if outcome.kind == "retry" and attempts >= self.retry.max_attempts:
                 outcome.kind = "failed"
                 outcome.reason = f"Given up after {attempts} attempts: {outcome.reason}"
+            values = {"mid": row.id, "me": self.me, "at": now, "why": outcome.reason}
             if outcome.kind == "retry":
-                values.update(why=outcome.reason, later=now + self.retry.delay(attempts))
-            elif outcome.kind == "failed":
-                values["why"] = outcome.reason or "unknown reason"
-                bounced.append(values)
-            elif outcome.kind == "sent":
-                sent.append(values)
+                values["later"] = now + self.retry.delay(attempts)
             if outcome.kind in ("sent", "failed"):
-                values.update(
-                    person=redact_person(row.person) or row.person,
-                    text=redact_text(row.body_text),
-                    html=redact_text(row.body_html),
-                )
+                values["person"] = redact_person(row.person) or row.person
+                values["text"] = redact_text(row.body_text)
+                values["html"] = redact_text(row.body_html)
             rows[outcome.kind].append(values)
-            if outcome.kind == "release":
-                report.released += 1
-                continue
-            self.done += 1
             counter = _COUNTERS[outcome.kind]
             setattr(report, counter, getattr(report, counter) + 1)
-            if outcome.kind != "sent":
-                report.problems.append(
-                    {
-                        "id": mail.id,
-                        "recipient": mail.recipient,
-                        "outcome": outcome.kind,
-                        "reason": outcome.reason,
-                    }
-                )
+            if outcome.kind in ("retry", "failed"):
+                problem = {"id": row.id, "recipient": row.recipient, "outcome": outcome.kind}
+                report.problems.append({**problem, "reason": outcome.reason})
+            self.done += outcome.kind != "release"
         for kind, values_list in rows.items():
             if values_list:
                 conn.execute(_OUTCOMES[kind], values_list)
-        if sent:
-            conn.execute(_INVITATION_SENT, sent)
-        if bounced:
-            conn.execute(_INVITATION_BOUNCED, bounced)
+        if rows["sent"]:
+            conn.execute(_INVITATION_SENT, rows["sent"])
+        if rows["failed"]:
+            conn.execute(_INVITATION_BOUNCED, rows["failed"])
 
-    def hand_out(self, conn: Connection, wanted: int) -> list[OutgoingMail]:
-        """Up to ``wanted`` claimed messages whose link still works, ready to send."""
-        mails: list[OutgoingMail] = []
+    def hand_out(self, conn: Connection, wanted: int) -> list[tuple[int, Callable[[], Any]]]:
+        """Up to ``wanted`` claimed messages whose link still works: (id, its mail's maker)."""
+        mails: list[tuple[int, Callable[[], Any]]] = []
         while len(mails) < wanted:
             if len(self.claimed) < wanted - len(mails) and not self.exhausted:
                 self.claim(conn)
-            if not self.claimed:
-                break
             taken = [
                 self.claimed.popleft() for _ in range(min(wanted - len(mails), len(self.claimed)))
             ]
+            if not taken:
+                break
             dead = self.cancel_dead_links(conn, taken)
             for row in taken:
                 if row.id not in dead:
                     self.rows[row.id] = row
-                    mails.append(OutgoingMail.from_row(row, self.templates.get(row.template_id)))
+                    template = self.templates.get(row.template_id)
+                    mails.append((row.id, partial(OutgoingMail.from_row, row, template)))
         return mails
 
     def claim(self, conn: Connection) -> None:
-        size = (
-            self.batch_size
-            if self.limit is None
-            else min(self.batch_size, self.limit - self.claims)
-        )
+        """Claim the next due messages (a batch) for this run."""
+        size = min(self.batch_size, (self.limit or 1 << 62) - self.claims)
         now = self.now()
+        query = select(TABLE).where(self._due(now)).order_by(TABLE.c.next_attempt_at, TABLE.c.id)
         rows = (
-            conn.execute(
-                select(TABLE)
-                .where(self._due(now))
-                .order_by(TABLE.c.next_attempt_at, TABLE.c.id)
-                .limit(size)
-                .with_for_update(skip_locked=True)
-            ).all()
+            conn.execute(query.limit(size).with_for_update(skip_locked=True)).all()
             if size > 0
             else []
         )
         self.exhausted = size <= 0 or len(rows) < size
         if not rows:
             return
+        claimed = TABLE.c.id.in_([row.id for row in rows])
         conn.execute(
             update(TABLE)
-            .where(TABLE.c.id.in_([row.id for row in rows]))
+            .where(claimed)
             .values(status="sending", claimed_by=self.me, claimed_at=now)
         )
+        why = (
+            "Taken over from the deliverer {}, which held it longer than its "
+            f"{self.lease.total_seconds():g}-second lease without a result (it may have been "
+            "sent once already)."
+        )
         stale = [
-            {
-                "mid": row.id,
-                "why": f"Taken over from the deliverer {row.claimed_by}, which held it longer "
-                f"than its {self.lease.total_seconds():g}-second lease without a result "
-                "(it may have been sent once already).",
-            }
+            {"mid": row.id, "why": why.format(row.claimed_by)}
             for row in rows
             if row.status == "sending"
         ]
@@ -471,9 +418,7 @@ class _Run:
                 stale,
             )
             self.report.reclaimed += len(stale)
-        missing = {
-            row.template_id for row in rows if row.template_id is not None
-        } - self.templates.keys()
+        missing = {row.template_id for row in rows} - self.templates.keys() - {None}
         if missing:
             found = conn.execute(select(TEMPLATES).where(TEMPLATES.c.id.in_(sorted(missing))))
             self.templates.update((row.id, stored_template(row)) for row in found)
@@ -498,7 +443,7 @@ class _Run:
             conn.execute(
                 update(TABLE)
                 .where(TABLE.c.id == bindparam("mid"))
-                .values(status="cancelled", cancel_reason=bindparam("why"), **_UNCLAIMED),
+                .values(status="cancelled", cancel_reason=bindparam("why"), **_FREE),
                 [{"mid": mid, "why": why} for mid, why in dead.items()],
             )
             blank_links(conn, dead)
@@ -533,10 +478,10 @@ def deliver(
 
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
     second. ``connections``: workers, each with its own transport (default 8 over SMTP, 1 for
-    the Maildir). ``transport_factory`` makes each worker's transport (default: the settings').
-    ``progress(done, total)`` is called after each committed group of outcomes. ``now`` fixes the
-    clock (tests, replays). The report's ``error`` is set when the run stopped early because the
-    transport was unavailable; the unsent messages are then still queued.
+    the Maildir), made by ``transport_factory`` (default: the one the settings name).
+    ``progress(done, total)`` is called after each committed group of outcomes. ``now`` fixes
+    the clock (tests, replays). The report's ``error`` is set when the run stopped early because
+    the transport was unavailable; the unsent messages are then still queued.
     """
     settings = settings or get_settings()
     if limit is not None and limit < 1:
@@ -549,24 +494,14 @@ def deliver(
         raise MailError(
             f"The number of connections must be between 1 and {MAX_CONNECTIONS}, not {connections}."
         )
-    if rate is not None:
-        # Several connections cannot help below one message per connection per second.
+    if rate is not None:  # several connections cannot help below one message a second each
         connections = max(1, min(connections, int(rate) or 1))
-    engine = _engine_of(session_factory)
-    factory = transport_factory or make_transport
-    transports = [factory(settings) for _ in range(connections)]
-    run = _Run(
-        engine,
-        settings,
-        transports,
-        limit=limit,
-        rate=rate,
-        progress=progress,
-        lease=lease,
-        retry=retry or RetryPolicy(),
-        now=now,
-        batch_size=batch_size,
-    )
+    engine = session_factory.kw.get("bind")
+    if not isinstance(engine, Engine):
+        raise MailError("The session factory given to deliver() is not bound to a database engine.")
+    transports = [(transport_factory or make_transport)(settings) for _ in range(connections)]
+    options = {"limit": limit, "rate": rate, "progress": progress, "lease": lease, "now": now}
+    run = _Run(engine, transports, retry=retry or RetryPolicy(), batch_size=batch_size, **options)
     with translate_errors(engine):  # a database missing or unreachable: one sentence
         return run.run()
 
