@@ -5,9 +5,9 @@ A transport sends one message at a time and says how it went by raising one of t
 :class:`PermanentDeliveryError` (the server refused for good: 5xx, with its reason) or
 :class:`TransportUnavailableError` (nothing can be sent now: the server cannot be reached, the
 login is refused, the Maildir folder cannot be written; the whole run stops and the messages stay
-queued). :class:`SmtpPool` drives several SMTP connections from one thread and reports the same
-outcomes as :class:`Finished` values. The deliverer (:mod:`selfcare_ops.mail.deliver`) turns
-them into outbox states.
+queued). The deliverer (:mod:`selfcare_ops.mail.deliver`) gives each of its workers one
+transport and turns these outcomes into outbox states. :class:`MemoryTransport` keeps the
+messages in a list, so that tests drive the production loop without a server.
 
 The MIME text is built by hand rather than with :class:`email.message.EmailMessage` because the
 standard builder costs about a millisecond per message, more than the SMTP exchange itself; the
@@ -23,11 +23,8 @@ import binascii
 import hashlib
 import mailbox
 import re
-import selectors
 import smtplib
-import socket
 import ssl
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,10 +41,6 @@ from selfcare_ops.mail.inline import InlinePart, related_part
 from selfcare_ops.store.models import utcnow
 
 SMTP_TIMEOUT_SECONDS = 30.0
-#: How often the pool looks for connections whose reply is overdue.
-DEADLINE_CHECK_SECONDS = 0.5
-#: Called by a transport right before it hands a message over for good.
-Hook = Callable[[], None] | None
 CRLF = "\r\n"
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 #: UTF-8 bytes per encoded word: 45 bytes are 60 base64 characters, 72 with the markers.
@@ -245,7 +238,7 @@ def smtp_data(message: bytes) -> bytes:
 
 
 class Transport(ABC):
-    """Sends messages one by one; one instance per connection, used by one thread at a time."""
+    """Sends messages one by one; one instance per worker, used by one thread at a time."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -256,13 +249,8 @@ class Transport(ABC):
         """Where the messages go, for messages and reports."""
 
     @abstractmethod
-    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
-        """Send ``mail`` or raise one of this module's delivery errors.
-
-        ``before_handover`` is called right before the message is handed over for good (the SMTP
-        DATA, the Maildir write): the deliverer waits there until the previous message's outcome
-        is committed, while the connection work before it overlaps that commit.
-        """
+    def send(self, mail: OutgoingMail) -> None:
+        """Send ``mail`` or raise one of this module's delivery errors."""
 
     def close(self) -> None:
         """Release the connection, if any; the transport may be used again afterwards."""
@@ -290,7 +278,7 @@ class _NotStarted(Exception):
 
 
 class SmtpTransport(Transport):
-    """One SMTP connection, opened on the first message and reused for the batch.
+    """One SMTP connection, opened on the first message and reused for the next ones.
 
     Settings: ``SELFCARE_OPS_SMTP_HOST``, ``_PORT``, ``_SSL`` (implicit TLS), ``_STARTTLS``,
     ``_USER`` and ``_PASSWORD`` (login when a user is set), ``SELFCARE_OPS_MAIL_FROM``.
@@ -305,9 +293,6 @@ class SmtpTransport(Transport):
     @property
     def label(self) -> str:
         return f"SMTP server {self.settings.smtp_host}:{self.settings.smtp_port}"
-
-    def _unreachable(self, error: BaseException) -> TransportUnavailableError:
-        return TransportUnavailableError(f"The {self.label} cannot be reached: {_reason(error)}.")
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
@@ -331,34 +316,32 @@ class SmtpTransport(Transport):
                 smtp.ehlo()
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
+            return smtp
         except smtplib.SMTPAuthenticationError as error:
-            self._quit(smtp)
-            raise TransportUnavailableError(
-                f"The {self.label} refused the login of {settings.smtp_user!r}: "
-                f"{error.smtp_code} {_reply_text(error.smtp_error)}; check "
-                "SELFCARE_OPS_SMTP_USER and SELFCARE_OPS_SMTP_PASSWORD."
-            ) from error
-        except smtplib.SMTPNotSupportedError as error:
-            self._quit(smtp)
-            raise TransportUnavailableError(
-                f"The {self.label} does not support login, which SELFCARE_OPS_SMTP_USER asks "
-                "for; unset SELFCARE_OPS_SMTP_USER or enable TLS."
-            ) from error
+            problem = (
+                f"refused the login of {settings.smtp_user!r}: {error.smtp_code} "
+                f"{_reply_text(error.smtp_error)}; check SELFCARE_OPS_SMTP_USER and "
+                "SELFCARE_OPS_SMTP_PASSWORD"
+            )
+        except smtplib.SMTPNotSupportedError:
+            problem = (
+                "does not support login, which SELFCARE_OPS_SMTP_USER asks for; unset "
+                "SELFCARE_OPS_SMTP_USER or enable TLS"
+            )
         except ssl.SSLError as error:
             self._quit(smtp)
             raise TransportUnavailableError(
                 f"The TLS handshake with the {self.label} failed: {_reason(error)}."
             ) from error
         except smtplib.SMTPConnectError as error:
-            self._quit(smtp)
-            raise TransportUnavailableError(
-                f"The {self.label} refused the connection: "
-                f"{error.smtp_code} {_reply_text(error.smtp_error)}."
-            ) from error
+            problem = f"refused the connection: {error.smtp_code} {_reply_text(error.smtp_error)}"
         except (OSError, smtplib.SMTPException) as error:
+            problem = f"cannot be reached: {_reason(error)}"
+        except BaseException:
             self._quit(smtp)
-            raise self._unreachable(error) from error
-        return smtp
+            raise
+        self._quit(smtp)
+        raise TransportUnavailableError(f"The {self.label} {problem}.")
 
     @staticmethod
     def _quit(smtp: smtplib.SMTP | None) -> None:
@@ -379,20 +362,15 @@ class SmtpTransport(Transport):
             smtp.close()
 
     def _refused(self, code: int, reply: bytes | str, what: str) -> MailError:
+        """5xx: refused for good; anything else deferred (421 also closes the connection)."""
         text = f"{code} {_reply_text(reply)}".strip()
-        if code == 421:  # the server is closing this connection
+        if code == 421:
             self._drop()
         if 500 <= code < 600:
             return PermanentDeliveryError(f"The {self.label} refused {what}: {text}.")
         return TemporaryDeliveryError(f"The {self.label} deferred {what}: {text}.")
 
-    def _rset(self, smtp: smtplib.SMTP) -> None:
-        try:
-            smtp.rset()
-        except (OSError, smtplib.SMTPException):
-            self._drop()
-
-    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
+    def send(self, mail: OutgoingMail) -> None:
         recipient = mail.recipient.strip()
         if not recipient or any(c in recipient for c in "\r\n<> ,;") or "@" not in recipient:
             raise PermanentDeliveryError(f"The recipient {recipient!r} is not a mail address.")
@@ -401,11 +379,11 @@ class SmtpTransport(Transport):
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
-                self._transaction(self._smtp, recipient, payload, before_handover)
+                self._transaction(self._smtp, recipient, payload)
                 return
             except _NotStarted as error:
                 # The server closed an idle connection, say: nothing was handed over, so one
-                # fresh connection is tried at once; if that fails too, the server is down.
+                # fresh connection is tried at once; if none can be opened, the server is down.
                 self._drop()
                 if attempt == 2:
                     raise TemporaryDeliveryError(
@@ -413,13 +391,7 @@ class SmtpTransport(Transport):
                         f"could be sent: {error}."
                     ) from error
 
-    def _transaction(
-        self,
-        smtp: smtplib.SMTP,
-        recipient: str,
-        payload: bytes,
-        before_handover: Hook,
-    ) -> None:
+    def _transaction(self, smtp: smtplib.SMTP, recipient: str, payload: bytes) -> None:
         options: list[str] = []
         if not recipient.isascii():
             if not smtp.has_extn("smtputf8"):
@@ -431,27 +403,29 @@ class SmtpTransport(Transport):
         handed_over = False
         try:
             code, reply = smtp.mail(self.sender, options)
-            if code != 250:
-                self._rset(smtp)
-                raise self._refused(code, reply, f"the sender {self.sender}")
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                self._rset(smtp)
-                raise self._refused(code, reply, f"the recipient {recipient}")
-            # smtplib's data() is split in two so that a connection lost before the payload is
-            # on its way (nothing handed over) can be told from one lost after it (ambiguous).
-            smtp.putcmd("data")
-            code, reply = smtp.getreply()
-            if code != 354:
-                self._rset(smtp)
-                raise self._refused(code, reply, f"the message to {recipient}")
-            if before_handover is not None:
-                before_handover()
-            handed_over = True
-            smtp.send(payload)
-            code, reply = smtp.getreply()
-            if code != 250:
-                raise self._refused(code, reply, f"the message to {recipient}")
+            what = f"the sender {self.sender}"
+            if code == 250:
+                code, reply = smtp.rcpt(recipient)
+                what = f"the recipient {recipient}"
+            if code in (250, 251):
+                # smtplib's data() is split in two so that a connection lost before the payload
+                # is on its way (nothing handed over) can be told from one lost after it.
+                smtp.putcmd("data")
+                code, reply = smtp.getreply()
+                what = f"the message to {recipient}"
+            if code == 354:
+                handed_over = True
+                smtp.send(payload)
+                code, reply = smtp.getreply()
+                if code != 250:
+                    raise self._refused(code, reply, what)
+                return
+            if code != 421:
+                try:
+                    smtp.rset()
+                except (OSError, smtplib.SMTPException):
+                    self._drop()
+            raise self._refused(code, reply, what)
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self._drop()
             if not handed_over:
@@ -474,10 +448,8 @@ class MaildirTransport(Transport):
     def label(self) -> str:
         return f"Maildir folder {self.path}"
 
-    def send(self, mail: OutgoingMail, *, before_handover: Hook = None) -> None:
+    def send(self, mail: OutgoingMail) -> None:
         data = build_mime(mail, self.settings.mail_from).replace(b"\r\n", b"\n")
-        if before_handover is not None:
-            before_handover()
         try:
             if self._box is None:
                 # Maildir(create=True) makes only the last folder: a fresh data/ needs its parents.
@@ -493,6 +465,33 @@ class MaildirTransport(Transport):
         self._box = None
 
 
+class MemoryTransport(Transport):
+    """Keeps each message in ``sent`` instead of sending it: the production loop, no server.
+
+    ``answer(mail)``, when given, runs first and may raise what a real transport raises (or
+    anything else, to play a crash); the message is kept only when it returns.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sent: list[OutgoingMail] | None = None,
+        answer: Callable[[OutgoingMail], None] | None = None,
+    ) -> None:
+        super().__init__(settings)
+        self.sent = [] if sent is None else sent
+        self.answer = answer
+
+    @property
+    def label(self) -> str:
+        return "memory transport"
+
+    def send(self, mail: OutgoingMail) -> None:
+        if self.answer is not None:
+            self.answer(mail)
+        self.sent.append(mail)
+
+
 def make_transport(settings: Settings) -> Transport:
     """The transport ``SELFCARE_OPS_MAIL_TRANSPORT`` names (``maildir`` or ``smtp``)."""
     if settings.mail_transport == "smtp":
@@ -502,340 +501,3 @@ def make_transport(settings: Settings) -> Transport:
     raise MailError(
         f"The mail transport {settings.mail_transport!r} is unknown: use 'smtp' or 'maildir'."
     )
-
-
-# --- several SMTP connections driven by one thread ----------------------------------------------
-
-
-@dataclass
-class Finished:
-    """A message's outcome in :class:`SmtpPool`: ``sent``, ``failed``, ``retry`` or ``release``."""
-
-    mail: OutgoingMail
-    kind: str
-    reason: str | None = None
-    #: Order of the outcome in its pool; the owner reports the last one committed.
-    ticket: int = 0
-
-
-def classify_refusal(label: str, code: int, reply: bytes | str, what: str) -> tuple[str, str]:
-    """(``failed``, reason) for a 5xx reply, (``retry``, reason) for anything else."""
-    text = f"{code} {_reply_text(reply)}".strip()
-    if 500 <= code < 600:
-        return "failed", f"The {label} refused {what}: {text}."
-    return "retry", f"The {label} deferred {what}: {text}."
-
-
-class _Slot:
-    """One connection of the pool and the transaction it is in."""
-
-    def __init__(self, transport: SmtpTransport) -> None:
-        self.transport = transport
-        self.sock: socket.socket | None = None
-        self.buffer = b""
-        self.lines: list[bytes] = []
-        self.stage = "idle"  # idle | mail | rcpt | data | ready | payload | rset
-        self.mail: OutgoingMail | None = None
-        self.payload = b""
-        self.recipient = ""
-        self.fresh_retry = False
-        self.waiting = 0  # ticket of this connection's last outcome not yet committed
-        self.deadline = 0.0
-
-
-class SmtpPool:
-    """Several SMTP connections driven by one thread with :mod:`selectors`.
-
-    Threads would each pay for the interpreter lock and a hand-off per reply; one loop over
-    non-overlapping transactions costs the client little more than one connection does, while
-    the server works on several messages at once. Connections are opened (and TLS and login
-    done) with :mod:`smtplib`, then driven directly: ``MAIL``, ``RCPT``, ``DATA``, payload.
-
-    The owner calls :meth:`start` for idle connections, :meth:`poll` for finished messages, and
-    :meth:`recorded` as their outcomes are committed: a connection whose previous outcome is not
-    committed yet waits after ``354`` and hands its payload over only then, so at most one
-    message per connection is ever sent but not recorded.
-    """
-
-    def __init__(
-        self, settings: Settings, size: int, *, timeout: float = SMTP_TIMEOUT_SECONDS
-    ) -> None:
-        self.slots = [_Slot(SmtpTransport(settings, timeout=timeout)) for _ in range(size)]
-        self.timeout = timeout
-        self.sender = sender_address(settings.mail_from)
-        self.label = self.slots[0].transport.label
-        self.selector = selectors.DefaultSelector()
-        self.error: str | None = None
-        self._finished: list[Finished] = []
-        self._tickets = 0
-        self._registered = 0
-        self._tls = settings.smtp_ssl or settings.smtp_starttls
-        self._next_check = time.monotonic() + DEADLINE_CHECK_SECONDS
-        self.recorded_upto = 0
-        self.woken = False
-
-    # --- owner API -------------------------------------------------------------------------
-
-    def idle(self) -> int:
-        return sum(1 for slot in self.slots if slot.stage == "idle")
-
-    def busy(self) -> int:
-        return len(self.slots) - self.idle()
-
-    def waiting_for_record(self) -> bool:
-        """A connection holds a message back until its previous outcome is committed."""
-        return any(slot.stage == "ready" for slot in self.slots)
-
-    def has_results(self) -> bool:
-        """Outcomes are ready for :meth:`poll` to return (it will not wait)."""
-        return bool(self._finished)
-
-    def start(self, mail: OutgoingMail) -> None:
-        """Begin sending ``mail`` on an idle connection (opened now if needed).
-
-        Raises :class:`TransportUnavailableError` when no connection can be opened; the message
-        was then not started. A recipient that cannot be an address finishes at once as failed.
-        """
-        slot = next(slot for slot in self.slots if slot.stage == "idle")
-        self._begin(slot, mail, fresh_retry=False)
-
-    def _begin(self, slot: _Slot, mail: OutgoingMail, *, fresh_retry: bool) -> None:
-        recipient = mail.recipient.strip()
-        if not recipient or any(c in recipient for c in "\r\n<> ,;") or "@" not in recipient:
-            self._finished.append(
-                Finished(mail, "failed", f"The recipient {recipient!r} is not a mail address.")
-            )
-            return
-        if slot.sock is None:
-            self._open(slot)
-        options = ""
-        if not recipient.isascii():
-            smtp = slot.transport._smtp
-            if smtp is None or not smtp.has_extn("smtputf8"):
-                self._finished.append(
-                    Finished(
-                        mail,
-                        "failed",
-                        f"The address {recipient!r} has non-ASCII characters and the "
-                        f"{self.label} does not accept them (no SMTPUTF8).",
-                    )
-                )
-                return
-            options = " SMTPUTF8"
-        slot.mail, slot.recipient, slot.fresh_retry = mail, recipient, fresh_retry
-        slot.payload = smtp_data(build_mime(mail, slot.transport.settings.mail_from))
-        self._send(slot, f"MAIL FROM:<{self.sender}>{options}\r\n".encode(), "mail")
-
-    def poll(self, timeout: float) -> list[Finished]:
-        """Wait up to ``timeout`` seconds for replies; returns the messages that finished.
-
-        :attr:`woken` tells whether the waker (see :meth:`add_waker`) fired meanwhile.
-        """
-        if not self._finished:
-            timeout = max(0.0, min(timeout, self._next_check - time.monotonic()))
-            ready: list[Any] = []
-            if self._tls:  # TLS may hold decrypted bytes that the selector cannot see
-                ready = [
-                    slot
-                    for slot in self.slots
-                    if isinstance(slot.sock, ssl.SSLSocket) and slot.sock.pending()
-                ]
-            if not ready and self._registered:
-                ready = [key.data for key, _ in self.selector.select(timeout)]
-            elif not ready and timeout:
-                time.sleep(timeout)
-            for slot in ready:
-                if slot is None:  # the waker: its owner drains it
-                    self.woken = True
-                else:
-                    self._read(slot)
-            now = time.monotonic()
-            if now >= self._next_check:  # timeouts are seconds long: a look now and then
-                self._next_check = now + DEADLINE_CHECK_SECONDS
-                for slot in self.slots:
-                    if slot.stage not in ("idle", "ready") and now > slot.deadline:
-                        self._broken(slot, TimeoutError("no reply within the timeout"))
-        finished, self._finished = self._finished, []
-        return finished
-
-    def recorded(self, upto: int) -> None:
-        """Outcomes up to ticket ``upto`` are committed: connections waiting on them go on."""
-        if upto <= self.recorded_upto:
-            return
-        self.recorded_upto = upto
-        for slot in self.slots:
-            if slot.waiting and slot.waiting <= self.recorded_upto:
-                slot.waiting = 0
-                if slot.stage == "ready":
-                    self._hand_over(slot)
-
-    def add_waker(self, sock: socket.socket) -> None:
-        """A socket whose readability ends :meth:`poll` early (news from another thread)."""
-        self.selector.register(sock, selectors.EVENT_READ, None)
-        self._registered += 1
-
-    def abort_unsent(self) -> list[OutgoingMail]:
-        """Stop the transactions that have not handed their message over; returns those."""
-        aborted = []
-        for slot in self.slots:
-            if slot.stage in ("mail", "rcpt", "data", "ready"):
-                assert slot.mail is not None
-                aborted.append(slot.mail)
-                self._drop(slot)
-        return aborted
-
-    def close(self) -> None:
-        for slot in self.slots:
-            if slot.sock is not None and slot.stage == "idle":
-                try:
-                    slot.sock.sendall(b"QUIT\r\n")
-                except OSError:
-                    pass
-            self._drop(slot)
-        self.selector.close()
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _open(self, slot: _Slot) -> None:
-        smtp = slot.transport._connect()  # raises TransportUnavailableError
-        slot.transport._smtp = smtp
-        assert smtp.sock is not None
-        slot.sock = smtp.sock
-        slot.buffer, slot.lines = b"", []
-        self.selector.register(slot.sock, selectors.EVENT_READ, slot)
-        self._registered += 1
-
-    def _drop(self, slot: _Slot) -> None:
-        if slot.sock is not None:
-            try:
-                self.selector.unregister(slot.sock)
-                self._registered -= 1
-            except (KeyError, ValueError):
-                pass
-            slot.transport._drop()
-            slot.sock = None
-        slot.stage, slot.mail, slot.buffer, slot.lines = "idle", None, b"", []
-
-    def _send(self, slot: _Slot, data: bytes, stage: str) -> None:
-        slot.stage = stage
-        slot.deadline = time.monotonic() + self.timeout
-        try:
-            assert slot.sock is not None
-            slot.sock.sendall(data)
-        except OSError as error:
-            self._broken(slot, error)
-
-    def _finish(self, slot: _Slot, kind: str, reason: str | None = None) -> None:
-        assert slot.mail is not None
-        self._finished.append(self._ticketed(slot, Finished(slot.mail, kind, reason)))
-        slot.mail = None
-
-    def _ticketed(self, slot: _Slot, finished: Finished) -> Finished:
-        self._tickets += 1
-        finished.ticket = slot.waiting = self._tickets
-        return finished
-
-    def _hand_over(self, slot: _Slot) -> None:
-        self._send(slot, slot.payload, "payload")
-
-    def _read(self, slot: _Slot) -> None:
-        if slot.sock is None:
-            return
-        try:
-            data = slot.sock.recv(65536)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return
-        except OSError as error:
-            self._broken(slot, error)
-            return
-        if not data:
-            self._broken(slot, ConnectionResetError("the server closed the connection"))
-            return
-        slot.buffer += data
-        while slot.sock is not None and b"\n" in slot.buffer:
-            line, _, slot.buffer = slot.buffer.partition(b"\n")
-            line = line.rstrip(b"\r")
-            slot.lines.append(line)
-            if line[3:4] == b"-":
-                continue
-            lines, slot.lines = slot.lines, []
-            try:
-                code = int(lines[-1][:3])
-            except ValueError:
-                code = -1
-            reply = b" ".join(item[4:] for item in lines)
-            self._reply(slot, code, reply)
-
-    def _refused(self, slot: _Slot, code: int, reply: bytes, what: str, *, rset: bool) -> None:
-        kind, reason = classify_refusal(self.label, code, reply, what)
-        self._finish(slot, kind, reason)
-        if code == 421:  # the server closes this connection
-            self._drop(slot)
-        elif rset:
-            self._send(slot, b"RSET\r\n", "rset")
-        else:
-            slot.stage = "idle"
-
-    def _reply(self, slot: _Slot, code: int, reply: bytes) -> None:
-        stage = slot.stage
-        if stage == "mail":
-            if code == 250:
-                rcpt = f"RCPT TO:<{slot.recipient}>\r\n".encode()
-                self._send(slot, rcpt, "rcpt")
-            else:
-                self._refused(slot, code, reply, f"the sender {self.sender}", rset=True)
-        elif stage == "rcpt":
-            if code in (250, 251):
-                self._send(slot, b"DATA\r\n", "data")
-            else:
-                self._refused(slot, code, reply, f"the recipient {slot.recipient}", rset=True)
-        elif stage == "data":
-            if code == 354:
-                slot.stage = "ready"
-                if not slot.waiting:
-                    self._hand_over(slot)
-            else:
-                self._refused(slot, code, reply, f"the message to {slot.recipient}", rset=True)
-        elif stage == "payload":
-            if code == 250:
-                self._finish(slot, "sent")
-                slot.stage = "idle"
-            else:
-                self._refused(slot, code, reply, f"the message to {slot.recipient}", rset=False)
-        elif stage == "rset":
-            slot.stage = "idle"
-        elif stage == "ready":  # nothing is expected while the payload waits: give it up
-            self._broken(slot, ConnectionError(f"unexpected reply {code} {_reply_text(reply)}"))
-        elif code == 421:  # unsolicited, idle: the server is closing the connection
-            self._drop(slot)
-
-    def _broken(self, slot: _Slot, error: BaseException) -> None:
-        """The connection failed: what happens to the message depends on how far it got."""
-        stage, mail, fresh_retry = slot.stage, slot.mail, slot.fresh_retry
-        self._drop(slot)
-        if mail is None or stage in ("idle", "rset"):
-            return
-        if stage == "payload":
-            reason = (
-                f"The connection to the {self.label} dropped while sending to "
-                f"{mail.recipient}: {_reason(error)}."
-            )
-            self._finished.append(self._ticketed(slot, Finished(mail, "retry", reason)))
-            return
-        # Nothing was handed over: a fresh connection is tried at once (a server may close an
-        # idle connection); if none can be opened, the server is down and the run stops.
-        if fresh_retry:
-            self._finished.append(
-                Finished(
-                    mail,
-                    "retry",
-                    f"The connection to the {self.label} dropped before the message could be "
-                    f"sent: {_reason(error)}.",
-                )
-            )
-            return
-        try:
-            self._begin(slot, mail, fresh_retry=True)
-        except TransportUnavailableError as unavailable:
-            self.error = self.error or str(unavailable)
-            self._finished.append(Finished(mail, "release"))

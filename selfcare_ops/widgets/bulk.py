@@ -446,7 +446,7 @@ class BulkInvitationDashboard:
         failed = int(getattr(report, "failed", 0))
         cancelled = int(getattr(report, "cancelled", 0))
         self.delivery_progress.finish(
-            ngettext("{count} sent", "{count} sent", sent).format(count=sent),
+            ngettext("{count} message sent", "{count} messages sent", sent).format(count=sent),
             failed=bool(failed),
         )
         delivered = ngettext(
