@@ -24,6 +24,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, free_port, require_browser
 from sqlalchemy import func, select
 
 from selfcare_ops.access import system_actor
@@ -40,19 +41,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
 DOCS = ROOT / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLIENT_NAME = "Virginie Télécom"
 CLIENT_REF = "C0001"
 OTHER_REF = "C0002"  # its invitations wait in the outbox: the delivery from C0001 leaves them
-VIEWPORT = {"width": 1366, "height": 768}
 PAGE_WAIT_MS = 240_000
 CSV = (
     "Nom;Prénom;Adresse e-mail;Téléphone;Fonction\r\n"
@@ -60,26 +51,6 @@ CSV = (
     "Garçon;François;pas-une-adresse;;\r\n"
     "Noël;Loïc;loic.noel@virginietelecom.example;06 12 34 56 78;Technicien\r\n"
 ).encode("cp1252")  # kernel start and first render on a busy 2-core machine
-
-
-def _require_browser() -> None:
-    if not CHROMIUM.exists():
-        reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + ": CI must install it.", pytrace=False)
-        pytest.skip(reason)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("Playwright for Python is not installed (test extra).", pytrace=False)
-        pytest.skip("Playwright for Python is not installed (pip install -e '.[test]')")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mailbox:
@@ -98,7 +69,7 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -126,15 +97,14 @@ def demo_database(tmp_path: Path) -> str:
 @pytest.fixture
 def chromium() -> Path:
     """Skips (or fails in CI) before anything is started when the browser is missing."""
-    _require_browser()
-    return CHROMIUM
+    return require_browser()
 
 
 @pytest.fixture
 def voila(
     chromium: Path, demo_database: str, smtp_server: tuple[Mailbox, int], tmp_path: Path
 ) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SELFCARE_OPS_DATABASE_URL": demo_database,
