@@ -242,7 +242,7 @@ def test_updates_by_login_and_email(session_factory, tree) -> None:
         header="Nom;Prénom;Adresse e-mail;Mobile;Sous-compte;Identifiant",
     )
     plan = plan_for(session_factory, tree.system, data)
-    assert list(plan.frame["changes"]) == ["email, mobile", "sub_account"]
+    assert list(plan.frame["changes"]) == [("email", "mobile"), ("sub_account",)]
     apply_plan(session_factory, tree.system, plan)
     found = users_named(session_factory, "Dupont", "Bubu")
     alice = found["Dupont"]

@@ -69,7 +69,7 @@ def test_a_manager_line_needs_a_sub_account_on_create_and_update(session_factory
         assert row["reason"].startswith(f"line {line}, column 'Sous-compte': a manager")
     # Pichon is in Siège already: an empty cell keeps it, so they can become its manager.
     pichon = by_line(plan, 5)
-    assert (pichon["action"], pichon["role"], pichon["changes"]) == ("update", "manager", "role")
+    assert (pichon["action"], pichon["role"], pichon["changes"]) == ("update", "manager", ("role",))
     apply_plan(session_factory, tree.system, plan)
     assert user(session_factory, ALICE).role == "administrator"
     assert user(session_factory, f"jbubu@{DOMAIN}").role == "user"
@@ -159,7 +159,11 @@ def test_empty_cells_keep_stored_values_and_a_dash_clears(session_factory, tree)
     cleared = csv_bytes(header, f"jbubu@{DOMAIN};Bubu;Jean-Pierre;-;-;-;non;-")
     plan = plan_for(session_factory, tree.system, cleared)
     assert by_line(plan, 2)["changes"] == (
-        "phone, function, right_manage_rights, right_place_orders, sub_account"
+        "phone",
+        "function",
+        "right_manage_rights",
+        "right_place_orders",
+        "sub_account",
     )
     apply_plan(session_factory, tree.system, plan)
     after = user(session_factory, f"jbubu@{DOMAIN}")
@@ -214,7 +218,7 @@ def test_correcting_the_email_with_invite_voids_the_old_link_and_invites_again(
 
     plan = plan_for(session_factory, tree.system, FIXED, invite=True)
     row = by_line(plan, 2)
-    assert (row["action"], row["changes"], row["invite"]) == ("update", "email", True)
+    assert (row["action"], row["changes"], row["invite"]) == ("update", ("email",), True)
     assert "the invitation link sent to the old address is voided" in row["notes"]
     report = apply_plan(session_factory, tree.system, plan)
     assert (report.counts["update"], report.counts["invite"]) == (1, 1)

@@ -400,7 +400,7 @@ def _apply_updates(
             outcomes[row["line"]] = ("unchanged", False)
             continue
         new: dict[str, Any] = {}
-        for name in row["changes"].split(", ") if row["changes"] else []:
+        for name in row["changes"]:
             if name == "sub_account":
                 if row["sub_account_id"] != old["sub_account_id"]:
                     new["sub_account_id"] = row["sub_account_id"]

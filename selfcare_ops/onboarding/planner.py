@@ -316,11 +316,7 @@ class Planner:
         the same reading as apply's batch: a promotion anywhere in the chunk counts, demotions
         count in line order. So a dry run says what apply does; apply checks again under the lock.
         """
-        changed = [
-            row
-            for row in rows
-            if row["action"] == "update" and "role" in row["changes"].split(", ")
-        ]
+        changed = [row for row in rows if row["action"] == "update" and "role" in row["changes"]]
         if not changed:
             return
         ids = {int(row["user_id"]) for row in changed}
@@ -391,7 +387,7 @@ class Planner:
         line = raw.line
         row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
         row.update(values)
-        row.update(line=line, changes="", reason="", notes=raw.note or "", invite=False)
+        row.update(line=line, changes=(), reason="", notes=raw.note or "", invite=False)
         client_cell = values.pop("client", None)
         if (
             values.get("role") == "administrator"
@@ -811,7 +807,7 @@ class Planner:
                 return self._reject(row, None, [refusal])
         if self._rights_refusal and set(changes) & set(RIGHT_FIELDS):
             return self._reject(row, None, [at_line("not_allowed", line, self._rights_refusal)])
-        row.update(role=role, sub_account_id=sub_id, changes=", ".join(changes))
+        row.update(role=role, sub_account_id=sub_id, changes=tuple(changes))
         row["action"] = "update" if changes else "unchanged"
         email = values["email"] if "email" in values else existing["email"]
         email_changed = "email" in changes

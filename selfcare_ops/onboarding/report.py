@@ -78,13 +78,11 @@ def _cell(value: Any) -> Any:
 
 
 def _changes(changes: Any, language_column: int) -> str:
-    """Changed fields named as the template names its columns in the current language."""
-    if not changes:
+    """Changed fields (the plan's tuple of field names) named as the template names its
+    columns in the current language."""
+    if not isinstance(changes, (tuple, list)) or not changes:
         return ""
-    return ", ".join(
-        FIELDS[name][language_column] if name in FIELDS else name
-        for name in str(changes).split(", ")
-    )
+    return ", ".join(FIELDS[name][language_column] if name in FIELDS else name for name in changes)
 
 
 def report_frame(report: ImportReport | Plan | pd.DataFrame) -> pd.DataFrame:

@@ -83,10 +83,8 @@ def _counts_html(counts: dict[str, int], word: Any) -> str:
 def _describe_changes(row: Any) -> str:
     """'phone → +33…, function → …': each changed field with the value the import sets."""
     parts = []
-    for name in str(row.get("changes") or "").split(","):
-        name = name.strip()
-        if not name:
-            continue
+    changes = row.get("changes")
+    for name in changes if isinstance(changes, (tuple, list)) else ():
         value = row.get(name)
         shown = "" if value is None or (isinstance(value, float) and value != value) else value
         parts.append(f"{name} → {shown}" if shown != "" else name)
