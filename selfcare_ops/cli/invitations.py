@@ -201,10 +201,13 @@ def invite_client(
     if not as_json:
         echo(bulk_invitations.plan_message(plan))
         if not left_out.empty:
-            counts = sorted(left_out["reason"].value_counts().items(), key=lambda c: (-c[1], c[0]))
+            by_code = left_out["reason_code"].value_counts().items()
+            counts = sorted(by_code, key=lambda c: (-c[1], c[0]))
             echo(
                 _("Left out: {counts}").format(
-                    counts=", ".join(f"{n} {reason}" for reason, n in counts)
+                    counts=", ".join(
+                        bulk_invitations.reason_count(code, int(n)) for code, n in counts
+                    )
                 )
             )
             echo_table(left_out.sort_values(["reason", "login"]), ["login", "reason"])

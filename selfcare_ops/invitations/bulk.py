@@ -144,6 +144,23 @@ def reason_text(code: str, min_days: int = DEFAULT_MIN_DAYS) -> str:
     return texts.get(code, code)
 
 
+def reason_count(code: str, count: int) -> str:
+    """'290 already active', '54 deactivated': a count of left-out users with the words agreeing
+    with it in the current language ("290 déjà actifs")."""
+    forms = {
+        REASON_ACTIVE: ngettext("{count} already active", "{count} already active", count),
+        REASON_DEACTIVATED: ngettext("{count} deactivated", "{count} deactivated", count),
+        REASON_NO_EMAIL: ngettext("{count} no email", "{count} no email", count),
+        REASON_OUT_OF_SCOPE: ngettext("{count} out of scope", "{count} out of scope", count),
+        REASON_UNKNOWN: ngettext("{count} unknown user", "{count} unknown users", count),
+        REASON_DRAFT: ngettext("{count} draft", "{count} drafts", count),
+        REASON_BOUNCED: ngettext("{count} address refused", "{count} addresses refused", count),
+        REASON_RECENT: ngettext("{count} invited recently", "{count} invited recently", count),
+    }
+    text = forms.get(code)
+    return text.format(count=count) if text else f"{count} {reason_text(code)}"
+
+
 def _reason(
     status: str,
     email: str | None,
