@@ -40,6 +40,8 @@ test: $(STAMP_TEST)
 messages: $(STAMP_TEST)
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k ngettext:1,2 --no-location --omit-header --sort-output -o selfcare_ops/locale/selfcare_ops.pot .
 	$(BIN)/pybabel update -D selfcare_ops -i selfcare_ops/locale/selfcare_ops.pot -d selfcare_ops/locale --no-fuzzy-matching --ignore-obsolete
+	# No extraction date in the catalogs: running this twice changes nothing (and merges stay clean).
+	sed -i '/^"POT-Creation-Date: /d' selfcare_ops/locale/*/LC_MESSAGES/selfcare_ops.po
 
 translations: $(STAMP_TEST)
 	$(BIN)/pybabel compile -D selfcare_ops -d selfcare_ops/locale --statistics

@@ -38,7 +38,7 @@ from selfcare_ops.widgets.common import (
     status_header,
     status_label,
 )
-from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_value
+from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_dropdown, sort_value
 
 ALL = "__all__"
 
@@ -164,13 +164,7 @@ class DirectoryDashboard:
             style={"description_width": "initial"},
             layout=widgets.Layout(width="160px"),
         )
-        self.client_sort = widgets.Dropdown(
-            options=client_sorts(),
-            value="name",
-            description=_("Sort by"),
-            style={"description_width": "initial"},
-            layout=widgets.Layout(width="230px"),
-        )
+        self.client_sort = sort_dropdown(client_sorts())
         self.clients_grid = PageGrid(
             "ref",
             {
@@ -221,13 +215,7 @@ class DirectoryDashboard:
         self.prev_users = widgets.Button(description="◀", tooltip=_("Previous page"))
         self.next_users = widgets.Button(description="▶", tooltip=_("Next page"))
         self.users_page_label = widgets.Label("")
-        self.user_sort = widgets.Dropdown(
-            options=user_sorts(),
-            value="name",
-            description=_("Sort by"),
-            style={"description_width": "initial"},
-            layout=widgets.Layout(width="230px"),
-        )
+        self.user_sort = sort_dropdown(user_sorts())
         self.users_grid = PageGrid(
             "login",
             {

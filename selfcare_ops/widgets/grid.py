@@ -35,6 +35,17 @@ def parse_sort(value: str) -> tuple[str, bool]:
     return (value[1:], True) if value.startswith("-") else (value, False)
 
 
+def sort_dropdown(options: list[tuple[str, str]]) -> widgets.Dropdown:
+    """The "Sort by" choice beside a grid: the database sorts the whole list (see PageGrid)."""
+    return widgets.Dropdown(
+        options=options,
+        value="name",
+        description=_("Sort by"),
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="230px"),
+    )
+
+
 class PageGrid(widgets.VBox):
     """A grid of one page, whose row click picks the row's ``key``.
 

@@ -29,7 +29,7 @@ from selfcare_ops.widgets.common import (
     section,
 )
 from selfcare_ops.widgets.directory import user_sorts
-from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_value
+from selfcare_ops.widgets.grid import PageGrid, parse_sort, sort_dropdown, sort_value
 
 #: The three rights, by the service's names; :func:`right_label` gives their words.
 RIGHTS = ("manage_rights", "place_orders", "view_invoices")
@@ -138,13 +138,7 @@ class ModulesRightsDashboard:
         self.prev_users = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
         self.next_users = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
         self.users_label = widgets.Label("")
-        self.user_sort = widgets.Dropdown(
-            options=user_sorts(),
-            value="name",
-            description=_("Sort by"),
-            style={"description_width": "initial"},
-            layout=widgets.Layout(width="230px"),
-        )
+        self.user_sort = sort_dropdown(user_sorts())
         self.users_grid = PageGrid(
             "login",
             {"name": _("Name"), "login": _("Login"), "role_label": _("Role")},
