@@ -134,11 +134,12 @@ def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
 
 def _echo_demo_link(cli: CliContext) -> None:
     """One demo user's acceptance link and the command that serves it."""
+    from selfcare_ops.access_words import contracted
     from selfcare_ops.demo.portal import SERVE_COMMAND, demo_acceptance_link
 
     with cli.sessions().begin() as session:
         found = demo_acceptance_link(session)
     if found is not None:
         login, link = found
-        echo(_("Acceptance link of {login}: {link}").format(login=login, link=link))
+        echo(contracted(_("Acceptance link of {login}: {link}").format(login=login, link=link)))
         echo(_("Serve it with: {command}").format(command=SERVE_COMMAND))
