@@ -6,6 +6,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -111,16 +112,19 @@ def test_an_unknown_command_is_a_usage_error_naming_it():
 
 
 def test_the_schema_check_knows_alembics_head_without_alembic():
-    """``check_ready`` reads the newest revision from the scripts; Alembic agrees."""
+    """``check_ready`` reads the newest revision from the scripts; Alembic agrees, reading the
+    same folder (both derive from the one spelling in ``support.resources``)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     from selfcare_ops.store.db import head_revision
-    from selfcare_ops.support.resources import MIGRATIONS
+    from selfcare_ops.support.resources import MIGRATION_SCRIPTS, MIGRATIONS, real_path
 
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
-    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revision() == scripts.get_current_head()
+    assert Path(scripts.versions).resolve() == real_path(MIGRATION_SCRIPTS).resolve()
 
 
 def test_listing_users_imports_neither_alembic_nor_the_invitation_services(tmp_path):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops.config import get_settings
 from selfcare_ops.errors import DatabaseError, DatabaseNotInitialisedError, SelfcareError
 from selfcare_ops.i18n import _
-from selfcare_ops.support.resources import MIGRATIONS, packaged
+from selfcare_ops.support.resources import MIGRATION_SCRIPTS, MIGRATIONS
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -226,7 +226,7 @@ def head_revision() -> str:
     """
     revisions: set[str] = set()
     parents: set[str] = set()
-    for script in packaged("store", "migrations", "versions").iterdir():
+    for script in MIGRATION_SCRIPTS.iterdir():
         if not script.name.endswith(".py"):
             continue
         found = dict((name, value) for name, value in _REVISION.findall(script.read_text()))

@@ -15,8 +15,11 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 PACKAGE = "selfcare_ops"
-#: Alembic's spelling of the packaged migrations (``package:folder``, resolved by Alembic).
-MIGRATIONS = f"{PACKAGE}.store:migrations"
+#: The migrations' folder in the package (Alembic's ``env.py``, the scripts in ``versions/``),
+#: spelled once: Alembic's location and :data:`MIGRATION_SCRIPTS` both derive from it.
+_MIGRATIONS = ("store", "migrations")
+#: Alembic's spelling of that folder, ``selfcare_ops.store:migrations`` (Alembic resolves it).
+MIGRATIONS = f"{PACKAGE}.{_MIGRATIONS[0]}:{_MIGRATIONS[1]}"
 
 # Temporary copies made for a zipped package live as long as the process (a kernel or a run
 # may read them at any time): the stack is closed at exit.
@@ -44,3 +47,5 @@ def real_path(resource: Traversable) -> Path:
 
 NOTEBOOKS_DIR = packaged("notebooks")
 DEMO_DIR = packaged("demo", "data")
+#: The migration scripts themselves (read without Alembic by ``store.db.head_revision``).
+MIGRATION_SCRIPTS = packaged(*_MIGRATIONS, "versions")
