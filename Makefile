@@ -38,7 +38,7 @@ test: $(STAMP_TEST)
 # The gettext catalogs (Babel): `make messages` extracts the marked messages and updates fr and
 # en (then fill their msgstr), `make translations` compiles them, `make catalogs` does both.
 messages: $(STAMP_TEST)
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k ngettext:1,2 --no-location --omit-header --sort-output -o selfcare_ops/locale/selfcare_ops.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 -k NN_:1,2 --no-location --omit-header --sort-output -o selfcare_ops/locale/selfcare_ops.pot .
 	$(BIN)/pybabel update -D selfcare_ops -i selfcare_ops/locale/selfcare_ops.pot -d selfcare_ops/locale --no-fuzzy-matching --ignore-obsolete
 	# No extraction date in the catalogs: running this twice changes nothing (and merges stay clean).
 	sed -i '/^"POT-Creation-Date: /d' selfcare_ops/locale/*/LC_MESSAGES/selfcare_ops.po

@@ -96,3 +96,15 @@ def translation(language: str | None) -> gettext.NullTranslations:
     leaving the process-wide language alone; an unknown language gives the default one."""
     wanted = (language or "").strip().lower()
     return translations(wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE)
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for extraction and returns it untouched: for texts defined when a
+    module is imported (the CLI's help), before anyone has chosen a language; they are
+    translated where they are shown."""
+    return message
+
+
+def NN_(singular: str, plural: str) -> tuple[str, str]:
+    """:func:`N_` for a message whose form a number decides (translated with ngettext)."""
+    return singular, plural

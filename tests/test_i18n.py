@@ -1,8 +1,8 @@
 """One language at a time: the catalogs are complete and compiled, the language is chosen as
 the README says, and French plurals follow French rules.
 
-The staleness checks read what Babel extracts from the code now: a message marked with _() or
-ngettext() and missing from a catalog (or translated but not compiled) fails here, so
+The staleness checks read what Babel extracts from the code now: a message marked with _(),
+N_(), ngettext() or NN_() and missing from a catalog (or translated but not compiled) fails here, so
 `make test` fails until `make catalogs` is run and its result committed.
 """
 
@@ -30,7 +30,7 @@ def extracted() -> set[str]:
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(PACKAGE),
         method_map=[("**.py", "python"), ("web/templates/**.html", "jinja2")],
-        keywords={"_": None, "ngettext": (1, 2)},
+        keywords={"_": None, "N_": None, "ngettext": (1, 2), "NN_": (1, 2)},
     ):
         found.add(message[0] if isinstance(message, tuple) else message)
     return found

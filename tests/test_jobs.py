@@ -621,3 +621,21 @@ def test_a_second_run_is_refused_while_the_first_really_runs(
     assert outcome["result"].ok, outcome["result"].describe()
     with session_factory() as session:
         assert session.scalars(select(JobRun.status)).all() == ["succeeded"]
+
+
+def test_the_notebook_speaks_the_language_of_whoever_runs_the_job(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, operator
+) -> None:
+    """``--lang fr`` reaches the kernel even when the environment says English."""
+    from selfcare_ops import i18n
+
+    settings = _settings(db_url, monkeypatch)  # SELFCARE_OPS_LANG=en (the suite's)
+    i18n.set_language("fr")
+    try:
+        result = run_job("ping", {}, settings=settings)
+    finally:
+        i18n.set_language(None)
+    assert result.ok, result.describe()
+    executed = nbformat.read(result.output_path, as_version=4)
+    title = executed.cells[1].outputs[0]["data"]["text/markdown"]
+    assert title.startswith("# Ping\n\nUne vérification")

@@ -21,9 +21,10 @@ from typing import Any
 
 import click
 
+from selfcare_ops.cli.helptext import HelpGroup, gettext, speak_for_click
 from selfcare_ops.cli.output import discard_output, echo, reset_output
 from selfcare_ops.errors import SelfcareError
-from selfcare_ops.i18n import LANGUAGES, _, set_language
+from selfcare_ops.i18n import LANGUAGES, N_, _, set_language
 
 #: Command modules, each adding its groups and commands to :data:`main` when imported.
 COMMAND_MODULES = [
@@ -46,47 +47,48 @@ COMMAND_MODULES = [
 #: ``--help`` reads the help here, without importing anything; running a command imports its
 #: modules (subcommands defined elsewhere: :class:`SpreadGroup`). ``tests/test_cli_startup.py``
 #: checks that the registry and the modules stay in step.
+#: The helps are msgids (``N_``), translated when printed.
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "apikeys": (
-        "A client's API key: create, regenerate, revoke, list (administrators only).",
+        N_("A client's API key: create, regenerate, revoke, list (administrators only)."),
         ("rights",),
     ),
-    "audit": ("Read the audit trail.", ("audit",)),
+    "audit": (N_("Read the audit trail."), ("audit",)),
     "branding": (
-        "Show, set, reset, preview and audit the branding (inherited down the tree).",
+        N_("Show, set, reset, preview and audit the branding (inherited down the tree)."),
         ("branding",),
     ),
-    "clients": ("Search and list clients.", ("directory",)),
-    "db": ("Create or migrate the database schema.", ("db",)),
+    "clients": (N_("Search and list clients."), ("directory",)),
+    "db": (N_("Create or migrate the database schema."), ("db",)),
     "demo": (
-        "The main job: migrate, load the demo data, then onboard, invite, deliver and report.",
+        N_("The main job: migrate, load the demo data, then onboard, invite, deliver and report."),
         ("db",),
     ),
-    "import": ("Onboard users from the CSV files customers send.", ("onboarding",)),
+    "import": (N_("Onboard users from the CSV files customers send."), ("onboarding",)),
     "invite": (
-        "Send, resend, revoke, expire and accept Selfcare invitations.",
+        N_("Send, resend, revoke, expire and accept Selfcare invitations."),
         ("invitations",),
     ),
-    "jobs": ("Run the scheduled notebooks and read their history.", ("jobs",)),
-    "mail": ("Deliver the queued mail and see the outbox.", ("mail",)),
-    "modules": ("Show and toggle the modules (inherited down the tree).", ("modules",)),
+    "jobs": (N_("Run the scheduled notebooks and read their history."), ("jobs",)),
+    "mail": (N_("Deliver the queued mail and see the outbox."), ("mail",)),
+    "modules": (N_("Show and toggle the modules (inherited down the tree)."), ("modules",)),
     "orgs": (
-        "Create partners and clients, rename them, set their mail language.",
+        N_("Create partners and clients, rename them, set their mail language."),
         ("organisations",),
     ),
     "rights": (
-        "Per-user rights (manage rights, place orders, view invoices) and restrictions.",
+        N_("Per-user rights (manage rights, place orders, view invoices) and restrictions."),
         ("rights",),
     ),
     "subaccounts": (
-        "Sub-accounts of a client: list, create, rename (administrators only).",
+        N_("Sub-accounts of a client: list, create, rename (administrators only)."),
         ("rights",),
     ),
     "serve": (
-        "Serve the links the mails carry: invitations, the Selfcare home, supervision, images.",
+        N_("Serve the links the mails carry: invitations, the Selfcare home, supervision, images."),
         ("serve",),
     ),
-    "users": ("List and manage users.", ("directory",)),
+    "users": (N_("List and manage users."), ("directory",)),
 }
 
 
@@ -99,7 +101,7 @@ if not os.environ.get("SELFCARE_OPS_DEBUG"):
         logging.getLogger(_logger).addHandler(logging.NullHandler())
 
 
-class SpreadGroup(click.Group):
+class SpreadGroup(HelpGroup):
     """A group whose subcommands other modules define (``users``): running one imports the
     module that defines it only, so ``users list`` does not load the invitation services.
 
@@ -128,7 +130,7 @@ def _shortened(text: str, limit: int) -> str:
     return text[: max(limit - 3, 0)].rsplit(" ", 1)[0] + "..."
 
 
-class SelfcareGroup(click.Group):
+class SelfcareGroup(HelpGroup):
     """Loads each command on first use, and turns every toolkit error into one sentence on
     stderr and exit status 1."""
 
@@ -150,11 +152,11 @@ class SelfcareGroup(click.Group):
         for name in names:
             command = self.commands.get(name)
             if name in COMMANDS:
-                rows.append((name, _shortened(COMMANDS[name][0], limit)))
+                rows.append((name, _shortened(gettext(COMMANDS[name][0]), limit)))
             elif command is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         if rows:
-            with formatter.section("Commands"):
+            with formatter.section(gettext("Commands")):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
@@ -194,25 +196,36 @@ class SelfcareGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=SelfcareGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SelfcareGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=N_("Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."),
+)
 @click.option(
     "--as",
     "actor_email",
     metavar="EMAIL",
     envvar="SELFCARE_OPS_ACTOR",
-    help="Act as this administrator or manager (default, when neither this nor "
-    "SELFCARE_OPS_ACTOR is set: the system actor; an empty value is an error).",
+    help=N_(
+        "Act as this administrator or manager (default, when neither this nor "
+        "SELFCARE_OPS_ACTOR is set: the system actor; an empty value is an error)."
+    ),
 )
 @click.option(
     "--lang",
     type=click.Choice(LANGUAGES),
-    help="The language of what this command prints (default: SELFCARE_OPS_LANG, else the "
-    "POSIX locale, else French).",
+    is_eager=True,  # read before --help and before the usage errors click words
+    expose_value=True,
+    callback=lambda _ctx, _param, value: set_language(value) or value,
+    help=N_(
+        "The language of what this command prints (default: SELFCARE_OPS_LANG, else the "
+        "POSIX locale, else French)."
+    ),
 )
-@click.version_option(package_name="selfcare-ops")
+@click.version_option(package_name="selfcare-ops", help=N_("Show the version and exit."))
 @click.pass_context
 def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
-    """Run the Selfcare portal: directory, invitations, onboarding, branding, jobs."""
+    """The program's options, read before any command (``--lang`` even before ``--help``)."""
     from selfcare_ops.access import check_actor_name
     from selfcare_ops.cli.common import CliContext
 
@@ -222,3 +235,6 @@ def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.
     check_actor_name(ctx.obj.actor_name)
+
+
+speak_for_click()

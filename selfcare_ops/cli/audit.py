@@ -17,20 +17,20 @@ from selfcare_ops.cli.common import (
     echo_table,
     pass_cli,
 )
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 
 
-@main.group()
+@main.group(help=N_("Read the audit trail."))
 def audit() -> None:
     """Read the audit trail."""
 
 
-@audit.command("list")
+@audit.command("list", help=N_("Who did what to what, newest first."))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
-@click.option("--action", help="Only this action, e.g. user.create.")
-@click.option("--target", help="Only events about this target (login, reference or id).")
-@click.option("--by", "actor_label", metavar="EMAIL", help="Only events by this actor.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--action", help=N_("Only this action, e.g. user.create."))
+@click.option("--target", help=N_("Only events about this target (login, reference or id)."))
+@click.option("--by", "actor_label", metavar="EMAIL", help=N_("Only events by this actor."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def audit_list(
     cli: CliContext,
@@ -74,18 +74,26 @@ def _moment(
         ) from None
 
 
-@audit.command("export")
+@audit.command(
+    "export",
+    help=N_(
+        "Write the audit trail you may see to a CSV file, oldest first: when, who, "
+        "what, on which target and organisation, the values before and after (JSON)."
+    ),
+)
 @click.option(
     "--csv",
     "csv_path",
     required=True,
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="File to write (';', UTF-8 with BOM, for Excel).",
+    help=N_("File to write (';', UTF-8 with BOM, for Excel)."),
 )
-@click.option("--since", callback=_moment, metavar="DATE", help="From this day or time (UTC).")
-@click.option("--until", callback=_moment, metavar="DATE", help="To this day (included) or time.")
-@click.option("--org", "org_ref", metavar="REF", help="Only this organisation and those below.")
-@click.option("--target", help="Only events about this target (login, reference or id).")
+@click.option("--since", callback=_moment, metavar="DATE", help=N_("From this day or time (UTC)."))
+@click.option(
+    "--until", callback=_moment, metavar="DATE", help=N_("To this day (included) or time.")
+)
+@click.option("--org", "org_ref", metavar="REF", help=N_("Only this organisation and those below."))
+@click.option("--target", help=N_("Only events about this target (login, reference or id)."))
 @pass_cli
 def audit_export(
     cli: CliContext,

@@ -9,10 +9,10 @@ import click
 from selfcare_ops import branding as service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 
 
-@main.group()
+@main.group(help=N_("Show, set, reset, preview and audit the branding (inherited down the tree)."))
 def branding() -> None:
     """Show, set, reset, preview and audit the branding (inherited down the tree)."""
 
@@ -22,9 +22,14 @@ def _echo_issues(issues: list[dict]) -> None:
         echo(_("Warning: {message}").format(message=issue["message"]))
 
 
-@branding.command("show")
+@branding.command(
+    "show",
+    help=N_(
+        "The effective branding of ORG: each field, its value and the organisation it comes from."
+    ),
+)
 @click.argument("org_ref", metavar="ORG")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print one JSON object."))
 @pass_cli
 def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
     """The effective branding of ORG: each field, its value and the organisation it comes from."""
@@ -46,17 +51,19 @@ def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
     _echo_issues(report["warnings"])
 
 
-@branding.command("set")
+@branding.command(
+    "set", help=N_("Set one or several branding fields of ORG (the others keep inheriting).")
+)
 @click.argument("org_ref", metavar="ORG")
-@click.option("--logo", type=click.Path(dir_okay=False, path_type=Path), help="JPEG or PNG.")
-@click.option("--fit", is_flag=True, help="Downscale a logo above 600 px, keeping its ratio.")
-@click.option("--primary", metavar="C", help="Primary colour: #rgb, #rrggbb or a CSS name.")
-@click.option("--gradient", metavar="C", help="Gradient end colour, or 'none' for no gradient.")
-@click.option("--text", "text_color", metavar="C", help="Text colour on the primary colour.")
-@click.option("--banner", type=click.Path(dir_okay=False, path_type=Path), help="JPEG or PNG.")
-@click.option("--link", metavar="URL", help="Banner link (https:// only).")
-@click.option("--message", metavar="TEXT", help="Dashboard message, at most 150 characters.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--logo", type=click.Path(dir_okay=False, path_type=Path), help=N_("JPEG or PNG."))
+@click.option("--fit", is_flag=True, help=N_("Downscale a logo above 600 px, keeping its ratio."))
+@click.option("--primary", metavar="C", help=N_("Primary colour: #rgb, #rrggbb or a CSS name."))
+@click.option("--gradient", metavar="C", help=N_("Gradient end colour, or 'none' for no gradient."))
+@click.option("--text", "text_color", metavar="C", help=N_("Text colour on the primary colour."))
+@click.option("--banner", type=click.Path(dir_okay=False, path_type=Path), help=N_("JPEG or PNG."))
+@click.option("--link", metavar="URL", help=N_("Banner link (https:// only)."))
+@click.option("--message", metavar="TEXT", help=N_("Dashboard message, at most 150 characters."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the result as JSON."))
 @pass_cli
 def branding_set(
     cli: CliContext,
@@ -103,14 +110,16 @@ def branding_set(
     _echo_issues(issues)
 
 
-@branding.command("reset")
+@branding.command(
+    "reset", help=N_("Make fields of ORG inherit again (all of them unless --field is given).")
+)
 @click.argument("org_ref", metavar="ORG")
 @click.option(
     "--field",
     "fields",
     multiple=True,
     type=click.Choice(service.FIELDS),
-    help="Reset only this field (repeatable); without it, everything of ORG.",
+    help=N_("Reset only this field (repeatable); without it, everything of ORG."),
 )
 @pass_cli
 def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> None:
@@ -124,17 +133,23 @@ def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> No
     _echo_issues(issues)
 
 
-@branding.command("preview")
+@branding.command(
+    "preview",
+    help=N_(
+        "Draw the Selfcare of ORG with its effective branding and modules (--out), or "
+        "print a link to it in the portal (--link, served by `selfcare-ops serve`)."
+    ),
+)
 @click.argument("org_ref", metavar="ORG")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FILE.png (or FILE.html for the HTML preview).",
+    help=N_("FILE.png (or FILE.html for the HTML preview)."),
 )
 @click.option(
     "--link",
     is_flag=True,
-    help="Print a signed portal link (valid 1 hour) to ORG's Selfcare as its users see it.",
+    help=N_("Print a signed portal link (valid 1 hour) to ORG's Selfcare as its users see it."),
 )
 @pass_cli
 def branding_preview(cli: CliContext, org_ref: str, out: Path | None, link: bool) -> None:
@@ -156,23 +171,30 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path | None, link: bool
             echo(preview_link(org.id, settings=cli.settings))
 
 
-@branding.command("check-image")
+@branding.command(
+    "check-image",
+    help=N_("Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."),
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--kind", type=click.Choice(["logo", "banner"]), required=True)
-@click.option("--fit", is_flag=True, help="Accept a logo above 600 px (it would be downscaled).")
+@click.option(
+    "--fit", is_flag=True, help=N_("Accept a logo above 600 px (it would be downscaled).")
+)
 def branding_check_image(file: Path, kind: str, fit: bool) -> None:
     """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
     checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
     echo(_("Acceptable: {summary}").format(summary=checked.summary()))
 
 
-@branding.command("audit")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@branding.command(
+    "audit", help=N_("Every organisation whose effective branding is unreadable or lacks an image.")
+)
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the audit as CSV (';', UTF-8 with BOM).",
+    help=N_("Also write the audit as CSV (';', UTF-8 with BOM)."),
 )
 @pass_cli
 def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> None:

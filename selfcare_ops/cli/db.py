@@ -15,7 +15,7 @@ from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, pass_cli
 from selfcare_ops.demo import load_demo
 from selfcare_ops.errors import DatabaseNotInitialisedError
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.store.db import describe, upgrade
 from selfcare_ops.store.models import recount_users
 
@@ -37,12 +37,14 @@ def _require_named_operator(cli: CliContext, action: str) -> None:
     require_operator(actor, action)
 
 
-@main.group()
+@main.group(help=N_("Create or migrate the database schema."))
 def db() -> None:
     """Create or migrate the database schema."""
 
 
-@db.command("upgrade")
+@db.command(
+    "upgrade", help=N_("Migrate the database to this version's schema (safe to run again).")
+)
 @pass_cli
 def db_upgrade(cli: CliContext) -> None:
     """Migrate the database to this version's schema (safe to run again)."""
@@ -65,7 +67,14 @@ def db_upgrade(cli: CliContext) -> None:
         echo(_("Migrated {where} from empty to revision {after}.").format(where=where, after=after))
 
 
-@db.command("recount")
+@db.command(
+    "recount",
+    help=N_(
+        "Rebuild the per-client user counts from the users table.\n\n"
+        "The toolkit keeps them right itself; run this after inserting users with "
+        "hand-written SQL."
+    ),
+)
 @pass_cli
 def db_recount(cli: CliContext) -> None:
     """Rebuild the per-client user counts from the users table.
@@ -87,10 +96,22 @@ def db_recount(cli: CliContext) -> None:
         )
 
 
-@main.command()
-@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@main.command(
+    help=N_(
+        "The main job: migrate, load the demo data, then onboard, invite, deliver and "
+        "report.\n\n"
+        "Onboards the packaged sample (demo/data/onboarding_sample.csv) into the demo "
+        "client, invites the demo client's users, delivers into the Maildir (embedded "
+        "default) and writes the adoption report, each through papermill like a "
+        "scheduled run; then prints where everything is. Idempotent; works from an "
+        "installed wheel (no checkout needed)."
+    )
+)
+@click.option("--quiet", is_flag=True, help=N_("Print nothing but errors."))
 @click.option(
-    "--no-jobs", is_flag=True, help="Only migrate and load the demo data; skip the notebook jobs."
+    "--no-jobs",
+    is_flag=True,
+    help=N_("Only migrate and load the demo data; skip the notebook jobs."),
 )
 @pass_cli
 def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:

@@ -7,23 +7,27 @@ import click
 from selfcare_ops import directory
 from selfcare_ops.cli import SpreadGroup, main
 from selfcare_ops.cli.common import CliContext, UsageError, echo, echo_json, echo_table, pass_cli
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.store.models import ACCOUNT_STATUSES
 
 
-@main.group(cls=SpreadGroup, spread={"details": "rights"})
+@main.group(cls=SpreadGroup, spread={"details": "rights"}, help=N_("Search and list clients."))
 def clients() -> None:
     """Search and list clients."""
 
 
-@clients.command("list")
-@click.option("--search", metavar="TEXT", help="Part of the name or reference (accents ignored).")
-@click.option("--partner", "partner_ref", metavar="REF", help="Only clients under this partner.")
+@clients.command("list", help=N_("One page of clients with their users counted by account status."))
+@click.option(
+    "--search", metavar="TEXT", help=N_("Part of the name or reference (accents ignored).")
+)
+@click.option(
+    "--partner", "partner_ref", metavar="REF", help=N_("Only clients under this partner.")
+)
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--page-size", type=click.IntRange(1, directory.MAX_PAGE_SIZE), default=20, show_default=True
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def clients_list(
     cli: CliContext,
@@ -60,28 +64,37 @@ def clients_list(
         **dict.fromkeys(("move", "notifications", "profile", "remove", "role"), "rights"),
         "edit": "users",
     },
+    help=N_("List and manage users."),
 )
 def users() -> None:
     """List and manage users."""
 
 
-@users.command("list")
+@users.command(
+    "list", help=N_("The users of CLIENT_REF in name order, deactivated ones included and flagged.")
+)
 @click.argument("client_ref")
 @click.option(
     "--status",
     type=click.Choice((*ACCOUNT_STATUSES, *directory.STATE_FILTERS)),
-    help="An account status, or the state of the latest invitation (sent, expired, bounced), "
-    "or draft.",
+    help=N_(
+        "An account status, or the state of the latest invitation (sent, expired, bounced), "
+        "or draft."
+    ),
 )
-@click.option("--no-email", is_flag=True, help="Only users without an email address.")
+@click.option("--no-email", is_flag=True, help=N_("Only users without an email address."))
 @click.option("--sub-account", metavar="NAME")
-@click.option("--search", metavar="TEXT", help="Part of a name, login or email (accents ignored).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many users.")
-@click.option("--page", type=click.IntRange(min=1), help="Only this page (default: every user).")
+@click.option(
+    "--search", metavar="TEXT", help=N_("Part of a name, login or email (accents ignored).")
+)
+@click.option("--limit", type=click.IntRange(min=1), help=N_("At most this many users."))
+@click.option(
+    "--page", type=click.IntRange(min=1), help=N_("Only this page (default: every user).")
+)
 @click.option(
     "--page-size", type=click.IntRange(1, directory.MAX_PAGE_SIZE), default=50, show_default=True
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def users_list(
     cli: CliContext,

@@ -22,7 +22,7 @@ from selfcare_ops.cli.common import (
 )
 from selfcare_ops.cli.directory import users
 from selfcare_ops.directory import status_words
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.invitations import acceptance, issuing
 from selfcare_ops.invitations import admin as admin_invitations
 from selfcare_ops.invitations import bulk as bulk_invitations
@@ -32,7 +32,7 @@ from selfcare_ops.store.models import CIVILITIES, CLIENT_ROLES, INVITATION_STATU
 from selfcare_ops.support.dates import long_date_time
 
 
-@main.group()
+@main.group(help=N_("Send, resend, revoke, expire and accept Selfcare invitations."))
 def invite() -> None:
     """Send, resend, revoke, expire and accept Selfcare invitations."""
 
@@ -68,19 +68,26 @@ def _ledger_state(state: str) -> str:
     return words.get(state, state)
 
 
-@invite.command("list")
-@click.option("--client", "client_ref", metavar="REF", help="Only the invitations of this client.")
+@invite.command(
+    "list",
+    help=N_(
+        "The ledger of invitations, newest first: who, to which address, sent when, state, by whom."
+    ),
+)
+@click.option(
+    "--client", "client_ref", metavar="REF", help=N_("Only the invitations of this client.")
+)
 @click.option(
     "--status",
     type=click.Choice(INVITATION_STATUSES),
-    help="Only invitations in this state (expired includes open links past their expiry).",
+    help=N_("Only invitations in this state (expired includes open links past their expiry)."),
 )
 @click.option("--limit", type=click.IntRange(1, MAX_LEDGER_ROWS), default=200, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @click.option(
     "--requested",
     is_flag=True,
-    help="Instead: the invitees' requests for a new link (from an expired or replaced link).",
+    help=N_("Instead: the invitees' requests for a new link (from an expired or replaced link)."),
 )
 @pass_cli
 def invite_list(
@@ -144,9 +151,9 @@ def _list_requests(cli: CliContext, client_ref: str | None, limit: int, as_json:
     echo(f"{len(requests)} requests for a new link")
 
 
-@invite.command("user")
+@invite.command("user", help=N_("Invite one user (their account's email, or --email)."))
 @click.argument("login")
-@click.option("--email", metavar="EMAIL", help="Send to this address and store it on the user.")
+@click.option("--email", metavar="EMAIL", help=N_("Send to this address and store it on the user."))
 @pass_cli
 def invite_user(cli: CliContext, login: str, email: str | None) -> None:
     """Invite one user (their account's email, or --email)."""
@@ -155,19 +162,22 @@ def invite_user(cli: CliContext, login: str, email: str | None) -> None:
         echo(_sent(result))
 
 
-@invite.command("client")
+@invite.command(
+    "client",
+    help=N_("Invite every user of CLIENT_REF: shows the count and who is left out, then sends."),
+)
 @click.argument("client_ref")
-@click.option("--sub-account", metavar="NAME", help="Only the users of this sub-account.")
+@click.option("--sub-account", metavar="NAME", help=N_("Only the users of this sub-account."))
 @click.option(
     "--min-days",
     type=click.IntRange(min=0),
     default=bulk_invitations.DEFAULT_MIN_DAYS,
     show_default=True,
-    help="Leave out users invited less than this many days ago.",
+    help=N_("Leave out users invited less than this many days ago."),
 )
-@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
-@click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.option("--dry-run", is_flag=True, help=N_("Show what would be sent; send nothing."))
+@click.option("--yes", is_flag=True, help=N_("Send without asking for confirmation."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON object."))
 @pass_cli
 def invite_client(
     cli: CliContext,
@@ -240,10 +250,17 @@ def invite_client(
         echo_table(late[["login", "reason"]])
 
 
-@invite.command("admin")
+@invite.command(
+    "admin",
+    help=N_("Invite EMAIL to administer an organisation (an existing account keeps its access)."),
+)
 @click.argument("email")
-@click.option("--org", "org_ref", required=True, metavar="REF", help="Organisation to administer.")
-@click.option("--name", "display_name", metavar="TEXT", help="Display name of a new administrator.")
+@click.option(
+    "--org", "org_ref", required=True, metavar="REF", help=N_("Organisation to administer.")
+)
+@click.option(
+    "--name", "display_name", metavar="TEXT", help=N_("Display name of a new administrator.")
+)
 @pass_cli
 def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | None) -> None:
     """Invite EMAIL to administer an organisation (an existing account keeps its access)."""
@@ -273,9 +290,11 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
             )
 
 
-@invite.command("resend")
+@invite.command(
+    "resend", help=N_("Send a new link to LOGIN (or --email); the previous link stops working.")
+)
 @click.argument("login", required=False)
-@click.option("--email", metavar="EMAIL", help="Resend the invitation sent to this address.")
+@click.option("--email", metavar="EMAIL", help=N_("Resend the invitation sent to this address."))
 @pass_cli
 def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None:
     """Send a new link to LOGIN (or --email); the previous link stops working."""
@@ -286,9 +305,13 @@ def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None
         echo(_sent(result) + " " + _("The previous link no longer works."))
 
 
-@invite.command("revoke")
+@invite.command(
+    "revoke", help=N_("Revoke the pending invitation of LOGIN, or those sent to --email.")
+)
 @click.argument("login", required=False)
-@click.option("--email", metavar="EMAIL", help="Revoke every pending invitation to this address.")
+@click.option(
+    "--email", metavar="EMAIL", help=N_("Revoke every pending invitation to this address.")
+)
 @pass_cli
 def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None:
     """Revoke the pending invitation of LOGIN, or those sent to --email."""
@@ -303,7 +326,9 @@ def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None
     )
 
 
-@invite.command("expire")
+@invite.command(
+    "expire", help=N_("Mark every overdue pending invitation as expired (for the scheduled job).")
+)
 @pass_cli
 def invite_expire(cli: CliContext) -> None:
     """Mark every overdue pending invitation as expired (for the scheduled job)."""
@@ -320,15 +345,19 @@ def invite_expire(cli: CliContext) -> None:
 TOKEN_SETTINGS = {"ignore_unknown_options": True}
 
 
-@invite.command("accept", context_settings=TOKEN_SETTINGS)
+@invite.command(
+    "accept",
+    context_settings=TOKEN_SETTINGS,
+    help=N_("Complete an account from its invitation TOKEN (the portal's side, for integration)."),
+)
 @click.argument("token")
-@click.option("--civility", required=True, help="M. or Mme.")
-@click.option("--phone", required=True, help="Phone number (French numbers without +33 too).")
+@click.option("--civility", required=True, help=N_("M. or Mme."))
+@click.option("--phone", required=True, help=N_("Phone number (French numbers without +33 too)."))
 @click.option(
     "--password-file",
     type=click.File("r", encoding="utf-8"),
     required=True,
-    help="File whose first line is the password ('-' reads standard input).",
+    help=N_("File whose first line is the password ('-' reads standard input)."),
 )
 @pass_cli
 def invite_accept(
@@ -344,7 +373,11 @@ def invite_accept(
     echo(_("The account {who} is active.").format(who=who))
 
 
-@invite.command("inspect", context_settings=TOKEN_SETTINGS)
+@invite.command(
+    "inspect",
+    context_settings=TOKEN_SETTINGS,
+    help=N_("Say whether TOKEN is usable, without spending it (what opening the link does)."),
+)
 @click.argument("token")
 @pass_cli
 def invite_inspect(cli: CliContext, token: str) -> None:
@@ -367,9 +400,11 @@ def invite_inspect(cli: CliContext, token: str) -> None:
 # --- users: lifecycle ------------------------------------------------------------------------
 
 
-@users.command("deactivate")
+@users.command(
+    "deactivate", help=N_("Deactivate LOGIN's account (it stays listed and can be reactivated).")
+)
 @click.argument("login")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Deactivate LOGIN's account (it stays listed and can be reactivated)."""
@@ -393,9 +428,9 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
     )
 
 
-@users.command("reactivate")
+@users.command("reactivate", help=N_("Reactivate LOGIN's deactivated account."))
 @click.argument("login")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     """Reactivate LOGIN's deactivated account."""
@@ -409,17 +444,27 @@ def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
     )
 
 
-@users.command("supervise")
+@users.command(
+    "supervise",
+    help=N_(
+        "Open a time-limited, audited supervision of LOGIN's Selfcare; prints the "
+        "signed link.\n\n"
+        "With --end, end your open supervisions of LOGIN; with --list, list the open "
+        "ones."
+    ),
+)
 @click.argument("login", required=False)
-@click.option("--reason", help="Why; the user sees it in the banner (to open one).")
+@click.option("--reason", help=N_("Why; the user sees it in the banner (to open one)."))
 @click.option(
     "--minutes",
     type=click.IntRange(1, 240),
-    help="How long the link and the banner last (to open one; default 30).",
+    help=N_("How long the link and the banner last (to open one; default 30)."),
 )
-@click.option("--end", is_flag=True, help="End your open supervisions of LOGIN instead.")
-@click.option("--list", "list_open", is_flag=True, help="List the open supervisions you may see.")
-@click.option("--json", "as_json", is_flag=True, help="With --list: print a JSON array.")
+@click.option("--end", is_flag=True, help=N_("End your open supervisions of LOGIN instead."))
+@click.option(
+    "--list", "list_open", is_flag=True, help=N_("List the open supervisions you may see.")
+)
+@click.option("--json", "as_json", is_flag=True, help=N_("With --list: print a JSON array."))
 @pass_cli
 def users_supervise(
     cli: CliContext,
@@ -519,24 +564,33 @@ def _list_supervisions(cli: CliContext, as_json: bool) -> None:
 ON_OFF = click.Choice(["on", "off"])
 
 
-@users.command("create")
+@users.command(
+    "create",
+    help=N_(
+        "Create a user of CLIENT_REF; invited at once when an email is known, unless "
+        "--draft.\n\n"
+        "Rights set here follow the rule of `rights set`."
+    ),
+)
 @click.argument("client_ref")
 @click.option("--first-name", required=True)
 @click.option("--last-name", required=True)
 @click.option("--email", metavar="EMAIL")
-@click.option("--login", metavar="LOGIN", help="Instead of the generated one (initial + name).")
+@click.option("--login", metavar="LOGIN", help=N_("Instead of the generated one (initial + name)."))
 @click.option("--civility", type=click.Choice(CIVILITIES))
-@click.option("--phone", help="Any usual form; stored as +33...")
-@click.option("--mobile", help="A mobile number (SMS notices go there).")
+@click.option("--phone", help=N_("Any usual form; stored as +33..."))
+@click.option("--mobile", help=N_("A mobile number (SMS notices go there)."))
 @click.option("--function")
 @click.option("--role", type=click.Choice(CLIENT_ROLES))
 @click.option("--sub-account", metavar="NAME")
 @click.option("--language", type=click.Choice(LANGUAGES))
-@click.option("--manage-rights", type=ON_OFF, help="May change other users' rights (default off).")
-@click.option("--place-orders", type=ON_OFF, help="May place orders (default off).")
-@click.option("--view-invoices", type=ON_OFF, help="May see the invoices (default off).")
-@click.option("--draft", is_flag=True, help="Create without inviting; `invite user` later.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.option(
+    "--manage-rights", type=ON_OFF, help=N_("May change other users' rights (default off).")
+)
+@click.option("--place-orders", type=ON_OFF, help=N_("May place orders (default off)."))
+@click.option("--view-invoices", type=ON_OFF, help=N_("May see the invoices (default off)."))
+@click.option("--draft", is_flag=True, help=N_("Create without inviting; `invite user` later."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON object."))
 @pass_cli
 def users_create(
     cli: CliContext,
@@ -597,9 +651,9 @@ def users_create(
         )
 
 
-@users.command("activate")
+@users.command("activate", help=N_("Activate a draft user: sends their invitation."))
 @click.argument("login")
-@click.option("--email", metavar="EMAIL", help="Send to this address and store it on the user.")
+@click.option("--email", metavar="EMAIL", help=N_("Send to this address and store it on the user."))
 @pass_cli
 def users_activate(cli: CliContext, login: str, email: str | None) -> None:
     """Activate a draft user: sends their invitation (seed 003)."""

@@ -11,17 +11,19 @@ from selfcare_ops import jobs as jobs_service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
 from selfcare_ops.errors import SelfcareError
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.jobs.history_words import run_status_words, seconds
 
 
-@main.group()
+@main.group(help=N_("Run the scheduled notebooks and read their history."))
 def jobs() -> None:
     """Run the scheduled notebooks and read their history."""
 
 
-@jobs.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@jobs.command(
+    "list", help=N_("The registered jobs, their notebook and their parameters with defaults.")
+)
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 def jobs_list(as_json: bool) -> None:
     """The registered jobs, their notebook and their parameters with defaults."""
     rows = []
@@ -55,7 +57,14 @@ def jobs_list(as_json: bool) -> None:
         echo("    " + _("parameters: {shown}").format(shown=shown))
 
 
-@jobs.command("path")
+@jobs.command(
+    "path",
+    help=N_(
+        "The file of job NAME's notebook, inside the installed package.\n\n"
+        "For schedulers that run papermill themselves (Airflow's PapermillOperator): "
+        "their runs are neither locked nor recorded, unlike ``jobs run``."
+    ),
+)
 @click.argument("name")
 def jobs_path(name: str) -> None:
     """The file of job NAME's notebook, inside the installed package.
@@ -66,7 +75,15 @@ def jobs_path(name: str) -> None:
     echo(str(jobs_service.get_job(name).notebook_path()))
 
 
-@jobs.command("run")
+@jobs.command(
+    "run",
+    help=N_(
+        "Run job NAME with papermill as the acting actor; exit status 1 when it fails.\n\n"
+        "The notebook acts as --as (or SELFCARE_OPS_ACTOR; neither: the system actor): "
+        "a job whose parameters reach beyond that actor's scope is refused before it "
+        "starts."
+    ),
+)
 @click.argument("name")
 @click.option(
     "-p",
@@ -75,9 +92,9 @@ def jobs_path(name: str) -> None:
     nargs=2,
     multiple=True,
     metavar="KEY VALUE",
-    help="Set a notebook parameter (repeatable); the value takes the type of the default.",
+    help=N_("Set a notebook parameter (repeatable); the value takes the type of the default."),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the run as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the run as a JSON object."))
 @pass_cli
 def jobs_run(
     cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool
@@ -131,10 +148,18 @@ def jobs_run(
     sys.exit(1)
 
 
-@jobs.command("history")
-@click.option("--job", "job_name", metavar="NAME", help="Only the runs of this job.")
+@jobs.command(
+    "history",
+    help=N_(
+        "The last runs, newest first: who ran them, parameters, status, duration, "
+        "failure.\n\n"
+        "Operator administrators (and the system actor) read every run; others their "
+        "own."
+    ),
+)
+@click.option("--job", "job_name", metavar="NAME", help=N_("Only the runs of this job."))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: bool) -> None:
     """The last runs, newest first: who ran them, parameters, status, duration, failure.

@@ -15,12 +15,12 @@ from selfcare_ops.access import require_mail_delivery
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
 from selfcare_ops.errors import MailError
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.invitations.service import deliver_and_redact, outbox_status, redact_final_links
 from selfcare_ops.mail.deliver import MAX_CONNECTIONS
 
 
-@main.group()
+@main.group(help=N_("Deliver the queued mail and see the outbox."))
 def mail() -> None:
     """Deliver the queued mail and see the outbox."""
 
@@ -41,19 +41,21 @@ def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], Non
     return update, bar.close
 
 
-@mail.command("deliver")
-@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages this run.")
+@mail.command(
+    "deliver", help=N_("Send the queued messages that are due through the configured transport.")
+)
+@click.option("--limit", type=click.IntRange(min=1), help=N_("Send at most N messages this run."))
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
-    help="Send at most N messages per second.",
+    help=N_("Send at most N messages per second."),
 )
 @click.option(
     "--connections",
     type=click.IntRange(1, MAX_CONNECTIONS),
-    help="Parallel SMTP connections (default 8; the Maildir uses 1).",
+    help=N_("Parallel SMTP connections (default 8; the Maildir uses 1)."),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the report as a JSON object."))
 @pass_cli
 def deliver_command(
     cli: CliContext,
@@ -91,8 +93,10 @@ def deliver_command(
         raise MailError(_("{error} The unsent messages stay queued.").format(error=report.error))
 
 
-@mail.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object of counts.")
+@mail.command(
+    "status", help=N_("How many messages are queued, being sent, sent, failed and cancelled.")
+)
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON object of counts."))
 @pass_cli
 def status_command(cli: CliContext, as_json: bool) -> None:
     """How many messages are queued, being sent, sent, failed and cancelled."""
@@ -113,7 +117,14 @@ def status_command(cli: CliContext, as_json: bool) -> None:
         echo(f"{words.get(status, status):<{width}} {count}")
 
 
-@mail.command("redact")
+@mail.command(
+    "redact",
+    help=N_(
+        "Blank the links still readable in mails that will never leave again (sent, "
+        "failed or cancelled): a repair for rows written before links were blanked as "
+        "mails finished."
+    ),
+)
 @pass_cli
 def redact_command(cli: CliContext) -> None:
     """Blank the links still readable in mails that will never leave again (sent, failed or

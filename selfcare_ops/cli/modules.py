@@ -10,17 +10,17 @@ from selfcare_ops import modules as service
 from selfcare_ops.branding.tree import write_safe_csv
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, echo_table, pass_cli
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 
 
-@main.group()
+@main.group(help=N_("Show and toggle the modules (inherited down the tree)."))
 def modules() -> None:
     """Show and toggle the modules (inherited down the tree)."""
 
 
-@modules.command("show")
+@modules.command("show", help=N_("Every module of ORG: on or off, and which organisation decided."))
 @click.argument("org_ref", metavar="ORG")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
     """Every module of ORG: on or off, and which organisation decided."""
@@ -43,7 +43,7 @@ def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
         echo(line)
 
 
-@modules.command("set")
+@modules.command("set", help=N_("Switch MODULE of ORG on, off, or back to inherit."))
 @click.argument("org_ref", metavar="ORG")
 @click.argument("module")
 @click.argument("state", type=click.Choice(["on", "off", "inherit"]))
@@ -59,19 +59,26 @@ def modules_set(cli: CliContext, org_ref: str, module: str, state: str) -> None:
     )
 
 
-@modules.command("set-many")
+@modules.command(
+    "set-many",
+    help=N_("Plan switching MODULE for many clients (all in scope by default); --apply to do it."),
+)
 @click.argument("module")
 @click.argument("state", type=click.Choice(["on", "off", "inherit"]))
-@click.option("--under", metavar="REF", help="Every client under this partner.")
-@click.option("--client", "clients", multiple=True, metavar="REF", help="This client (repeatable).")
-@click.option("--apply", "do_apply", is_flag=True, help="Apply the plan (default: show it only).")
+@click.option("--under", metavar="REF", help=N_("Every client under this partner."))
+@click.option(
+    "--client", "clients", multiple=True, metavar="REF", help=N_("This client (repeatable).")
+)
+@click.option(
+    "--apply", "do_apply", is_flag=True, help=N_("Apply the plan (default: show it only).")
+)
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the plan (or the outcome) as CSV.",
+    help=N_("Write the plan (or the outcome) as CSV."),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def modules_set_many(
     cli: CliContext,

@@ -8,14 +8,14 @@ import click
 
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.onboarding import import_users, progress_bar, template_text, write_template
 from selfcare_ops.store.models import utcnow
 
 SHOWN_REJECTS = 10
 
 
-@main.group("import")
+@main.group("import", help=N_("Onboard users from the CSV files customers send."))
 def import_group() -> None:
     """Onboard users from the CSV files customers send."""
 
@@ -25,24 +25,38 @@ def _default_report(cli: CliContext, file: Path) -> Path:
     return cli.settings.data_dir / "reports" / f"{file.stem}-report-{stamp}.csv"
 
 
-@import_group.command("users")
+@import_group.command(
+    "users",
+    help=N_(
+        "Validate FILE, show the plan, apply it (unless --dry-run) and write the "
+        "report.\n\n"
+        'An empty cell keeps the stored value of an existing user; a cell holding "-" '
+        'clears it (rights: "non"). Notes name the lines to check (another encoding, a '
+        "voided invitation link). Exit status 0 when no row was rejected, 1 otherwise; "
+        "the report is written either way."
+    ),
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--client", "client_ref", metavar="REF", help="Client of every row without one.")
-@click.option("--dry-run", is_flag=True, help="Plan and report only; change nothing.")
-@click.option("--invite", is_flag=True, help="Invite the users who have an email.")
-@click.option("--strict", is_flag=True, help="All or nothing: any rejected row stops the import.")
-@click.option("--create-sub-accounts", is_flag=True, help="Create the sub-accounts the file names.")
+@click.option("--client", "client_ref", metavar="REF", help=N_("Client of every row without one."))
+@click.option("--dry-run", is_flag=True, help=N_("Plan and report only; change nothing."))
+@click.option("--invite", is_flag=True, help=N_("Invite the users who have an email."))
+@click.option(
+    "--strict", is_flag=True, help=N_("All or nothing: any rejected row stops the import.")
+)
+@click.option(
+    "--create-sub-accounts", is_flag=True, help=N_("Create the sub-accounts the file names.")
+)
 @click.option(
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the report CSV (default: under the data directory, in reports/).",
+    help=N_("Where to write the report CSV (default: under the data directory, in reports/)."),
 )
-@click.option("--sep", default=";", show_default=True, help="Separator of the report CSV.")
+@click.option("--sep", default=";", show_default=True, help=N_("Separator of the report CSV."))
 @click.option(
-    "--encoding", default="utf-8-sig", show_default=True, help="Encoding of the report CSV."
+    "--encoding", default="utf-8-sig", show_default=True, help=N_("Encoding of the report CSV.")
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the summary as a JSON object."))
 @pass_cli
 def import_users_command(
     cli: CliContext,
@@ -141,10 +155,13 @@ def import_users_command(
         raise click.exceptions.Exit(1)
 
 
-@import_group.command("template")
+@import_group.command(
+    "template",
+    help=N_("The CSV template with French or English headers (printed, or written with --out)."),
+)
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
 @click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file."
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help=N_("Write to this file.")
 )
 def import_template(lang: str, out: Path | None) -> None:
     """The CSV template with French or English headers (printed, or written with --out)."""

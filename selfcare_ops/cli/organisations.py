@@ -7,33 +7,37 @@ import click
 from selfcare_ops import organisations as service
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, echo_json, pass_cli
-from selfcare_ops.i18n import _
+from selfcare_ops.i18n import N_, _
 from selfcare_ops.store.models import LANGUAGES
 
 INHERIT = "inherit"
 
 
-@main.group("orgs")
+@main.group("orgs", help=N_("Create partners and clients, rename them, set their mail language."))
 def orgs() -> None:
     """Create partners and clients, rename them, set their mail language."""
 
 
-@orgs.command("create")
+@orgs.command(
+    "create", help=N_("Create a partner or a client REF under --parent (within your scope).")
+)
 @click.argument("kind", type=click.Choice(["partner", "client"]))
 @click.argument("ref")
-@click.option("--name", required=True, help="The name people read.")
-@click.option("--parent", "parent_ref", required=True, metavar="REF", help="Operator or partner.")
+@click.option("--name", required=True, help=N_("The name people read."))
+@click.option(
+    "--parent", "parent_ref", required=True, metavar="REF", help=N_("Operator or partner.")
+)
 @click.option(
     "--language",
     type=click.Choice(LANGUAGES),
-    help="Mail language of it and everything below (default: inherited from the parent).",
+    help=N_("Mail language of it and everything below (default: inherited from the parent)."),
 )
 @click.option(
     "--login-domain",
     metavar="DOMAIN",
-    help="Domain of generated logins, e.g. virginietelecom.sewan.eu.",
+    help=N_("Domain of generated logins, e.g. virginietelecom.sewan.eu."),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON object."))
 @pass_cli
 def orgs_create(
     cli: CliContext,
@@ -84,7 +88,7 @@ def orgs_create(
     )
 
 
-@orgs.command("rename")
+@orgs.command("rename", help=N_("Give the partner or client REF a new NAME (its reference stays)."))
 @click.argument("ref")
 @click.argument("name")
 @pass_cli
@@ -108,7 +112,14 @@ def orgs_rename(cli: CliContext, ref: str, name: str) -> None:
     echo(renamed[change.kind].format(ref=change.ref, name=change.after, previous=change.before))
 
 
-@orgs.command("set-language")
+@orgs.command(
+    "set-language",
+    help=N_(
+        "Set the mail language of REF and everything below it that has none of its own "
+        "(users -> client -> partners -> operator); ``inherit`` takes the parent's "
+        "again."
+    ),
+)
 @click.argument("ref")
 @click.argument("language", type=click.Choice([*LANGUAGES, INHERIT]))
 @pass_cli

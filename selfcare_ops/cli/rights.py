@@ -22,7 +22,7 @@ from selfcare_ops.cli.common import (
 )
 from selfcare_ops.cli.directory import clients, users
 from selfcare_ops.directory import role_words, status_words
-from selfcare_ops.i18n import _, ngettext
+from selfcare_ops.i18n import N_, _, ngettext
 from selfcare_ops.store.models import CLIENT_ROLES, RESTRICTION_KINDS
 
 ON_OFF = click.Choice(["on", "off"])
@@ -35,17 +35,24 @@ def _switch(value: str | None) -> bool | None:
 # --- rights ----------------------------------------------------------------------------------
 
 
-@main.group()
+@main.group(
+    help=N_("Per-user rights (manage rights, place orders, view invoices) and restrictions.")
+)
 def rights() -> None:
     """Per-user rights (manage rights, place orders, view invoices) and restrictions."""
 
 
-@rights.command("set")
+@rights.command(
+    "set",
+    help=N_("Switch rights of LOGIN on or off; saved at once, audited, the user is not notified."),
+)
 @click.argument("login")
-@click.option("--manage-rights", type=ON_OFF, help="May change other users' rights.")
-@click.option("--place-orders", type=ON_OFF, help="May place orders.")
-@click.option("--view-invoices", type=ON_OFF, help="May see the invoices.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rights after the change as JSON.")
+@click.option("--manage-rights", type=ON_OFF, help=N_("May change other users' rights."))
+@click.option("--place-orders", type=ON_OFF, help=N_("May place orders."))
+@click.option("--view-invoices", type=ON_OFF, help=N_("May see the invoices."))
+@click.option(
+    "--json", "as_json", is_flag=True, help=N_("Print the rights after the change as JSON.")
+)
 @pass_cli
 def rights_set(
     cli: CliContext,
@@ -71,9 +78,9 @@ def rights_set(
     echo(result.describe())
 
 
-@rights.command("show")
+@rights.command("show", help=N_("Role, sub-account, rights and restrictions of LOGIN."))
 @click.argument("login")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print one JSON object."))
 @pass_cli
 def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
     """Role, sub-account, rights and restrictions of LOGIN."""
@@ -102,21 +109,27 @@ def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
         echo(restricted[kind].format(values=shown))
 
 
-@rights.command("restrict")
+@rights.command(
+    "restrict",
+    help=N_(
+        "Restrict LOGIN to some contracts, billing accounts or applications.\n\n"
+        "No restriction of a kind means all of that kind."
+    ),
+)
 @click.argument("login")
-@click.option("--contract", "contracts", multiple=True, metavar="REF", help="Repeatable.")
+@click.option("--contract", "contracts", multiple=True, metavar="REF", help=N_("Repeatable."))
 @click.option("--billing-account", "billing_accounts", multiple=True, metavar="REF")
 @click.option("--application", "applications", multiple=True, metavar="NAME")
-@click.option("--remove", is_flag=True, help="Remove the values given instead of adding them.")
+@click.option("--remove", is_flag=True, help=N_("Remove the values given instead of adding them."))
 @click.option(
-    "--replace", is_flag=True, help="Replace each kind given by exactly the values given."
+    "--replace", is_flag=True, help=N_("Replace each kind given by exactly the values given.")
 )
 @click.option(
     "--clear",
     "cleared",
     multiple=True,
     type=click.Choice(RESTRICTION_KINDS),
-    help="Lift every restriction of this kind (repeatable).",
+    help=N_("Lift every restriction of this kind (repeatable)."),
 )
 @pass_cli
 def rights_restrict(
@@ -156,10 +169,10 @@ def rights_restrict(
 # --- users: role, move, profile, notifications -----------------------------------------------
 
 
-@users.command("role")
+@users.command("role", help=N_("Make LOGIN administrator, manager or user of their client."))
 @click.argument("login")
 @click.argument("role", type=click.Choice(CLIENT_ROLES))
-@click.option("--sub-account", metavar="NAME", help="For a manager or user: their sub-account.")
+@click.option("--sub-account", metavar="NAME", help=N_("For a manager or user: their sub-account."))
 @pass_cli
 def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) -> None:
     """Make LOGIN administrator, manager or user of their client (seed 002)."""
@@ -170,10 +183,12 @@ def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) 
     echo(result.describe())
 
 
-@users.command("move")
+@users.command(
+    "move", help=N_("Place LOGIN in SUB_ACCOUNT of their client (or in none with --none).")
+)
 @click.argument("login")
 @click.argument("sub_account", required=False)
-@click.option("--none", "to_none", is_flag=True, help="Take LOGIN out of every sub-account.")
+@click.option("--none", "to_none", is_flag=True, help=N_("Take LOGIN out of every sub-account."))
 @pass_cli
 def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bool) -> None:
     """Place LOGIN in SUB_ACCOUNT of their client (or in none with --none)."""
@@ -184,16 +199,18 @@ def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bo
     echo(result.describe())
 
 
-@users.command("profile")
+@users.command(
+    "profile", help=N_("Show LOGIN's profile, or save the fields given (one audited save).")
+)
 @click.argument("login")
-@click.option("--civility", metavar="M.|Mme", help="Empty text clears it.")
+@click.option("--civility", metavar="M.|Mme", help=N_("Empty text clears it."))
 @click.option("--first-name")
 @click.option("--last-name")
 @click.option("--function")
 @click.option("--language", metavar="fr|en")
-@click.option("--phone", help="Any usual form; stored as +33...; empty text clears it.")
-@click.option("--mobile", help="A mobile number (SMS notices go there); empty text clears it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+@click.option("--phone", help=N_("Any usual form; stored as +33...; empty text clears it."))
+@click.option("--mobile", help=N_("A mobile number (SMS notices go there); empty text clears it."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the profile as JSON."))
 @pass_cli
 def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | None) -> None:
     """Show LOGIN's profile, or save the fields given (one audited save)."""
@@ -208,20 +225,23 @@ def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | No
     echo(result.describe())
 
 
-@users.command("notifications")
+@users.command(
+    "notifications",
+    help=N_("Show which notices LOGIN receives on which channel, or change them with --set."),
+)
 @click.argument("login")
 @click.option(
     "--set",
     "assignments",
     multiple=True,
     metavar="NOTICE=CHANNELS",
-    help=(
-        "e.g. order_status=email,sms or new_user= (off); notices: "
-        + ", ".join(profile.NOTICES)
-        + "."
+    # The notices named as profile.NOTICES has them (tests/test_i18n_help.py checks).
+    help=N_(
+        "e.g. order_status=email,sms or new_user= (off); notices: invoice_available, "
+        "order_status, new_user, security_alert."
     ),
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the preferences as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the preferences as JSON."))
 @pass_cli
 def users_notifications(
     cli: CliContext, login: str, assignments: tuple[str, ...], as_json: bool
@@ -243,9 +263,16 @@ def users_notifications(
     echo(result.describe())
 
 
-@users.command("remove")
+@users.command(
+    "remove",
+    help=N_(
+        "Remove LOGIN's account: after confirmation it is deactivated, "
+        "stays listed (struck through) and can be reactivated (same as ``users "
+        "deactivate``)."
+    ),
+)
 @click.argument("login")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def users_remove(cli: CliContext, login: str, yes: bool) -> None:
     """Remove LOGIN's account as seed 004 does: after confirmation it is deactivated, stays
@@ -269,13 +296,16 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
 # --- clients: company details ----------------------------------------------------------------
 
 
-@clients.command("details")
+@clients.command(
+    "details",
+    help=N_("Show the company details of CLIENT_REF, or save the fields given (one audited save)."),
+)
 @click.argument("client_ref")
 @click.option("--name")
-@click.option("--address", help="Empty text clears it.")
+@click.option("--address", help=N_("Empty text clears it."))
 @click.option("--postcode")
 @click.option("--city")
-@click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the details as JSON."))
 @pass_cli
 def clients_details(cli: CliContext, client_ref: str, as_json: bool, **fields: str | None) -> None:
     """Show the company details of CLIENT_REF, or save the fields given (one audited save)."""
@@ -304,14 +334,18 @@ def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
 # --- sub-accounts ----------------------------------------------------------------------------
 
 
-@main.group("subaccounts")
+@main.group(
+    "subaccounts", help=N_("Sub-accounts of a client: list, create, rename (administrators only).")
+)
 def subaccounts_group() -> None:
     """Sub-accounts of a client: list, create, rename (administrators only)."""
 
 
-@subaccounts_group.command("list")
+@subaccounts_group.command(
+    "list", help=N_("The sub-accounts of CLIENT_REF with their users counted.")
+)
 @click.argument("client_ref")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
     """The sub-accounts of CLIENT_REF with their users counted."""
@@ -330,7 +364,7 @@ def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
         )
 
 
-@subaccounts_group.command("create")
+@subaccounts_group.command("create", help=N_("Add the sub-account NAME to CLIENT_REF."))
 @click.argument("client_ref")
 @click.argument("name")
 @pass_cli
@@ -341,7 +375,9 @@ def subaccounts_create(cli: CliContext, client_ref: str, name: str) -> None:
     echo(result.describe())
 
 
-@subaccounts_group.command("rename")
+@subaccounts_group.command(
+    "rename", help=N_("Rename the sub-account OLD_NAME of CLIENT_REF to NEW_NAME.")
+)
 @click.argument("client_ref")
 @click.argument("old_name")
 @click.argument("new_name")
@@ -358,7 +394,10 @@ def subaccounts_rename(cli: CliContext, client_ref: str, old_name: str, new_name
 # --- API keys --------------------------------------------------------------------------------
 
 
-@main.group("apikeys")
+@main.group(
+    "apikeys",
+    help=N_("A client's API key: create, regenerate, revoke, list (administrators only)."),
+)
 def apikeys_group() -> None:
     """A client's API key: create, regenerate, revoke, list (administrators only)."""
 
@@ -379,9 +418,11 @@ def _echo_new_key(result: apikeys.ApiKeyResult, as_json: bool) -> None:
     echo(result.key)
 
 
-@apikeys_group.command("create")
+@apikeys_group.command(
+    "create", help=N_("Make the API key of CLIENT_REF and print it (the only time it can be read).")
+)
 @click.argument("client_ref")
-@click.option("--json", "as_json", is_flag=True, help="Print the key and its prefix as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the key and its prefix as JSON."))
 @pass_cli
 def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
     """Make the API key of CLIENT_REF and print it (the only time it can be read)."""
@@ -390,10 +431,12 @@ def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
     _echo_new_key(result, as_json)
 
 
-@apikeys_group.command("regenerate")
+@apikeys_group.command(
+    "regenerate", help=N_("Revoke the API key of CLIENT_REF and print a new one.")
+)
 @click.argument("client_ref")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the key and its prefix as JSON.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the key and its prefix as JSON."))
 @pass_cli
 def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: bool) -> None:
     """Revoke the API key of CLIENT_REF and print a new one."""
@@ -408,9 +451,9 @@ def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: boo
     _echo_new_key(result, as_json)
 
 
-@apikeys_group.command("revoke")
+@apikeys_group.command("revoke", help=N_("Revoke the API key of CLIENT_REF."))
 @click.argument("client_ref")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
     """Revoke the API key of CLIENT_REF."""
@@ -425,9 +468,12 @@ def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
     echo(result.describe())
 
 
-@apikeys_group.command("list")
+@apikeys_group.command(
+    "list",
+    help=N_("The API keys of CLIENT_REF by prefix, newest first (never the keys themselves)."),
+)
 @click.argument("client_ref")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def apikeys_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
     """The API keys of CLIENT_REF by prefix, newest first (never the keys themselves)."""

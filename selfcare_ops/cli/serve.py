@@ -9,6 +9,7 @@ import click
 
 from selfcare_ops.cli import main
 from selfcare_ops.cli.common import CliContext, echo, pass_cli
+from selfcare_ops.i18n import N_
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -25,14 +26,23 @@ def _log_to_stderr() -> None:
     access.propagate = False
 
 
-@main.command("serve")
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@main.command(
+    "serve",
+    help=N_(
+        "Serve the links the mails carry: invitations, the Selfcare home, supervision, "
+        "images.\n\n"
+        "SELFCARE_OPS_PORTAL_URL stays the public base written in every link; put this "
+        "server behind it (a reverse proxy with TLS), or set it to this address for a "
+        "local try."
+    ),
+)
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help=N_("Address to listen on."))
 @click.option(
     "--port",
     default=DEFAULT_PORT,
     show_default=True,
     type=click.IntRange(1, 65535),
-    help="Port to listen on.",
+    help=N_("Port to listen on."),
 )
 @pass_cli
 def serve(cli: CliContext, host: str, port: int) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor, resolve_actor
 from selfcare_ops.config import Settings, get_settings
+from selfcare_ops.i18n import _
 from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
 from selfcare_ops.support.resources import package_folder, packaged, real_path
 
@@ -75,7 +76,7 @@ class JobContext:
         from selfcare_ops.store.db import current_revision, describe
 
         return {
-            "actor": self.actor_email or "(the system actor)",
+            "actor": self.actor_email or _("(the system actor)"),
             "python": sys.executable,
             "selfcare_ops": str(package_folder()),
             "database": describe(self.engine),

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from selfcare_ops.access import Actor, check_actor_name, resolve_actor
 from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import JobError
-from selfcare_ops.i18n import _
+from selfcare_ops.i18n import LANGUAGE_ENV, _, current_language
 from selfcare_ops.jobs import locks
 from selfcare_ops.jobs.history_words import seconds
 from selfcare_ops.jobs.registry import RUNNER_PARAMETERS, Job, get_job, resolve_parameters
@@ -61,6 +61,8 @@ class VenvKernelManager(AsyncKernelManager):
     kernel_log: Path | None = None
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        # The notebook speaks the language of whoever runs the job (``--lang`` included).
+        kw["env"] = {**(kw.get("env") or os.environ), LANGUAGE_ENV: current_language()}
         if self.kernel_log is not None:
             log = self.kernel_log.open("ab")
             try:
@@ -203,9 +205,16 @@ def _kernel_log(output: Path) -> Path:
 def _export_html(notebook_path: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     notebook = nbformat.read(notebook_path, as_version=4)
+    # The page is for analysts: without the developers' notes and the code that shows the
+    # headings (see jobs.prose).
     exporter = HTMLExporter()
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={"remove-cell"}, remove_input_tags={"remove-input"}),
+        enabled=True,
+    )
     # Its template ignores the images' alt text (kept in the outputs' metadata) and says so on
     # stderr for every chart: not worth a line in every cron mail.
     level = exporter.log.level
