@@ -44,8 +44,12 @@ def check_language(language: str, source: str) -> str:
     """``language`` if it is one we speak, else one sentence naming where it came from."""
     wanted = (language or "").strip().lower()
     if wanted not in LANGUAGES:
+        # Said in the language we fall back on: the one asked for is the one we cannot speak.
+        said = translations(fallback_language())
         raise ConfigurationError(
-            f"{source} must be one of {', '.join(LANGUAGES)}, not {language!r}."
+            said.gettext("{source} must be one of {choices}, not {value}.").format(
+                source=said.gettext(source), choices=", ".join(LANGUAGES), value=repr(language)
+            )
         )
     return wanted
 
@@ -53,7 +57,7 @@ def check_language(language: str, source: str) -> str:
 def set_language(language: str | None) -> None:
     """Choose the language for this process (``None``: back to the environment's)."""
     global _chosen
-    _chosen = None if language is None else check_language(language, "The language")
+    _chosen = None if language is None else check_language(language, N_("The language"))
 
 
 def current_language() -> str:
@@ -63,6 +67,11 @@ def current_language() -> str:
     configured = os.environ.get(LANGUAGE_ENV)
     if configured:
         return check_language(configured, LANGUAGE_ENV)
+    return fallback_language()
+
+
+def fallback_language() -> str:
+    """The language spoken when ``SELFCARE_OPS_LANG`` is unset (or names one we lack)."""
     return _posix_language() or DEFAULT_LANGUAGE
 
 

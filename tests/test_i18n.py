@@ -89,6 +89,10 @@ def test_the_language_is_chosen_in_the_readme_order(no_language) -> None:
     assert i18n.current_language() == "fr"
     no_language.setenv("SELFCARE_OPS_LANG", "de")
     i18n.set_language(None)
+    # Said in the fallback language (LC_ALL names one we lack: French), since German is not one.
+    with pytest.raises(ConfigurationError, match="SELFCARE_OPS_LANG doit être l'une de ces"):
+        i18n.current_language()
+    no_language.setenv("LC_ALL", "en_GB.UTF-8")
     with pytest.raises(ConfigurationError, match="SELFCARE_OPS_LANG must be one of fr, en"):
         i18n.current_language()
 

@@ -90,6 +90,18 @@ def test_an_unknown_client_is_refused_in_one_language(db_url, tree, language) ->
     assert not betrayed(result.output, language)
 
 
+@pytest.mark.parametrize(
+    ("posix", "expected"), [("fr_FR.UTF-8", "Erreur"), ("en_GB.UTF-8", "Error")]
+)
+def test_a_language_we_lack_is_one_sentence_in_the_fallback_language(db_url, posix, expected):
+    env = {"SELFCARE_OPS_DATABASE_URL": db_url, "SELFCARE_OPS_LANG": "de", "LC_ALL": posix}
+    result = CliRunner().invoke(main, ["users", "list", "C0001"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{expected}{NBSP if expected == 'Erreur' else ''}: ")
+    assert "SELFCARE_OPS_LANG" in result.stderr and "'de'" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_a_listing_reads_in_one_language(db_url, tree, language) -> None:
     result = run(db_url, language, "users", "list", "CA")

@@ -23,8 +23,15 @@ import click
 
 from selfcare_ops.cli.helptext import HelpGroup, gettext, speak_for_click
 from selfcare_ops.cli.output import discard_output, echo, reset_output
-from selfcare_ops.errors import SelfcareError
-from selfcare_ops.i18n import LANGUAGES, N_, _, set_language
+from selfcare_ops.errors import ConfigurationError, SelfcareError
+from selfcare_ops.i18n import (
+    LANGUAGES,
+    N_,
+    _,
+    current_language,
+    fallback_language,
+    set_language,
+)
 
 #: Command modules, each adding its groups and commands to :data:`main` when imported.
 COMMAND_MODULES = [
@@ -231,6 +238,11 @@ def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
 
     reset_output()
     set_language(lang)
+    try:
+        current_language()
+    except ConfigurationError:  # a bad SELFCARE_OPS_LANG: one sentence, in the fallback language
+        set_language(fallback_language())
+        raise
     ctx.obj = CliContext(actor_email=actor_email)
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.
