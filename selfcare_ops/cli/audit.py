@@ -40,7 +40,6 @@ def audit_list(
     actor_label: str | None,
     as_json: bool,
 ) -> None:
-    """Who did what to what, newest first."""
     with cli.read_sessions()() as session:
         events = audit_service.list_events(
             session,
@@ -103,8 +102,6 @@ def audit_export(
     org_ref: str | None,
     target: str | None,
 ) -> None:
-    """Write the audit trail you may see to a CSV file, oldest first: when, who, what, on
-    which target and organisation, the values before and after (JSON)."""
     with cli.read_sessions()() as session:
         count = audit_service.export_csv(
             session,

@@ -32,7 +32,6 @@ def _echo_issues(issues: list[dict]) -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print one JSON object."))
 @pass_cli
 def branding_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
-    """The effective branding of ORG: each field, its value and the organisation it comes from."""
     with cli.sessions()() as session:
         report = service.describe_branding(session, cli.actor(session), org_ref)
     if as_json:
@@ -78,7 +77,6 @@ def branding_set(
     message: str | None,
     as_json: bool,
 ) -> None:
-    """Set one or several branding fields of ORG (the others keep inheriting)."""
     logo_bytes = service.read_upload(logo, "logo") if logo else None
     banner_bytes = service.read_upload(banner, "banner") if banner else None
     with cli.sessions().begin() as session:
@@ -123,7 +121,6 @@ def branding_set(
 )
 @pass_cli
 def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> None:
-    """Make fields of ORG inherit again (all of them unless --field is given)."""
     with cli.sessions().begin() as session:
         change = service.reset_branding(session, cli.actor(session), org_ref, list(fields) or None)
         changed = change.changed
@@ -153,8 +150,6 @@ def branding_reset(cli: CliContext, org_ref: str, fields: tuple[str, ...]) -> No
 )
 @pass_cli
 def branding_preview(cli: CliContext, org_ref: str, out: Path | None, link: bool) -> None:
-    """Draw the Selfcare of ORG with its effective branding and modules (--out), or print a
-    link to it in the portal (--link, served by `selfcare-ops serve`)."""
     if out is None and not link:
         raise click.UsageError("Give --out FILE, --link, or both.")
     with cli.sessions()() as session:
@@ -181,7 +176,6 @@ def branding_preview(cli: CliContext, org_ref: str, out: Path | None, link: bool
     "--fit", is_flag=True, help=N_("Accept a logo above 600 px (it would be downscaled).")
 )
 def branding_check_image(file: Path, kind: str, fit: bool) -> None:
-    """Exit 0 if FILE is acceptable as a logo or banner; exit 1 with the reason otherwise."""
     checked = service.check_image(service.read_upload(file, kind), kind, fit=fit)
     echo(_("Acceptable: {summary}").format(summary=checked.summary()))
 
@@ -198,7 +192,6 @@ def branding_check_image(file: Path, kind: str, fit: bool) -> None:
 )
 @pass_cli
 def branding_audit(cli: CliContext, as_json: bool, csv_path: Path | None) -> None:
-    """Every organisation whose effective branding is unreadable or lacks an image."""
     with cli.sessions()() as session:
         frame = service.branding_audit(session, cli.actor(session))
     if csv_path is not None:

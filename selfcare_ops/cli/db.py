@@ -47,7 +47,6 @@ def db() -> None:
 )
 @pass_cli
 def db_upgrade(cli: CliContext) -> None:
-    """Migrate the database to this version's schema (safe to run again)."""
     _require_named_operator(cli, "migrate the database")
     before, after = upgrade(cli.engine)
     where = describe(cli.engine)
@@ -77,10 +76,6 @@ def db_upgrade(cli: CliContext) -> None:
 )
 @pass_cli
 def db_recount(cli: CliContext) -> None:
-    """Rebuild the per-client user counts from the users table.
-
-    The toolkit keeps them right itself; run this after inserting users with hand-written SQL.
-    """
     _require_named_operator(cli, "recount the users of every client")
     with cli.engine.begin() as connection:
         wrong = recount_users(connection)
@@ -115,13 +110,6 @@ def db_recount(cli: CliContext) -> None:
 )
 @pass_cli
 def demo(cli: CliContext, quiet: bool, no_jobs: bool) -> None:
-    """The main job: migrate, load the demo data, then onboard, invite, deliver and report.
-
-    Onboards the packaged sample (demo/data/onboarding_sample.csv) into the demo client,
-    invites the demo client's users, delivers into the Maildir (embedded default) and writes
-    the adoption report, each through papermill like a scheduled run; then prints where
-    everything is. Idempotent; works from an installed wheel (no checkout needed).
-    """
     _require_named_operator(cli, "load the demo data")
     if not no_jobs:
         from selfcare_ops.jobs import run_main_job

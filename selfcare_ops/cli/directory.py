@@ -37,7 +37,6 @@ def clients_list(
     page_size: int,
     as_json: bool,
 ) -> None:
-    """One page of clients with their users counted by account status."""
     with cli.read_sessions()() as session:
         result = directory.search_clients(
             session,
@@ -108,7 +107,6 @@ def users_list(
     page_size: int,
     as_json: bool,
 ) -> None:
-    """The users of CLIENT_REF in name order, deactivated ones included and flagged."""
     if page is not None and limit is not None:
         raise UsageError(_("Give --page or --limit, not both."))
     label = None

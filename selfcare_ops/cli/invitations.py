@@ -98,7 +98,6 @@ def invite_list(
     as_json: bool,
     requested: bool,
 ) -> None:
-    """The ledger of invitations, newest first: who, to which address, sent when, state, by whom."""
     if requested:
         _list_requests(cli, client_ref, limit, as_json)
         return
@@ -156,7 +155,6 @@ def _list_requests(cli: CliContext, client_ref: str | None, limit: int, as_json:
 @click.option("--email", metavar="EMAIL", help=N_("Send to this address and store it on the user."))
 @pass_cli
 def invite_user(cli: CliContext, login: str, email: str | None) -> None:
-    """Invite one user (their account's email, or --email)."""
     with cli.sessions().begin() as session:
         result = service.invite_user(session, cli.actor(session), login, email=email)
         echo(_sent(result))
@@ -188,7 +186,6 @@ def invite_client(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Invite every user of CLIENT_REF: shows the count and who is left out, then sends."""
     if as_json and not (dry_run or yes):
         raise UsageError(_("--json needs --dry-run or --yes (there is no prompt in JSON)."))
     with cli.sessions()() as session:
@@ -263,7 +260,6 @@ def invite_client(
 )
 @pass_cli
 def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | None) -> None:
-    """Invite EMAIL to administer an organisation (an existing account keeps its access)."""
     with cli.sessions().begin() as session:
         result = admin_invitations.invite_admin(
             session, cli.actor(session), email, org_ref, display_name=display_name
@@ -297,7 +293,6 @@ def invite_admin(cli: CliContext, email: str, org_ref: str, display_name: str | 
 @click.option("--email", metavar="EMAIL", help=N_("Resend the invitation sent to this address."))
 @pass_cli
 def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None:
-    """Send a new link to LOGIN (or --email); the previous link stops working."""
     if (login is None) == (email is None):
         raise UsageError(_("Give a LOGIN or --email, one of the two."))
     with cli.sessions().begin() as session:
@@ -314,7 +309,6 @@ def invite_resend(cli: CliContext, login: str | None, email: str | None) -> None
 )
 @pass_cli
 def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None:
-    """Revoke the pending invitation of LOGIN, or those sent to --email."""
     if (login is None) == (email is None):
         raise UsageError(_("Give a LOGIN or --email, one of the two."))
     with cli.sessions().begin() as session:
@@ -331,7 +325,6 @@ def invite_revoke(cli: CliContext, login: str | None, email: str | None) -> None
 )
 @pass_cli
 def invite_expire(cli: CliContext) -> None:
-    """Mark every overdue pending invitation as expired (for the scheduled job)."""
     with cli.sessions().begin() as session:
         count = service.expire_overdue(session, cli.actor(session))
     echo(
@@ -363,7 +356,6 @@ TOKEN_SETTINGS = {"ignore_unknown_options": True}
 def invite_accept(
     cli: CliContext, token: str, civility: str, phone: str, password_file: IO[str]
 ) -> None:
-    """Complete an account from its invitation TOKEN (the portal's side, for integration)."""
     password = password_file.readline().rstrip("\r\n")
     with cli.sessions().begin() as session:
         result = acceptance.accept(
@@ -381,7 +373,6 @@ def invite_accept(
 @click.argument("token")
 @pass_cli
 def invite_inspect(cli: CliContext, token: str) -> None:
-    """Say whether TOKEN is usable, without spending it (what opening the link does)."""
     with cli.sessions()() as session:
         info = acceptance.inspect_token(session, token)
     if info.kind == "admin":
@@ -407,7 +398,6 @@ def invite_inspect(cli: CliContext, token: str) -> None:
 @click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
-    """Deactivate LOGIN's account (it stays listed and can be reactivated)."""
     confirm_or_abort(_("Deactivate the account {login}?").format(login=login), yes)
     with cli.sessions().begin() as session:
         result = lifecycle.deactivate(session, cli.actor(session), login)
@@ -433,7 +423,6 @@ def users_deactivate(cli: CliContext, login: str, yes: bool) -> None:
 @click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def users_reactivate(cli: CliContext, login: str, yes: bool) -> None:
-    """Reactivate LOGIN's deactivated account."""
     confirm_or_abort(_("Reactivate the account {login}?").format(login=login), yes)
     with cli.sessions().begin() as session:
         result = lifecycle.reactivate(session, cli.actor(session), login)
@@ -475,10 +464,6 @@ def users_supervise(
     list_open: bool,
     as_json: bool,
 ) -> None:
-    """Open a time-limited, audited supervision of LOGIN's Selfcare; prints the signed link.
-
-    With --end, end your open supervisions of LOGIN; with --list, list the open ones.
-    """
     _check_supervise_options(login, reason, minutes, end, list_open, as_json)
     if list_open:
         _list_supervisions(cli, as_json)

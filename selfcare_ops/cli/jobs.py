@@ -25,7 +25,6 @@ def jobs() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 def jobs_list(as_json: bool) -> None:
-    """The registered jobs, their notebook and their parameters with defaults."""
     rows = []
     described: dict[str, str] = {}
     for job in jobs_service.JOBS.values():
@@ -67,11 +66,6 @@ def jobs_list(as_json: bool) -> None:
 )
 @click.argument("name")
 def jobs_path(name: str) -> None:
-    """The file of job NAME's notebook, inside the installed package.
-
-    For schedulers that run papermill themselves (Airflow's PapermillOperator): their runs are
-    neither locked nor recorded, unlike ``jobs run``.
-    """
     echo(str(jobs_service.get_job(name).notebook_path()))
 
 
@@ -99,11 +93,6 @@ def jobs_path(name: str) -> None:
 def jobs_run(
     cli: CliContext, name: str, parameters: tuple[tuple[str, str], ...], as_json: bool
 ) -> None:
-    """Run job NAME with papermill as the acting actor; exit status 1 when it fails.
-
-    The notebook acts as --as (or SELFCARE_OPS_ACTOR; neither: the system actor): a job whose
-    parameters reach beyond that actor's scope is refused before it starts.
-    """
     result = jobs_service.run_job(
         name, dict(parameters), settings=cli.settings, actor=cli.actor_name
     )
@@ -162,10 +151,6 @@ def jobs_run(
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def jobs_history(cli: CliContext, job_name: str | None, limit: int, as_json: bool) -> None:
-    """The last runs, newest first: who ran them, parameters, status, duration, failure.
-
-    Operator administrators (and the system actor) read every run; others their own.
-    """
     with cli.read_sessions()() as session:
         frame = jobs_service.job_history(session, cli.actor(session), job=job_name, limit=limit)
     if as_json:

@@ -64,7 +64,6 @@ def deliver_command(
     connections: int | None,
     as_json: bool,
 ) -> None:
-    """Send the queued messages that are due through the configured transport."""
     actor = cli.require_actor(require_mail_delivery)  # refused before any bar or connection
     progress, close_bar = _progress_bar()
     try:
@@ -99,7 +98,6 @@ def deliver_command(
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON object of counts."))
 @pass_cli
 def status_command(cli: CliContext, as_json: bool) -> None:
-    """How many messages are queued, being sent, sent, failed and cancelled."""
     with cli.sessions()() as session:
         counts = outbox_status(session, cli.actor(session))
     if as_json:
@@ -127,8 +125,6 @@ def status_command(cli: CliContext, as_json: bool) -> None:
 )
 @pass_cli
 def redact_command(cli: CliContext) -> None:
-    """Blank the links still readable in mails that will never leave again (sent, failed or
-    cancelled): a repair for rows written before links were blanked as mails finished."""
     with cli.sessions().begin() as session:
         redacted = redact_final_links(session, cli.actor(session))
     echo(

@@ -23,7 +23,6 @@ def modules() -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
-    """Every module of ORG: on or off, and which organisation decided."""
     with cli.sessions()() as session:
         states = service.show_modules(session, cli.actor(session), org_ref)
     if as_json:
@@ -49,7 +48,6 @@ def modules_show(cli: CliContext, org_ref: str, as_json: bool) -> None:
 @click.argument("state", type=click.Choice(["on", "off", "inherit"]))
 @pass_cli
 def modules_set(cli: CliContext, org_ref: str, module: str, state: str) -> None:
-    """Switch MODULE of ORG on, off, or back to inherit."""
     with cli.sessions().begin() as session:
         change = service.set_module(session, cli.actor(session), org_ref, module, state)
     echo(
@@ -90,7 +88,6 @@ def modules_set_many(
     csv_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Plan switching MODULE for many clients (all in scope by default); --apply to do it."""
     with cli.sessions().begin() as session:
         result = service.change_many(
             session,

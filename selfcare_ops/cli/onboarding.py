@@ -71,13 +71,6 @@ def import_users_command(
     encoding: str,
     as_json: bool,
 ) -> None:
-    """Validate FILE, show the plan, apply it (unless --dry-run) and write the report.
-
-    An empty cell keeps the stored value of an existing user; a cell holding "-" clears it
-    (rights: "non"). Notes name the lines to check (another encoding, a voided invitation
-    link). Exit status 0 when no row was rejected, 1 otherwise; the report is written either
-    way.
-    """
     report_path = report_path or _default_report(cli, file)
     sessions = cli.sessions()
     with sessions() as session:
@@ -164,7 +157,6 @@ def import_users_command(
     "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help=N_("Write to this file.")
 )
 def import_template(lang: str, out: Path | None) -> None:
-    """The CSV template with French or English headers (printed, or written with --out)."""
     if out is None:
         echo(template_text(lang), nl=False)
         return

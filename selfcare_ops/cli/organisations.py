@@ -49,7 +49,6 @@ def orgs_create(
     login_domain: str | None,
     as_json: bool,
 ) -> None:
-    """Create a partner or a client REF under --parent (within your scope)."""
     with cli.sessions().begin() as session:
         org = service.create_organisation(
             session,
@@ -93,7 +92,6 @@ def orgs_create(
 @click.argument("name")
 @pass_cli
 def orgs_rename(cli: CliContext, ref: str, name: str) -> None:
-    """Give the partner or client REF a new NAME (its reference stays)."""
     with cli.sessions().begin() as session:
         change = service.rename_organisation(session, cli.actor(session), ref, name)
     if not change.changed:
@@ -124,8 +122,6 @@ def orgs_rename(cli: CliContext, ref: str, name: str) -> None:
 @click.argument("language", type=click.Choice([*LANGUAGES, INHERIT]))
 @pass_cli
 def orgs_set_language(cli: CliContext, ref: str, language: str) -> None:
-    """Set the mail language of REF and everything below it that has none of its own
-    (users -> client -> partners -> operator); ``inherit`` takes the parent's again."""
     wanted = None if language == INHERIT else language
     with cli.sessions().begin() as session:
         change = service.set_language(session, cli.actor(session), ref, wanted)

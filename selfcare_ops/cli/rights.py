@@ -62,7 +62,6 @@ def rights_set(
     view_invoices: str | None,
     as_json: bool,
 ) -> None:
-    """Switch rights of LOGIN on or off; saved at once, audited, the user is not notified."""
     with cli.sessions().begin() as session:
         result = rights_service.set_rights(
             session,
@@ -83,7 +82,6 @@ def rights_set(
 @click.option("--json", "as_json", is_flag=True, help=N_("Print one JSON object."))
 @pass_cli
 def rights_show(cli: CliContext, login: str, as_json: bool) -> None:
-    """Role, sub-account, rights and restrictions of LOGIN."""
     with cli.sessions()() as session:
         access = rights_service.describe_access(session, cli.actor(session), login)
     if as_json:
@@ -191,7 +189,6 @@ def users_role(cli: CliContext, login: str, role: str, sub_account: str | None) 
 @click.option("--none", "to_none", is_flag=True, help=N_("Take LOGIN out of every sub-account."))
 @pass_cli
 def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bool) -> None:
-    """Place LOGIN in SUB_ACCOUNT of their client (or in none with --none)."""
     if bool(sub_account) == to_none:
         raise UsageError(_("Give a SUB_ACCOUNT, or --none, but not both."))
     with cli.sessions().begin() as session:
@@ -213,7 +210,6 @@ def users_move(cli: CliContext, login: str, sub_account: str | None, to_none: bo
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the profile as JSON."))
 @pass_cli
 def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | None) -> None:
-    """Show LOGIN's profile, or save the fields given (one audited save)."""
     changes = {name: value for name, value in fields.items() if value is not None}
     if not changes:
         with cli.sessions()() as session:
@@ -246,7 +242,6 @@ def users_profile(cli: CliContext, login: str, as_json: bool, **fields: str | No
 def users_notifications(
     cli: CliContext, login: str, assignments: tuple[str, ...], as_json: bool
 ) -> None:
-    """Show which notices LOGIN receives on which channel, or change them with --set."""
     if not assignments:
         with cli.sessions()() as session:
             prefs = profile.get_notification_prefs(session, cli.actor(session), login)
@@ -308,7 +303,6 @@ def users_remove(cli: CliContext, login: str, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the details as JSON."))
 @pass_cli
 def clients_details(cli: CliContext, client_ref: str, as_json: bool, **fields: str | None) -> None:
-    """Show the company details of CLIENT_REF, or save the fields given (one audited save)."""
     changes = {name: value for name, value in fields.items() if value is not None}
     if not changes:
         with cli.sessions()() as session:
@@ -348,7 +342,6 @@ def subaccounts_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
-    """The sub-accounts of CLIENT_REF with their users counted."""
     with cli.sessions()() as session:
         frame = subaccounts.list_sub_accounts(session, cli.actor(session), client_ref)
     if as_json:
@@ -369,7 +362,6 @@ def subaccounts_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
 @click.argument("name")
 @pass_cli
 def subaccounts_create(cli: CliContext, client_ref: str, name: str) -> None:
-    """Add the sub-account NAME to CLIENT_REF."""
     with cli.sessions().begin() as session:
         result = subaccounts.create_sub_account(session, cli.actor(session), client_ref, name)
     echo(result.describe())
@@ -383,7 +375,6 @@ def subaccounts_create(cli: CliContext, client_ref: str, name: str) -> None:
 @click.argument("new_name")
 @pass_cli
 def subaccounts_rename(cli: CliContext, client_ref: str, old_name: str, new_name: str) -> None:
-    """Rename the sub-account OLD_NAME of CLIENT_REF to NEW_NAME."""
     with cli.sessions().begin() as session:
         result = subaccounts.rename_sub_account(
             session, cli.actor(session), client_ref, old_name, new_name
@@ -425,7 +416,6 @@ def _echo_new_key(result: apikeys.ApiKeyResult, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the key and its prefix as JSON."))
 @pass_cli
 def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
-    """Make the API key of CLIENT_REF and print it (the only time it can be read)."""
     with cli.sessions().begin() as session:
         result = apikeys.create_api_key(session, cli.actor(session), client_ref)
     _echo_new_key(result, as_json)
@@ -439,7 +429,6 @@ def apikeys_create(cli: CliContext, client_ref: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the key and its prefix as JSON."))
 @pass_cli
 def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: bool) -> None:
-    """Revoke the API key of CLIENT_REF and print a new one."""
     confirm_or_abort(
         _("Regenerate the API key of {ref}? Integrations using the old key stop at once.").format(
             ref=client_ref
@@ -456,7 +445,6 @@ def apikeys_regenerate(cli: CliContext, client_ref: str, yes: bool, as_json: boo
 @click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 @pass_cli
 def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
-    """Revoke the API key of CLIENT_REF."""
     confirm_or_abort(
         _("Revoke the API key of {ref}? Integrations using it stop at once.").format(
             ref=client_ref
@@ -476,7 +464,6 @@ def apikeys_revoke(cli: CliContext, client_ref: str, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help=N_("Print a JSON array of objects."))
 @pass_cli
 def apikeys_list(cli: CliContext, client_ref: str, as_json: bool) -> None:
-    """The API keys of CLIENT_REF by prefix, newest first (never the keys themselves)."""
     with cli.sessions()() as session:
         frame = apikeys.list_api_keys(session, cli.actor(session), client_ref)
     if as_json:

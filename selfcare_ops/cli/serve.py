@@ -46,11 +46,6 @@ def _log_to_stderr() -> None:
 )
 @pass_cli
 def serve(cli: CliContext, host: str, port: int) -> None:
-    """Serve the links the mails carry: invitations, the Selfcare home, supervision, images.
-
-    SELFCARE_OPS_PORTAL_URL stays the public base written in every link; put this server
-    behind it (a reverse proxy with TLS), or set it to this address for a local try.
-    """
     import uvicorn
 
     from selfcare_ops.web.app import create_app

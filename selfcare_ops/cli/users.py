@@ -51,8 +51,6 @@ def users_edit(
     as_json: bool,
     **fields: str | None,
 ) -> None:
-    """Change LOGIN's email, names, login, civility, phones, function or language in one
-    audited save. A new email voids the invitation links sent to the old one."""
     with cli.sessions().begin() as session:
         result = profile.edit_user(
             session,
