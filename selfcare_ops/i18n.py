@@ -17,15 +17,15 @@ when the catalogs are stale.
 from __future__ import annotations
 
 import gettext
+import io
 import os
 from functools import lru_cache
 
-from selfcare_ops.errors import ConfigurationError
-from selfcare_ops.support.resources import packaged, real_path
-
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
-DOMAIN = "selfcare_ops"  # the package's name (resources.PACKAGE), not imported: see translations
+DOMAIN = "selfcare_ops"
+#: The package holding ``locale/`` (resources.PACKAGE, not imported: see translations).
+PACKAGE = __name__.rpartition(".")[0]
 LANGUAGE_ENV = "SELFCARE_OPS_LANG"
 _chosen: str | None = None
 
@@ -44,6 +44,8 @@ def check_language(language: str, source: str) -> str:
     """``language`` if it is one we speak, else one sentence naming where it came from."""
     wanted = (language or "").strip().lower()
     if wanted not in LANGUAGES:
+        from selfcare_ops.errors import ConfigurationError  # errors imports this module
+
         # Said in the language we fall back on: the one asked for is the one we cannot speak.
         said = translations(fallback_language())
         raise ConfigurationError(
@@ -79,14 +81,20 @@ def fallback_language() -> str:
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalog of ``language`` (English text as is when a message is missing).
 
-    Catalogs live in the package, ``locale/<lang>/LC_MESSAGES/selfcare_ops.mo``; the package
-    resources are imported here, on the first translated message, not when the CLI starts.
+    Catalogs live in the package, ``locale/<lang>/LC_MESSAGES/selfcare_ops.mo``. The one file
+    is read through the package's loader (a zipped install too), on the first translated
+    message: no search of locale folders and language variants as ``gettext.translation``
+    does, and no :mod:`importlib.resources`, so ``selfcare-ops --help`` stays cheap.
     """
+    import pkgutil
 
-    locale_dir = real_path(packaged("locale"))
-    return gettext.translation(
-        DOMAIN, localedir=str(locale_dir), languages=[language], fallback=True
-    )
+    try:
+        data = pkgutil.get_data(PACKAGE, f"locale/{language}/LC_MESSAGES/{DOMAIN}.mo")
+    except OSError:
+        data = None
+    if data is None:
+        return gettext.NullTranslations()
+    return gettext.GNUTranslations(io.BytesIO(data))
 
 
 def _(message: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gettext
 import importlib
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from selfcare_ops.cli import COMMAND_MODULES, COMMANDS, main
+from selfcare_ops.cli import COMMAND_MODULES, COMMANDS, QUIET_LIBRARY_LOGGERS, main
+from selfcare_ops.i18n import translations
 
 #: What ``--help`` must not pay for: pandas, SQLAlchemy (and so the models), the services.
 HEAVY = (
@@ -29,13 +32,32 @@ HEAVY = (
     *(f"selfcare_ops.cli.{name}" for name in COMMAND_MODULES),
 )
 
+#: Lighter modules ``--help`` does without, each a few milliseconds that ``python -c "import
+#: click"`` does not pay (bench/cli.py): logging (set up when a command runs), the errors
+#: (caught when a command runs), importlib.resources with zipfile and tempfile (the catalog is
+#: read through the package's loader), shutil with the compression modules (the help measures
+#: the terminal itself).
+LIGHT = (
+    "logging",
+    "selfcare_ops.errors",
+    "selfcare_ops.support.resources",
+    "importlib.resources",
+    "zipfile",
+    "tempfile",
+    "shutil",
+)
 
-def _imported_after(code: str) -> tuple[list[str], str]:
-    """Run ``code`` in a fresh interpreter; (heavy modules it imported, what it printed)."""
+
+def _imported_after(code: str, watched: tuple[str, ...] = HEAVY) -> tuple[list[str], str]:
+    """Run ``code`` in a fresh interpreter; (the ``watched`` modules it imported, what it
+    printed). Modules already there before ``code`` (the interpreter's, a coverage hook's) do
+    not count."""
     probe = (
         "import sys, json\n"
+        "before = set(sys.modules)\n"
         f"{code}\n"
-        f"print(json.dumps(sorted(m for m in {list(HEAVY)!r} if m in sys.modules)))\n"
+        f"print(json.dumps(sorted(m for m in {list(watched)!r} "
+        "if m in sys.modules and m not in before)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
@@ -61,6 +83,42 @@ def test_help_in_a_fresh_process_lists_every_command_and_imports_none():
     assert "Usage: selfcare-ops" in printed
     for name in COMMANDS:
         assert f"\n  {name} " in printed, name
+
+
+def test_help_imports_none_of_the_lighter_modules_even_to_translate_a_message():
+    """One message in French (a translated help reads the catalog), then ``--help``. Reading
+    the catalog searches no locale folders, which would import ``locale`` (click's own
+    messages do, through the stdlib gettext: checked before click is imported)."""
+    heavy, printed = _imported_after(
+        "from selfcare_ops.i18n import _, set_language\n"
+        "set_language('fr')\n"
+        "print(_('Interrupted.'), 'locale' in sys.modules)\n"
+        "from selfcare_ops.cli import main\n"
+        "try:\n"
+        "    main(['--help'], prog_name='selfcare-ops')\n"
+        "except SystemExit:\n"
+        "    pass",
+        watched=LIGHT,
+    )
+    assert printed.startswith("Interrompu. False\n")
+    assert "Usage: selfcare-ops" in printed
+    assert heavy == []
+
+
+def test_a_catalog_is_its_one_file_read_without_searching_the_locale_folders(monkeypatch):
+    searched: list[tuple] = []
+    real_find = gettext.find
+    monkeypatch.setattr(gettext, "find", lambda *a, **k: searched.append(a) or real_find(*a, **k))
+    translations.cache_clear()
+    try:
+        french, english, unknown = translations("fr"), translations("en"), translations("de")
+    finally:
+        translations.cache_clear()
+    assert searched == []
+    assert french.gettext("Interrupted.") == "Interrompu."
+    assert french.ngettext("{count} user", "{count} users", 0) == "{count} utilisateur"
+    assert english.gettext("Interrupted.") == "Interrupted."
+    assert unknown.gettext("Interrupted.") == "Interrupted."  # no catalog: the English as is
 
 
 def test_help_lists_every_command_with_its_own_one_line_help():
@@ -150,3 +208,19 @@ def test_listing_users_imports_neither_alembic_nor_the_invitation_services(tmp_p
     assert "alembic" not in heavy
     assert "selfcare_ops.invitations" not in heavy
     assert "selfcare_ops.cli.rights" not in heavy
+
+
+def test_a_command_quiets_the_library_loggers_once_unless_debugging(monkeypatch):
+    """Set up when a command runs (``--help`` imports no logging), without piling up handlers
+    over the invocations of one process."""
+    loggers = [logging.getLogger(name) for name in QUIET_LIBRARY_LOGGERS]
+    for logger in loggers:
+        monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setenv("SELFCARE_OPS_DEBUG", "1")
+    assert CliRunner().invoke(main, ["db", "--help"]).exit_code == 0
+    assert [logger.handlers for logger in loggers] == [[], []]
+    monkeypatch.delenv("SELFCARE_OPS_DEBUG")
+    for _ in range(2):
+        assert CliRunner().invoke(main, ["db", "--help"]).exit_code == 0
+    for logger in loggers:
+        assert [type(handler) for handler in logger.handlers] == [logging.NullHandler]

@@ -14,7 +14,6 @@ pays only for the modules it uses (pandas, SQLAlchemy, the services) when it run
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from typing import Any
@@ -23,7 +22,6 @@ import click
 
 from selfcare_ops.cli.helptext import HelpGroup, gettext, speak_for_click
 from selfcare_ops.cli.output import discard_output, echo, reset_output
-from selfcare_ops.errors import ConfigurationError, SelfcareError
 from selfcare_ops.i18n import (
     LANGUAGES,
     N_,
@@ -103,9 +101,20 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: pool resetting a dead connection logs three chained tracebacks): the command prints one
 #: sentence instead. Configured handlers (root, or these loggers) still receive the records.
 QUIET_LIBRARY_LOGGERS = ("sqlalchemy", "psycopg")
-if not os.environ.get("SELFCARE_OPS_DEBUG"):
-    for _logger in QUIET_LIBRARY_LOGGERS:
-        logging.getLogger(_logger).addHandler(logging.NullHandler())
+
+
+def quiet_library_loggers() -> None:
+    """Give each of :data:`QUIET_LIBRARY_LOGGERS` a null handler (once), unless
+    ``SELFCARE_OPS_DEBUG`` is set. Done when a command runs, not at import: ``--help`` does
+    not import :mod:`logging`."""
+    if os.environ.get("SELFCARE_OPS_DEBUG"):
+        return
+    import logging
+
+    for name in QUIET_LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
 
 
 class SpreadGroup(HelpGroup):
@@ -167,6 +176,8 @@ class SelfcareGroup(HelpGroup):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        from selfcare_ops.errors import SelfcareError  # not imported by --help
+
         try:
             return super().invoke(ctx)
         except SelfcareError as error:
@@ -235,8 +246,10 @@ def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
     """The program's options, read before any command (``--lang`` even before ``--help``)."""
     from selfcare_ops.access import check_actor_name
     from selfcare_ops.cli.common import CliContext
+    from selfcare_ops.errors import ConfigurationError
 
     reset_output()
+    quiet_library_loggers()
     set_language(lang)
     try:
         current_language()

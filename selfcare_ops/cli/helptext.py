@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from selfcare_ops.errors import ConfigurationError
+from selfcare_ops.cli.output import terminal_columns
 from selfcare_ops.i18n import DEFAULT_LANGUAGE, N_, NN_, current_language, translations
 
 #: The messages of click a user of ``selfcare-ops`` can meet, so that the catalogs carry them
@@ -125,7 +125,11 @@ def _catalog() -> Any:
     (nor the usage error naming it) from printing: the default language speaks then."""
     try:
         language = current_language()
-    except ConfigurationError:
+    except Exception as error:
+        from selfcare_ops.errors import ConfigurationError  # loaded by then: i18n raised it
+
+        if not isinstance(error, ConfigurationError):
+            raise
         language = DEFAULT_LANGUAGE
     return translations(language)
 
@@ -178,7 +182,16 @@ class HelpFormatter(click.HelpFormatter):
 
 
 class HelpContext(click.Context):
+    """Help in :class:`HelpFormatter`, as wide as click makes it but measured without
+    :mod:`shutil` (:func:`.output.terminal_columns`): ``--help`` imports nothing more."""
+
     formatter_class = HelpFormatter
+
+    def make_formatter(self) -> click.HelpFormatter:
+        width = self.terminal_width
+        if width is None and click.formatting.FORCED_WIDTH is None:  # click's own rule
+            width = max(min(terminal_columns(), self.max_content_width or 80) - 2, 50)
+        return self.formatter_class(width=width, max_width=self.max_content_width)
 
 
 def _translated(param: click.Parameter) -> click.Parameter:

@@ -54,6 +54,22 @@ def echo(message: Any = None, *, nl: bool = True, err: bool = False) -> None:
         _discard(stream_name)
 
 
+def terminal_columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` gives it (``COLUMNS``, else
+    standard output's terminal, else 80), without importing :mod:`shutil` and the compression
+    modules it loads: the help's formatter would, for the one number."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def discard_output() -> None:
     """Standard output is closed: write nothing more to it, quietly."""
     _discard("stdout")
