@@ -214,6 +214,11 @@ class SelfcareGroup(HelpGroup):
             sys.exit(1)
 
 
+# Before the declarations: click words some of them (``--version``) through gettext, which
+# would otherwise search the system's locale folders for a catalog of its own.
+speak_for_click()
+
+
 @click.group(
     cls=SelfcareGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -260,6 +265,3 @@ def main(ctx: click.Context, actor_email: str | None, lang: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
     # Before any command, even those that never open the database: one sentence, exit 1.
     check_actor_name(ctx.obj.actor_name)
-
-
-speak_for_click()
