@@ -196,3 +196,37 @@ def test_commands_write_through_the_one_echo(module):
     """Every command prints through ``common.echo`` (the closed-pipe rule lives there)."""
     source = Path(__file__).parents[1] / "selfcare_ops" / "cli" / f"{module}.py"
     assert "click.echo(" not in source.read_text(encoding="utf-8")
+
+
+def test_json_rows_hold_plain_values_whatever_the_column_type() -> None:
+    """Column-wise conversion: every pandas type a listing carries becomes the JSON value a
+    program expects, a missing one null (never NaN, NaT or pd.NA)."""
+    import pandas as pd
+
+    from selfcare_ops.cli.common import frame_records
+
+    when = pd.Timestamp("2026-12-02T08:30:00", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "count": [1, 2],
+            "ratio": [0.5, float("nan")],
+            "active": [True, False],
+            "login": pd.array(["a", None], dtype="string"),
+            "at": pd.Series([when, pd.NaT], dtype="datetime64[us, UTC]"),
+            "mixed": [when.to_pydatetime(), None],
+        }
+    )
+    assert frame_records(frame) == [
+        {
+            "count": 1,
+            "ratio": 0.5,
+            "active": True,
+            "login": "a",
+            "at": "2026-12-02T08:30:00+00:00",
+            "mixed": "2026-12-02T08:30:00+00:00",
+        },
+        {"count": 2, "ratio": None, "active": False, "login": None, "at": None, "mixed": None},
+    ]
+    assert all(
+        type(row["count"]) is int and type(row["active"]) is bool for row in frame_records(frame)
+    )
