@@ -11,7 +11,6 @@ recipient's slot values: the mail is filled when it is delivered (:mod:`.mail.co
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +45,7 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 from selfcare_ops.support.batching import chunks
-from selfcare_ops.support.tokens import hash_token, new_token
+from selfcare_ops.support.tokens import hash_token, new_tokens, random_hex
 
 ADMIN_PATH = "/admin/"
 #: Template kind -> outbox message kind.
@@ -257,7 +256,8 @@ def issue(
     settings = settings or get_settings()
     now = now or utcnow()
     expires_at = now + timedelta(days=settings.invitation_ttl_days)
-    tokens = [new_token() for _ in targets]
+    tokens = new_tokens(len(targets))
+    key_suffixes = random_hex(len(targets), 8)
     if frames is None or frames.expires_at != expires_at:
         frames = MailFrames(session, settings, expires_at)
     hashes = [hash_token(token) for token in tokens]
@@ -265,7 +265,7 @@ def issue(
     template_ids: dict[int, int] = {}  # id(template) -> stored id, for this call
     messages = []
     links = []
-    for target, token in zip(targets, tokens, strict=True):
+    for target, token, key_suffix in zip(targets, tokens, key_suffixes, strict=True):
         link = link_prefix + token
         links.append(link)
         template = frames.template(target)
@@ -297,7 +297,7 @@ def issue(
                 # Unique per invitation, and random: the key travels in the mail's headers, so
                 # it must not be derived from the token. The message is written first so that
                 # each invitation row is inserted already pointing at its message.
-                "message_key": f"invitation-{who}-{secrets.token_hex(8)}",
+                "message_key": f"invitation-{who}-{key_suffix}",
             }
         )
     message_ids = _queue(session, messages, now)
