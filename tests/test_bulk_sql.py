@@ -170,3 +170,87 @@ def test_rows_where_in_reads_typed_values_across_chunks(session_factory, tree, m
     for row in found:
         assert type(row["right_manage_rights"]) is bool
         assert (row["right_manage_rights"], row["created_at"]) == expected[row["login"]]
+
+
+def test_columns_and_same_values_feed_the_per_client_counts(session_factory, tree) -> None:
+    """Rows given column by column, the client and the status the same for all (``same``):
+    every row is written with them and the after-insert hook counts them all."""
+    from selfcare_ops.store.bulk_sql import insert_columns
+
+    now = utcnow()
+    with session_factory() as session:
+        client_id = session.scalar(select(Organisation.id).where(Organisation.ref == "CA"))
+        before = session.scalar(
+            select(ClientUserCount.users).where(
+                ClientUserCount.client_id == client_id, ClientUserCount.status == "not_invited"
+            )
+        )
+    logins = [f"columns{n}@example.test" for n in range(MANY)]
+    derived = [derived_columns("Col", login, login, None) for login in logins]
+    with session_factory.begin() as session:
+        ids = insert_columns(
+            session,
+            User.__table__,
+            {
+                "login": logins,
+                "last_name": logins,
+                **{name: [row[name] for row in derived] for name in derived[0]},
+            },
+            same={
+                "client_id": client_id,
+                "first_name": "Col",
+                "role": "user",
+                "status": "not_invited",
+                "status_changed_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "right_manage_rights": False,
+                "right_place_orders": False,
+                "right_view_invoices": False,
+            },
+            count=MANY,
+            return_ids=True,
+        )
+    assert len(ids) == MANY and ids == sorted(ids)
+    with session_factory.begin() as session:
+        assert recount_users(session.connection()) == {}
+        stored = dict(session.execute(select(User.id, User.login).where(User.id.in_(ids))).all())
+        after = session.scalar(
+            select(ClientUserCount.users).where(
+                ClientUserCount.client_id == client_id, ClientUserCount.status == "not_invited"
+            )
+        )
+    assert [stored[i] for i in ids] == logins
+    assert after == (before or 0) + MANY
+
+
+def test_rows_that_are_all_the_same_are_all_written(session_factory, tree) -> None:
+    """No per-row column at all (only ``same``): still ``count`` rows, not one, not endless."""
+    from selfcare_ops.store.bulk_sql import insert_columns
+
+    with session_factory() as session:
+        count = session.scalar(select(func.count()).select_from(AuditEvent))
+    row = event_row(tree.system, "test.same", "thing", 1, target_label="same")
+    with session_factory.begin() as session:
+        assert insert_columns(session, AuditEvent.__table__, {}, same=row, count=5) == []
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == count + 5
+        labels = session.scalars(
+            select(AuditEvent.target_label).where(AuditEvent.action == "test.same")
+        ).all()
+    assert labels == ["same"] * 5
+
+
+def test_a_column_of_the_wrong_length_is_refused(session_factory, tree) -> None:
+    from selfcare_ops.store.bulk_sql import insert_columns
+
+    row = event_row(tree.system, "test.short", "thing", 1)
+    del row["target_label"]
+    with pytest.raises(ValueError, match="2 values for 3 rows"), session_factory() as session:
+        insert_columns(
+            session, AuditEvent.__table__, {"target_label": ["a", "b"]}, same=row, count=3
+        )
+    with pytest.raises(ValueError, match="both"), session_factory() as session:
+        insert_columns(
+            session, AuditEvent.__table__, {"action": ["a"]}, same={**row, "action": "b"}, count=1
+        )

@@ -55,3 +55,13 @@ def test_ascii_fast_path_matches_the_unicode_path(text):
 
 def test_fold_lowers_what_decomposition_reveals():
     assert fold("ᴬᴮ") == "ab"
+
+
+def test_fold_treats_every_ascii_whitespace_as_a_space() -> None:
+    """The ASCII fast path collapses and strips the same characters as the general path
+    (tabs, line breaks, form feeds and the information separators 0x1C-0x1F)."""
+    spaces = "".join(chr(code) for code in range(128) if chr(code).isspace())
+    assert set(spaces) == set(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
+    for char in spaces:
+        assert fold(f"{char}Jean{char}{char}MARTIN{char}") == "jean martin"
+        assert fold(f"Jean{char}é") == fold("Jean é") == "jean e"  # the non-ASCII path agrees

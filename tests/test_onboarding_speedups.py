@@ -119,3 +119,23 @@ def test_person_json_is_json_dumps(values) -> None:
     """The outbox's per-person values are written as json.dumps would write them."""
     assert json_strings(values) == json.dumps(values)
     assert json.loads(json_strings(values)) == values
+
+
+def test_tokens_drawn_together_are_as_random_and_as_shaped_as_one_by_one() -> None:
+    """A batch's tokens come from one read of the random source: each is still 256 bits in
+    URL-safe base64 (43 characters, what new_token gives), all different; message-key
+    suffixes are hex of the size asked."""
+    import base64
+
+    from selfcare_ops.support.tokens import new_token, new_tokens, random_hex
+
+    tokens = new_tokens(2000)
+    assert len(tokens) == 2000 and len(set(tokens)) == 2000
+    single = new_token()
+    assert {len(token) for token in tokens} == {len(single)} == {43}
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert set("".join(tokens)) <= alphabet
+    assert {len(base64.urlsafe_b64decode(token + "=")) for token in tokens} == {32}
+    keys = random_hex(500, 8)
+    assert len(set(keys)) == 500 and all(len(key) == 16 and int(key, 16) >= 0 for key in keys)
+    assert new_tokens(0) == [] and random_hex(0, 8) == []

@@ -11,7 +11,6 @@ recipient's slot values: the mail is filled when it is delivered (:mod:`.mail.co
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from selfcare_ops.i18n import _
 from selfcare_ops.mail.content import store_template
 from selfcare_ops.mail.inline import from_asset
 from selfcare_ops.mail.links import INVITATION_PATH, blank_links
-from selfcare_ops.mail.outbox import enqueue_many
+from selfcare_ops.mail.outbox import enqueue_templated
 from selfcare_ops.mail.render import (
     DEFAULT_LANGUAGE,
     MailBranding,
@@ -37,7 +36,7 @@ from selfcare_ops.mail.render import (
     format_date,
     person_values,
 )
-from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.bulk_sql import insert_columns
 from selfcare_ops.store.models import (
     OPEN_INVITATION_STATUSES,
     Invitation,
@@ -46,7 +45,7 @@ from selfcare_ops.store.models import (
     utcnow,
 )
 from selfcare_ops.support.batching import chunks
-from selfcare_ops.support.tokens import hash_token, new_token
+from selfcare_ops.support.tokens import hash_token, new_tokens, random_hex
 
 ADMIN_PATH = "/admin/"
 #: Template kind -> outbox message kind.
@@ -257,69 +256,71 @@ def issue(
     settings = settings or get_settings()
     now = now or utcnow()
     expires_at = now + timedelta(days=settings.invitation_ttl_days)
-    tokens = [new_token() for _ in targets]
+    tokens = new_tokens(len(targets))
+    key_suffixes = random_hex(len(targets), 8)
     if frames is None or frames.expires_at != expires_at:
         frames = MailFrames(session, settings, expires_at)
     hashes = [hash_token(token) for token in tokens]
     link_prefix = invitation_link("", settings)
     template_ids: dict[int, int] = {}  # id(template) -> stored id, for this call
-    messages = []
-    links = []
-    for target, token in zip(targets, tokens, strict=True):
-        link = link_prefix + token
-        links.append(link)
+    links = [link_prefix + token for token in tokens]
+    # The mails and the invitations go to the bulk insert as columns (no dictionary per row).
+    mail: dict[str, list[Any]] = {
+        "message_key": [],
+        "kind": [],
+        "recipient": [],
+        "template_id": [],
+        "person": [],
+        "language": [],
+    }
+    for target, link, key_suffix in zip(targets, links, key_suffixes, strict=True):
         template = frames.template(target)
         template_id = template_ids.get(id(template))
         if template_id is None:
             template_id = template_ids[id(template)] = frames.stored_id(session, template)
-        # Only the slots the mail shows: a notice without a link keeps no token.
-        values = person_values(
-            {
-                "first_name": target.first_name,
-                "last_name": target.last_name,
-                "login": target.login or target.email,
-                "email": target.email,
-                "link": link,
-            },
-            template.slots,
-        )
         who = f"u{target.user_id}" if target.user_id is not None else f"a{target.administrator_id}"
-        messages.append(
-            {
-                "kind": MESSAGE_KINDS[target.template],
-                "recipient": target.email,
-                "subject": None,
-                "body_text": None,
-                "body_html": None,
-                "template_id": template_id,
-                "person": values,
-                "language": template.language,
-                # Unique per invitation, and random: the key travels in the mail's headers, so
-                # it must not be derived from the token. The message is written first so that
-                # each invitation row is inserted already pointing at its message.
-                "message_key": f"invitation-{who}-{secrets.token_hex(8)}",
-            }
+        # Unique per invitation, and random: the key travels in the mail's headers, so it must
+        # not be derived from the token. The message is written first so that each invitation
+        # row is inserted already pointing at its message.
+        mail["message_key"].append(f"invitation-{who}-{key_suffix}")
+        mail["kind"].append(MESSAGE_KINDS[target.template])
+        mail["recipient"].append(target.email)
+        mail["template_id"].append(template_id)
+        # Only the slots the mail shows: a notice without a link keeps no token.
+        mail["person"].append(
+            person_values(
+                {
+                    "first_name": target.first_name,
+                    "last_name": target.last_name,
+                    "login": target.login or target.email,
+                    "email": target.email,
+                    "link": link,
+                },
+                template.slots,
+            )
         )
-    message_ids = _queue(session, messages, now)
-    rows = [
+        mail["language"].append(template.language)
+    message_ids = enqueue_templated(session, mail, now=now)
+    accepted = [now if target.status == "accepted" else None for target in targets]
+    invitation_ids = insert_columns(
+        session,
+        Invitation.__table__,
         {
-            "kind": target.kind,
-            "user_id": target.user_id,
-            "administrator_id": target.administrator_id,
-            "organisation_id": target.organisation_id,
-            "email": target.email,
-            "token_hash": token_hash,
-            "status": target.status,
-            "created_at": now,
-            "expires_at": expires_at,
-            "accepted_at": now if target.status == "accepted" else None,
-            "closed_at": now if target.status == "accepted" else None,
-            "created_by": actor.label,
-            "message_id": message_id,
-        }
-        for target, token_hash, message_id in zip(targets, hashes, message_ids, strict=True)
-    ]
-    invitation_ids = insert_rows(session, Invitation.__table__, rows, return_ids=True)
+            "kind": [target.kind for target in targets],
+            "user_id": [target.user_id for target in targets],
+            "administrator_id": [target.administrator_id for target in targets],
+            "organisation_id": [target.organisation_id for target in targets],
+            "email": [target.email for target in targets],
+            "token_hash": hashes,
+            "status": [target.status for target in targets],
+            "accepted_at": accepted,
+            "closed_at": accepted,
+            "message_id": message_ids,
+        },
+        same={"created_at": now, "expires_at": expires_at, "created_by": actor.label},
+        count=len(targets),
+        return_ids=True,
+    )
     if not audit_each:
         if not keep:
             return []
@@ -379,11 +380,6 @@ def _issued(
             targets, tokens, links, invitation_ids, message_ids, strict=True
         )
     ]
-
-
-def _queue(session: Session, messages: list[dict[str, Any]], now: datetime) -> list[int]:
-    """The batch's mails through the outbox (one bulk insert, see :func:`enqueue_many`)."""
-    return enqueue_many(session, messages, now=now)
 
 
 def close_open_invitations(

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from selfcare_ops.errors import MailError
-from selfcare_ops.store.bulk_sql import insert_rows
+from selfcare_ops.store.bulk_sql import insert_columns, insert_rows
 from selfcare_ops.store.models import OutboundMessage, utcnow
 
 
@@ -124,4 +124,44 @@ def enqueue_many(
     ]
     return insert_rows(
         session, OutboundMessage.__table__, rows, return_ids=True, driver_ready=("person",)
+    )
+
+
+#: The columns :func:`enqueue_templated` takes, one value per message each.
+TEMPLATED_COLUMNS = ("message_key", "kind", "recipient", "template_id", "person", "language")
+
+
+def enqueue_templated(
+    session: Session, columns: dict[str, list[Any]], *, now: datetime | None = None
+) -> list[int]:
+    """Queue many templated messages given column by column; returns their ids in order.
+
+    ``columns`` holds :data:`TEMPLATED_COLUMNS` (``person``: the slot values of each
+    recipient). What :func:`enqueue_many` does for templated mails, without a dictionary per
+    message: bulk invitations (:mod:`selfcare_ops.invitations.issuing`) queue 100,000 at once.
+    """
+    keys = columns["message_key"]
+    for key, template_id in zip(keys, columns["template_id"], strict=True):
+        if template_id is None:
+            _check_content(key, {"template_id": None})
+    now = now or utcnow()
+    given = {name: columns[name] for name in TEMPLATED_COLUMNS}
+    given["person"] = [_person_json(person) for person in columns["person"]]
+    given["language"] = [language or "fr" for language in columns["language"]]
+    return insert_columns(
+        session,
+        OutboundMessage.__table__,
+        given,
+        same={
+            "subject": None,
+            "body_text": None,
+            "body_html": None,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+        count=len(keys),
+        return_ids=True,
+        driver_ready=("person",),
     )

@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from selfcare_ops import audit
 from selfcare_ops.access import Actor
 from selfcare_ops.accounts.subaccounts import create_sub_account
-from selfcare_ops.accounts.users import derived_columns, require_administrator_left
+from selfcare_ops.accounts.users import (
+    derived_column_lists,
+    derived_columns,
+    require_administrator_left,
+)
 from selfcare_ops.errors import DatabaseError, LastAdministratorError
 from selfcare_ops.i18n import _, ngettext
 from selfcare_ops.invitations.bulk import invite_user_ids
@@ -28,7 +32,7 @@ from selfcare_ops.invitations.issuing import Target, issue, supersede_pending
 from selfcare_ops.onboarding.headers import RIGHT_FIELDS
 from selfcare_ops.onboarding.plan import VALUE_FIELDS, Plan, empty_counts
 from selfcare_ops.onboarding.reasons import at_line
-from selfcare_ops.store.bulk_sql import insert_rows, rows_where_in
+from selfcare_ops.store.bulk_sql import insert_columns, rows_where_in
 from selfcare_ops.store.models import (
     OPEN_INVITATION_STATUSES,
     ImportRun,
@@ -214,28 +218,34 @@ def _insert_users(
 
     Users to invite are written ``invited`` at once (their invitations follow in the same
     transaction); the client counts follow from the insert itself (see ``ClientUserCount``).
+    The rows go to the insert column by column: no dictionary per user to take apart again.
     """
-    records = []
-    for row in rows:
-        first, last, email = row["first_name"], row["last_name"], row["email"]
-        invited = invite and bool(row["invite"]) and bool(email)
-        record = {name: row[name] for name in VALUE_FIELDS}
-        for name in RIGHT_FIELDS:
-            record[name] = bool(record[name])
-        record.update(
-            client_id=row["client_id"],
-            sub_account_id=row["sub_account_id"],
-            login=row["login"],
-            status="invited" if invited else "not_invited",
-            import_run_id=run_id,
-            status_changed_at=now,
-            invited_at=now if invited else None,
-            created_at=now,
-            updated_at=now,
-            **derived_columns(first, last, row["login"], email),
+    columns: dict[str, list[Any]] = {
+        name: [row[name] for row in rows]
+        for name in (*VALUE_FIELDS, "client_id", "sub_account_id", "login")
+    }
+    for name in RIGHT_FIELDS:
+        columns[name] = [bool(value) for value in columns[name]]
+    invited = [
+        invite and bool(row["invite"]) and bool(email)
+        for row, email in zip(rows, columns["email"], strict=True)
+    ]
+    columns["status"] = ["invited" if flag else "not_invited" for flag in invited]
+    columns["invited_at"] = [now if flag else None for flag in invited]
+    columns.update(
+        derived_column_lists(
+            columns["first_name"], columns["last_name"], columns["login"], columns["email"]
         )
-        records.append(record)
-    ids = insert_rows(session, User.__table__, records, return_ids=True)
+    )
+    same = {
+        "import_run_id": run_id,
+        "status_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    ids = insert_columns(
+        session, User.__table__, columns, same=same, count=len(rows), return_ids=True
+    )
     for row, user_id in zip(rows, ids, strict=True):
         row["user_id"] = user_id
 

@@ -78,6 +78,14 @@ PLAN_COLUMNS = [
     "sub_account_id",
     "new_sub_account",
 ]
+#: A plan row before its line is planned (copied per line: cheaper than building it anew).
+_EMPTY_ROW: dict[str, Any] = {
+    **dict.fromkeys(PLAN_COLUMNS),
+    "changes": (),
+    "reason": "",
+    "notes": "",
+    "invite": False,
+}
 ACTIONS = ("create", "update", "unchanged", "reject")
 _USER_COLUMNS = (
     User.id,
@@ -385,9 +393,10 @@ class Planner:
         self, session: Session, raw: RawRow, values: dict[str, Any], errors: list[str]
     ) -> dict[str, Any]:
         line = raw.line
-        row: dict[str, Any] = dict.fromkeys(PLAN_COLUMNS)
+        row: dict[str, Any] = _EMPTY_ROW.copy()  # values never hold these keys (FIELDS)
         row.update(values)
-        row.update(line=line, changes=(), reason="", notes=raw.note or "", invite=False)
+        row["line"] = line
+        row["notes"] = raw.note or ""
         client_cell = values.pop("client", None)
         if (
             values.get("role") == "administrator"

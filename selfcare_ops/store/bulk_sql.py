@@ -1,9 +1,12 @@
-"""The one way to insert many rows: :func:`insert_rows`, used by every bulk writer.
+"""The one way to insert many rows: :func:`insert_columns` (rows given column by column) and
+:func:`insert_rows` (rows given as dictionaries, turned into columns), used by every bulk writer.
 
 CSV onboarding (users), invitations and their outbox mails (:mod:`.issuing`,
-:func:`.mail.outbox.enqueue_many`), audit events (:func:`.audit.record_many`) and the demo
+:func:`.mail.outbox.enqueue_templated`), audit events (:func:`.audit.record_many`) and the demo
 loader all insert through it, so the choice of statement and what must happen after an
 insert (the per-client user counts, see :func:`register_after_insert`) live in one place.
+The import's own writers give columns: building a dictionary per row only for this module to
+take it apart again cost about a second of a 100,000-user import's apply step.
 
 How it inserts, and why not with a Core ``insert()``: a Core executemany (with ``RETURNING id``
 and ``sort_by_parameter_order=True`` where ids are needed) processes every value of every row
@@ -17,7 +20,9 @@ plain tuples. Values are still bound parameters, never spliced into SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Column, Table, func, select
@@ -25,13 +30,30 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-#: ``hook(connection, rows)`` run after :func:`insert_rows` wrote ``rows`` into a table.
-AfterInsert = Callable[[Connection, Sequence[dict[str, Any]]], None]
+#: ``hook(connection, rows)`` run after :func:`insert_rows` / :func:`insert_columns` wrote
+#: ``rows`` into a table.
+AfterInsert = Callable[[Connection, "BulkRows"], None]
 _AFTER_INSERT: dict[str, AfterInsert] = {}
 
 
+@dataclass(frozen=True)
+class BulkRows:
+    """The rows of one bulk insert as its writer gave them: ``columns`` (name -> one value per
+    row) and ``same`` (name -> the value of every row), ``count`` rows in all."""
+
+    columns: Mapping[str, Sequence[Any]]
+    same: Mapping[str, Any]
+    count: int
+
+    def values(self, name: str) -> Sequence[Any]:
+        """Column ``name``, one value per row."""
+        if name in self.columns:
+            return self.columns[name]
+        return [self.same[name]] * self.count
+
+
 def register_after_insert(table: Table, hook: AfterInsert) -> None:
-    """Run ``hook`` in the inserting transaction after every :func:`insert_rows` into ``table``.
+    """Run ``hook`` in the inserting transaction after every bulk insert into ``table``.
 
     How :mod:`.models` keeps the per-client user counts without each bulk writer having to
     remember it (this module cannot import the models: they import it).
@@ -54,7 +76,7 @@ def _python_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
     return defaults
 
 
-def _column_values(values: list[Any], processor: Any) -> list[Any]:
+def _column_values(values: Sequence[Any], processor: Any) -> Sequence[Any]:
     """Values of one column through its bind processor, each distinct hashable value once."""
     if processor is None:
         return values
@@ -137,42 +159,81 @@ def insert_rows(
 ) -> list[int]:
     """INSERT ``rows`` (dictionaries with the same keys) in the caller's transaction.
 
-    Returns the new primary keys in row order with ``return_ids`` (else an empty list).
-    Columns left out of the rows get their Python default (computed once for the whole call,
-    where a Core insert computes it per row: a timestamp is the same for every row), else the
-    database's default or NULL. Columns named in ``driver_ready`` already hold what the driver
-    takes (e.g. JSON text the caller serialised once per row) and skip the column type's
-    processing. Hooks registered for the table (:func:`register_after_insert`) run after the
-    insert.
+    Returns the new primary keys in row order with ``return_ids`` (else an empty list). See
+    :func:`insert_columns`, which this calls with the rows turned into columns.
     """
     if not rows:
         return []
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    return insert_columns(
+        session, table, columns, count=len(rows), return_ids=return_ids, driver_ready=driver_ready
+    )
+
+
+def insert_columns(
+    session: Session,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    same: Mapping[str, Any] | None = None,
+    count: int,
+    return_ids: bool = False,
+    driver_ready: Collection[str] = (),
+) -> list[int]:
+    """INSERT ``count`` rows given column by column, in the caller's transaction.
+
+    ``columns[name][i]`` is row ``i``'s value; ``same[name]`` is every row's (a timestamp, a
+    run id). Bulk writers that hold their rows as columns (a CSV import) give them so, rather
+    than building a dictionary per row for this function to take apart again. Returns the new
+    primary keys in row order with ``return_ids`` (else an empty list). Columns left out get
+    their Python default (computed once for the whole call, where a Core insert computes it
+    per row), else the database's default or NULL. Columns named in ``driver_ready`` already
+    hold what the driver takes (e.g. JSON text the caller serialised once per row) and skip the
+    column type's processing. Hooks registered for the table (:func:`register_after_insert`)
+    run after the insert.
+    """
+    if count <= 0:
+        return []
+    same = dict(same or {})
+    if both := same.keys() & columns.keys():
+        raise ValueError(f"columns {sorted(both)} are given both per row and for every row")
     if session.autoflush:
         session.flush()  # pending ORM objects first, as an ORM statement would autoflush them
     connection = session.connection()
-    ids = allocate_ids(session, table, len(rows)) if return_ids else []
+    ids = allocate_ids(session, table, count) if return_ids else []
     dialect = connection.dialect
-    given = list(rows[0])
-    defaults = _python_defaults(table, given)
-    columns = [table.c[name] for name in (*given, *defaults)]
-    values = [[row[name] for row in rows] for name in given]
-    values += [[value] * len(rows) for value in defaults.values()]
-    by_column = [
-        _column_values(
-            column_values,
-            None
-            if column.name in driver_ready
-            else column.type.dialect_impl(dialect).bind_processor(dialect),
-        )
-        for column, column_values in zip(columns, values, strict=True)
-    ]
+    same.update(_python_defaults(table, [*columns, *same]))
+    names = [*columns, *same]
+    targets = [table.c[name] for name in names]
+
+    def processor(column: Column[Any]) -> Any:
+        if column.name in driver_ready:
+            return None
+        return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+    by_column: list[Any] = []
+    for column, name in zip(targets, names, strict=True):
+        process = processor(column)
+        if name in columns:
+            values = columns[name]
+            if len(values) != count:
+                raise ValueError(f"column {name} has {len(values)} values for {count} rows")
+            by_column.append(_column_values(values, process))
+        else:
+            value = same[name]
+            by_column.append(repeat(process(value) if process else value))
     if return_ids:
-        columns.insert(0, table.c.id)
+        targets.insert(0, table.c.id)
         by_column.insert(0, ids)
-    _driver_insert(connection, table, columns, list(zip(*by_column, strict=True)))
+    if columns or return_ids:
+        # lists of count values (checked above) end the zip; repeat() columns never do
+        records = list(zip(*by_column, strict=False))
+    else:  # every value is the same in every row (repeat() would never end the zip)
+        records = [tuple(next(values) for values in by_column)] * count
+    _driver_insert(connection, table, targets, records)
     hook = _AFTER_INSERT.get(table.name)
     if hook is not None:
-        hook(connection, rows)
+        hook(connection, BulkRows(columns, same, count))
     return ids
 
 

@@ -9,7 +9,7 @@ list costs the size of the page, not of the user table.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from selfcare_ops.store.bulk_sql import register_after_insert, upsert_insert
+from selfcare_ops.store.bulk_sql import BulkRows, register_after_insert, upsert_insert
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -646,10 +646,11 @@ def _count_orm_user(_mapper: Any, connection: Connection, user: User) -> None:
     count_new_users(connection, {(user.client_id, user.status): 1})
 
 
-def _count_bulk_users(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Count the users :func:`~selfcare_ops.store.bulk_sql.insert_rows` just inserted (bulk rows
-    give every column, ``status`` included)."""
-    count_new_users(connection, Counter((row["client_id"], row["status"]) for row in rows))
+def _count_bulk_users(connection: Connection, rows: BulkRows) -> None:
+    """Count the users a bulk insert (:mod:`~selfcare_ops.store.bulk_sql`) just wrote (bulk
+    rows give every column, ``status`` included)."""
+    pairs = zip(rows.values("client_id"), rows.values("status"), strict=True)
+    count_new_users(connection, Counter(pairs))
 
 
 register_after_insert(User.__table__, _count_bulk_users)

@@ -20,7 +20,9 @@ def fold(text: str | None) -> str:
     if not text:
         return ""
     if text.isascii():  # nothing to decompose: the common case of bulk imports, 5x faster
-        return _SPACES.sub(" ", text.lower()).strip()
+        # split() and \s agree on whitespace (str.isspace), so this collapses and strips as
+        # the regular expression below does, several times faster.
+        return " ".join(text.lower().split())
     lowered = text.lower().translate(_SPECIAL)
     decomposed = unicodedata.normalize("NFKD", lowered)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
