@@ -66,7 +66,8 @@ from selfcare_ops.store.models import (
 
 #: A claimed message not recorded after this long is taken over by the next deliverer.
 DEFAULT_LEASE = timedelta(minutes=5)
-DEFAULT_SMTP_CONNECTIONS = 8
+#: Sixteen connections cost the client and aiosmtpd less CPU per message than eight.
+DEFAULT_SMTP_CONNECTIONS = 16
 MAX_CONNECTIONS = 16
 #: The longest the recorder waits for more outcomes to share a commit with the first one.
 GROUP_SECONDS = 0.01
@@ -79,17 +80,16 @@ _COUNT = {"attempts": TABLE.c.attempts + 1}
 # A final message keeps no live link: blanked by the statement that makes it final.
 _FINAL = {"person": bindparam("person"), "body_text": bindparam("text")} | _COUNT
 _FINAL |= {"body_html": bindparam("html")}
-_WHY = {"last_error": bindparam("why")}
+_WHY = {"last_error": bindparam("why"), **_FREE}
 #: How each outcome is written, only while the message is still this run's; its counter.
 _OUTCOMES = {
     kind: update(TABLE).where(_MINE).values(**values)
-    for kind, values in {
-        "sent": {"status": "sent", "sent_at": bindparam("at"), **_FINAL},
-        "failed": {"status": "failed", **_WHY, **_FINAL, **_FREE},
-        "retry": {"status": "queued", "next_attempt_at": bindparam("later"), **_WHY, **_COUNT}
-        | _FREE,
-        "release": {"status": "queued", **_FREE},
-    }.items()
+    for kind, values in (
+        ("sent", {"status": "sent", "sent_at": bindparam("at"), **_FINAL}),
+        ("failed", {"status": "failed", **_WHY, **_FINAL}),
+        ("retry", {"status": "queued", "next_attempt_at": bindparam("later"), **_WHY, **_COUNT}),
+        ("release", {"status": "queued", **_FREE}),
+    )
 }
 _COUNTERS = {"sent": "sent", "retry": "retried", "failed": "failed", "release": "released"}
 # An invitation follows its mail: sent when the server took it, bounced (with the server's
@@ -442,7 +442,7 @@ def deliver(
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
     second. ``organisation_ids``: only the messages of invitations to these organisations (a
     client's dashboard delivers its own mail, nobody else's). ``connections``: workers, each
-    with its own transport (default 8 over SMTP, 1 for the Maildir), made by
+    with its own transport (default 16 over SMTP, 1 for the Maildir), made by
     ``transport_factory`` (default: the one the settings name). ``batch_size``: messages
     claimed at a time. ``progress(done, total)`` is called after each committed group of
     outcomes. ``now`` fixes the clock (tests, replays). The report's ``error`` is set when the
