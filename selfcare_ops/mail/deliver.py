@@ -65,7 +65,7 @@ from selfcare_ops.store.models import (
 )
 
 #: A claimed message not recorded after this long is taken over by the next deliverer.
-DEFAULT_LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)
 #: Sixteen connections cost the client and aiosmtpd less CPU per message than eight.
 DEFAULT_SMTP_CONNECTIONS = 16
 MAX_CONNECTIONS = 16
@@ -108,6 +108,12 @@ _LINKS = _LINKS.where(INVITATIONS.c.message_id.in_(bindparam("ids", expanding=Tr
 #: Why a claimed mail is cancelled, by the state of its invitation.
 _DEAD = {"revoked": "revoked", "superseded": "superseded", "expired": "expired"}
 _DEAD["bounced"] = "revoked"
+#: A worker's outcome by the error its transport raised (any other is a ``crash``).
+_KINDS = (
+    (PermanentDeliveryError, "failed"),
+    (TemporaryDeliveryError, "retry"),
+    (TransportUnavailableError, "halt"),
+)
 
 
 @dataclass(frozen=True)
@@ -171,14 +177,9 @@ def _work(number: int, transport: Transport, inbox: queue.SimpleQueue[Any], out:
             try:  # the mail is filled here, off the recorder's path
                 transport.send(OutgoingMail.from_row(row, template))
                 out.put((number, row, "sent", None))
-            except PermanentDeliveryError as error:
-                out.put((number, row, "failed", str(error)))
-            except TemporaryDeliveryError as error:
-                out.put((number, row, "retry", str(error)))
-            except TransportUnavailableError as error:
-                out.put((number, row, "halt", str(error)))
             except BaseException as error:
-                out.put((number, row, "crash", error))
+                kind = next((kind for cls, kind in _KINDS if isinstance(error, cls)), "crash")
+                out.put((number, row, kind, error if kind == "crash" else str(error)))
     finally:
         transport.close()
 
@@ -191,7 +192,6 @@ class _Run:
         self.limit: int = options["limit"] or 1 << 62
         self.interval = 1 / options["rate"] if options["rate"] else 0.0
         self.progress: Callable[[int, int], None] | None = options["progress"]
-        self.lease: timedelta = options["lease"]
         self.retry: RetryPolicy = options["retry"]
         self.fixed_now: datetime | None = options["now"]
         self.organisation_ids = options["organisation_ids"]
@@ -201,7 +201,7 @@ class _Run:
         # At a slow rate, few claimed-but-unsent messages: all must go well within the lease.
         batch = options["batch_size"]
         if self.interval:
-            batch = min(batch, int(self.lease.total_seconds() / self.interval / 4))
+            batch = min(batch, int(LEASE.total_seconds() / self.interval / 4))
         self.batch_size = max(1, batch)
         self.claimed: deque[Any] = deque()
         #: Stored templates by id, read once per run: a bulk invitation's messages share a few.
@@ -260,7 +260,7 @@ class _Run:
                 "The database connection was lost while delivering mail "
                 f"({cause.splitlines()[0] if cause else 'no reason'}); nothing is lost: messages "
                 "not recorded as sent stay claimed and the next `mail deliver` takes them back "
-                f"after {self.lease.total_seconds() / 60:g} minutes."
+                f"after {LEASE.total_seconds() / 60:g} minutes."
             ) from error
         finally:
             for inbox in inboxes:
@@ -296,7 +296,7 @@ class _Run:
     def _due(self, now: datetime) -> Any:
         due = or_(
             and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
-            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - self.lease),
+            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE),
         )
         if self.organisation_ids is None:
             return due
@@ -368,7 +368,7 @@ class _Run:
         if not rows:
             return
         stale = (
-            f", which held it longer than its {self.lease.total_seconds():g}-second lease "
+            f", which held it longer than its {LEASE.total_seconds():g}-second lease "
             "without a result (it may have been sent once already)."
         )
         taken_over = literal("Taken over from the deliverer ") + TABLE.c.claimed_by + stale
@@ -430,7 +430,6 @@ def deliver(
     rate: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     connections: int | None = None,
-    lease: timedelta = DEFAULT_LEASE,
     retry: RetryPolicy | None = None,
     now: datetime | None = None,
     transport_factory: Callable[[Settings], Transport] | None = None,
@@ -465,7 +464,7 @@ def deliver(
     if not isinstance(engine, Engine):
         raise MailError("The session factory given to deliver() is not bound to a database engine.")
     transports = [(transport_factory or make_transport)(settings) for _ in range(connections)]
-    options = {"limit": limit, "rate": rate, "progress": progress, "lease": lease, "now": now}
+    options = {"limit": limit, "rate": rate, "progress": progress, "now": now}
     options |= {"organisation_ids": organisation_ids, "batch_size": batch_size}
     run = _Run(engine, transports, retry=retry or RetryPolicy(), **options)
     with translate_errors(engine):  # a database missing or unreachable: one sentence
