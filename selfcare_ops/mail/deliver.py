@@ -109,11 +109,8 @@ _LINKS = _LINKS.where(INVITATIONS.c.message_id.in_(bindparam("ids", expanding=Tr
 _DEAD = {"revoked": "revoked", "superseded": "superseded", "expired": "expired"}
 _DEAD["bounced"] = "revoked"
 #: A worker's outcome by the error its transport raised (any other is a ``crash``).
-_KINDS = (
-    (PermanentDeliveryError, "failed"),
-    (TemporaryDeliveryError, "retry"),
-    (TransportUnavailableError, "halt"),
-)
+_KINDS = {PermanentDeliveryError: "failed", TemporaryDeliveryError: "retry"}
+_KINDS[TransportUnavailableError] = "halt"
 
 
 @dataclass(frozen=True)
@@ -178,7 +175,7 @@ def _work(number: int, transport: Transport, inbox: queue.SimpleQueue[Any], out:
                 transport.send(OutgoingMail.from_row(row, template))
                 out.put((number, row, "sent", None))
             except BaseException as error:
-                kind = next((kind for cls, kind in _KINDS if isinstance(error, cls)), "crash")
+                kind = _KINDS.get(type(error), "crash")
                 out.put((number, row, kind, error if kind == "crash" else str(error)))
     finally:
         transport.close()
