@@ -37,7 +37,7 @@ from selfcare_ops.demo import DEMO_DIR, load_demo
 from selfcare_ops.invitations.bulk import apply_bulk, plan_bulk
 from selfcare_ops.mail.content import load_templates, message_content
 from selfcare_ops.mail.deliver import deliver
-from selfcare_ops.mail.transports import sender_address
+from selfcare_ops.mail.mime import sender_address
 from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
 from selfcare_ops.store.models import Organisation, OutboundMessage, User
 from selfcare_ops.support.textnorm import fold

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from selfcare_ops.config import Settings
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.deliver import RetryPolicy, deliver
+from selfcare_ops.mail.mime import OutgoingMail
 from selfcare_ops.mail.outbox import enqueue_many
 from selfcare_ops.mail.transports import (
     MemoryTransport,
-    OutgoingMail,
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailableError,

@@ -37,8 +37,8 @@ from selfcare_ops.cli import main
 from selfcare_ops.config import Settings
 from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.deliver import RetryPolicy, deliver, mail_status
+from selfcare_ops.mail.mime import OutgoingMail, build_mime, message_id
 from selfcare_ops.mail.outbox import enqueue, enqueue_many
-from selfcare_ops.mail.transports import OutgoingMail, build_mime, message_id
 from selfcare_ops.store.db import make_engine, make_session_factory
 from selfcare_ops.store.models import Organisation, OutboundMessage, User, utcnow
 
@@ -165,7 +165,7 @@ def test_mime_round_trips_any_text_and_never_breaks_a_header(subject, body, html
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["", ".", "..", ".x", "a.b", "x", " ."]), max_size=12))
 def test_smtp_data_doubles_leading_dots_and_ends_with_a_lone_dot(lines):
-    from selfcare_ops.mail.transports import smtp_data
+    from selfcare_ops.mail.mime import smtp_data
 
     message = "\r\n".join(lines).encode()
     data = smtp_data(message)

@@ -29,7 +29,7 @@ from selfcare_ops.invitations import service as invitations
 from selfcare_ops.mail.content import load_templates, message_content
 from selfcare_ops.mail.deliver import deliver
 from selfcare_ops.mail.inline import InlinePart, logo_content_id
-from selfcare_ops.mail.transports import OutgoingMail, build_mime
+from selfcare_ops.mail.mime import OutgoingMail, build_mime
 from selfcare_ops.store.models import Asset, MailTemplateRecord, Organisation, OutboundMessage
 
 JP = "jbubu@virginietelecom.sewan.eu"

@@ -53,7 +53,7 @@ def _progress_bar() -> tuple[Callable[[int, int], None] | None, Callable[[], Non
 @click.option(
     "--connections",
     type=click.IntRange(1, MAX_CONNECTIONS),
-    help=N_("Parallel SMTP connections (default 8; the Maildir uses 1)."),
+    help=N_("Parallel SMTP connections (default 16; the Maildir uses 1)."),
 )
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the report as a JSON object."))
 @pass_cli

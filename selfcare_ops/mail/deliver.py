@@ -37,10 +37,9 @@ from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exc, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exc, func, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,8 +47,8 @@ from selfcare_ops.config import Settings, get_settings
 from selfcare_ops.errors import DatabaseError, MailError
 from selfcare_ops.mail.content import load_templates
 from selfcare_ops.mail.links import blank_links, redact_person, redact_text
+from selfcare_ops.mail.mime import OutgoingMail
 from selfcare_ops.mail.transports import (
-    OutgoingMail,
     PermanentDeliveryError,
     TemporaryDeliveryError,
     Transport,
@@ -66,54 +65,52 @@ from selfcare_ops.store.models import (
 )
 
 #: A claimed message not recorded after this long is taken over by the next deliverer.
-DEFAULT_LEASE = timedelta(minutes=5)
-DEFAULT_SMTP_CONNECTIONS = 8
-DEFAULT_BATCH_SIZE = 100
+LEASE = timedelta(minutes=5)
+#: Sixteen connections cost the client and aiosmtpd less CPU per message than eight.
+DEFAULT_SMTP_CONNECTIONS = 16
 MAX_CONNECTIONS = 16
 #: The longest the recorder waits for more outcomes to share a commit with the first one.
 GROUP_SECONDS = 0.01
 
-TABLE = OutboundMessage.__table__
-INVITATIONS = Invitation.__table__
-_MINE = and_(
-    TABLE.c.id == bindparam("mid"),
-    TABLE.c.status == "sending",
-    TABLE.c.claimed_by == bindparam("me"),
-)
+TABLE, INVITATIONS = OutboundMessage.__table__, Invitation.__table__
+_MINE = and_(TABLE.c.id == bindparam("mid"), TABLE.c.status == "sending")
+_MINE = and_(_MINE, TABLE.c.claimed_by == bindparam("me"))
 _FREE = {"claimed_by": None, "claimed_at": None}
-# A final message keeps no live link: blanked by the statement that makes it final, if ours.
-_FINAL = {"attempts": TABLE.c.attempts + 1, "person": bindparam("person")}
-_FINAL |= {"body_text": bindparam("text"), "body_html": bindparam("html")}
-#: How each outcome is written, only while the message is still this run's.
+_COUNT = {"attempts": TABLE.c.attempts + 1}
+# A final message keeps no live link: blanked by the statement that makes it final.
+_FINAL = {"person": bindparam("person"), "body_text": bindparam("text")} | _COUNT
+_FINAL |= {"body_html": bindparam("html")}
+_WHY = {"last_error": bindparam("why"), **_FREE}
+#: How each outcome is written, only while the message is still this run's; its counter.
 _OUTCOMES = {
-    "sent": update(TABLE).where(_MINE).values(status="sent", sent_at=bindparam("at"), **_FINAL),
-    "failed": update(TABLE)
-    .where(_MINE)
-    .values(status="failed", last_error=bindparam("why"), **_FINAL, **_FREE),
-    "retry": update(TABLE)
-    .where(_MINE)
-    .values(
-        status="queued",
-        attempts=TABLE.c.attempts + 1,
-        last_error=bindparam("why"),
-        next_attempt_at=bindparam("later"),
-        **_FREE,
-    ),
-    "release": update(TABLE).where(_MINE).values(status="queued", **_FREE),
+    kind: update(TABLE).where(_MINE).values(**values)
+    for kind, values in (
+        ("sent", {"status": "sent", "sent_at": bindparam("at"), **_FINAL}),
+        ("failed", {"status": "failed", **_WHY, **_FINAL}),
+        ("retry", {"status": "queued", "next_attempt_at": bindparam("later"), **_WHY, **_COUNT}),
+        ("release", {"status": "queued", **_FREE}),
+    )
 }
-# An invitation follows its mail: ``sent`` when the server took it, ``bounced`` (with the
-# server's reason) when it refused it for good.
-_BY_MESSAGE = INVITATIONS.c.message_id == bindparam("mid")
-_INVITATION_SENT = update(INVITATIONS).where(_BY_MESSAGE, INVITATIONS.c.status == "pending")
-_INVITATION_SENT = _INVITATION_SENT.values(status="sent", sent_at=bindparam("at"))
-_INVITATION_BOUNCED = (
-    update(INVITATIONS)
-    .where(_BY_MESSAGE, or_(INVITATIONS.c.status == "pending", INVITATIONS.c.status == "sent"))
-    .values(status="bounced", closed_at=bindparam("at"), status_reason=bindparam("why"))
-)
+_COUNTERS = {"sent": "sent", "retry": "retried", "failed": "failed", "release": "released"}
+# An invitation follows its mail: sent when the server took it, bounced (with the server's
+# reason) when it refused it for good.
+_BY_MESSAGE = update(INVITATIONS).where(INVITATIONS.c.message_id == bindparam("mid"))
+_INVITATIONS = {
+    "sent": _BY_MESSAGE.where(INVITATIONS.c.status == "pending").values(
+        status="sent", sent_at=bindparam("at")
+    ),
+    "failed": _BY_MESSAGE.where(INVITATIONS.c.status.in_(("pending", "sent"))).values(
+        status="bounced", closed_at=bindparam("at"), status_reason=bindparam("why")
+    ),
+}
 _LINKS = select(INVITATIONS.c.message_id, INVITATIONS.c.status, INVITATIONS.c.expires_at)
 _LINKS = _LINKS.where(INVITATIONS.c.message_id.in_(bindparam("ids", expanding=True)))
-_COUNTERS = {"sent": "sent", "retry": "retried", "failed": "failed", "release": "released"}
+#: Why a claimed mail is cancelled, by the state of its invitation.
+_DEAD = {"revoked": "revoked", "superseded": "superseded", "expired": "expired"}
+_DEAD["bounced"] = "revoked"
+#: A worker's outcome by the error its transport raised (any other is a ``crash``).
+_KINDS = {PermanentDeliveryError: "failed", TemporaryDeliveryError: "retry"}
+_KINDS[TransportUnavailableError] = "halt"
 
 
 @dataclass(frozen=True)
@@ -126,8 +123,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failed attempt (1 for the first)."""
-        factor = 2 ** min(max(attempts - 1, 0), 30)
-        return min(self.first_delay * factor, self.max_delay)
+        return min(self.first_delay * 2 ** min(max(attempts - 1, 0), 30), self.max_delay)
 
 
 @dataclass
@@ -166,44 +162,23 @@ class DeliveryReport:
         return text + "."
 
 
-@dataclass
-class _Outcome:
-    """A worker's word on one message: ``sent``, ``retry``, ``failed``, ``release``, ``crash``."""
+def _work(number: int, transport: Transport, inbox: queue.SimpleQueue[Any], out: Any) -> None:
+    """A worker: send what it is handed, say how it went, until it is handed ``None``.
 
-    worker: int
-    message_id: int
-    kind: str
-    reason: str | None = None
-    #: Why the run must stop: the transport is unavailable, or the worker crashed.
-    halt: str | None = None
-    crash: BaseException | None = None
-
-
-def _work(
-    number: int, transport: Transport, inbox: queue.Queue[Any], out: queue.Queue[Any]
-) -> None:
-    """A worker: send what it is handed, say how it went, until it is handed ``None``."""
+    An outcome is (worker, row, kind, reason): ``sent``, ``failed``, ``retry``, ``halt`` (the
+    transport is unavailable) or ``crash`` (a bug: the message stays claimed, the lease decides).
+    """
     try:
         while (job := inbox.get()) is not None:
-            message_id, make_mail = job
-            try:
-                transport.send(make_mail())  # the mail is filled here, off the recorder's path
-                out.put(_Outcome(number, message_id, "sent"))
-            except PermanentDeliveryError as error:
-                out.put(_Outcome(number, message_id, "failed", str(error)))
-            except TemporaryDeliveryError as error:
-                out.put(_Outcome(number, message_id, "retry", str(error)))
-            except TransportUnavailableError as error:
-                out.put(_Outcome(number, message_id, "release", halt=str(error)))
-            except BaseException as error:  # a bug: the message stays claimed, the lease decides
-                out.put(_Outcome(number, message_id, "crash", crash=error))
+            row, template = job
+            try:  # the mail is filled here, off the recorder's path
+                transport.send(OutgoingMail.from_row(row, template))
+                out.put((number, row, "sent", None))
+            except BaseException as error:
+                kind = _KINDS.get(type(error), "crash")
+                out.put((number, row, kind, error if kind == "crash" else str(error)))
     finally:
         transport.close()
-
-
-def worker_name() -> str:
-    """Who claims: host, process and a random tag (two runs in one process differ)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class _Run:
@@ -211,25 +186,21 @@ class _Run:
 
     def __init__(self, engine: Engine, transports: list[Transport], **options: Any) -> None:
         self.engine, self.transports = engine, transports
-        self.limit: int | None = options["limit"]
+        self.limit: int = options["limit"] or 1 << 62
         self.interval = 1 / options["rate"] if options["rate"] else 0.0
         self.progress: Callable[[int, int], None] | None = options["progress"]
-        self.lease: timedelta = options["lease"]
         self.retry: RetryPolicy = options["retry"]
         self.fixed_now: datetime | None = options["now"]
-        ids = options.get("organisation_ids")
-        self.organisation_ids = None if ids is None else sorted(ids)
-        self.me = worker_name()
+        self.organisation_ids = options["organisation_ids"]
+        # Who claims: host, process and a random tag (two runs in one process differ).
+        self.me = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.report = DeliveryReport(transport=transports[0].label)
-        # Few claimed-but-unsent messages at a slow rate: they must all go out well within the
-        # lease, or another deliverer would take them over.
+        # At a slow rate, few claimed-but-unsent messages: all must go well within the lease.
         batch = options["batch_size"]
         if self.interval:
-            batch = min(batch, int(self.lease.total_seconds() / self.interval / 4))
+            batch = min(batch, int(LEASE.total_seconds() / self.interval / 4))
         self.batch_size = max(1, batch)
         self.claimed: deque[Any] = deque()
-        #: The claimed row of each message handed out, to blank its link once it is final.
-        self.rows: dict[int, Any] = {}
         #: Stored templates by id, read once per run: a bulk invitation's messages share a few.
         self.templates: dict[int, Any] = {}
         self.claims = self.done = self.total = 0
@@ -246,36 +217,34 @@ class _Run:
 
     def run(self) -> DeliveryReport:
         started = time.perf_counter()
-        outcomes: queue.Queue[_Outcome] = queue.Queue()
-        inboxes: list[queue.Queue[Any]] = [queue.Queue() for _ in self.transports]
-        for number, (transport, inbox) in enumerate(zip(self.transports, inboxes, strict=True)):
-            worker = threading.Thread(target=_work, args=(number, transport, inbox, outcomes))
-            worker.daemon = True
-            worker.start()
-        idle = list(range(len(self.transports)))
-        arrived: list[_Outcome] = []
+        outcomes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        inboxes: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in self.transports]
+        for number, transport in enumerate(self.transports):
+            args = (number, transport, inboxes[number], outcomes)
+            threading.Thread(target=_work, args=args, daemon=True).start()
+        idle, arrived = list(range(len(inboxes))), []
         try:
             with self.engine.connect() as conn:
                 with conn.begin():
                     due = select(func.count()).select_from(TABLE).where(self._due(self.now()))
-                    self.total = min(conn.scalar(due) or 0, self.limit or 1 << 62)
+                    self.total = min(conn.scalar(due) or 0, self.limit)
                 while True:
                     # A worker whose outcome this transaction commits may get the next message.
-                    idle += [outcome.worker for outcome in arrived]
+                    idle += [outcome[0] for outcome in arrived]
                     wanted = 0 if self.pace() else 1 if self.interval else len(idle)
                     if self.halted or (self.exhausted and not self.claimed):
                         wanted = 0
-                    handed: list[tuple[int, Callable[[], Any]]] = []
+                    jobs = []
                     if arrived or wanted:
                         with conn.begin():
                             self.record(conn, arrived)
-                            handed = self.hand_out(conn, 0 if self.halted else wanted)
+                            jobs = self.hand_out(conn, wanted)
                     if arrived and self.progress is not None:
                         self.progress(self.done, max(self.total, self.done))
-                    for mail in handed:
-                        inboxes[idle.pop()].put(mail)
+                    for job in jobs:
+                        inboxes[idle.pop()].put(job)
                         self.next_start = max(self.next_start, time.monotonic()) + self.interval
-                    busy = len(self.transports) - len(idle)
+                    busy = len(inboxes) - len(idle)
                     if not busy and (self.halted or (self.exhausted and not self.claimed)):
                         break
                     pacing = idle and self.interval and not self.halted
@@ -283,12 +252,12 @@ class _Run:
                 with conn.begin():
                     self.release(conn)
         except (self.engine.dialect.loaded_dbapi.Error, exc.OperationalError) as error:
-            cause = error.orig if isinstance(error, exc.DBAPIError) else error
-            reason = str(cause).strip().splitlines()[0] if str(cause).strip() else "no reason"
+            cause = str(error.orig if isinstance(error, exc.DBAPIError) else error).strip()
             raise DatabaseError(
-                f"The database connection was lost while delivering mail ({reason}); nothing is "
-                "lost: messages not recorded as sent stay claimed and the next `mail deliver` "
-                f"takes them back after {self.lease.total_seconds() / 60:g} minutes."
+                "The database connection was lost while delivering mail "
+                f"({cause.splitlines()[0] if cause else 'no reason'}); nothing is lost: messages "
+                "not recorded as sent stay claimed and the next `mail deliver` takes them back "
+                f"after {LEASE.total_seconds() / 60:g} minutes."
             ) from error
         finally:
             for inbox in inboxes:
@@ -305,15 +274,15 @@ class _Run:
         return self.report
 
     @staticmethod
-    def wait(outcomes: queue.Queue[_Outcome], busy: int, pace: float | None) -> list[_Outcome]:
-        """The next outcomes: at least one (unless ``pace`` runs out first), and for a group
-        commit, up to half the busy workers' if they come within :data:`GROUP_SECONDS`."""
-        arrived: list[_Outcome] = []
+    def wait(outcomes: queue.SimpleQueue[Any], busy: int, pace: float | None) -> list[Any]:
+        """The next outcomes: the first (none if ``pace`` runs out before), then, to share its
+        commit, those that come within :data:`GROUP_SECONDS` while more than two are awaited."""
+        arrived: list[Any] = []
         try:
             arrived.append(outcomes.get(timeout=pace if busy else max(pace or 0, 0.001)))
             until = time.monotonic() + GROUP_SECONDS
-            while len(arrived) < busy - 2 and time.monotonic() < until:
-                arrived.append(outcomes.get(timeout=until - time.monotonic()))
+            while len(arrived) < busy - 2 and (left := until - time.monotonic()) > 0:
+                arrived.append(outcomes.get(timeout=left))
             while True:
                 arrived.append(outcomes.get_nowait())
         except queue.Empty:
@@ -324,112 +293,97 @@ class _Run:
     def _due(self, now: datetime) -> Any:
         due = or_(
             and_(TABLE.c.status == "queued", TABLE.c.next_attempt_at <= now),
-            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - self.lease),
+            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE),
         )
         if self.organisation_ids is None:
             return due
-        mine = select(INVITATIONS.c.message_id).where(
-            INVITATIONS.c.organisation_id.in_(self.organisation_ids)
-        )
+        ids = sorted(self.organisation_ids)
+        mine = select(INVITATIONS.c.message_id).where(INVITATIONS.c.organisation_id.in_(ids))
         return and_(due, TABLE.c.id.in_(mine))
 
-    def record(self, conn: Connection, outcomes: list[_Outcome]) -> None:
+    def record(self, conn: Connection, outcomes: list[Any]) -> None:
         """Write ``outcomes`` and count them in the report (the caller commits)."""
         now, report = self.now(), self.report
         rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _OUTCOMES}
-        for outcome in outcomes:
-            row = self.rows.pop(outcome.message_id)
-            if outcome.halt or outcome.crash:
-                self.halted = True
-                self.crash = self.crash or outcome.crash
-                report.error = report.error or outcome.halt
-                if outcome.crash:  # left claimed: whether it went out is unknown
-                    continue
+        for _worker, row, kind, reason in outcomes:
+            if kind == "crash":  # left claimed: whether it went out is unknown
+                self.halted, self.crash = True, self.crash or reason
+                continue
+            if kind == "halt":
+                self.halted, report.error = True, report.error or reason
+                kind = "release"
             attempts = (row.attempts or 0) + 1
-            if outcome.kind == "retry" and attempts >= self.retry.max_attempts:
-                outcome.kind = "failed"
-                outcome.reason = f"Given up after {attempts} attempts: {outcome.reason}"
-            values = {"mid": row.id, "me": self.me, "at": now, "why": outcome.reason}
-            if outcome.kind == "retry":
+            if kind == "retry" and attempts >= self.retry.max_attempts:
+                kind, reason = "failed", f"Given up after {attempts} attempts: {reason}"
+            values = {"mid": row.id, "me": self.me, "at": now, "why": reason}
+            if kind == "retry":
                 values["later"] = now + self.retry.delay(attempts)
-            if outcome.kind in ("sent", "failed"):
+            if kind in ("sent", "failed"):
                 values["person"] = redact_person(row.person) or row.person
-                values["text"] = redact_text(row.body_text)
-                values["html"] = redact_text(row.body_html)
-            rows[outcome.kind].append(values)
-            counter = _COUNTERS[outcome.kind]
-            setattr(report, counter, getattr(report, counter) + 1)
-            if outcome.kind in ("retry", "failed"):
-                problem = {"id": row.id, "recipient": row.recipient, "outcome": outcome.kind}
-                report.problems.append({**problem, "reason": outcome.reason})
-            self.done += outcome.kind != "release"
+                values["text"], values["html"] = (
+                    redact_text(row.body_text),
+                    redact_text(row.body_html),
+                )
+            if kind in ("retry", "failed"):
+                problem = {"id": row.id, "recipient": row.recipient, "outcome": kind}
+                report.problems.append({**problem, "reason": reason})
+            rows[kind].append(values)
+            self.done += kind != "release"
         for kind, values_list in rows.items():
             if values_list:
                 conn.execute(_OUTCOMES[kind], values_list)
-        if rows["sent"]:
-            conn.execute(_INVITATION_SENT, rows["sent"])
-        if rows["failed"]:
-            conn.execute(_INVITATION_BOUNCED, rows["failed"])
+                if kind in _INVITATIONS:
+                    conn.execute(_INVITATIONS[kind], values_list)
+                counter = _COUNTERS[kind]
+                setattr(report, counter, getattr(report, counter) + len(values_list))
 
-    def hand_out(self, conn: Connection, wanted: int) -> list[tuple[int, Callable[[], Any]]]:
-        """Up to ``wanted`` claimed messages whose link still works: (id, its mail's maker)."""
-        mails: list[tuple[int, Callable[[], Any]]] = []
-        while len(mails) < wanted:
-            if len(self.claimed) < wanted - len(mails) and not self.exhausted:
+    def hand_out(self, conn: Connection, wanted: int) -> list[tuple[Any, Any]]:
+        """Up to ``wanted`` claimed messages whose link still works, with their templates."""
+        jobs: list[tuple[Any, Any]] = []
+        while len(jobs) < wanted and not self.halted:
+            if len(self.claimed) < wanted - len(jobs) and not self.exhausted:
                 self.claim(conn)
-            taken = [
-                self.claimed.popleft() for _ in range(min(wanted - len(mails), len(self.claimed)))
-            ]
-            if not taken:
+            count = min(wanted - len(jobs), len(self.claimed))
+            if not count:
                 break
+            taken = [self.claimed.popleft() for _ in range(count)]
             dead = self.cancel_dead_links(conn, taken)
-            for row in taken:
-                if row.id not in dead:
-                    self.rows[row.id] = row
-                    template = self.templates.get(row.template_id)
-                    mails.append((row.id, partial(OutgoingMail.from_row, row, template)))
-        return mails
+            jobs += [
+                (row, self.templates.get(row.template_id)) for row in taken if row.id not in dead
+            ]
+        return jobs
 
     def claim(self, conn: Connection) -> None:
         """Claim the next due messages (a batch) for this run."""
-        size = min(self.batch_size, (self.limit or 1 << 62) - self.claims)
-        now = self.now()
-        query = select(TABLE).where(self._due(now)).order_by(TABLE.c.next_attempt_at, TABLE.c.id)
-        rows = (
-            conn.execute(query.limit(size).with_for_update(skip_locked=True)).all()
-            if size > 0
-            else []
-        )
-        self.exhausted = size <= 0 or len(rows) < size
+        size, now, rows = min(self.batch_size, self.limit - self.claims), self.now(), []
+        if size > 0:
+            query = (
+                select(TABLE).where(self._due(now)).order_by(TABLE.c.next_attempt_at, TABLE.c.id)
+            )
+            rows = conn.execute(query.limit(size).with_for_update(skip_locked=True)).all()
+        self.exhausted = len(rows) < size or size <= 0
         if not rows:
             return
-        claimed = TABLE.c.id.in_([row.id for row in rows])
+        stale = (
+            f", which held it longer than its {LEASE.total_seconds():g}-second lease "
+            "without a result (it may have been sent once already)."
+        )
+        taken_over = literal("Taken over from the deliverer ") + TABLE.c.claimed_by + stale
         conn.execute(
             update(TABLE)
-            .where(claimed)
-            .values(status="sending", claimed_by=self.me, claimed_at=now)
-        )
-        why = (
-            "Taken over from the deliverer {}, which held it longer than its "
-            f"{self.lease.total_seconds():g}-second lease without a result (it may have been "
-            "sent once already)."
-        )
-        stale = [
-            {"mid": row.id, "why": why.format(row.claimed_by)}
-            for row in rows
-            if row.status == "sending"
-        ]
-        if stale:
-            conn.execute(
-                update(TABLE)
-                .where(TABLE.c.id == bindparam("mid"))
-                .values(last_error=bindparam("why")),
-                stale,
+            .where(TABLE.c.id.in_([row.id for row in rows]))
+            .values(
+                status="sending",
+                claimed_by=self.me,
+                claimed_at=now,
+                last_error=case(
+                    (TABLE.c.status == "sending", taken_over), else_=TABLE.c.last_error
+                ),
             )
-            self.report.reclaimed += len(stale)
-        missing = {row.template_id for row in rows} - self.templates.keys() - {None}
-        if missing:
-            self.templates.update(load_templates(conn, missing))  # with their inline images
+        )
+        self.report.reclaimed += sum(row.status == "sending" for row in rows)
+        missing = {row.template_id for row in rows} - self.templates.keys()
+        self.templates |= load_templates(conn, missing)  # with their inline images
         self.claimed.extend(rows)
         self.claims += len(rows)
 
@@ -440,11 +394,9 @@ class _Run:
         mail claimed before that, or an invitation past its expiry.
         """
         now, dead = self.now(), {}
-        for message_id, status, expires_at in conn.execute(
-            _LINKS, {"ids": [row.id for row in rows]}
-        ):
-            if status in ("revoked", "superseded", "expired", "bounced"):
-                dead[message_id] = "revoked" if status == "bounced" else status
+        for message_id, status, expires_at in conn.execute(_LINKS, {"ids": [r.id for r in rows]}):
+            if status in _DEAD:
+                dead[message_id] = _DEAD[status]
             elif status in OPEN_INVITATION_STATUSES and expires_at <= now:
                 dead[message_id] = "expired"
         if dead:
@@ -461,10 +413,9 @@ class _Run:
     def release(self, conn: Connection) -> None:
         """Give the claimed messages not handed out back to the queue, untouched."""
         if self.claimed:
-            conn.execute(
-                _OUTCOMES["release"], [{"mid": row.id, "me": self.me} for row in self.claimed]
-            )
-            self.report.released += len(self.claimed)
+            rows = [{"mid": row.id, "me": self.me} for row in self.claimed]
+            conn.execute(_OUTCOMES["release"], rows)
+            self.report.released += len(rows)
             self.claimed.clear()
 
 
@@ -476,11 +427,10 @@ def deliver(
     rate: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     connections: int | None = None,
-    lease: timedelta = DEFAULT_LEASE,
     retry: RetryPolicy | None = None,
     now: datetime | None = None,
     transport_factory: Callable[[Settings], Transport] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = 100,
     organisation_ids: Collection[int] | None = None,
 ) -> DeliveryReport:
     """Send the due messages of the outbox; see the module docstring for the guarantees.
@@ -488,11 +438,11 @@ def deliver(
     ``limit``: at most this many messages this run. ``rate``: at most this many messages per
     second. ``organisation_ids``: only the messages of invitations to these organisations (a
     client's dashboard delivers its own mail, nobody else's). ``connections``: workers, each
-    with its own transport (default 8 over SMTP, 1 for the Maildir), made by
-    ``transport_factory`` (default: the one the settings name).
-    ``progress(done, total)`` is called after each committed group of outcomes. ``now`` fixes
-    the clock (tests, replays). The report's ``error`` is set when the run stopped early because
-    the transport was unavailable; the unsent messages are then still queued.
+    with its own transport (default 16 over SMTP, 1 for the Maildir), made by
+    ``transport_factory`` (default: the one the settings name). ``batch_size``: messages
+    claimed at a time. ``progress(done, total)`` is called after each committed group of
+    outcomes. ``now`` fixes the clock (tests, replays). The report's ``error`` is set when the
+    run stopped early because the transport was unavailable; the unsent messages stay queued.
     """
     settings = settings or get_settings()
     if limit is not None and limit < 1:
@@ -511,9 +461,9 @@ def deliver(
     if not isinstance(engine, Engine):
         raise MailError("The session factory given to deliver() is not bound to a database engine.")
     transports = [(transport_factory or make_transport)(settings) for _ in range(connections)]
-    options = {"limit": limit, "rate": rate, "progress": progress, "lease": lease, "now": now}
-    options["organisation_ids"] = organisation_ids
-    run = _Run(engine, transports, retry=retry or RetryPolicy(), batch_size=batch_size, **options)
+    options = {"limit": limit, "rate": rate, "progress": progress, "now": now}
+    options |= {"organisation_ids": organisation_ids, "batch_size": batch_size}
+    run = _Run(engine, transports, retry=retry or RetryPolicy(), **options)
     with translate_errors(engine):  # a database missing or unreachable: one sentence
         return run.run()
 
@@ -522,6 +472,4 @@ def mail_status(session: Session) -> dict[str, int]:
     """How many messages the outbox holds in each state (every state present, zeros included)."""
     counts = dict.fromkeys(MESSAGE_STATUSES, 0)
     rows = session.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status)).all()
-    for status, count in rows:
-        counts[status] = count
-    return counts
+    return counts | dict(rows)
