@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from smtp_support import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,10 +48,31 @@ def require_browser() -> Path:
     return CHROMIUM
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def demo_database(folder: Path) -> str:
+    """The URL of a migrated SQLite demo database with the operator's default branding (what
+    ``make demo`` loads, without its jobs): the start of every browser scenario."""
+    from selfcare_ops.branding import seed_default_branding
+    from selfcare_ops.demo import load_demo
+    from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+
+    url = f"sqlite:///{folder / 'demo.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with make_session_factory(engine).begin() as session:
+        load_demo(session)
+        seed_default_branding(session)  # the operator's look, inherited by every client
+    engine.dispose()
+    return url
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started for a test: politely, then for good after 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,11 +194,6 @@ def running_voila(tmp_path: Path, env: dict[str, str], *options: str) -> Iterato
                 time.sleep(0.5)
         yield voila
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
         if os.environ.get("SELFCARE_OPS_SHOW_VOILA_LOG"):
             print(log_path.read_text(errors="replace"))

@@ -32,13 +32,14 @@ from browser_support import (
     require_browser,
     running_voila,
 )
+from browser_support import (
+    demo_database as make_demo_database,
+)
 from sqlalchemy import func, select
 
 from selfcare_ops.access import system_actor
-from selfcare_ops.branding import seed_default_branding
-from selfcare_ops.demo import load_demo
 from selfcare_ops.invitations import bulk as bulk_invitations
-from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.db import make_engine, make_session_factory
 from selfcare_ops.store.models import Invitation, Organisation, OutboundMessage, User
 
 TEST_LANGUAGE = "fr"  # the dashboard as French analysts read it
@@ -86,13 +87,9 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 def demo_database(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    url = make_demo_database(tmp_path)
     engine = make_engine(url)
-    upgrade(engine)
     with make_session_factory(engine).begin() as session:
-        load_demo(session)
-        seed_default_branding(session)  # the operator's look, inherited by every client
-        session.flush()
         actor = system_actor(session)
         plan = bulk_invitations.plan_bulk(session, actor, client_ref=OTHER_REF)
         bulk_invitations.apply_bulk(session, actor, plan)

@@ -4,6 +4,7 @@ would give them, nothing for nothing; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
+from row_support import new_user_columns
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -199,14 +200,7 @@ def test_columns_and_same_values_feed_the_per_client_counts(session_factory, tre
             same={
                 "client_id": client_id,
                 "first_name": "Col",
-                "role": "user",
-                "status": "not_invited",
-                "status_changed_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "right_manage_rights": False,
-                "right_place_orders": False,
-                "right_view_invoices": False,
+                **new_user_columns(now),
             },
             count=MANY,
             return_ids=True,

@@ -1,31 +1,14 @@
 """Rules that hold in the database itself, whoever writes to it."""
 
 import pytest
+from row_support import raw_user_row
 from sqlalchemy import exc, insert, select, text, update
 
-from selfcare_ops.accounts.users import derived_columns
 from selfcare_ops.store.models import ClientUserCount, Organisation, User, count_new_users, utcnow
 
 
 def _user_row(client_id: int, login: str, **overrides):
-    now = utcnow()
-    row = {
-        "client_id": client_id,
-        "login": login,
-        "first_name": "Anne",
-        "last_name": "Test",
-        "role": "user",
-        "status": "not_invited",
-        "status_changed_at": now,
-        "created_at": now,
-        "updated_at": now,
-        "right_manage_rights": False,
-        "right_place_orders": False,
-        "right_view_invoices": False,
-        **derived_columns("Anne", "Test", login, None),
-    }
-    row.update(overrides)
-    return row
+    return {**raw_user_row(client_id, login, "Anne", "Test"), **overrides}
 
 
 def _client_id(session, ref="CA"):

@@ -22,17 +22,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, require_browser
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    demo_database,
+    require_browser,
+    stop_server,
+)
 from click.testing import CliRunner
 from smtp_support import SmtpServer, free_port
 from sqlalchemy import select, update
 
 from selfcare_ops.access import system_actor
-from selfcare_ops.branding import seed_default_branding, set_branding
+from selfcare_ops.branding import set_branding
 from selfcare_ops.cli import main
-from selfcare_ops.demo import DEMO_CLIENT_REF, load_demo
+from selfcare_ops.demo import DEMO_CLIENT_REF
 from selfcare_ops.reports import funnel_by_client
-from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from selfcare_ops.store.db import make_engine, make_session_factory
 from selfcare_ops.store.models import Invitation, Organisation, User, utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,12 +57,9 @@ def chromium() -> Path:
 @pytest.fixture
 def portal_env(tmp_path: Path, smtp_server: SmtpServer) -> dict[str, str]:
     """The demo database and the settings every command and the server share."""
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    url = demo_database(tmp_path)
     engine = make_engine(url)
-    upgrade(engine)
     with make_session_factory(engine).begin() as session:
-        load_demo(session)
-        seed_default_branding(session)
         set_branding(
             session,
             system_actor(session),
@@ -107,12 +111,7 @@ def portal(chromium: Path, portal_env: dict[str, str], tmp_path: Path) -> Iterat
                 time.sleep(0.2)
         yield portal_env["SELFCARE_OPS_PORTAL_URL"]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
         # the access log never shows a token
         log = log_path.read_text(errors="replace")
         assert "/invitation/[redacted]" in log

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from row_support import raw_user_row
 from sqlalchemy import select, text
 
 from selfcare_ops.accounts.lifecycle import deactivate
-from selfcare_ops.accounts.users import NewUser, create_user, derived_columns
+from selfcare_ops.accounts.users import NewUser, create_user
 from selfcare_ops.demo import load_demo
 from selfcare_ops.invitations.service import invite_user
 from selfcare_ops.onboarding import import_users
@@ -80,21 +81,7 @@ def test_every_path_that_writes_users_keeps_the_counts(session_factory, tree, tm
             session,
             User.__table__,
             [
-                {
-                    "client_id": client_id,
-                    "login": login,
-                    "first_name": "Bulk",
-                    "last_name": login,
-                    "role": "user",
-                    "status": "not_invited",
-                    "status_changed_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                    "right_manage_rights": False,
-                    "right_place_orders": False,
-                    "right_view_invoices": False,
-                    **derived_columns("Bulk", login, login, None),
-                }
+                raw_user_row(client_id, login, "Bulk", login, now)
                 for login in ("bulk1@cb", "bulk2@cb")
             ],
         )

@@ -22,11 +22,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Voila, require_browser, running_voila
-
-from selfcare_ops.branding import seed_default_branding
-from selfcare_ops.demo import load_demo
-from selfcare_ops.store.db import make_engine, make_session_factory, upgrade
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    Voila,
+    demo_database,
+    require_browser,
+    running_voila,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,13 +44,7 @@ PAGE_WAIT_MS = 240_000  # kernel start and first render on a busy 2-core machine
 def voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Voila]:
     require_browser()
     tmp_path = tmp_path_factory.mktemp("voila-kernels")
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    with make_session_factory(engine).begin() as session:
-        load_demo(session)
-        seed_default_branding(session)
-    engine.dispose()
+    url = demo_database(tmp_path)
     env = {"SELFCARE_OPS_DATABASE_URL": url, "SELFCARE_OPS_DATA_DIR": str(tmp_path / "data")}
     with running_voila(
         tmp_path,
