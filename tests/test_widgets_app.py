@@ -63,6 +63,18 @@ def test_open_dashboard_explains_an_unusable_database(tmp_path, monkeypatch):
     assert "pas prise en charge" in open_dashboard().value
 
 
+
+def test_open_dashboard_explains_a_language_we_lack(db_url, tree, monkeypatch):
+    """SELFCARE_OPS_LANG=de: one sentence in the fallback language (the locale's, else French),
+    not a traceback from the first translated label."""
+    monkeypatch.setenv("SELFCARE_OPS_DATABASE_URL", db_url)
+    monkeypatch.setenv("SELFCARE_OPS_LANG", "de")
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+    shown = open_dashboard()
+    assert isinstance(shown, widgets.HTML)
+    assert "Le tableau de bord" in shown.value and "SELFCARE_OPS_LANG doit" in shown.value
+    assert "&#x27;de&#x27;" in shown.value and "Traceback" not in shown.value
+
 def test_notebook_opens_the_dashboard_and_is_valid_python():
     notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     code = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]

@@ -21,7 +21,8 @@ import ipywidgets as widgets
 from sqlalchemy.orm import Session, sessionmaker
 
 from selfcare_ops.access import Actor
-from selfcare_ops.i18n import LANGUAGES, _, current_language, set_language
+from selfcare_ops.errors import ConfigurationError
+from selfcare_ops.i18n import LANGUAGES, _, current_language, fallback_language, set_language
 from selfcare_ops.widgets.common import error_message
 
 log = logging.getLogger("selfcare_ops.widgets")
@@ -216,6 +217,11 @@ def open_dashboard(
     from selfcare_ops.store.db import check_ready, make_engine, make_session_factory
 
     try:
+        current_language()
+    except ConfigurationError as exc:  # a bad SELFCARE_OPS_LANG: said in the fallback language
+        set_language(fallback_language())
+        return _unavailable(exc)
+    try:
         settings = get_settings()
         engine = make_engine(database_url or settings.database_url)
         check_ready(engine)
@@ -227,10 +233,12 @@ def open_dashboard(
         return Dashboard(session_factory, actor)
     except Exception as exc:
         log.exception("the dashboard could not be opened")
-        return widgets.HTML(
-            '<div class="selfcare-unavailable" style="color:#b71c1c">{}</div>'.format(
-                html.escape(
-                    _("The dashboard could not open: {reason}").format(reason=error_message(exc))
-                )
-            )
-        )
+        return _unavailable(exc)
+
+
+def _unavailable(error: Exception) -> widgets.HTML:
+    """What the page shows instead of the dashboard: one sentence saying why."""
+    sentence = _("The dashboard could not open: {reason}").format(reason=error_message(error))
+    return widgets.HTML(
+        f'<div class="selfcare-unavailable" style="color:#b71c1c">{html.escape(sentence)}</div>'
+    )
