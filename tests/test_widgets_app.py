@@ -63,7 +63,6 @@ def test_open_dashboard_explains_an_unusable_database(tmp_path, monkeypatch):
     assert "pas prise en charge" in open_dashboard().value
 
 
-
 def test_open_dashboard_explains_a_language_we_lack(db_url, tree, monkeypatch):
     """SELFCARE_OPS_LANG=de: one sentence in the fallback language (the locale's, else French),
     not a traceback from the first translated label."""
@@ -74,6 +73,7 @@ def test_open_dashboard_explains_a_language_we_lack(db_url, tree, monkeypatch):
     assert isinstance(shown, widgets.HTML)
     assert "Le tableau de bord" in shown.value and "SELFCARE_OPS_LANG doit" in shown.value
     assert "&#x27;de&#x27;" in shown.value and "Traceback" not in shown.value
+
 
 def test_notebook_opens_the_dashboard_and_is_valid_python():
     notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
